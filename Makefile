@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what is missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup ngspice demo test test-slow bench clean
+
+setup: ngspice $(STAMP)
+
+ngspice:
+	@command -v ngspice >/dev/null 2>&1 || { \
+	  echo "ngspice not found: installing Debian's ngspice"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ngspice; }
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dask]'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m flows.demo
+
+# pytest exits 5 when it collects no test: not a failure of the suite.
+test: setup
+	$(PY) -m pytest -q || [ $$? -eq 5 ]
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

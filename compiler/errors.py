@@ -1,0 +1,43 @@
+"""Named errors. Each says what was wrong and what to do; the CLI turns them into exit statuses.
+
+`UsageError` and its subclasses are the user's to fix (bad input, missing tool): exit status 2.
+`SimulationError` and its subclasses are failures of a simulation that was well formed: exit status 3.
+"""
+
+
+class CompilerError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+    exit_status = 1
+
+
+class UsageError(CompilerError):
+    """Bad input or a missing prerequisite: fixable by the user."""
+
+    exit_status = 2
+
+
+class PdkError(UsageError):
+    """The sky130 models cannot be found or the request names no real corner or device."""
+
+
+class NgspiceNotFound(UsageError):
+    """ngspice is not installed or not on PATH."""
+
+
+class NetlistError(UsageError):
+    """ngspice rejected the netlist; the message quotes ngspice and the offending line."""
+
+
+class SimulationError(CompilerError):
+    """A simulation of a valid netlist failed."""
+
+    exit_status = 3
+
+
+class ConvergenceError(SimulationError):
+    """ngspice did not converge (operating point or time step too small)."""
+
+
+class SimulationTimeout(SimulationError):
+    """ngspice ran past its time limit and was killed."""

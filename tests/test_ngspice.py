@@ -1,0 +1,148 @@
+"""The ngspice runner against circuits whose answers are known by hand, and its named errors."""
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationTimeout
+from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
+from compiler.simcache import SimCache
+
+U_T = 0.025865  # kT/q at 27 C
+
+
+def test_resistor_divider_matches_ohms_law(fresh_runner):
+    result = fresh_runner.run(Simulation("V1 a 0 1.8\nR1 a b 1k\nR2 b 0 2k\n.op"))
+    assert result["v(b)"][0] == pytest.approx(1.8 * 2 / 3, rel=1e-9)
+    assert result["i(v1)"][0] == pytest.approx(-1.8 / 3e3, rel=1e-9)  # current into the + terminal
+    assert result.ngspice_version.startswith("ngspice-")
+
+
+def test_diode_connected_nfet_follows_the_subthreshold_law(fresh_runner):
+    """A decade of drain current must cost n*U_T*ln(10) of gate voltage, n = 1/kappa in 1.3..1.6."""
+    circuit = (
+        "XM1 d d 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\n"
+        "I1 0 d 1n\n"
+        ".dc I1 0.1n 10n 0.1n\n"
+    )
+    result = fresh_runner.run(Simulation(circuit))
+    current, vgs = result["i(i-sweep)"], result["v(d)"]
+    v_1n, v_10n = np.interp([1e-9, 1e-8], current, vgs)
+    slope = (v_10n - v_1n) / (U_T * math.log(10))  # the slope factor n
+    assert 1.3 < slope < 1.6
+    assert 0.30 < v_1n < 0.40  # weak inversion: well below the 0.58 V threshold voltage
+
+
+def test_pwl_current_stimulus_charges_a_capacitor_linearly(fresh_runner):
+    """1 nA into 1 pF ramps at 1 mV/us: dV = I*t/C."""
+    stim = Stimulus("in", "0", "c", (0.0, 1e-6, 2e-6), (0.0, 1e-9, 1e-9))
+    result = fresh_runner.run(Simulation("C1 c 0 1p\n.ic v(c)=0\n.tran 10n 2u uic", stimuli=(stim,)))
+    time, volts = result["time"], result["v(c)"]
+    expected = np.where(time < 1e-6, 0.5e3 * time**2 * 1e6, 0.5e-3 + 1e-3 * (time - 1e-6) * 1e6)
+    assert np.max(np.abs(volts - expected)) < 1e-6
+
+
+def test_ac_analysis_is_read_as_complex(fresh_runner):
+    result = fresh_runner.run(Simulation("V1 a 0 dc 0 ac 1\nR1 a b 1k\nC1 b 0 1n\n.ac dec 10 1k 1meg"))
+    freq, vb = result["frequency"].real, result["v(b)"]
+    assert np.iscomplexobj(vb)
+    expected = 1 / (1 + 2j * np.pi * freq * 1e3 * 1e-9)
+    assert np.max(np.abs(vb - expected)) < 1e-6
+
+
+def test_several_analyses_give_several_plots(fresh_runner):
+    result = fresh_runner.run(Simulation("V1 a 0 1\nR1 a 0 1k\n.op\n.dc V1 0 1 0.5"))
+    assert sorted(p.name for p in result.plots) == ["DC transfer characteristic", "Operating Point"]
+    assert result.vector("v(a)", plot="DC transfer characteristic").tolist() == [0.0, 0.5, 1.0]
+    assert result.vector("v(a)", plot="Operating Point").tolist() == [1.0]
+
+
+def test_mandatory_options_are_in_every_deck():
+    assert MANDATORY_OPTIONS in Simulation("R1 a 0 1k\n.op").deck()
+    assert "method=gear" in MANDATORY_OPTIONS and "gmin=1e-15" in MANDATORY_OPTIONS
+
+
+def test_cache_miss_then_hit_gives_identical_results(tmp_path):
+    runner = Runner(cache=SimCache(tmp_path))
+    sim = Simulation("XM1 d d 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nI1 0 d 1n\n.op")
+    cold, warm = runner.run(sim), runner.run(sim)
+    assert (cold.cached, warm.cached) == (False, True)
+    assert cold.key == warm.key
+    assert warm["v(d)"].tobytes() == cold["v(d)"].tobytes()
+    other = runner.run(Simulation(sim.circuit.replace("1n", "2n")))
+    assert not other.cached and other.key != cold.key
+
+
+def test_corrupt_cache_entry_is_detected_and_rerun(tmp_path):
+    cache = SimCache(tmp_path)
+    runner = Runner(cache=cache)
+    sim = Simulation("V1 a 0 1\nR1 a 0 1k\n.op")
+    first = runner.run(sim)
+    entry = cache.path(first.key)
+    data = bytearray(entry.read_bytes())
+    data[-3] ^= 0xFF  # flip bits in the stored raw data
+    entry.write_bytes(bytes(data))
+    again = runner.run(sim)
+    assert not again.cached
+    assert again["i(v1)"][0] == pytest.approx(-1e-3)
+    assert runner.run(sim).cached  # the entry was rewritten
+
+
+def test_cache_key_follows_included_file_contents(tmp_path):
+    cache = SimCache(tmp_path / "cache")
+    model = tmp_path / "params.spice"
+    model.write_text(".param rval=1k\n")
+    deck = f'.include "{model}"\nR1 a 0 rval\n'
+    key = cache.key(deck, "ngspice-x")
+    model.write_text(".param rval=2k\n")
+    assert cache.key(deck, "ngspice-x") != key
+    assert cache.key(deck, "ngspice-y") != cache.key(deck, "ngspice-x")
+
+
+def test_parallel_runs_share_the_cache_safely(tmp_path):
+    runner = Runner(cache=SimCache(tmp_path))
+    sims = [Simulation(f"V1 a 0 {v}\nR1 a 0 1k\n.op") for v in (1, 2, 1, 2, 3)]
+    results = runner.run_many(sims, jobs=2)
+    assert [r["i(v1)"][0] for r in results] == pytest.approx([-1e-3, -2e-3, -1e-3, -2e-3, -3e-3])
+    assert all(runner.run(s).cached for s in sims)
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_missing_ngspice_is_a_named_error_with_the_install_command(tmp_path):
+    runner = Runner(cache=SimCache(tmp_path), executable="ngspice-not-installed")
+    with pytest.raises(NgspiceNotFound, match="apt-get install ngspice"):
+        runner.run(Simulation("R1 a 0 1k\n.op"))
+
+
+def test_netlist_error_quotes_ngspice_and_the_offending_line(fresh_runner):
+    with pytest.raises(NetlistError) as caught:
+        fresh_runner.run(Simulation("V1 a 0 1\nXU1 a b no_such_cell\n.op"))
+    message = str(caught.value)
+    assert "unknown subckt" in message.lower()
+    assert "offending line: XU1 a b no_such_cell" in message
+
+
+def test_non_convergence_is_a_named_error(fresh_runner):
+    circuit = (
+        ".option itl1=5 noopiter gminsteps=0 srcsteps=0\n"
+        "V1 in 0 1\nR1 in a 1k\nB1 a 0 I=-1e-3*tanh(1000*v(a))*exp(v(a)*v(a))\nC1 a 0 1p\n.op"
+    )
+    with pytest.raises(ConvergenceError, match="did not converge"):
+        fresh_runner.run(Simulation(circuit))
+
+
+def test_timeout_kills_ngspice(fresh_runner):
+    circuit = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"
+    with pytest.raises(SimulationTimeout, match="killed"):
+        fresh_runner.run(Simulation(circuit, timeout=1.0))
+
+
+def test_raw_without_results_is_rejected():
+    with pytest.raises(NetlistError):
+        parse_raw(b"Title: x\n")
+
+
+def test_ngspice_is_installed_for_the_test_suite():
+    assert shutil.which("ngspice"), "make setup installs ngspice; the runner tests need the real simulator"
