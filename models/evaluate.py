@@ -1,0 +1,55 @@
+"""Measure a model's task metrics on a split (used at save time, by `eval`, and by CI)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from models.errors import CheckpointError
+from models.network import apply
+from models.tasks import Split, Task, get_task
+
+EVAL_BATCH = 512
+
+
+def predictor(graph):
+    """A jitted deployed-mode forward pass (eps at its deployed value) for one graph."""
+    return jax.jit(lambda arrays, x: apply(graph, arrays, x)[0])
+
+
+def predict(fn, arrays, x: np.ndarray) -> np.ndarray:
+    outs = [np.asarray(fn(arrays, x[i:i + EVAL_BATCH])) for i in range(0, len(x), EVAL_BATCH)]
+    return np.concatenate(outs, axis=0)
+
+
+def split_metrics(task: Task, fn, arrays, split: Split, prefix: str) -> dict:
+    out = predict(fn, arrays, split.x)
+    metrics = {f"{prefix}_{k}": v for k, v in task.metrics(out, split.y).items()}
+    metrics[f"{prefix}_loss"] = float(task.loss(out, split.y))
+    return metrics
+
+
+def evaluate(graph, arrays, task: Task, splits=("val", "test")) -> dict:
+    """Metrics on the named splits, plus the task's extra test sets (e.g. longer sequences)."""
+    fn = predictor(graph)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    metrics = {}
+    for name in splits:
+        metrics.update(split_metrics(task, fn, arrays, task.split(name), name))
+    if "test" in splits:
+        for suffix, split in task.extra_tests.items():
+            for k, v in task.metrics(predict(fn, arrays, split.x), split.y).items():
+                metrics[f"test_{k}_{suffix}"] = v
+    return {k: round(float(v), 6) for k, v in sorted(metrics.items())}
+
+
+def evaluate_checkpoint(ckpt, splits=("test",)) -> dict:
+    """Re-measure a loaded checkpoint on its own task's splits."""
+    task_name = ckpt.metadata.get("task")
+    if not isinstance(task_name, str):
+        raise CheckpointError("checkpoint metadata has no 'task'; it cannot be evaluated")
+    try:
+        task = get_task(task_name)
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint task {task_name!r} is unknown to this package") from exc
+    return evaluate(ckpt.graph, ckpt.arrays, task, splits)

@@ -1,0 +1,175 @@
+"""Training: AdamW + cosine decay + gradient clipping, eps-annealing, early stopping on validation.
+
+Deterministic for a given config: initialisation and batch order come from numpy generators seeded
+by ``seed``, the optimiser runs in jitted chunks of ``eval_every`` steps, and the checkpoint holds no
+timestamps, so the same config gives the same checkpoint bytes on the same software stack.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from models import __version__
+from models.backbone import build_graph
+from models.checkpoint import SCHEMA_VERSION, Checkpoint
+from models.evaluate import evaluate, predict, predictor
+from models.layers import NON_NEGATIVE
+from models.network import apply, has_annealed_cells, init_arrays, is_hardware_mappable
+from models.schedule import EpsSchedule, cosine_lr
+from models.tasks import get_task
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    cell: str
+    d: int
+    layers: int = 1
+    seed: int = 0
+    steps: int = 0  # 0: eps-annealing length + 3000 for annealed cells, else 3000
+    batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clip: float = 1.0
+    eps_hold: int = 1000
+    eps_decay: int = 5000
+    eval_every: int = 250
+    patience: int = 8  # evaluations without improvement (counted once eps = 0)
+    mlp: bool = False
+    K: int = 4
+
+    def total_steps(self, annealed: bool) -> int:
+        if self.steps:
+            return self.steps
+        return (self.eps_hold + self.eps_decay + 3000) if annealed else 3000
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Checkpoint
+    losses: list  # mean training loss per chunk
+    steps_run: int
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_run / max(self.seconds, 1e-9)
+
+
+def _project(params):
+    """Keep bias-current parameters non-negative (projected gradient step)."""
+    out = dict(params)
+    for key in params:
+        layer_type_params = [p for ps in NON_NEGATIVE.values() for p in ps]
+        if key.split(".", 1)[1] in layer_type_params and _is_fq(key, params):
+            out[key] = jnp.maximum(params[key], 0.0)
+    return out
+
+
+def _is_fq(key, params):
+    # FQ layers are the only ones holding a 'delta' array.
+    return f"{key.split('.', 1)[0]}.delta" in params
+
+
+def _make_chunk(graph, task, optimizer, eps_schedule):
+    def loss_fn(params, x, y, eps):
+        out, _ = apply(graph, params, x, eps=eps)
+        return task.loss(out, y)
+
+    def one_step(carry, batch):
+        params, opt_state, step = carry
+        x, y = batch
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y, eps_schedule(step))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = _project(optax.apply_updates(params, updates))
+        return (params, opt_state, step + 1), loss
+
+    @jax.jit
+    def chunk(params, opt_state, step, xs, ys):
+        (params, opt_state, step), losses = jax.lax.scan(one_step, (params, opt_state, step), (xs, ys))
+        return params, opt_state, step, jnp.mean(losses)
+
+    return chunk
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train one model and return its checkpoint (best validation point once eps = 0)."""
+    task = get_task(cfg.task)
+    graph = build_graph(cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool,
+                        mlp=cfg.mlp, K=cfg.K)
+    annealed = has_annealed_cells(graph)
+    eps_schedule = EpsSchedule(cfg.eps_hold, cfg.eps_decay) if annealed else EpsSchedule(0, 0)
+    settled = eps_schedule.settled_at if annealed else 0
+    total = cfg.total_steps(annealed)
+    optimizer = optax.chain(optax.clip_by_global_norm(cfg.clip),
+                            optax.adamw(cosine_lr(cfg.lr, total), weight_decay=cfg.weight_decay))
+    params = {k: jnp.asarray(v) for k, v in init_arrays(graph, cfg.seed).items()}
+    opt_state = optimizer.init(params)
+    chunk = _make_chunk(graph, task, optimizer, eps_schedule)
+    fwd = predictor(graph)
+    rng = np.random.default_rng([cfg.seed, 7])
+    train_x, train_y = task.train.x, task.train.y
+
+    best, best_score, best_step, stale, losses = None, None, 0, 0, []
+    step, start = 0, time.perf_counter()
+    bar = tqdm(total=total, disable=not progress, desc=f"{cfg.cell} d={cfg.d} {cfg.task}",
+               leave=False)
+    while step < total:
+        n = min(cfg.eval_every, total - step)
+        idx = rng.integers(0, len(train_x), (n, cfg.batch))
+        params, opt_state, _, loss = chunk(params, opt_state, jnp.int32(step), train_x[idx],
+                                           train_y[idx])
+        step += n
+        losses.append(float(loss))
+        bar.update(n)
+        if step < settled:
+            continue
+        np_params = {k: np.asarray(v) for k, v in params.items()}
+        out = predict(fwd, np_params, task.val.x)
+        score = (task.metrics(out, task.val.y)[task.metric], float(task.loss(out, task.val.y)))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
+        if best is None or task.better(score[0], best_score[0]) or \
+                (score[0] == best_score[0] and score[1] < best_score[1]):
+            best, best_score, best_step, stale = np_params, score, step, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    bar.close()
+    seconds = time.perf_counter() - start
+    if not np.all([np.all(np.isfinite(v)) for v in best.values()]):
+        raise FloatingPointError("training diverged (non-finite parameters); lower --lr")
+    metrics = evaluate(graph, best, task)
+    metadata = {
+        "schema_version": SCHEMA_VERSION,
+        "package": "fqrnn-compiler.models",
+        "package_version": __version__,
+        "jax_version": jax.__version__,
+        "task": task.name,
+        "task_description": task.description,
+        "split": {"train": len(task.train.y), "val": len(task.val.y), "test": len(task.test.y),
+                  "definition": f"models.tasks.get_task({task.name!r}) (fixed seeds)"},
+        "readout": "mean_time" if task.pool else "per_frame",
+        "metric": task.metric,
+        "higher_is_better": task.higher_is_better,
+        "metrics": metrics,
+        "train_config": asdict(cfg),
+        "seed": cfg.seed,
+        "best_step": best_step,
+        "steps_run": step,
+        "hardware_mappable": is_hardware_mappable(graph),
+    }
+    arrays = {k: np.asarray(v, np.float32) for k, v in best.items()}
+    return TrainResult(Checkpoint(graph, arrays, metadata), losses, step, seconds)
+
+
+def config_from_metadata(metadata: dict, **overrides) -> TrainConfig:
+    """Rebuild the training config stored in a checkpoint (to retrain it)."""
+    return replace(TrainConfig(**metadata["train_config"]), **overrides)
