@@ -41,3 +41,11 @@ class ConvergenceError(SimulationError):
 
 class SimulationTimeout(SimulationError):
     """ngspice ran past its time limit and was killed."""
+
+
+class CellParameterError(UsageError):
+    """A cell parameter is outside what the circuit can realise (e.g. a current outside weak inversion)."""
+
+
+class CalibrationMissing(UsageError):
+    """No calibration table exists for the requested cell, corner and temperature."""

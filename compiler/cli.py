@@ -1,0 +1,40 @@
+"""`python -m compiler SUBCOMMAND ...`: the command line a chip designer uses.
+
+Each subcommand lives in its own flow module exposing `add_arguments(parser)` and `run(args) -> int`;
+this file only wires them up and turns named errors into exit statuses (2 for bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from compiler.errors import CompilerError
+
+SUBCOMMANDS = {
+    "characterize": ("flows.characterize", "SPICE-characterise cells and write calibration tables"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compiler", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(module=module)
+        importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args.module).run(args) or 0)
+    except CompilerError as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return error.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
