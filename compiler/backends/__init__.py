@@ -1,0 +1,1 @@
+"""Backends: IR -> SPICE netlist, IR -> behavioural reference model, IR -> layout."""

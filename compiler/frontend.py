@@ -1,0 +1,128 @@
+"""Frontend: a zoo checkpoint becomes a networkx graph of layers, checked against the network design rules.
+
+The checkpoint is read with the zoo's loader (a fixed binary format, no code execution). Every rule
+that a circuit imposes on a network is checked here, before lowering, so the user learns what to
+change in the model (each rule is a named error naming the layer and what to do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from compiler.errors import UsageError
+from models.checkpoint import Checkpoint, load_checkpoint
+from models.errors import CheckpointError
+
+SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru")
+MAX_STATE = 64          # units per layer the compiler places
+MAX_WEIGHT = 64.0       # largest |weight| the 64-unit mirror grid realises (denominator 1)
+SYMMETRIC = {"bmru": "fq_bmru", "cmru": "fq_cmru", "acmru": "fq_cmru"}
+
+
+class BadCheckpoint(UsageError):
+    """The checkpoint file cannot be read or validated by the zoo loader."""
+
+
+class DesignRuleError(UsageError):
+    """The network breaks a rule the circuit imposes (named layer, what to change)."""
+
+
+class UnsupportedLayer(DesignRuleError):
+    """A layer type the cell library has no circuit for."""
+
+
+class NotFirstQuadrant(DesignRuleError):
+    """A signal that would have to be a negative current."""
+
+
+class StateTooLarge(DesignRuleError):
+    """More units in a layer than the compiler places."""
+
+
+class WeightNotRealisable(DesignRuleError):
+    """A weight outside the mirror ratio grid."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated model: the checkpoint and its dataflow graph (nodes carry the layer dicts)."""
+
+    checkpoint: Checkpoint
+    graph: nx.DiGraph
+    path: str
+
+    @property
+    def order(self) -> list[str]:
+        return [layer["name"] for layer in self.checkpoint.graph["layers"]]
+
+    def layer(self, name: str) -> dict:
+        return self.graph.nodes[name]["layer"]
+
+    def array(self, layer: str, param: str) -> np.ndarray:
+        return np.asarray(self.checkpoint.arrays[f"{layer}.{param}"], dtype=np.float64)
+
+
+def load_network(path) -> Network:
+    """Load a checkpoint and check the network design rules."""
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as error:
+        raise BadCheckpoint(f"{path}: {type(error).__name__}: {error}") from error
+    graph = nx.DiGraph()
+    for layer in ckpt.graph["layers"]:
+        graph.add_node(layer["name"], layer=layer)
+    graph.add_edges_from(tuple(edge) for edge in ckpt.graph["edges"])
+    network = Network(ckpt, graph, str(Path(path)))
+    check_design_rules(network)
+    return network
+
+
+def check_design_rules(network: Network) -> None:
+    outputs = set(network.checkpoint.graph["outputs"])
+    for name in network.order:
+        layer = network.layer(name)
+        kind = layer["type"]
+        if kind in SYMMETRIC:
+            raise NotFirstQuadrant(
+                f"layer {name!r} is a symmetric {kind}: its states and candidates are signed, which "
+                f"currents cannot be. Train the first-quadrant cell instead (--cell {SYMMETRIC[kind]})."
+            )
+        if kind == "fq_cmru":
+            raise UnsupportedLayer(
+                f"layer {name!r} is an FQ-CMRU: the native multistable ladder is not in the cell library "
+                "yet. Compile an FQ-BMRU model (--cell fq_bmru)."
+            )
+        if kind not in SUPPORTED:
+            raise UnsupportedLayer(
+                f"layer {name!r} has type {kind!r}, which has no circuit (supported: {', '.join(SUPPORTED)}). "
+                "Use a hardware-mappable backbone (FQ cells, linear, relu, add, mean_time)."
+            )
+        if kind == "fq_bmru" and layer["d"] > MAX_STATE:
+            raise StateTooLarge(f"layer {name!r} has d = {layer['d']} units; at most {MAX_STATE} are placed.")
+        if kind in ("linear", "fq_bmru"):
+            weights = network.array(name, "W")
+            worst = float(np.max(np.abs(weights))) if weights.size else 0.0
+            if worst > MAX_WEIGHT:
+                raise WeightNotRealisable(
+                    f"layer {name!r} has a weight of magnitude {worst:.3g}; the mirror grid realises at most "
+                    f"{MAX_WEIGHT:g} units. Add weight decay or clip the weights when training."
+                )
+        if kind == "linear" and name not in outputs:
+            consumers = [network.layer(n)["type"] for n in network.graph.successors(name)]
+            feeds_output = all(c == "mean_time" for c in consumers) and consumers
+            if not feeds_output and not all(c == "relu" for c in consumers):
+                raise NotFirstQuadrant(
+                    f"linear layer {name!r} feeds {consumers} without a ReLU: its signed output cannot be "
+                    "a current. Put a relu after it, or make it the network's readout."
+                )
+        if kind == "fq_bmru":
+            for param in ("beta_lo", "delta", "alpha"):
+                if np.any(network.array(name, param) < 0):
+                    raise NotFirstQuadrant(
+                        f"layer {name!r} has negative {param}; an FQ-BMRU needs beta_lo, delta, alpha >= 0 "
+                        "(they become bias currents). Retrain with the zoo's constrained cell."
+                    )

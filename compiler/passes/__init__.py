@@ -1,0 +1,30 @@
+"""IR -> IR passes, one per file, each a pure function `run(ir, config) -> IR`, applied in PIPELINE order.
+
+legalise         clamp cell parameters into what the cells realise, recording every change
+split_signs      W = positive - negative: sourcing pfet and sinking nfet mirrors
+scale_currents   software units -> amperes (1 unit = i_unit)
+quantise_ratios  mirror ratios as integer counts of identical unit devices
+assign_biases    every DC current drawn from one reference through shared bias lines
+size_devices     unit device W/L from the mismatch budget
+calibrate        program the bias currents through the cells' SPICE calibration tables
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "assign_biases",
+            "size_devices", "calibrate")
+
+
+def run_pipeline(ir, config, upto: str | None = None):
+    """Apply the passes in order (through `upto`); returns (ir, seconds per pass)."""
+    timings = {}
+    for name in PIPELINE:
+        start = time.perf_counter()
+        ir = importlib.import_module(f"compiler.passes.{name}").run(ir, config)
+        timings[name] = time.perf_counter() - start
+        if name == upto:
+            break
+    return ir, timings

@@ -1,0 +1,58 @@
+"""Legalise: clamp bistable-cell parameters into the window the cell realises, and record each change.
+
+A bistable cell's currents must lie in the cells' weak-inversion range (cells.common.I_MIN..I_MAX at
+the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
+(narrower windows shrink in silicon, research/circuits.md section 5). A narrow window is widened about
+its centre; a gain too small to realise becomes 0 (the unit's output is switched off). The recorded
+adjustments go to the build report, and the behavioural reference uses the legalised values, so
+verification compares SPICE with the circuit the compiler meant to build.
+"""
+
+from __future__ import annotations
+
+from cells.common import I_MAX, I_MIN
+from compiler.errors import UsageError
+from compiler.ir import IR, Bistable
+
+
+class UnrealisableCurrent(UsageError):
+    """A cell current above the weak-inversion range at the configured i_unit."""
+
+
+def run(ir: IR, config) -> IR:
+    adjustments = list(ir.meta.get("adjustments", []))
+    new = {}
+    for cell in ir.of_kind(Bistable):
+        i_unit = config.get("i_unit", cell)
+        lo, hi = I_MIN / i_unit, I_MAX / i_unit
+        ratio = config.get("min_width_ratio", cell)
+        thresh, width, gain = list(cell.thresh), list(cell.width), list(cell.gain)
+        for k in range(cell.size):
+            if max(thresh[k], gain[k]) > hi:
+                raise UnrealisableCurrent(
+                    f"{cell.name} unit {k}: threshold {thresh[k]:.3g} / gain {gain[k]:.3g} units exceed "
+                    f"{hi:.3g} units ({I_MAX:.3g} A at i_unit = {i_unit:g} A). Lower i_unit in the config."
+                )
+            before = (thresh[k], width[k], gain[k])
+            t, w = max(thresh[k], lo), width[k]
+            if w < ratio * t:  # widen to ratio * t about the window's centre c = t - w/2
+                t = max((t - w / 2) / (1 - ratio / 2), lo)
+                w = ratio * t
+            g = gain[k] if gain[k] >= lo else (lo if gain[k] >= lo / 2 else 0.0)
+            thresh[k], width[k], gain[k] = t, w, g
+            if (t, w, g) != before:
+                adjustments.append({"stage": cell.name, "unit": k, "reason": _reason(before, (t, w, g), lo, ratio),
+                                    "from": list(before), "to": [t, w, g]})
+        new[cell.name] = cell.replace(thresh=tuple(thresh), width=tuple(width), gain=tuple(gain))
+    return ir.replace_stages(new).with_meta(adjustments=adjustments)
+
+
+def _reason(before, after, lo, ratio) -> str:
+    reasons = []
+    if after[0] != before[0] and before[0] < lo:
+        reasons.append(f"threshold below the {lo:.3g}-unit minimum")
+    if after[1] != before[1]:
+        reasons.append(f"hysteresis width below {ratio:g} x threshold")
+    if after[2] != before[2]:
+        reasons.append("gain below the minimum current" + (" (output switched off)" if after[2] == 0 else ""))
+    return "; ".join(reasons)

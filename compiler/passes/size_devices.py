@@ -1,0 +1,42 @@
+"""Size devices: the unit device of each receiver's mirrors, from the mismatch budget (Pelgrom).
+
+One mirror output of r unit devices against a diode of D units has a relative current sigma of about
+A * sqrt(1/r + 1/D) / sqrt(W * L); A is about 30 %um for nfets and 20 %um for pfets in sky130
+(research/circuits.md section 3). The smallest catalogue device that keeps the smallest used ratio of a
+receiver's arrays within `mismatch_budget` is chosen; when none does, the largest is used and the
+shortfall is recorded for the build report.
+"""
+
+from __future__ import annotations
+
+import math
+
+from compiler.ir import IR, Receiver, WeightArray
+
+PELGROM = {"n": 0.30, "p": 0.20}                  # relative sigma x um of one device
+CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))   # unit W x L in um, by area
+
+
+def sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> float:
+    """Expected relative sigma of one mirror output of `ratio` units against a `denominator`-unit diode."""
+    return PELGROM[polarity] * math.sqrt(1 / ratio + 1 / denominator) / math.sqrt(w * l)
+
+
+def run(ir: IR, config) -> IR:
+    new, notes = {}, list(ir.meta.get("sizing", []))
+    for rx in ir.of_kind(Receiver):
+        arrays = [ir.stage(n) for n in ir.successors(rx.name) if isinstance(ir.stage(n), WeightArray)]
+        if not arrays:
+            continue
+        budget = min(config.get("mismatch_budget", a) for a in arrays)
+        used = [(pol, r) for a in arrays for pol, m in (("p", a.pos_ratios), ("n", a.neg_ratios))
+                for row in m for r in row if r > 0]
+        def worst(w, l):
+            return max((sigma(pol, r, rx.denominator, w, l) for pol, r in used), default=0.0)
+        fitting = [wl for wl in CATALOGUE if worst(*wl) <= budget]
+        w, l = fitting[0] if fitting else CATALOGUE[-1]
+        if not fitting:
+            notes.append({"stage": rx.name, "budget": budget, "achieved": round(worst(w, l), 4)})
+        for array in arrays:
+            new[array.name] = array.replace(unit_w=w, unit_l=l)
+    return ir.replace_stages(new).with_meta(sizing=notes)

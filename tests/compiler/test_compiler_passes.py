@@ -1,0 +1,104 @@
+"""Each pass on its own: what it changes, what it must leave alone, and what it records."""
+
+import numpy as np
+import pytest
+
+from compiler.config import Config
+from compiler.frontend import load_network
+from compiler.ir import BiasArray, Bistable, Receiver, WeightArray
+from compiler.lower import lower
+from compiler.passes import legalise, quantise_ratios, scale_currents, size_devices, split_signs
+from compiler.passes.legalise import UnrealisableCurrent
+
+
+@pytest.fixture
+def lowered(small_ckpt):
+    return lower(load_network(small_ckpt))
+
+
+def test_legalise_widens_narrow_windows_about_their_centre_and_records_it(tmp_path, checkpoint_factory):
+    def narrow(graph, arrays):
+        arrays["cell1.beta_lo"] = np.array([1.0, 1.0, 1.0, 1.0], np.float32)
+        arrays["cell1.delta"] = np.array([0.02, 0.5, 0.5, 0.5], np.float32)
+        arrays["cell1.alpha"] = np.array([1.0, 0.01, 0.08, 1.0], np.float32)
+
+    ir = lower(load_network(checkpoint_factory(tmp_path / "n.ckpt", edit=narrow)))
+    out = legalise.run(ir, Config())
+    cell = out.stage("cell1")
+    assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0])
+    assert (cell.thresh[0] + cell.thresh[0] - cell.width[0]) / 2 == pytest.approx(1.01, rel=1e-6)  # centre kept
+    assert cell.width[1:] == pytest.approx((0.5, 0.5, 0.5))
+    assert cell.gain[1] == 0.0            # 10 pA: too small, switched off
+    assert cell.gain[2] == pytest.approx(0.1)   # 80 pA: raised to the 100 pA minimum
+    units = sorted((a["stage"], a["unit"]) for a in out.meta["adjustments"])
+    assert units == [("cell1", 0), ("cell1", 1), ("cell1", 2)]
+
+
+def test_legalise_rejects_currents_above_weak_inversion(tmp_path, checkpoint_factory):
+    def big(graph, arrays):
+        arrays["cell1.alpha"] = np.array([20.0, 1, 1, 1], np.float32)
+
+    ir = lower(load_network(checkpoint_factory(tmp_path / "b.ckpt", edit=big)))
+    with pytest.raises(UnrealisableCurrent, match="(?i)lower i_unit"):
+        legalise.run(ir, Config())
+    assert legalise.run(ir, Config(model={"i_unit": 1e-10})).stage("cell1").gain[0] == 20.0
+
+
+def test_split_signs_gives_non_negative_parts_whose_difference_is_w(lowered):
+    out = split_signs.run(lowered, Config())
+    for array in out.of_kind(WeightArray):
+        pos, neg, w = (np.array(m) for m in (array.positive, array.negative, array.weights))
+        assert np.all(pos >= 0) and np.all(neg >= 0) and np.all(pos * neg == 0)
+        np.testing.assert_array_equal(pos - neg, w)
+
+
+def test_scale_currents_turns_units_into_amperes_once(lowered):
+    out = scale_currents.run(lowered, Config(model={"i_unit": 2e-9}))
+    assert out.meta["units"] == "A"
+    assert out.stage("cell1").thresh == pytest.approx(tuple(2e-9 * t for t in lowered.stage("cell1").thresh))
+    assert out.stage("cell1.b").values == pytest.approx(tuple(2e-9 * v for v in lowered.stage("cell1.b").values))
+    assert scale_currents.run(out, Config(model={"i_unit": 2e-9})) == out  # idempotent
+
+
+def test_quantise_ratios_rounds_onto_a_shared_grid(lowered):
+    out = quantise_ratios.run(split_signs.run(lowered, Config()), Config(model={"denominator": 4}))
+    for rx in out.of_kind(Receiver):
+        for name in out.successors(rx.name):
+            array = out.stage(name)
+            assert array.denominator == rx.denominator == 4
+            realised = np.array(array.realised())
+            assert np.max(np.abs(realised - np.array(array.weights))) <= 1 / 8 + 1e-12
+
+
+def test_quantise_ratios_lowers_the_denominator_for_large_weights(tmp_path, checkpoint_factory):
+    def large(graph, arrays):
+        arrays["cell1.W"] = arrays["cell1.W"].copy()
+        arrays["cell1.W"][0, 0] = 20.0
+
+    ir = lower(load_network(checkpoint_factory(tmp_path / "l.ckpt", edit=large)))
+    out = quantise_ratios.run(split_signs.run(ir, Config()), Config())
+    array = out.stage("cell1.W")
+    assert array.denominator == 3  # 64 units // 20
+    assert array.pos_ratios[0][0] == 60
+    assert max(max(r) for r in (*array.pos_ratios, *array.neg_ratios)) <= 64
+
+
+def test_size_devices_meets_the_budget_with_the_smallest_device(lowered):
+    quantised = quantise_ratios.run(split_signs.run(lowered, Config()), Config())
+    loose = size_devices.run(quantised, Config(model={"mismatch_budget": 0.2}))
+    tight = size_devices.run(quantised, Config(model={"mismatch_budget": 0.05}))
+    area = {n: loose.stage(n).unit_w * loose.stage(n).unit_l for n in ("cell1.W", "readout.W")}
+    area_tight = {n: tight.stage(n).unit_w * tight.stage(n).unit_l for n in ("cell1.W", "readout.W")}
+    assert all(area_tight[n] >= area[n] for n in area) and area_tight != area
+    for array in tight.of_kind(WeightArray):
+        used = [(pol, r) for pol, m in (("p", array.pos_ratios), ("n", array.neg_ratios)) for row in m for r in row if r]
+        worst = max(size_devices.sigma(pol, r, array.denominator, array.unit_w, array.unit_l) for pol, r in used)
+        assert worst <= 0.05 or any(n["stage"] for n in tight.meta["sizing"])
+
+
+def test_passes_leave_other_stages_untouched(lowered):
+    out = split_signs.run(lowered, Config())
+    for stage in lowered.stages:
+        if not isinstance(stage, WeightArray):
+            assert out.stage(stage.name) == stage
+    assert isinstance(out.stage("cell1"), Bistable) and isinstance(out.stage("cell1.b"), BiasArray)
