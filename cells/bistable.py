@@ -1,0 +1,421 @@
+"""The bistable memory cell (FQ-BMRU stage): a Schmitt trigger on a current with three bias currents.
+
+Behaviour (ideal): the state sets when the input exceeds beta_hi = I_thresh, resets when it falls
+below beta_lo = I_thresh - I_width, and holds in between; the output sinks I_gain when set, 0 else.
+
+Topology (18 transistors; the 9-transistor starved-inverter core of research/circuits.md section 5,
+with three changes that remove its systematic offsets):
+* input: a cascoded nfet diode stack (4/8 under 4/4) takes the candidate current into ``in``; it is
+  also the layer's ReLU (a net negative current only pulls ``in`` to ground). A cascoded copy sinks
+  the input from the decision node ``a``, so the copy no longer depends on the voltage of ``a``
+  (this removed the -8 % threshold offset of the plain nfet input mirror);
+* ``a`` is pulled up by I_thresh (pfet 4/8 mirror of the pfet diode on port ``ith``);
+* a current-starved inverter (10 nA from the shared ``vsp``/``vsn`` biases) drives ``b`` = state;
+* positive feedback: when ``b`` is high, a switch adds an I_width sink (nfet 4/8) on ``a``;
+* output: a switch on ``b`` sinks I_gain through a cascoded nfet source (4/8 under 4/4) from
+  ``out``, mirrored from the cascoded diode on port ``ig`` (this removed the +7.6 % level offset).
+
+Ports: ``vdd in out ith iw ig vsp vsn``
+* ``in``   candidate current, sourced into the cell (>= 0; negative net current reads as 0)
+* ``out``  sinks I_gain when set (keep it at 0.5..1.5 V, e.g. a pfet diode of the next stage)
+* ``ith``  I_thresh, drawn out of this port (a sinking bias output)
+* ``iw``, ``ig``  I_width and I_gain, sourced into these ports (sourcing bias outputs)
+* ``vsp``, ``vsn``  shared starving-bias gate voltages (pfet / nfet diodes carrying 10 nA)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.errors import CellParameterError
+from compiler.ngspice import Runner, Simulation, Stimulus
+from cells import common
+from cells.common import Subckt
+
+NAME = "bistable"
+PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "vsp", "vsn")
+W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (mismatch: research section 5, 4/8)
+L_CASCODE = 4.0
+I_STARVE = 10e-9              # inverter starving current (shared bias)
+MIN_WIDTH_RATIO = 0.1         # I_width / I_thresh below this loses the hysteresis to mismatch
+V_OUT = 1.0                   # output node voltage in characterisation (a pfet diode of the next stage)
+
+TEMPLATE = """\
+* bistable memory cell: set above I_thresh, reset below I_thresh - I_width, output I_gain when set
+.subckt {{ name }} vdd in out ith iw ig vsp vsn
+* input: cascoded nfet diode (the ReLU) and its cascoded copy sinking from decision node a
+XMi1 x1 x1 0 0 {{ NFET }} W={{ w }} L={{ l }}
+XMi1c in in x1 0 {{ NFET }} W={{ w }} L={{ lc }}
+XMi2 x2 x1 0 0 {{ NFET }} W={{ w }} L={{ l }}
+XMi2c a in x2 0 {{ NFET }} W={{ w }} L={{ lc }}
+* threshold: I_thresh sourced into a
+XMthd ith ith vdd vdd {{ PFET }} W={{ w }} L={{ l }}
+XMth a ith vdd vdd {{ PFET }} W={{ w }} L={{ l }}
+* current-starved inverter a -> b (b = state)
+XMsp sp vsp vdd vdd {{ PFET }} W=1 L=1
+XMip b a sp vdd {{ PFET }} W=1 L=0.5
+XMin b a sn 0 {{ NFET }} W=1 L=0.5
+XMsn sn vsn 0 0 {{ NFET }} W=1 L=1
+* hysteresis: I_width sunk from a while the state is set
+XMwd iw iw 0 0 {{ NFET }} W={{ w }} L={{ l }}
+XMhs a b h 0 {{ NFET }} W=1 L=0.5
+XMh h iw 0 0 {{ NFET }} W={{ w }} L={{ l }}
+* output: I_gain sunk from out while the state is set, cascoded source
+XMgd y1 y1 0 0 {{ NFET }} W={{ w }} L={{ l }}
+XMgdc ig ig y1 0 {{ NFET }} W={{ w }} L={{ lc }}
+XMgs out b g2 0 {{ NFET }} W=1 L=0.5
+XMgc g2 ig g 0 {{ NFET }} W={{ w }} L={{ lc }}
+XMg g y1 0 0 {{ NFET }} W={{ w }} L={{ l }}
+.ends {{ name }}
+"""
+
+STARVE_BIAS = """\
+* shared starving bias of the bistable cells: vsp, vsn carry {{ i }} each (one per chip)
+.subckt bistable_starve_bias vdd vsp vsn
+Isp vsp 0 {{ i }}
+XMspd vsp vsp vdd vdd {{ PFET }} W=1 L=1
+Isn vdd vsn {{ i }}
+XMsnd vsn vsn 0 0 {{ NFET }} W=1 L=1
+.ends bistable_starve_bias
+"""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Bias currents in amperes: I_thresh = beta_hi, I_width = beta_hi - beta_lo, I_gain = alpha."""
+
+    I_thresh: float
+    I_width: float
+    I_gain: float
+
+    def __post_init__(self):
+        common.check_current(NAME, "I_thresh", self.I_thresh)
+        common.check_current(NAME, "I_gain", self.I_gain)
+        if not (isinstance(self.I_width, (int, float)) and math.isfinite(self.I_width)) or self.I_width >= self.I_thresh:
+            raise CellParameterError(
+                f"bistable: I_width = {self.I_width!r} A must be below I_thresh = {self.I_thresh:g} A "
+                "(the reset threshold I_thresh - I_width must stay positive).")
+        if self.I_width < MIN_WIDTH_RATIO * self.I_thresh:
+            raise CellParameterError(
+                f"bistable: I_width = {self.I_width:g} A is below {MIN_WIDTH_RATIO:g} x I_thresh; the hysteresis "
+                "would be lost to mismatch. Widen delta in the model or clamp it to the minimum.")
+
+
+def subckt(params: Params | None = None) -> Subckt:
+    """The cell netlist. The bias currents are port currents, so one subckt serves every unit."""
+    text = common.render(TEMPLATE, name=NAME, w=W_SRC, l=L_SRC, lc=L_CASCODE)
+    return Subckt(NAME, PORTS, text)
+
+
+def starve_bias() -> Subckt:
+    """The shared starving bias (ideal 10 nA sources; a chip takes them from the bias generator)."""
+    return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"),
+                  common.render(STARVE_BIAS, i=f"{I_STARVE:g}"))
+
+
+def ideal(params: Params) -> tuple[float, float, float]:
+    """(beta_hi, beta_lo, alpha) of the ideal cell."""
+    return params.I_thresh, params.I_thresh - params.I_width, params.I_gain
+
+
+# ----------------------------------------------------------------------------------------------
+# Testbenches
+
+RAMP_TIME = 0.1    # seconds per slow window: quasi-static (the window spans 0.3 * I_thresh)
+SPAN = 0.15        # half-width of each slow window, as a fraction of I_thresh
+HOLD = 2e-3
+
+
+def _ramp_stimulus(p: Params, ramp_time=RAMP_TIME):
+    """Fast to below the set threshold, slow through it, hold, fast to above reset, slow through it, hold."""
+    hi, lo, span = p.I_thresh, p.I_thresh - p.I_width, SPAN * p.I_thresh
+    t, pts = 0.0, [(0.0, 0.0)]
+    for dt, v in ((1e-3, hi - span), (ramp_time, hi + span), (HOLD, hi + span), (1e-3, lo + span),
+                  (ramp_time, max(lo - span, 0.0)), (HOLD, max(lo - span, 0.0))):
+        t += dt
+        pts.append((t, v))
+    return pts
+
+
+def _hysteresis_sim(p: Params, corner, temp, ramp_time=RAMP_TIME, mc_seed=None) -> tuple[Simulation, list]:
+    pts = _ramp_stimulus(p, ramp_time)
+    circuit = "\n".join([
+        subckt().text, starve_bias().text,
+        "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
+        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+        f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
+        f"Vout vo 0 {V_OUT:g}",
+        subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn"]),
+        ".save i(vout) i(vdd)",
+        f".tran {ramp_time / 1000:g} {pts[-1][0]:g} 0 {ramp_time / 100:g}",
+    ])
+    times, values = common.pwl(pts)
+    sim = Simulation(circuit, title=f"bistable hysteresis {p}", corner=corner, temp=temp, mc_seed=mc_seed,
+                     stimuli=(Stimulus("in", "vddb", "in", times, values),))
+    return sim, pts
+
+
+def _measure_hysteresis(res, p: Params, pts) -> dict:
+    t = res["time"]
+    i_out = -res["i(vout)"]
+    times, values = common.pwl(pts)
+    i_in = np.interp(t, times, values)
+    half = 0.5 * p.I_gain
+    t_up = common.crossing(t, i_out, half, rising=True)
+    t_dn = common.crossing(t, i_out, half, rising=False, after=times[3])
+    up = float(np.interp(t_up, times, values)) if math.isfinite(t_up) else float("nan")
+    down = float(np.interp(t_dn, times, values)) if math.isfinite(t_dn) else float("nan")
+    set_window, reset_window = (times[2], times[3]), (times[5] + 0.2 * HOLD, times[6])
+    level = common.mean_between(t, i_out, times[2] + 0.2 * HOLD, times[3])
+    low = common.mean_between(t, i_out, *reset_window)
+    # supply of the cell: its vdd pin plus the bias currents it takes from the bias generator
+    i_supply = -res["i(vdd)"] + p.I_width + p.I_gain
+    p_set = common.VDD * common.mean_between(t, i_supply, times[2] + 0.2 * HOLD, times[3])
+    p_reset = common.VDD * common.mean_between(t, i_supply, *reset_window)
+    return {"I_thresh": p.I_thresh, "I_width": p.I_width, "I_gain": p.I_gain, "up": up, "down": down,
+            "level": level, "low": low, "power_set": p_set, "power_reset": p_reset,
+            "loop": {"i_in": i_in[:: max(1, len(t) // 400)].tolist(), "i_out": i_out[:: max(1, len(t) // 400)].tolist()}}
+
+
+def measure(runner: Runner, params_list, corner="tt", temp=27.0, jobs=2, ramp_time=RAMP_TIME) -> list[dict]:
+    """Thresholds, level and power of each parameter set, one slow-transient simulation each."""
+    built = [_hysteresis_sim(p, corner, temp, ramp_time) for p in params_list]
+    results = runner.run_many([s for s, _ in built], jobs=jobs)
+    return [_measure_hysteresis(r, p, pts) for r, p, (_, pts) in zip(results, params_list, built)]
+
+
+OVERDRIVES = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def _delay_sim(p: Params, up: float, corner, temp) -> tuple[Simulation, float]:
+    """One netlist, one cell per overdrive: input steps from 0.5 * up to (1 + d) * up at t0."""
+    t0, t_end = 0.2e-3, 0.2e-3 + 2e-3 * (1e-9 / p.I_thresh)
+    lines = [subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
+             starve_bias().instance("S", ["vddb", "vsp", "vsn"])]
+    stimuli = []
+    for k, d in enumerate(OVERDRIVES):
+        lines += [f"Ith{k} ith{k} 0 {p.I_thresh:.6g}", f"Iw{k} vddb iw{k} {p.I_width:.6g}",
+                  f"Ig{k} vddb ig{k} {p.I_gain:.6g}", f"Vout{k} vo{k} 0 {V_OUT:g}",
+                  subckt().instance(f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn"])]
+        stimuli.append(Stimulus(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end),
+                                (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up)))
+    lines += [".save " + " ".join(f"i(vout{k})" for k in range(len(OVERDRIVES))),
+              f".tran {t_end / 2000:g} {t_end:g} 0 {t_end / 400:g}"]
+    return Simulation("\n".join(lines), title=f"bistable delay {p}", corner=corner, temp=temp,
+                      stimuli=tuple(stimuli)), t0
+
+
+# ----------------------------------------------------------------------------------------------
+# Characterisation
+
+GRID_THRESH = (0.25e-9, 0.5e-9, 1e-9, 2e-9, 4e-9, 8e-9)
+GRID_RATIO = (0.1, 0.25, 0.5, 0.8)
+GRID_GAIN = (0.25e-9, 0.5e-9, 1e-9, 2e-9, 4e-9, 8e-9)
+NOMINAL = Params(1e-9, 0.25e-9, 1e-9)
+DELAY_THRESH = (1e-9, 4e-9)
+
+
+def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
+    grid = [Params(i, r * i, 1e-9) for i in GRID_THRESH for r in GRID_RATIO]
+    gains = [Params(1e-9, 0.25e-9, g) for g in GRID_GAIN if g != 1e-9]
+    rows = measure(runner, grid + gains, corner, temp, jobs)
+    hyst, level_rows = rows[: len(grid)], rows[len(grid):]
+    nominal = next(r for r in hyst if r["I_thresh"] == 1e-9 and abs(r["I_width"] - 0.25e-9) < 1e-15)
+    level_rows = sorted(level_rows + [nominal], key=lambda r: r["I_gain"])
+    up = np.array([[r["up"] for r in hyst if r["I_thresh"] == i] for i in GRID_THRESH])  # [thresh, ratio]
+    width = np.array([[r["up"] - r["down"] for r in hyst if r["I_thresh"] == i] for i in GRID_THRESH])
+    iw = np.array(GRID_RATIO)[None, :] * np.array(GRID_THRESH)[:, None]
+    fit = {
+        "grid_thresh": list(GRID_THRESH), "grid_ratio": list(GRID_RATIO), "grid_gain": list(GRID_GAIN),
+        "up_over_thresh": (up / np.array(GRID_THRESH)[:, None]).tolist(),
+        "width_over_iwidth": (width / iw).tolist(),
+        "level_over_gain": [r["level"] / r["I_gain"] for r in level_rows],
+        "protocol": {"ramp_time": RAMP_TIME, "span": SPAN, "v_out": V_OUT, "i_starve": I_STARVE},
+    }
+    # switching delay against overdrive, at two threshold currents
+    sims = []
+    for i in DELAY_THRESH:
+        row = next(r for r in hyst if r["I_thresh"] == i and abs(r["I_width"] - 0.25 * i) < 1e-15)
+        sims.append((_delay_sim(Params(i, 0.25 * i, 1e-9), row["up"], corner, temp), i))
+    delays = {}
+    for ((sim, t0), i), res in zip(sims, runner.run_many([s for (s, _), _ in sims], jobs=jobs)):
+        delays[f"{i:g}"] = [common.crossing(res["time"], -res[f"i(vout{k})"], 0.5e-9, True) - t0
+                            for k in range(len(OVERDRIVES))]
+    fit["delay"] = {"overdrive": list(OVERDRIVES), "by_thresh": delays}
+    data = {"hysteresis": [{k: v for k, v in r.items() if k != "loop"} for r in hyst],
+            "level": [{k: v for k, v in r.items() if k != "loop"} for r in level_rows],
+            "nominal_loop": nominal["loop"]}
+    power = {"I_thresh": 1e-9, "I_width": 0.25e-9, "I_gain": 1e-9, "set": nominal["power_set"],
+             "reset": nominal["power_reset"], "watts": 0.5 * (nominal["power_set"] + nominal["power_reset"])}
+    return data, fit, {"power": power}
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibrated model
+
+
+class Calibration:
+    """Thresholds and level from the measured tables: bilinear in (log I_thresh, I_width/I_thresh)."""
+
+    def __init__(self, table: dict):
+        self.table = table
+        fit = table["fit"]
+        self.log_thresh = np.log(np.asarray(fit["grid_thresh"]))
+        self.ratio = np.asarray(fit["grid_ratio"])
+        self.log_gain = np.log(np.asarray(fit["grid_gain"]))
+        self.up_tab = np.asarray(fit["up_over_thresh"])
+        self.width_tab = np.asarray(fit["width_over_iwidth"])
+        self.level_tab = np.asarray(fit["level_over_gain"])
+
+    def _bilinear(self, tab, i_thresh, ratio, xp=np):
+        rows = xp.stack([xp.interp(xp.log(i_thresh), xp.asarray(self.log_thresh), xp.asarray(tab[:, j]))
+                         for j in range(tab.shape[1])])
+        return xp.interp(ratio, xp.asarray(self.ratio), rows) if np.ndim(ratio) == 0 else \
+            xp.stack([xp.interp(r, xp.asarray(self.ratio), rows[:, k]) for k, r in enumerate(ratio)])
+
+    def thresholds(self, I_thresh, I_width, I_gain, xp=np):
+        """(beta_hi, beta_lo, alpha) the circuit realises for these bias currents (scalars; xp = numpy or jax.numpy)."""
+        ratio = I_width / I_thresh
+        up = I_thresh * self._bilinear(self.up_tab, I_thresh, ratio, xp)
+        width = I_width * self._bilinear(self.width_tab, I_thresh, ratio, xp)
+        level = I_gain * xp.interp(xp.log(I_gain), xp.asarray(self.log_gain), xp.asarray(self.level_tab))
+        return up, up - width, level
+
+    def invert(self, beta_hi: float, delta: float, alpha: float) -> Params:
+        """Bias currents whose calibrated cell has set threshold beta_hi, width delta and level alpha (A)."""
+        if not (beta_hi > 0 and 0 < delta < beta_hi and alpha > 0):
+            raise CellParameterError(
+                f"bistable: need 0 < delta < beta_hi and alpha > 0, got beta_hi={beta_hi:g}, delta={delta:g}, alpha={alpha:g}.")
+        ith, iw = beta_hi, delta
+        for _ in range(40):
+            ratio = min(max(iw / ith, self.ratio[0]), self.ratio[-1])
+            ith = beta_hi / float(self._bilinear(self.up_tab, ith, ratio))
+            iw = delta / float(self._bilinear(self.width_tab, ith, ratio))
+        ig = alpha
+        for _ in range(40):
+            ig = alpha / float(np.interp(np.log(ig), self.log_gain, self.level_tab))
+        return Params(ith, iw, ig)
+
+    def delay(self, I_thresh: float, overdrive: float) -> float:
+        """Switching delay (s) after a step to (1 + overdrive) * beta_hi: log-log interpolation, scaled 1/I."""
+        d = self.table["fit"]["delay"]
+        ref = min(d["by_thresh"], key=lambda k: abs(math.log(float(k) / I_thresh)))
+        od, dl = np.log(d["overdrive"]), np.log(d["by_thresh"][ref])
+        return float(np.exp(np.interp(math.log(overdrive), od, dl))) * float(ref) / I_thresh
+
+
+def step(state, h, beta_hi, beta_lo):
+    """One frame of the cell (JAX): set above beta_hi, reset below beta_lo, else hold."""
+    import jax.numpy as jnp
+
+    return jnp.where(h > beta_hi, 1.0, jnp.where(h < beta_lo, 0.0, state))
+
+
+def run_frames(h, beta_hi, beta_lo, alpha, state0=0.0):
+    """Output current per frame for a sequence of frame inputs h (JAX scan)."""
+    import jax
+    import jax.numpy as jnp
+
+    def body(s, x):
+        s = step(s, x, beta_hi, beta_lo)
+        return s, alpha * s
+
+    _, out = jax.lax.scan(body, jnp.asarray(state0, jnp.float32), jnp.asarray(h, jnp.float32))
+    return out
+
+
+def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
+    return Calibration(common.load_table(NAME, corner, temp))
+
+
+# ----------------------------------------------------------------------------------------------
+# Held-out validation, mismatch, plot
+
+HELD_OUT = (Params(1.5e-9, 0.525e-9, 3e-9), Params(0.7e-9, 0.42e-9, 0.6e-9), Params(5e-9, 1e-9, 1.5e-9))
+FRAME = 1e-3
+
+
+def _frames_sim(p: Params, h, corner, temp):
+    times, values = [0.0], [float(h[0])]
+    for k, v in enumerate(h):
+        times += [k * FRAME + 1e-6 if k else 0.0, (k + 1) * FRAME]
+        values += [float(v), float(v)]
+    times, values = times[1:], values[1:]
+    circuit = "\n".join([
+        subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
+        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+        f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
+        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn"]),
+        ".save i(vout)", f".tran {FRAME / 200:g} {len(h) * FRAME:g} 0 {FRAME / 50:g}"])
+    return Simulation(circuit, title="bistable frames", corner=corner, temp=temp,
+                      stimuli=(Stimulus("in", "vddb", "in", tuple(times), tuple(values)),))
+
+
+def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2, calibration=None) -> dict:
+    """Ideal and calibrated thresholds/levels against SPICE at held-out biases, and a frame sequence."""
+    cal = calibration or load_calibration(corner, temp)
+    rows = measure(runner, HELD_OUT, corner, temp, jobs)
+    report = {"points": []}
+    worst = {"ideal": 0.0, "calibrated": 0.0}
+    for p, row in zip(HELD_OUT, rows):
+        spice = (row["up"], row["down"], row["level"])
+        model = tuple(float(x) for x in cal.thresholds(p.I_thresh, p.I_width, p.I_gain))
+        entry = {"params": [p.I_thresh, p.I_width, p.I_gain], "spice": spice}
+        for name, pred in (("ideal", ideal(p)), ("calibrated", model)):
+            errs = [abs(a / b - 1) for a, b in zip(pred, spice)]
+            entry[name] = {"up": errs[0], "down": errs[1], "level": errs[2]}
+            worst[name] = max(worst[name], *errs)
+        report["points"].append(entry)
+    report["ideal_max_rel_error"], report["calibrated_max_rel_error"] = worst["ideal"], worst["calibrated"]
+    # frame sequence through the first held-out cell: state per frame, calibrated model vs SPICE
+    p = HELD_OUT[0]
+    hi, lo, alpha = (float(x) for x in cal.thresholds(p.I_thresh, p.I_width, p.I_gain))
+    h = np.array([0.2, 1.2, 0.8, 0.9, 0.5, 0.9, 1.4, 0.2, 0.95, 1.1]) * p.I_thresh
+    res = runner.run(_frames_sim(p, h, corner, temp))
+    ends = (np.arange(len(h)) + 1) * FRAME - 0.02 * FRAME
+    spice_out = np.interp(ends, res["time"], -res["i(vout)"])
+    model_out = np.asarray(run_frames(h, hi, lo, alpha))
+    report["frames"] = {"agreement": float(np.mean((spice_out > alpha / 2) == (model_out > alpha / 2))),
+                        "rms_error_of_alpha": common.rms((spice_out - model_out) / alpha)}
+    return report
+
+
+def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8, seed: int = 1,
+             params: Params = NOMINAL, jobs: int = 2) -> dict:
+    """Sigma of set/reset thresholds, width and level over `n` Monte Carlo draws (one cell per draw)."""
+    built = [_hysteresis_sim(params, corner, temp, mc_seed=seed + k) for k in range(n)]
+    results = runner.run_many([s for s, _ in built], jobs=jobs)
+    rows = [_measure_hysteresis(r, params, pts) for r, (_, pts) in zip(results, built)]
+    out = {"n": n, "params": [params.I_thresh, params.I_width, params.I_gain]}
+    for key, f in (("up", lambda r: r["up"]), ("down", lambda r: r["down"]),
+                   ("width", lambda r: r["up"] - r["down"]), ("level", lambda r: r["level"])):
+        v = np.array([f(r) for r in rows])
+        out[key] = {"mean": float(v.mean()), "sigma": float(v.std(ddof=1)), "rel_sigma": float(v.std(ddof=1) / v.mean())}
+    return out
+
+
+def plot(table: dict, path) -> None:
+    plt = common.agg_pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    loop = table["data"]["nominal_loop"]
+    axes[0].plot(np.asarray(loop["i_in"]) * 1e9, np.asarray(loop["i_out"]) * 1e9)
+    axes[0].set(title="hysteresis loop (I_thresh 1 nA, I_width 0.25 nA, I_gain 1 nA)", xlabel="I_in [nA]", ylabel="I_out [nA]")
+    fit = table["fit"]
+    for j, r in enumerate(fit["grid_ratio"]):
+        axes[1].semilogx(fit["grid_thresh"], [row[j] for row in fit["up_over_thresh"]], "o-", label=f"up, r={r:g}")
+        axes[1].semilogx(fit["grid_thresh"], [row[j] for row in fit["width_over_iwidth"]], "s--", label=f"width, r={r:g}")
+    axes[1].semilogx(fit["grid_gain"], fit["level_over_gain"], "k^-", label="level / I_gain (vs I_gain)")
+    axes[1].set(title="measured / ideal", xlabel="I_thresh (or I_gain) [A]")
+    axes[1].legend(fontsize=6)
+    for k, v in fit["delay"]["by_thresh"].items():
+        axes[2].loglog(fit["delay"]["overdrive"], v, "o-", label=f"I_thresh {float(k) * 1e9:g} nA")
+    axes[2].set(title="switching delay", xlabel="overdrive (I_in / up - 1)", ylabel="delay [s]")
+    axes[2].legend()
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
