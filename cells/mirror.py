@@ -193,11 +193,12 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         fit[pol]["ratio_spread"] = float(np.max(ratio_err.max(axis=0) - ratio_err.min(axis=0)))
         ok = np.all(np.abs(err) < 0.01, axis=1)
         fit[pol]["compliance_v_out"] = [float(v) for v, good in zip(V_OUT_SET, ok) if good]
-    power = {}
+    by_pol = {}
     for pol in POLARITIES:  # a 1:1 mirror at 1 nA: input plus output current, all from the 1.8 V rail
         row = next(r for r in data[f"{pol}_vout"] if r["v_out"] == V_OUT_NOMINAL)
         i_out = float(common.log_interp(1e-9, data["i_unit"], row["gain"])) * 1e-9
-        power[pol] = {"i_in": 1e-9, "ratio": "1:1", "watts": (1e-9 + i_out) * common.VDD}
+        by_pol[pol] = (1e-9 + i_out) * common.VDD
+    power = {"i_in": 1e-9, "ratio": "1:1", "watts": max(by_pol.values()), "by_polarity": by_pol}
     return data, fit, {"power": power}
 
 
