@@ -63,6 +63,16 @@ class TrainResult:
         return self.steps_run / max(self.seconds, 1e-9)
 
 
+def _fit_schedule(cfg: TrainConfig, annealed: bool) -> TrainConfig:
+    """Shrink the eps-annealing phase when an explicit --steps is too short to hold it, so that eps
+    reaches 0 at two thirds of the run and the final third selects the deployed (eps = 0) model."""
+    settled = cfg.eps_hold + cfg.eps_decay
+    if not annealed or not cfg.steps or cfg.steps >= settled + cfg.eval_every:
+        return cfg
+    scale = (2 * cfg.steps / 3) / max(settled, 1)
+    return replace(cfg, eps_hold=int(cfg.eps_hold * scale), eps_decay=int(cfg.eps_decay * scale))
+
+
 def _project(params):
     """Keep bias-current parameters non-negative (projected gradient step)."""
     out = dict(params)
@@ -105,6 +115,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     graph = build_graph(cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool,
                         mlp=cfg.mlp, K=cfg.K)
     annealed = has_annealed_cells(graph)
+    cfg = _fit_schedule(cfg, annealed)
     eps_schedule = EpsSchedule(cfg.eps_hold, cfg.eps_decay) if annealed else EpsSchedule(0, 0)
     settled = eps_schedule.settled_at if annealed else 0
     total = cfg.total_steps(annealed)
@@ -129,7 +140,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         step += n
         losses.append(float(loss))
         bar.update(n)
-        if step < settled:
+        if step < settled and step < total:
             continue
         np_params = {k: np.asarray(v) for k, v in params.items()}
         out = predict(fwd, np_params, task.val.x)

@@ -1,0 +1,76 @@
+"""The zoo: which models are shipped, how each is trained, and how the zoo table is rendered.
+
+Each entry is a full ``TrainConfig``; ``python -m models build-zoo`` retrains them into
+``models/zoo/<name>.ckpt`` and rewrites ``models/zoo/README.md`` from the checkpoints' own metadata,
+so the table always shows the numbers measured at save time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.checkpoint import load_checkpoint
+from models.train import TrainConfig
+
+ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+
+# Settings shared by the FQ-BMRU digit models (chosen on the validation split, see README).
+_DIGITS_FQ = dict(task="digits_rows", cell="fq_bmru", layers=2, lr=1e-2, eps_hold=1000,
+                  eps_decay=10000, steps=16000, patience=20)
+_CMP = dict(layers=1, lr=3e-3)
+
+ZOO: dict[str, TrainConfig] = {
+    "fq_bmru_d4_digits_rows": TrainConfig(d=4, **_DIGITS_FQ),
+    "fq_bmru_d8_digits_rows": TrainConfig(d=8, **_DIGITS_FQ),
+    "fq_bmru_d16_digits_rows": TrainConfig(d=16, **_DIGITS_FQ),
+    "fq_bmru_d4_flipflop": TrainConfig(task="flipflop", cell="fq_bmru", d=4, layers=1, lr=3e-3,
+                                       steps=14000, patience=20),
+    "fq_cmru_d8_event_count": TrainConfig(task="event_count", cell="fq_cmru", d=8, layers=1,
+                                          lr=3e-3, K=4),
+    "fq_bmru_d8_event_count": TrainConfig(task="event_count", cell="fq_bmru", d=8, layers=1,
+                                          lr=3e-3),
+    **{f"{cell}_d8_{task}": TrainConfig(task=task, cell=cell, d=8, **_CMP)
+       for task in ("copy_first", "digits_rows")
+       for cell in ("bmru", "cmru", "acmru", "lru", "mingru")},
+}
+
+
+def zoo_path(name: str) -> Path:
+    return ZOO_DIR / f"{name}.ckpt"
+
+
+def shipped() -> list[Path]:
+    return sorted(ZOO_DIR.glob("*.ckpt"))
+
+
+def _num(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
+
+
+def _row(path: Path) -> list[str]:
+    """One table row from a checkpoint's metadata ('?' where a foreign file lacks a field)."""
+    md = load_checkpoint(path).metadata
+    cfg = md.get("train_config") or {}
+    m = md.get("metrics") or {}
+    metric = md.get("metric", "?")
+    extra = ", ".join(f"{k}={v:.4g}" for k, v in m.items()
+                      if k.startswith(f"test_{metric}_") or k == "test_frame_acc")
+    hw = md.get("hardware_mappable")
+    return [path.stem, str(md.get("task", "?")), str(cfg.get("cell", "?")), str(cfg.get("d", "?")),
+            str(cfg.get("layers", "?")), {True: "yes", False: "no"}.get(hw, "?"), metric,
+            _num(m.get(f"val_{metric}")), _num(m.get(f"test_{metric}")), extra or "-",
+            str(md.get("best_step", "?")), f"{path.stat().st_size / 1024:.1f}"]
+
+
+HEADER = ["model", "task", "cell", "d", "layers", "hardware", "metric", "val", "test", "more (test)",
+          "best step", "KB"]
+
+
+def table_rows(paths=None) -> list[list[str]]:
+    return [_row(p) for p in (shipped() if paths is None else paths)]
+
+
+def markdown_table(rows) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
