@@ -12,8 +12,10 @@ with three changes that remove its systematic offsets):
 * ``a`` is pulled up by I_thresh (pfet 4/8 mirror of the pfet diode on port ``ith``);
 * a current-starved inverter (10 nA from the shared ``vsp``/``vsn`` biases) drives ``b`` = state;
 * positive feedback: when ``b`` is high, a switch adds an I_width sink (nfet 4/8) on ``a``;
-* output: a switch on ``b`` sinks I_gain through a cascoded nfet source (4/8 under 4/4) from
-  ``out``, mirrored from the cascoded diode on port ``ig`` (this removed the +7.6 % level offset).
+* output: a cascoded nfet source (4/8 under 4/4, mirrored from the cascoded diode on port ``ig``)
+  sinks I_gain from ``out`` through a switch on ``b`` placed between the source and its cascode
+  (this removed the +7.6 % level offset; with the switch under the cascode, the turn-on glitch on
+  ``out`` fell from 104x I_gain / 73 fC excess charge to 5.9x / 1.7 fC at the nominal bias).
 
 Ports: ``vdd in out ith iw ig vsp vsn``
 * ``in``   candidate current, sourced into the cell (>= 0; negative net current reads as 0)
@@ -63,11 +65,11 @@ XMsn sn vsn 0 0 {{ NFET }} W=1 L=1
 XMwd iw iw 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMhs a b h 0 {{ NFET }} W=1 L=0.5
 XMh h iw 0 0 {{ NFET }} W={{ w }} L={{ l }}
-* output: I_gain sunk from out while the state is set, cascoded source
+* output: I_gain sunk from out while the state is set; cascode on top, switch below it (no charge glitch on out)
 XMgd y1 y1 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMgdc ig ig y1 0 {{ NFET }} W={{ w }} L={{ lc }}
-XMgs out b g2 0 {{ NFET }} W=1 L=0.5
-XMgc g2 ig g 0 {{ NFET }} W={{ w }} L={{ lc }}
+XMgc out ig g2 0 {{ NFET }} W={{ w }} L={{ lc }}
+XMgs g2 b g 0 {{ NFET }} W=1 L=0.5
 XMg g y1 0 0 {{ NFET }} W={{ w }} L={{ l }}
 .ends {{ name }}
 """
@@ -175,8 +177,12 @@ def _measure_hysteresis(res, p: Params, pts) -> dict:
     i_supply = -res["i(vdd)"] + p.I_width + p.I_gain
     p_set = common.VDD * common.mean_between(t, i_supply, times[2] + 0.2 * HOLD, times[3])
     p_reset = common.VDD * common.mean_between(t, i_supply, *reset_window)
+    # turn-on glitch: peak output and the charge above I_gain in the 200 us after the set crossing
+    after = (t > t_up - 1e-6) & (t < t_up + 200e-6) if math.isfinite(t_up) else np.zeros_like(t, bool)
+    glitch_q = float(np.trapezoid(np.clip(i_out[after] - level, 0, None), t[after])) if after.any() else float("nan")
     return {"I_thresh": p.I_thresh, "I_width": p.I_width, "I_gain": p.I_gain, "up": up, "down": down,
             "level": level, "low": low, "power_set": p_set, "power_reset": p_reset,
+            "peak_over_gain": float(i_out.max() / p.I_gain), "glitch_charge": glitch_q,
             "loop": {"i_in": i_in[:: max(1, len(t) // 400)].tolist(), "i_out": i_out[:: max(1, len(t) // 400)].tolist()}}
 
 
@@ -248,6 +254,9 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     data = {"hysteresis": [{k: v for k, v in r.items() if k != "loop"} for r in hyst],
             "level": [{k: v for k, v in r.items() if k != "loop"} for r in level_rows],
             "nominal_loop": nominal["loop"]}
+    fit["glitch"] = {"peak_over_gain_max": max(r["peak_over_gain"] for r in rows),
+                     "charge_max": max(r["glitch_charge"] for r in rows), "nominal_peak_over_gain": nominal["peak_over_gain"],
+                     "nominal_charge": nominal["glitch_charge"]}
     power = {"I_thresh": 1e-9, "I_width": 0.25e-9, "I_gain": 1e-9, "set": nominal["power_set"],
              "reset": nominal["power_reset"], "watts": 0.5 * (nominal["power_set"] + nominal["power_reset"])}
     return data, fit, {"power": power}
@@ -402,7 +411,8 @@ def plot(table: dict, path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     loop = table["data"]["nominal_loop"]
     axes[0].plot(np.asarray(loop["i_in"]) * 1e9, np.asarray(loop["i_out"]) * 1e9)
-    axes[0].set(title="hysteresis loop (I_thresh 1 nA, I_width 0.25 nA, I_gain 1 nA)", xlabel="I_in [nA]", ylabel="I_out [nA]")
+    axes[0].set(title="hysteresis loop (I_thresh 1 nA, I_width 0.25 nA, I_gain 1 nA)", xlabel="I_in [nA]",
+                ylabel="I_out [nA] (turn-on glitch clipped)", ylim=(-0.1, 1.5))
     fit = table["fit"]
     for j, r in enumerate(fit["grid_ratio"]):
         axes[1].semilogx(fit["grid_thresh"], [row[j] for row in fit["up_over_thresh"]], "o-", label=f"up, r={r:g}")
