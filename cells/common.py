@@ -12,7 +12,6 @@ import datetime
 import json
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -88,8 +87,7 @@ def write_table(cell: str, corner: str, temp: float, data: dict, fit: dict, *, w
     table = {
         "schema": SCHEMA, "cell": cell, "corner": corner, "temp": temp,
         "pdk": find_models().source, "ngspice": ngspice_version(),
-        "command": " ".join(["python -m compiler characterize", *sys.argv[1:]]) if "characterize" in sys.argv
-        else f"python -m compiler characterize {cell} --corner {corner} --temp {temp:g}",
+        "command": f"python -m compiler characterize {cell} --corner {corner} --temp {temp:g}",
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_time": round(wall_time, 3),
         **(extra or {}),
