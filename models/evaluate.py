@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import jax
 import numpy as np
 
@@ -9,23 +12,45 @@ from models.errors import CheckpointError
 from models.network import apply
 from models.tasks import Split, Task, get_task
 
-EVAL_BATCH = 512
+EVAL_BATCH = 256  # every batch is padded to this size so each sequence length compiles once
 
 
-def predictor(graph):
-    """A jitted deployed-mode forward pass (eps at its deployed value) for one graph."""
+@lru_cache(maxsize=64)
+def _predictor(graph_json: str):
+    graph = json.loads(graph_json)
     return jax.jit(lambda arrays, x: apply(graph, arrays, x)[0])
 
 
+def predictor(graph):
+    """A jitted deployed-mode forward pass (eps at its deployed value), cached per graph."""
+    return _predictor(json.dumps(graph, sort_keys=True))
+
+
 def predict(fn, arrays, x: np.ndarray) -> np.ndarray:
-    outs = [np.asarray(fn(arrays, x[i:i + EVAL_BATCH])) for i in range(0, len(x), EVAL_BATCH)]
+    outs = []
+    for i in range(0, len(x), EVAL_BATCH):
+        part = x[i:i + EVAL_BATCH]
+        pad = EVAL_BATCH - len(part)
+        if pad:
+            part = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)])
+        outs.append(np.asarray(fn(arrays, part))[:EVAL_BATCH - pad])
     return np.concatenate(outs, axis=0)
+
+
+@lru_cache(maxsize=None)
+def _jitted_loss(task_name: str):
+    return jax.jit(get_task(task_name).loss)
+
+
+def loss_value(task: Task, out: np.ndarray, y: np.ndarray) -> float:
+    """The task loss of network outputs, compiled once per task instead of op by op."""
+    return float(_jitted_loss(task.name)(out, y))
 
 
 def split_metrics(task: Task, fn, arrays, split: Split, prefix: str) -> dict:
     out = predict(fn, arrays, split.x)
     metrics = {f"{prefix}_{k}": v for k, v in task.metrics(out, split.y).items()}
-    metrics[f"{prefix}_loss"] = float(task.loss(out, split.y))
+    metrics[f"{prefix}_loss"] = loss_value(task, out, split.y)
     return metrics
 
 

@@ -86,7 +86,8 @@ def validate_graph(graph) -> dict:
         preds[dst].append(src)
     for key in ("inputs", "outputs"):
         names = graph[key]
-        if not (isinstance(names, list) and len(names) == 1 and names[0] in order):
+        if not (isinstance(names, list) and len(names) == 1 and isinstance(names[0], str)
+                and names[0] in order):
             raise InvalidGraph(f"graph {key!r} must list exactly one existing layer name")
     if layers[order[graph["inputs"][0]]]["type"] != "input":
         raise InvalidGraph("the graph input must be a layer of type 'input'")

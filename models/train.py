@@ -7,8 +7,10 @@ timestamps, so the same config gives the same checkpoint bytes on the same softw
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +21,7 @@ from tqdm import tqdm
 from models import __version__
 from models.backbone import build_graph
 from models.checkpoint import SCHEMA_VERSION, Checkpoint
-from models.evaluate import evaluate, predict, predictor
+from models.evaluate import evaluate, loss_value, predict, predictor
 from models.layers import NON_NEGATIVE
 from models.network import apply, has_annealed_cells, init_arrays, is_hardware_mappable
 from models.schedule import EpsSchedule, cosine_lr
@@ -88,6 +90,17 @@ def _is_fq(key, params):
     return f"{key.split('.', 1)[0]}.delta" in params
 
 
+@lru_cache(maxsize=16)
+def _compiled(graph_json: str, task_name: str, lr: float, weight_decay: float, clip: float,
+              total: int, hold: int, decay: int, annealed: bool):
+    """Optimiser and jitted training chunk, shared by runs that differ only in seed (compile once)."""
+    graph, task = json.loads(graph_json), get_task(task_name)
+    eps_schedule = EpsSchedule(hold, decay) if annealed else EpsSchedule(0, 0)
+    optimizer = optax.chain(optax.clip_by_global_norm(clip),
+                            optax.adamw(cosine_lr(lr, total), weight_decay=weight_decay))
+    return optimizer, _make_chunk(graph, task, optimizer, eps_schedule), predictor(graph)
+
+
 def _make_chunk(graph, task, optimizer, eps_schedule):
     def loss_fn(params, x, y, eps):
         out, _ = apply(graph, params, x, eps=eps)
@@ -116,15 +129,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
                         mlp=cfg.mlp, K=cfg.K)
     annealed = has_annealed_cells(graph)
     cfg = _fit_schedule(cfg, annealed)
-    eps_schedule = EpsSchedule(cfg.eps_hold, cfg.eps_decay) if annealed else EpsSchedule(0, 0)
-    settled = eps_schedule.settled_at if annealed else 0
+    settled = cfg.eps_hold + cfg.eps_decay if annealed else 0
     total = cfg.total_steps(annealed)
-    optimizer = optax.chain(optax.clip_by_global_norm(cfg.clip),
-                            optax.adamw(cosine_lr(cfg.lr, total), weight_decay=cfg.weight_decay))
+    optimizer, chunk, fwd = _compiled(json.dumps(graph, sort_keys=True), task.name, cfg.lr,
+                                      cfg.weight_decay, cfg.clip, total, cfg.eps_hold,
+                                      cfg.eps_decay, annealed)
     params = {k: jnp.asarray(v) for k, v in init_arrays(graph, cfg.seed).items()}
     opt_state = optimizer.init(params)
-    chunk = _make_chunk(graph, task, optimizer, eps_schedule)
-    fwd = predictor(graph)
     rng = np.random.default_rng([cfg.seed, 7])
     train_x, train_y = task.train.x, task.train.y
 
@@ -144,7 +155,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             continue
         np_params = {k: np.asarray(v) for k, v in params.items()}
         out = predict(fwd, np_params, task.val.x)
-        score = (task.metrics(out, task.val.y)[task.metric], float(task.loss(out, task.val.y)))
+        score = (task.metrics(out, task.val.y)[task.metric], loss_value(task, out, task.val.y))
         bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
         if best is None or task.better(score[0], best_score[0]) or \
                 (score[0] == best_score[0] and score[1] < best_score[1]):

@@ -1,0 +1,55 @@
+"""The shipped zoo: every checkpoint loads, and re-evaluating it on its test split reproduces the
+metric stored at save time (CI does this instead of retraining)."""
+
+import pytest
+
+from models.catalog import ZOO, shipped, zoo_path
+from models.checkpoint import load_checkpoint
+from models.evaluate import evaluate_checkpoint
+from models.network import is_hardware_mappable
+from models.tasks import get_task
+from models.train import config_from_metadata, train
+
+HARDWARE_ENTRIES = ["fq_bmru_d4_digits_rows", "fq_bmru_d8_digits_rows", "fq_bmru_d16_digits_rows",
+                    "fq_bmru_d4_flipflop", "fq_cmru_d8_event_count"]
+TOLERANCE = 0.02  # absolute, on the test metric, when retraining on a different software stack
+
+
+def test_zoo_is_complete_and_small():
+    names = {p.stem for p in shipped()}
+    assert names == set(ZOO)
+    for p in shipped():
+        assert p.stat().st_size < 64 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_shipped_checkpoint_reproduces_its_metric(name):
+    ckpt = load_checkpoint(zoo_path(name))
+    md = ckpt.metadata
+    metric = f"test_{md['metric']}"
+    measured = evaluate_checkpoint(ckpt, ("test",))
+    assert measured[metric] == pytest.approx(md["metrics"][metric], abs=1e-5)
+    assert config_from_metadata(md) == ZOO[name]  # the catalog and the shipped file agree
+    if name in HARDWARE_ENTRIES:
+        assert is_hardware_mappable(ckpt.graph) and md["hardware_mappable"]
+        x = get_task(md["task"]).test.x
+        assert x.min() >= 0 and x.max() <= 1  # inputs become currents
+
+
+def test_counting_needs_a_counter():
+    acc = {c: load_checkpoint(zoo_path(f"{c}_d8_event_count")).metadata["metrics"]["test_acc"]
+           for c in ("fq_cmru", "fq_bmru")}
+    assert acc["fq_cmru"] > acc["fq_bmru"] + 0.3
+
+
+@pytest.mark.slow
+def test_retraining_reproduces_metric():
+    name = "fq_cmru_d8_event_count"
+    shipped_ckpt = load_checkpoint(zoo_path(name))
+    again = train(config_from_metadata(shipped_ckpt.metadata), progress=False).checkpoint
+    key = f"test_{shipped_ckpt.metadata['metric']}"
+    assert again.metadata["metrics"][key] == pytest.approx(
+        shipped_ckpt.metadata["metrics"][key], abs=TOLERANCE)
+    if again.metadata["jax_version"] == shipped_ckpt.metadata["jax_version"]:
+        for k, v in shipped_ckpt.arrays.items():  # same stack: bit-identical parameters
+            assert again.arrays[k].tobytes() == v.tobytes(), k
