@@ -1,8 +1,8 @@
 """Backbone graphs of DOMAIN.md section 2, built as plain data for any cell.
 
 Each block is ``cell -> [linear -> relu] -> residual add`` (the residual once widths match), followed
-by a linear readout giving per-frame logits and, for sequence classification, a ``mean_time``
-pooling. With an FQ cell every layer is hardware-mappable (mirror arrays, diode ReLU, current
+by an optional ``linear -> relu`` head and a linear readout giving per-frame logits and, for
+sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable (mirror arrays, diode ReLU, current
 summing, no normalisation); with the other cells the same skeleton gives the comparison models.
 """
 
@@ -32,8 +32,10 @@ def cell_layer(cell: str, name: str, n_in: int, d: int, K: int = 4) -> dict:
 
 
 def build_graph(cell: str, n_in: int, d: int, n_out: int, *, layers: int = 1, pool: bool = False,
-                mlp: bool = False, K: int = 4) -> dict:
-    """A stacked network: ``layers`` blocks of width d, readout to n_out, optional time pooling."""
+                mlp: bool = False, K: int = 4, head: int = 0) -> dict:
+    """A stacked network: ``layers`` blocks of width d, an optional ``head``-wide linear+ReLU
+    layer on the residual stream (per-frame nonlinear features of the latched states and the
+    current input before pooling), readout to n_out, optional time pooling."""
     if layers < 1:
         raise InvalidGraph("a network needs at least one recurrent layer")
     nodes = [{"name": "x", "type": "input", "features": n_in}]
@@ -54,7 +56,11 @@ def build_graph(cell: str, n_in: int, d: int, n_out: int, *, layers: int = 1, po
         if block_width == d:
             out = add({"name": f"res{i}", "type": "add"}, block_in, out)
         prev, width = out, d
-    prev = add({"name": "readout", "type": "linear", "in": d, "out": n_out}, prev)
+    if head:
+        prev = add({"name": "head", "type": "linear", "in": d, "out": head}, prev)
+        prev = add({"name": "head_relu", "type": "relu"}, prev)
+        width = head
+    prev = add({"name": "readout", "type": "linear", "in": width, "out": n_out}, prev)
     if pool:
         prev = add({"name": "pool", "type": "mean_time"}, prev)
     return {"layers": nodes, "edges": edges, "inputs": ["x"], "outputs": [prev]}

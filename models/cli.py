@@ -27,7 +27,8 @@ def _cmd_train(args) -> int:
     from models.train import TrainConfig, train
 
     cfg = TrainConfig(task=args.task, cell=args.cell, d=args.d, layers=args.layers, seed=args.seed,
-                      steps=args.steps, lr=args.lr, mlp=args.mlp, K=args.K, batch=args.batch)
+                      steps=args.steps, lr=args.lr, mlp=args.mlp, K=args.K, batch=args.batch,
+                      head=args.head)
     result = train(cfg, progress=not args.quiet)
     save_checkpoint(args.output, result.checkpoint)
     md = result.checkpoint.metadata
@@ -85,7 +86,9 @@ def _cmd_compare(args) -> int:
     from models.compare import run_comparison
 
     run_comparison(Path(args.output), seeds=tuple(range(args.seeds)), sizes=tuple(args.sizes),
-                   progress=not args.quiet)
+                   progress=not args.quiet, tasks=tuple(args.tasks),
+                   results=Path(args.results) if args.results else None,
+                   render_only=args.render_only)
     return 0
 
 
@@ -104,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--K", type=int, default=4, help="levels of an FQ-CMRU")
     t.add_argument("--mlp", action="store_true", help="add linear+ReLU after each cell")
+    t.add_argument("--head", type=int, default=0, help="width of a linear+ReLU layer before the "
+                   "readout (0: none)")
     t.add_argument("-o", "--output", required=True, help="checkpoint path to write")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -126,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="benchmarks/zoo_comparison.md")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
+    c.add_argument("--tasks", nargs="+", default=["copy_first", "digits_rows", "event_count"],
+                   choices=["copy_first", "digits_rows", "event_count"])
+    c.add_argument("--results", default=None,
+                   help="JSON-lines file of finished runs (default: output with .jsonl); "
+                        "runs already in it are not repeated")
+    c.add_argument("--render-only", action="store_true", help="only rebuild the Markdown")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_cmd_compare)
     return p
@@ -135,6 +146,8 @@ def _positive(args) -> None:
     for key in ("d", "layers", "batch", "K"):
         if getattr(args, key, 1) < 1:
             raise UsageError(f"--{key} must be a positive integer")
+    if getattr(args, "head", 0) < 0:
+        raise UsageError("--head must be >= 0")
     if getattr(args, "steps", 0) < 0 or getattr(args, "lr", 1.0) <= 0:
         raise UsageError("--steps must be >= 0 and --lr > 0")
 

@@ -21,7 +21,9 @@ class EpsSchedule:
 
     def __call__(self, step):
         step = jnp.asarray(step, jnp.float32)
-        return jnp.clip(1.0 - (step - self.hold) / max(self.decay, 1), 0.0, 1.0)
+        if self.decay == 0:  # no annealing: eps = 1 for `hold` steps, then the deployed cell
+            return jnp.where(step < self.hold, 1.0, 0.0)
+        return jnp.clip(1.0 - (step - self.hold) / self.decay, 0.0, 1.0)
 
     @property
     def settled_at(self) -> int:

@@ -46,6 +46,7 @@ class TrainConfig:
     patience: int = 8  # evaluations without improvement (counted once eps = 0)
     mlp: bool = False
     K: int = 4
+    head: int = 0  # width of a linear+ReLU layer before the readout (0: none)
 
     def total_steps(self, annealed: bool) -> int:
         if self.steps:
@@ -126,7 +127,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Train one model and return its checkpoint (best validation point once eps = 0)."""
     task = get_task(cfg.task)
     graph = build_graph(cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool,
-                        mlp=cfg.mlp, K=cfg.K)
+                        mlp=cfg.mlp, K=cfg.K, head=cfg.head)
     annealed = has_annealed_cells(graph)
     cfg = _fit_schedule(cfg, annealed)
     settled = cfg.eps_hold + cfg.eps_decay if annealed else 0
