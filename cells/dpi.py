@@ -87,7 +87,7 @@ class Params:
 def subckt(params: Params) -> Subckt:
     """The DPI of one capacitor value (the bias currents are port currents)."""
     side = params.side_um
-    name = f"dpi_c{common.fmt_current(params.C * 1e3).replace('n', '')}p"  # e.g. dpi_c1p for 1 pF
+    name = f"dpi_c{round(params.C * 1e15)}f"  # e.g. dpi_c1000f for 1 pF
     text = common.render(TEMPLATE, name=name, w=W, l=L, side=side, c_pf=f"{params.C * 1e12:g}")
     return Subckt(name, PORTS, text)
 
