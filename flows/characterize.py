@@ -38,11 +38,13 @@ class _CountingRunner(Runner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.ran = self.hits = 0
+        self.ngspice_seconds = 0.0  # ngspice wall time of every result, cached ones at their original cost
 
     def run(self, sim):
         result = super().run(sim)
         self.ran += 1
         self.hits += int(result.cached)
+        self.ngspice_seconds += result.wall_time
         return result
 
 
@@ -53,11 +55,14 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
     module = cells.get(name)
     runner = runner or _CountingRunner()
     ran0, hits0 = getattr(runner, "ran", 0), getattr(runner, "hits", 0)
+    spice0 = getattr(runner, "ngspice_seconds", 0.0)
     start = time.perf_counter()
     data, fit, extra = module.characterize(runner, corner, temp, jobs)
     wall = time.perf_counter() - start
     output = Path(output or common.CALIBRATION_DIR)
-    path = common.write_table(name, corner, temp, data, fit, wall_time=wall, directory=output, extra=extra)
+    spice = round(getattr(runner, "ngspice_seconds", 0.0) - spice0, 2)
+    path = common.write_table(name, corner, temp, data, fit, wall_time=wall, directory=output,
+                              extra={"ngspice_seconds": spice, **extra})
     table = json.loads(path.read_text())
     plots = output / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,7 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
     module.plot(table, plot_path)
     summary = {
         "cell": name, "corner": corner, "temp": temp, "table": str(path), "plot": str(plot_path),
-        "wall_time": round(wall, 2),
+        "wall_time": round(wall, 2), "ngspice_seconds": spice,
         "simulations": getattr(runner, "ran", 0) - ran0, "cached": getattr(runner, "hits", 0) - hits0,
         "power": extra.get("power"),
     }
@@ -82,10 +87,10 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
 
 def _markdown(summaries: list[dict]) -> str:
     lines = ["# Cell characterisation", "",
-             "| cell | corner | temp | wall s | sims (cached) | power at nominal bias |",
-             "|---|---|---|---|---|---|"]
+             "| cell | corner | temp | wall s | ngspice s (cold cost) | sims (cached) | power at nominal bias |",
+             "|---|---|---|---|---|---|---|"]
     for s in summaries:
-        lines.append(f"| {s['cell']} | {s['corner']} | {s['temp']:g} | {s['wall_time']} | "
+        lines.append(f"| {s['cell']} | {s['corner']} | {s['temp']:g} | {s['wall_time']} | {s['ngspice_seconds']} | "
                      f"{s['simulations']} ({s['cached']}) | {_power(s['power'])} |")
     for s in summaries:
         for key in ("validation", "mismatch"):

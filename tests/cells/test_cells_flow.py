@@ -17,6 +17,7 @@ def test_cells_characterize_cli_writes_table_plot_and_report(tmp_path, capsys):
     report = json.loads((tmp_path / "report_tt_27C.json").read_text())
     assert [r["cell"] for r in report] == ["mirror", "rectifier"]
     assert "| mirror | tt | 27 |" in capsys.readouterr().out
+    assert all(r["ngspice_seconds"] > 0 for r in report)
 
 
 def test_cells_characterize_is_cached(tmp_path):
