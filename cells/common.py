@@ -100,6 +100,7 @@ def write_table(cell: str, corner: str, temp: float, data: dict, fit: dict, *, w
         with os.fdopen(fd, "w") as out:
             json.dump(table, out, indent=1, sort_keys=False)
             out.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; tables are read by everyone who compiles
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
