@@ -59,6 +59,19 @@ def test_several_analyses_give_several_plots(fresh_runner):
     assert result.vector("v(a)", plot="Operating Point").tolist() == [1.0]
 
 
+def test_hspice_compatibility_mode_changes_no_result(tmp_path):
+    """The runner's `ngbehavior=hsa` (fast sky130 subcircuit expansion) gives the default mode's numbers."""
+    circuit = (
+        "XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nXMP d g vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4 m=3\n"
+        "VDD vdd 0 1.8\nVG g 0 0.5\n.dc VG 0 1.8 0.05\n"
+    )
+    fast = Runner(cache=SimCache(tmp_path / "a")).run(Simulation(circuit))
+    plain = Runner(cache=SimCache(tmp_path / "b"), spiceinit="").run(Simulation(circuit))
+    assert fast.key != plain.key
+    np.testing.assert_allclose(fast["v(d)"], plain["v(d)"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast["i(vdd)"], plain["i(vdd)"], rtol=1e-9, atol=1e-18)
+
+
 def test_mandatory_options_are_in_every_deck():
     assert MANDATORY_OPTIONS in Simulation("R1 a 0 1k\n.op").deck()
     assert "method=gear" in MANDATORY_OPTIONS and "gmin=1e-15" in MANDATORY_OPTIONS
