@@ -15,16 +15,16 @@ from models.train import TrainConfig
 ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 
 # Settings shared by the FQ-BMRU digit models, chosen on the validation split: two layers, a
-# 32-wide linear+ReLU head before the readout, and no eps-annealing (on this task annealing from
+# 64-wide linear+ReLU head before the readout, and no eps-annealing (on this task annealing from
 # the counter regime ended at a worse bistable solution; see zoo/README.md).
-_DIGITS_FQ = dict(task="digits_rows", cell="fq_bmru", layers=2, head=32, lr=1e-2, eps_hold=0,
+DIGITS_FQ = dict(task="digits_rows", cell="fq_bmru", layers=2, head=64, lr=1e-2, eps_hold=0,
                   eps_decay=0, steps=10000, patience=20)
 _CMP = dict(layers=1, lr=3e-3)
 
 ZOO: dict[str, TrainConfig] = {
-    "fq_bmru_d4_digits_rows": TrainConfig(d=4, **_DIGITS_FQ),
-    "fq_bmru_d8_digits_rows": TrainConfig(d=8, **_DIGITS_FQ),
-    "fq_bmru_d16_digits_rows": TrainConfig(d=16, **_DIGITS_FQ),
+    "fq_bmru_d4_digits_rows": TrainConfig(d=4, **DIGITS_FQ),
+    "fq_bmru_d8_digits_rows": TrainConfig(d=8, **DIGITS_FQ),
+    "fq_bmru_d16_digits_rows": TrainConfig(d=16, **DIGITS_FQ),
     "fq_bmru_d4_flipflop": TrainConfig(task="flipflop", cell="fq_bmru", d=4, layers=1, lr=3e-3,
                                        steps=14000, patience=20),
     "fq_cmru_d8_event_count": TrainConfig(task="event_count", cell="fq_cmru", d=8, layers=1,

@@ -88,7 +88,7 @@ def _cmd_compare(args) -> int:
     run_comparison(Path(args.output), seeds=tuple(range(args.seeds)), sizes=tuple(args.sizes),
                    progress=not args.quiet, tasks=tuple(args.tasks),
                    results=Path(args.results) if args.results else None,
-                   render_only=args.render_only)
+                   render_only=args.render_only, reverse=args.reverse)
     return 0
 
 
@@ -131,12 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="benchmarks/zoo_comparison.md")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
-    c.add_argument("--tasks", nargs="+", default=["copy_first", "digits_rows", "event_count"],
-                   choices=["copy_first", "digits_rows", "event_count"])
+    c.add_argument("--tasks", nargs="+",
+                   default=["copy_first", "digits_rows", "digits_zoo", "event_count"],
+                   choices=["copy_first", "digits_rows", "digits_zoo", "event_count"],
+                   help="digits_zoo: the zoo's FQ-BMRU digits setup at d = 4, 8, 16")
     c.add_argument("--results", default=None,
                    help="JSON-lines file of finished runs (default: output with .jsonl); "
                         "runs already in it are not repeated")
     c.add_argument("--render-only", action="store_true", help="only rebuild the Markdown")
+    c.add_argument("--reverse", action="store_true",
+                   help="walk the plan backwards (a second worker sharing the results file)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_cmd_compare)
     return p

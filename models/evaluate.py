@@ -54,21 +54,22 @@ def split_metrics(task: Task, fn, arrays, split: Split, prefix: str) -> dict:
     return metrics
 
 
-def evaluate(graph, arrays, task: Task, splits=("val", "test")) -> dict:
-    """Metrics on the named splits, plus the task's extra test sets (e.g. longer sequences)."""
+def evaluate(graph, arrays, task: Task, splits=("val", "test"), extra_tests: bool = True) -> dict:
+    """Metrics on the named splits, plus (with "test") the task's extra test sets, e.g. longer
+    sequences."""
     fn = predictor(graph)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     metrics = {}
     for name in splits:
         metrics.update(split_metrics(task, fn, arrays, task.split(name), name))
-    if "test" in splits:
+    if "test" in splits and extra_tests:
         for suffix, split in task.extra_tests.items():
             for k, v in task.metrics(predict(fn, arrays, split.x), split.y).items():
                 metrics[f"test_{k}_{suffix}"] = v
     return {k: round(float(v), 6) for k, v in sorted(metrics.items())}
 
 
-def evaluate_checkpoint(ckpt, splits=("test",)) -> dict:
+def evaluate_checkpoint(ckpt, splits=("test",), extra_tests: bool = True) -> dict:
     """Re-measure a loaded checkpoint on its own task's splits."""
     task_name = ckpt.metadata.get("task")
     if not isinstance(task_name, str):
@@ -77,4 +78,4 @@ def evaluate_checkpoint(ckpt, splits=("test",)) -> dict:
         task = get_task(task_name)
     except KeyError as exc:
         raise CheckpointError(f"checkpoint task {task_name!r} is unknown to this package") from exc
-    return evaluate(ckpt.graph, ckpt.arrays, task, splits)
+    return evaluate(ckpt.graph, ckpt.arrays, task, splits, extra_tests)

@@ -1,0 +1,1 @@
+"""Shipped checkpoints (data only; listed and rebuilt by models.catalog)."""
