@@ -13,6 +13,8 @@ import sys
 from compiler.errors import CompilerError
 
 SUBCOMMANDS = {
+    "build": ("flows.build", "compile a checkpoint into a sky130 netlist, reference model and report"),
+    "config": ("flows.starter_config", "write a starter build configuration for a checkpoint"),
     "characterize": ("flows.characterize", "SPICE-characterise cells and write calibration tables"),
 }
 

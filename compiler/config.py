@@ -30,18 +30,18 @@ DEFAULTS = {
     "vdd": 1.8,                # V
     "corner": "tt",
     "temp": 27.0,              # C
-    "frame_period": 1e-3,      # s per input frame, >= 10x the slowest switching delay
-    "denominator": 8,          # unit devices of each mirror input diode (the weight grid is 1/denominator)
+    "frame_period": 2e-3,      # s per input frame, >= 10x the bistable delay (200 us at 5 % overdrive, 1 nA)
+    "denominator": 16,         # unit devices of each mirror input diode (the weight grid is 1/denominator)
     "max_units": 64,           # most unit devices in one mirror output
     "bias_denominator": 16,    # the bias grid is i_unit / bias_denominator
     "mismatch_budget": 0.05,   # target sigma of one mirror output (relative)
-    "min_width_ratio": 0.25,   # smallest hysteresis width / threshold a bistable cell realises well
+    "min_width_ratio": 0.15,   # smallest hysteresis width / threshold a bistable cell realises well
     "calibrated": True,        # program currents through the cell calibration tables
 }
 RANGES = {
     "i_unit": (1e-11, 1e-8), "vdd": (1.6, 1.95), "temp": (-40.0, 125.0), "frame_period": (1e-5, 1.0),
     "denominator": (1, 64), "max_units": (1, 256), "bias_denominator": (1, 64),
-    "mismatch_budget": (0.005, 0.5), "min_width_ratio": (0.0, 1.0),
+    "mismatch_budget": (0.005, 0.5), "min_width_ratio": (0.15, 0.9),  # above cells/bistable.py MIN_WIDTH_RATIO after calibration
 }
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
 SECTIONS = ("model", "stage_types", "stages")

@@ -83,15 +83,20 @@ class CurrentInput(Stage):
 class Receiver(Stage):
     """Diode-connected receivers at a summing node: the signal's gate voltages, and the ReLU.
 
-    `denominator` (set by `quantise_ratios`) is the number of unit devices of each diode: every mirror
-    that copies this signal shares it.
+    `polarity` 'n': nfet diodes, the node takes currents sourced into it; 'p': pfet diodes, the node
+    takes currents sunk out of it (the bistable cells' outputs sink). `denominator` (set by
+    `quantise_ratios`) is the number of unit devices of each diode: every mirror copying it shares it.
     """
 
+    polarity: str = "n"
     denominator: int = 0
-
     kind: ClassVar[str] = "receiver"
     produces: ClassVar[bool] = False
     receives: ClassVar[bool] = True
+
+    def check(self) -> None:
+        if self.polarity not in ("n", "p"):
+            raise IRError(f"stage {self.name!r}: polarity must be 'n' or 'p', not {self.polarity!r}")
 
 
 @dataclass(frozen=True)
@@ -191,27 +196,27 @@ class CurrentOutput(Stage):
 
 @dataclass(frozen=True)
 class BiasGenerator(Stage):
-    """One reference current fanned out as bias lines: line k carries units[k] / denominator * i_ref.
+    """One reference current `i_ref` fanned out to every DC current of the circuit (its taps).
 
-    `polarity[k]` is 'p' (sourcing) or 'n' (sinking). Cells draw their bias currents from these lines;
-    equal currents share a line. It has no edges: every cell reaches it through its bias ports.
+    Tap k delivers units/denominator * i_ref: `taps[k]` = (stage, field, unit, polarity, units), polarity
+    'p' sourcing (pfet) or 'n' sinking (nfet). `size` is the number of taps. It has no edges: the
+    netlist backend wires each tap to the port or node of its stage.
     """
 
     i_ref: float = 0.0
     denominator: int = 1
-    units: tuple = ()
-    polarity: tuple = ()
+    taps: tuple = ()
     kind: ClassVar[str] = "bias_generator"
 
     def check(self) -> None:
-        if len(self.units) != self.size or len(self.polarity) != self.size:
-            raise IRError(f"stage {self.name!r}: units and polarity need {self.size} entries")
-        if any(p not in ("p", "n") for p in self.polarity):
-            raise IRError(f"stage {self.name!r}: polarity entries must be 'p' or 'n'")
-        _finite(self.name, "units", self.units, nonneg=True)
+        if len(self.taps) != self.size:
+            raise IRError(f"stage {self.name!r}: {len(self.taps)} taps for size {self.size}")
+        for tap in self.taps:
+            if len(tap) != 5 or tap[3] not in ("p", "n") or not isinstance(tap[4], int) or tap[4] < 1:
+                raise IRError(f"stage {self.name!r}: malformed tap {tap!r}")
 
-    def current(self, line: int) -> float:
-        return self.units[line] / self.denominator * self.i_ref
+    def current(self, units: int) -> float:
+        return units / self.denominator * self.i_ref
 
 
 STAGE_TYPES = {cls.kind: cls for cls in

@@ -45,19 +45,28 @@ class _Lowering:
         self.edges.extend((s, stage.name) for s in sources)
         return stage.name
 
+    def stage(self, name: str):
+        return next(s for s in self.stages if s.name == name)
+
     def signal(self, layer: str) -> str:
         """The receiver of a layer's output, placed on first use."""
         if layer not in self.signals:
+            producers = self.nodes[layer]
+            sinking = any(isinstance(self.stage(p), Bistable) for p in producers)  # cell outputs sink
             self.signals[layer] = self.add(
-                Receiver(f"{layer}.rx", self.sizes[layer], source=layer), *self.nodes[layer]
+                Receiver(f"{layer}.rx", self.sizes[layer], source=layer, polarity="p" if sinking else "n"),
+                *producers,
             )
         return self.signals[layer]
 
     def currents(self, layer: str, consumer: str) -> list[str]:
         """Producers whose currents a summing consumer can take: the layer's own, or a 1:1 copy."""
         only_consumer = list(self.network.graph.successors(layer)) in ([consumer], [])
-        if layer in self.nodes and layer not in self.signals and only_consumer:
-            return list(self.nodes[layer])
+        producers = self.nodes.get(layer, [])
+        # output pins count sourced current as positive; cell outputs sink, so they reach pins via a copy
+        sinks_into_pin = consumer == "out" and any(isinstance(self.stage(p), Bistable) for p in producers)
+        if layer in self.nodes and layer not in self.signals and only_consumer and not sinks_into_pin:
+            return list(producers)
         n = self.sizes[layer]
         identity = _matrix(np.eye(n))
         copy = WeightArray(f"{consumer}.copy_{layer}", n, source=f"{layer} (copy)", n_in=n, weights=identity)

@@ -4,9 +4,9 @@ legalise         clamp cell parameters into what the cells realise, recording ev
 split_signs      W = positive - negative: sourcing pfet and sinking nfet mirrors
 scale_currents   software units -> amperes (1 unit = i_unit)
 quantise_ratios  mirror ratios as integer counts of identical unit devices
-assign_biases    every DC current drawn from one reference through shared bias lines
+calibrate        bistable bias currents from the cells' SPICE calibration tables, on the bias grid
+assign_biases    every DC current drawn from one reference through the bias generator's taps
 size_devices     unit device W/L from the mismatch budget
-calibrate        program the bias currents through the cells' SPICE calibration tables
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib
 import time
 
-PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "assign_biases",
-            "size_devices", "calibrate")
+PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "assign_biases",
+            "size_devices")
 
 
 def run_pipeline(ir, config, upto: str | None = None):

@@ -3,7 +3,7 @@
 A bistable cell's currents must lie in the cells' weak-inversion range (cells.common.I_MIN..I_MAX at
 the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
 (narrower windows shrink in silicon, research/circuits.md section 5). A narrow window is widened about
-its centre; a gain too small to realise becomes 0 (the unit's output is switched off). The recorded
+its centre, one reaching down to zero input is capped at 0.9 of the threshold; a gain too small to realise becomes 0 (the unit's output is switched off). The recorded
 adjustments go to the build report, and the behavioural reference uses the legalised values, so
 verification compares SPICE with the circuit the compiler meant to build.
 """
@@ -13,6 +13,9 @@ from __future__ import annotations
 from cells.common import I_MAX, I_MIN
 from compiler.errors import UsageError
 from compiler.ir import IR, Bistable
+
+
+MAX_WIDTH_RATIO = 0.9
 
 
 class UnrealisableCurrent(UsageError):
@@ -38,6 +41,7 @@ def run(ir: IR, config) -> IR:
             if w < ratio * t:  # widen to ratio * t about the window's centre c = t - w/2
                 t = max((t - w / 2) / (1 - ratio / 2), lo)
                 w = ratio * t
+            w = min(w, MAX_WIDTH_RATIO * t)  # keep a positive reset level the cell can compare against
             g = gain[k] if gain[k] >= lo else (lo if gain[k] >= lo / 2 else 0.0)
             thresh[k], width[k], gain[k] = t, w, g
             if (t, w, g) != before:
@@ -51,8 +55,10 @@ def _reason(before, after, lo, ratio) -> str:
     reasons = []
     if after[0] != before[0] and before[0] < lo:
         reasons.append(f"threshold below the {lo:.3g}-unit minimum")
-    if after[1] != before[1]:
+    if after[1] > before[1]:
         reasons.append(f"hysteresis width below {ratio:g} x threshold")
+    elif after[1] < before[1]:
+        reasons.append(f"hysteresis width above {MAX_WIDTH_RATIO:g} x threshold (reset level near zero)")
     if after[2] != before[2]:
         reasons.append("gain below the minimum current" + (" (output switched off)" if after[2] == 0 else ""))
     return "; ".join(reasons)

@@ -23,7 +23,7 @@ def test_legalise_widens_narrow_windows_about_their_centre_and_records_it(tmp_pa
         arrays["cell1.alpha"] = np.array([1.0, 0.01, 0.08, 1.0], np.float32)
 
     ir = lower(load_network(checkpoint_factory(tmp_path / "n.ckpt", edit=narrow)))
-    out = legalise.run(ir, Config())
+    out = legalise.run(ir, Config(model={"min_width_ratio": 0.25}))
     cell = out.stage("cell1")
     assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0])
     assert (cell.thresh[0] + cell.thresh[0] - cell.width[0]) / 2 == pytest.approx(1.01, rel=1e-6)  # centre kept
@@ -76,7 +76,7 @@ def test_quantise_ratios_lowers_the_denominator_for_large_weights(tmp_path, chec
         arrays["cell1.W"][0, 0] = 20.0
 
     ir = lower(load_network(checkpoint_factory(tmp_path / "l.ckpt", edit=large)))
-    out = quantise_ratios.run(split_signs.run(ir, Config()), Config())
+    out = quantise_ratios.run(split_signs.run(ir, Config()), Config(model={"denominator": 8}))
     array = out.stage("cell1.W")
     assert array.denominator == 3  # 64 units // 20
     assert array.pos_ratios[0][0] == 60

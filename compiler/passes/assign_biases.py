@@ -1,0 +1,74 @@
+"""Assign biases: every DC current of the circuit is drawn from one reference through the bias generator.
+
+The reference current `i_ref` (= i_unit, brought in on one pin) enters an nfet diode of
+`bias_denominator` unit devices; a copy of it feeds a pfet diode of the same size. Each DC current is a
+tap: a mirror output of k unit devices on one of the two diodes, so it carries k / bias_denominator *
+i_ref, sourced (pfet) or sunk (nfet). Every chip-wide bias (the bistable cells' starving currents) is
+one more entry; the diodes are shared by all taps, which is the sharing a current-mode bias network
+allows (each current still needs its own output device).
+"""
+
+from __future__ import annotations
+
+import math
+
+from cells import bistable
+from cells.common import I_MIN
+from compiler.ir import IR, BiasArray, BiasGenerator, Bistable, Receiver
+
+# Which way each bistable bias current flows at its port (cells/bistable.py): I_thresh is drawn out of
+# `ith` (a sinking tap), I_width and I_gain are sourced into `iw` and `ig`.
+BISTABLE_PORT_POLARITY = {"thresh": "n", "width": "p", "gain": "p"}
+
+
+def grid(config) -> float:
+    return config.get("i_unit") / config.get("bias_denominator")
+
+
+def grid_units(current: float, config) -> int:
+    """Grid steps of a bias current: rounded, and raised to the cells' weak-inversion minimum
+    (I_MIN) unless the current is below half of it, which is realised as no current at all."""
+    step, magnitude = grid(config), abs(current)
+    if magnitude < I_MIN / 2:
+        return 0
+    return max(round(magnitude / step), math.ceil(I_MIN / step - 1e-9))
+
+
+def on_grid(current: float, config) -> float:
+    """A non-negative current on the bias grid."""
+    return grid_units(current, config) * grid(config)
+
+
+def node_polarity(ir: IR, stage_name: str) -> str:
+    """The direction a node accepts: 'n' nodes take sourced currents, 'p' nodes take sunk currents."""
+    stage = ir.stage(stage_name)
+    return stage.polarity if isinstance(stage, Receiver) else "n"
+
+
+def run(ir: IR, config) -> IR:
+    step, taps, new = grid(config), [], {}
+    for stage in ir.of_kind(BiasArray):
+        (dest,) = ir.successors(stage.name)
+        accepted = node_polarity(ir, dest)
+        values = []
+        for k, value in enumerate(stage.values):
+            units = grid_units(value, config)
+            values.append((units * step) * (1 if value >= 0 else -1))
+            if units:
+                source_side = (value > 0) == (accepted == "n")  # sourcing a positive into an 'n' node
+                taps.append((stage.name, "values", k, "p" if source_side else "n", units))
+        new[stage.name] = stage.replace(values=tuple(values))
+    cells = ir.of_kind(Bistable)
+    for cell in cells:
+        for field, polarity in BISTABLE_PORT_POLARITY.items():
+            for k, current in enumerate(cell.programmed[field]):
+                units = grid_units(current, config)
+                if units:
+                    taps.append((cell.name, field, k, polarity, units))
+    if cells:  # the starving current every bistable inverter shares (one pair of bias diodes per chip)
+        taps.append(("bistable_starve", "starve", 0, "p", round(bistable.I_STARVE / step)))
+    stages = tuple(new.get(s.name, s) for s in ir.stages if not isinstance(s, BiasGenerator))
+    if taps:
+        stages += (BiasGenerator("bias", len(taps), source="all DC currents", i_ref=config.get("i_unit"),
+                                 denominator=config.get("bias_denominator"), taps=tuple(taps)),)
+    return IR(stages, ir.edges, dict(ir.meta))

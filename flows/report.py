@@ -1,0 +1,158 @@
+"""The build report: every learned parameter and the element that realises it, counts, power, area.
+
+Power is an estimate before simulation: every current drawn from VDD passes through exactly one pfet
+whose source is on VDD, so the supply current is the sum of those pfets' currents: bias outputs and
+reference, the bistable cells' threshold branches, and the signal copies and positive weights of the
+mirrors (their signal currents taken as the mean over the task's test inputs, from the behavioural
+reference). Area is the gate area of every device times a layout overhead until layout exists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.backends.behavioural import reference
+from compiler.ir import BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray
+from compiler.passes.assign_biases import node_polarity
+from models.tasks import get_task
+
+LAYOUT_OVERHEAD = 3.0      # placed-and-routed area per gate area, for the estimate before layout
+POWER_SEQUENCES = 64       # test sequences whose mean activity sets the signal currents
+
+
+def mean_signals(build) -> dict:
+    """Mean current (A) at each receiver unit over test inputs: {receiver name: array[size]}."""
+    ir, ckpt = build.ir, build.network.checkpoint
+    try:
+        x = get_task(ckpt.metadata.get("task")).test.x[:POWER_SEQUENCES]
+    except KeyError:
+        return {}
+    _, traces = reference(ir, x)
+    i_unit = ir.meta["i_unit"]
+    out = {}
+    for rx in ir.of_kind(Receiver):
+        producers = ir.predecessors(rx.name)
+        if any(isinstance(ir.stage(p), CurrentInput) for p in producers):
+            signal = np.asarray(x)
+        else:
+            signal = np.maximum(np.asarray(traces[rx.source]["y"]), 0.0)  # the receiver is the ReLU
+        out[rx.name] = np.mean(signal.reshape(-1, rx.size), axis=0) * i_unit
+    return out
+
+
+def power_estimate(build) -> dict:
+    ir, vdd = build.ir, build.ir.meta["vdd"]
+    signals = mean_signals(build)
+    blocks = {"bias generator": 0.0, "bistable cells": 0.0, "weight mirrors": 0.0}
+    for generator in ir.of_kind(BiasGenerator):
+        sinks = any(t[3] == "n" for t in generator.taps)
+        blocks["bias generator"] += generator.i_ref * (2 if sinks else 1)  # reference and its nfet copy
+        for stage, field, _, polarity, units in generator.taps:
+            current = generator.current(units)
+            if stage == "bistable_starve":
+                blocks["bistable cells"] += 2 * current  # the vsn pfet output and the vsp diode
+            elif polarity == "p":
+                blocks["bias generator"] += current
+    for cell in ir.of_kind(Bistable):
+        blocks["bistable cells"] += 2 * sum(cell.programmed["thresh"])  # diode and source of I_thresh
+    for rx in ir.of_kind(Receiver):
+        mean = signals.get(rx.name)
+        if mean is None:
+            continue
+        for j in range(rx.size):
+            pfet_units = rx.denominator  # the pfet diode: primary on 'p' nodes, the copy on 'n' nodes
+            for name in ir.successors(rx.name):
+                array = ir.stage(name)
+                (dest,) = ir.successors(name)
+                accepted = node_polarity(ir, dest)
+                for k in range(array.size):
+                    pfet_units += array.pos_ratios[k][j] if accepted == "n" else array.neg_ratios[k][j]
+            blocks["weight mirrors"] += float(mean[j]) * pfet_units / rx.denominator
+    total = sum(blocks.values())
+    return {"vdd": vdd, "blocks_W": {k: v * vdd for k, v in blocks.items()}, "total_W": total * vdd,
+            "signal_activity": "mean over test inputs" if signals else "not available (no task data)"}
+
+
+def mapping_rows(ir) -> list[dict]:
+    """One row per learned parameter: where it went and the value the circuit realises."""
+    rows = []
+    i_unit = ir.meta.get("i_unit", 1.0)
+    for stage in ir.stages:
+        if isinstance(stage, WeightArray) and stage.source == stage.name:
+            for k in range(stage.size):
+                for j in range(stage.n_in):
+                    w, p, n = stage.weights[k][j], stage.pos_ratios[k][j], stage.neg_ratios[k][j]
+                    units = p or n
+                    element = (f"{'+' if p else '-'}{units} unit{'s' if units > 1 else ''} "
+                               f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}") if units else "no device"
+                    rows.append({"parameter": f"{stage.name}[{k},{j}]", "value": w, "element": element,
+                                 "realised": (p - n) / stage.denominator})
+        elif isinstance(stage, BiasArray):
+            for k, value in enumerate(stage.values):
+                rows.append({"parameter": f"{stage.source}[{k}]", "value": None,
+                             "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
+                             "realised": value / i_unit})
+        elif isinstance(stage, Bistable):
+            for k in range(stage.size):
+                prog = {f: stage.programmed[f][k] for f in ("thresh", "width", "gain")}
+                element = (f"bistable {stage.name}[{k}]: I_thresh {prog['thresh'] * 1e9:.4g} nA, "
+                           f"I_width {prog['width'] * 1e9:.4g} nA, I_gain {prog['gain'] * 1e9:.4g} nA")
+                lo = (stage.thresh[k] - stage.width[k]) / i_unit
+                for name, realised in (("beta_lo", lo), ("delta", stage.width[k] / i_unit),
+                                       ("alpha", stage.gain[k] / i_unit)):
+                    rows.append({"parameter": f"{stage.name}.{name}[{k}]", "value": None, "element": element,
+                                 "realised": realised})
+    return rows
+
+
+def _original_values(build, rows) -> None:
+    arrays = build.network.checkpoint.arrays
+    for row in rows:
+        if row["value"] is None:
+            name, index = row["parameter"].rstrip("]").split("[")
+            row["value"] = float(np.asarray(arrays[name]).reshape(-1)[int(index.split(",")[0])])
+
+
+def build_report(build) -> tuple[str, dict]:
+    ir, facts = build.ir, build.facts
+    netlist = facts.get("netlist", {})
+    rows = mapping_rows(ir)
+    _original_values(build, rows)
+    power = power_estimate(build)
+    area_um2 = netlist.get("gate_area_um2", 0.0) * LAYOUT_OVERHEAD
+    quant = facts.get("quantisation", {})
+    data = {
+        "model": build.network.path, "task": quant, "stages": len(ir.stages),
+        "transistors": {"instances": netlist.get("transistor_instances"), "unit_devices": netlist.get("unit_devices")},
+        "cells": netlist.get("by_cell", {}), "power_estimate": power,
+        "area_estimate_um2": round(area_um2, 1), "gate_area_um2": netlist.get("gate_area_um2"),
+        "adjustments": ir.meta.get("adjustments", []), "sizing_shortfalls": ir.meta.get("sizing", []),
+        "calibrated": ir.meta.get("calibrated"), "pass_seconds": facts.get("pass_seconds"),
+        "mapping": rows,
+    }
+    lines = [
+        f"# Build report: {build.network.path}", "",
+        f"- stages: {len(ir.stages)}; cells: {data['cells']}",
+        f"- transistors: {data['transistors']['instances']} instances, {data['transistors']['unit_devices']} unit devices (counting m)",
+        f"- gate area {data['gate_area_um2']} um^2; area estimate {data['area_estimate_um2']} um^2 "
+        f"(x{LAYOUT_OVERHEAD:g} layout overhead, until layout exists)",
+        f"- power estimate {power['total_W'] * 1e9:.1f} nW at {power['vdd']:g} V: "
+        + ", ".join(f"{k} {v * 1e9:.1f} nW" for k, v in power["blocks_W"].items())
+        + f" (signal currents: {power['signal_activity']})",
+        f"- cell calibration applied: {data['calibrated']}",
+        "",
+        "## Cost of realising the model",
+        "",
+    ]
+    if "float" in quant:
+        lines += [f"| task | metric | float model | realised circuit model | prediction agreement | test sequences |",
+                  "|---|---|---|---|---|---|",
+                  f"| {quant['task']} | {quant['metric']} | {quant['float']} | {quant['realised']} | "
+                  f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |"]
+    else:
+        lines.append(quant.get("note", "not measured"))
+    lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
+    lines += [f"- {a['stage']}[{a['unit']}]: {a['reason']}" for a in data["adjustments"]] or ["none"]
+    lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
+    lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
+    return "\n".join(lines) + "\n", data
