@@ -76,19 +76,10 @@ def _fit_schedule(cfg: TrainConfig, annealed: bool) -> TrainConfig:
     return replace(cfg, eps_hold=int(cfg.eps_hold * scale), eps_decay=int(cfg.eps_decay * scale))
 
 
-def _project(params):
-    """Keep bias-current parameters non-negative (projected gradient step)."""
-    out = dict(params)
-    for key in params:
-        layer_type_params = [p for ps in NON_NEGATIVE.values() for p in ps]
-        if key.split(".", 1)[1] in layer_type_params and _is_fq(key, params):
-            out[key] = jnp.maximum(params[key], 0.0)
-    return out
-
-
-def _is_fq(key, params):
-    # FQ layers are the only ones holding a 'delta' array.
-    return f"{key.split('.', 1)[0]}.delta" in params
+def _non_negative_keys(graph) -> frozenset:
+    """Arrays that are bias currents in the circuit (kept >= 0 by projection after each step)."""
+    return frozenset(f"{layer['name']}.{p}" for layer in graph["layers"]
+                     for p in NON_NEGATIVE.get(layer["type"], ()))
 
 
 @lru_cache(maxsize=16)
@@ -103,6 +94,11 @@ def _compiled(graph_json: str, task_name: str, lr: float, weight_decay: float, c
 
 
 def _make_chunk(graph, task, optimizer, eps_schedule):
+    clipped = _non_negative_keys(graph)
+
+    def project(params):
+        return {k: jnp.maximum(v, 0.0) if k in clipped else v for k, v in params.items()}
+
     def loss_fn(params, x, y, eps):
         out, _ = apply(graph, params, x, eps=eps)
         return task.loss(out, y)
@@ -112,7 +108,7 @@ def _make_chunk(graph, task, optimizer, eps_schedule):
         x, y = batch
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y, eps_schedule(step))
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = _project(optax.apply_updates(params, updates))
+        params = project(optax.apply_updates(params, updates))
         return (params, opt_state, step + 1), loss
 
     @jax.jit

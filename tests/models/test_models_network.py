@@ -16,7 +16,7 @@ def test_every_cell_builds_and_runs(cell):
     graph = build_graph(cell, 3, 4, 5, layers=2, pool=True, mlp=(cell == "lru"))
     arrays = init_arrays(graph, seed=1)
     assert {k: v.shape for k, v in arrays.items()} == expected_shapes(graph)
-    y, traces = apply(graph, arrays, X)
+    y, traces = jax.jit(lambda a, x: apply(graph, a, x))(arrays, X)
     assert y.shape == (2, 5) and np.all(np.isfinite(np.asarray(y)))
     assert traces["readout"]["y"].shape == (2, 7, 5)  # per-frame logits before pooling
     assert is_hardware_mappable(graph) == cell.startswith("fq_")
@@ -25,8 +25,7 @@ def test_every_cell_builds_and_runs(cell):
 def test_fq_traces_and_modes_agree():
     graph = build_graph("fq_cmru", 3, 4, 2, layers=2, pool=False, K=3)
     arrays = init_arrays(graph, seed=2)
-    run = jax.jit(lambda a, x: apply(graph, a, x), static_argnums=())
-    y_par, tr = run(arrays, X)
+    y_par, tr = jax.jit(lambda a, x: apply(graph, a, x))(arrays, X)
     y_seq, tr_seq = jax.jit(lambda a, x: apply(graph, a, x, mode="sequential"))(arrays, X)
     np.testing.assert_allclose(y_par, y_seq, atol=1e-6)
     for name in ("cell1", "cell2"):
