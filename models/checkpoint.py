@@ -24,11 +24,9 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
-from models import __version__
 from models.errors import (  # noqa: F401  (re-exported: the public error names live here too)
     BadMagic,
     CheckpointError,

@@ -21,9 +21,10 @@ accuracy for `flipflop`), `mae` = mean absolute error at the last frame (lower i
 `mae_T256` / `mae_T1024` columns are the same model on longer sequences than it was trained on).
 
 **Reproducibility.** Training is deterministic: retraining an entry with the same seed on the same
-software stack gives the same checkpoint bytes, so the tolerance is 0 there; on another
-jax/jaxlib/CPU the stated tolerance is 0.02 absolute on the test metric (the check is
-`tests/models/test_models_zoo.py::test_retraining_reproduces_metric`, marked slow).
+software stack gives bit-identical parameters and the same metric (tolerance 0); on another
+jax/jaxlib/CPU the stated tolerance is 0.02 absolute on the test metric. The check is
+`tests/models/test_models_zoo.py::test_retraining_reproduces_metric` (marked slow; run with
+`pytest -m slow tests/models`).
 CI re-evaluates the shipped files on their test split instead of retraining them.
 """
 

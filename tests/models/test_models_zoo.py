@@ -43,8 +43,8 @@ def test_counting_needs_a_counter():
 
 
 @pytest.mark.slow
-def test_retraining_reproduces_metric():
-    name = "fq_cmru_d8_event_count"
+@pytest.mark.parametrize("name", ["fq_cmru_d8_event_count", "fq_bmru_d8_digits_rows"])
+def test_retraining_reproduces_metric(name):
     shipped_ckpt = load_checkpoint(zoo_path(name))
     again = train(config_from_metadata(shipped_ckpt.metadata), progress=False).checkpoint
     key = f"test_{shipped_ckpt.metadata['metric']}"
