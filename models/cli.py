@@ -27,7 +27,8 @@ def _cmd_train(args) -> int:
 
     cfg = TrainConfig(task=args.task, cell=args.cell, d=args.d, layers=args.layers, seed=args.seed,
                       steps=args.steps, lr=args.lr, mlp=args.mlp, K=args.K, batch=args.batch,
-                      head=args.head)
+                      head=args.head, eps_hold=args.eps_hold, eps_decay=args.eps_decay,
+                      patience=args.patience)
     result = train(cfg, progress=not args.quiet)
     save_checkpoint(args.output, result.checkpoint)
     md = result.checkpoint.metadata
@@ -108,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mlp", action="store_true", help="add linear+ReLU after each cell")
     t.add_argument("--head", type=int, default=0, help="width of a linear+ReLU layer before the "
                    "readout (0: none)")
+    t.add_argument("--eps-hold", type=int, default=1000,
+                   help="steps at eps = 1 before annealing (bistable cells)")
+    t.add_argument("--eps-decay", type=int, default=5000,
+                   help="steps of linear eps decay to 0; --eps-hold 0 --eps-decay 0 trains the "
+                        "deployed bistable cell from the start")
+    t.add_argument("--patience", type=int, default=8,
+                   help="validation checks (every 250 steps) without improvement before stopping")
     t.add_argument("-o", "--output", required=True, help="checkpoint path to write")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -146,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(args) -> None:
-    for key in ("d", "layers", "batch", "K"):
+    for key in ("d", "layers", "batch", "K", "patience"):
         if getattr(args, key, 1) < 1:
             raise UsageError(f"--{key} must be a positive integer")
-    if getattr(args, "head", 0) < 0:
-        raise UsageError("--head must be >= 0")
+    for key in ("head", "eps_hold", "eps_decay"):
+        if getattr(args, key, 0) < 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
     if getattr(args, "steps", 0) < 0 or getattr(args, "lr", 1.0) <= 0:
         raise UsageError("--steps must be >= 0 and --lr > 0")
 
