@@ -15,6 +15,7 @@ from compiler.errors import CompilerError
 SUBCOMMANDS = {
     "build": ("flows.build", "compile a checkpoint into a sky130 netlist, reference model and report"),
     "config": ("flows.starter_config", "write a starter build configuration for a checkpoint"),
+    "verify": ("flows.verify", "simulate the built circuit and compare it with the model, frame by frame"),
     "characterize": ("flows.characterize", "SPICE-characterise cells and write calibration tables"),
 }
 

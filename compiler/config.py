@@ -30,7 +30,7 @@ DEFAULTS = {
     "vdd": 1.8,                # V
     "corner": "tt",
     "temp": 27.0,              # C
-    "frame_period": 2e-3,      # s per input frame, >= 10x the bistable delay (200 us at 5 % overdrive, 1 nA)
+    "frame_period": 1e-2,      # s per input frame: mirror gates recharging at sub-nA inputs need ~ms (2 ms: 8 % state errors)
     "denominator": 16,         # unit devices of each mirror input diode (the weight grid is 1/denominator)
     "max_units": 64,           # most unit devices in one mirror output
     "bias_denominator": 16,    # the bias grid is i_unit / bias_denominator

@@ -109,7 +109,8 @@ class _Lowering:
         pooling = "mean_time" if net.layer(output)["type"] == "mean_time" else "none"
         self.add(CurrentOutput("out", self.sizes[output], source=output, pooling=pooling),
                  *self.currents(output, "out"))
-        return IR(tuple(self.stages), tuple(self.edges), {"model": net.path, "graph": net.checkpoint.graph})
+        meta = {"model": net.path, "graph": net.checkpoint.graph, "task": net.checkpoint.metadata.get("task")}
+        return IR(tuple(self.stages), tuple(self.edges), meta)
 
     def _weights(self, name: str, n_out: int, n_in: int, pred: str) -> None:
         rx = self.signal(pred)

@@ -39,6 +39,11 @@ def net(stage: str, k: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', stage)}_{k}"
 
 
+def probe(cell: str, k: int) -> str:
+    """The 0 V source in series with a bistable cell's input: its current is the cell's candidate h."""
+    return f"H_{net(cell, k)}"
+
+
 @dataclass
 class _Netlist:
     subckts: dict = field(default_factory=dict)     # name -> Subckt
@@ -89,7 +94,7 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
             return f"out_{k}"
         if isinstance(stage, Receiver) and any(isinstance(ir.stage(p), CurrentInput) for p in ir.predecessors(stage_name)):
             return f"in_{k}"
-        return net(stage_name, k) + ("_in" if isinstance(stage, Bistable) else "")
+        return net(stage_name, k) + ("_h" if isinstance(stage, Bistable) else "")
 
     # receivers and the weights read from them
     for rx in ir.of_kind(Receiver):
@@ -114,6 +119,7 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
         (dest,) = ir.successors(cell.name)
         for k in range(cell.size):
             base = net(cell.name, k)
+            nl.lines.append(f"V{probe(cell.name, k)} {base}_h {base}_in 0")  # measures the candidate current
             ports = {"vdd": "vdd", "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn"}
             ports.update({port: f"{base}_{port}" for port in BISTABLE_PORTS.values()})
             nl.instance(bistable.subckt(), ports, base)
