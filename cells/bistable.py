@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 
 from compiler.errors import CellParameterError
@@ -317,23 +318,20 @@ class Calibration:
 
 
 def step(state, h, beta_hi, beta_lo):
-    """One frame of the cell (JAX): set above beta_hi, reset below beta_lo, else hold."""
-    import jax.numpy as jnp
+    """One frame of the cell (JAX): the model zoo's FQ-BMRU step, so cell and model share one equation."""
+    from models.cells import fq_bmru_step
 
-    return jnp.where(h > beta_hi, 1.0, jnp.where(h < beta_lo, 0.0, state))
+    return fq_bmru_step({"beta_lo": beta_lo, "delta": beta_hi - beta_lo}, h, state)
 
 
 def run_frames(h, beta_hi, beta_lo, alpha, state0=0.0):
     """Output current per frame for a sequence of frame inputs h (JAX scan)."""
-    import jax
-    import jax.numpy as jnp
+    from models.cells import fq_bmru_run
 
-    def body(s, x):
-        s = step(s, x, beta_hi, beta_lo)
-        return s, alpha * s
-
-    _, out = jax.lax.scan(body, jnp.asarray(state0, jnp.float32), jnp.asarray(h, jnp.float32))
-    return out
+    h = jnp.asarray(h, jnp.float32)
+    q = fq_bmru_run({"beta_lo": beta_lo, "delta": beta_hi - beta_lo}, h[:, None], jnp.asarray([state0], jnp.float32),
+                    mode="sequential")
+    return alpha * q[:, 0]
 
 
 def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:

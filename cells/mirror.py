@@ -94,11 +94,12 @@ def subckt(params: Params) -> Subckt:
     """The array as a `.subckt`; its name is deterministic in the parameters."""
     ports = (("vdd",) if params.polarity == "p" else ()) + ("in",) + tuple(f"out{k + 1}" for k in range(len(params.ratios)))
     tag = "_".join(str(r) for r in params.ratios)
-    name = f"mirror_{params.polarity}{params.n_in}_{tag}"
+    size = "" if (params.w, params.l) == (W_UNIT, L_UNIT) else f"w{params.w:g}l{params.l:g}_".replace(".", "p")
+    name = f"mirror_{params.polarity}{params.n_in}_{size}{tag}"
     if len(name) > 60:
         import hashlib
 
-        name = f"mirror_{params.polarity}{params.n_in}_{len(params.ratios)}o_" + hashlib.sha1(tag.encode()).hexdigest()[:10]
+        name = f"mirror_{params.polarity}{params.n_in}_{len(params.ratios)}o_" + hashlib.sha1((size + tag).encode()).hexdigest()[:10]
     text = common.render(TEMPLATE, name=name, ports=ports, polarity=params.polarity, ratios=params.ratios,
                          n_in=params.n_in, w=params.w, l=params.l, lc=L_CASCODE,
                          gains=", ".join(f"{g:g}" for g in params.gains))
