@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compiler.ngspice import ngspice_version
 
-BENCHMARKS = ("model_load", "cache")
+BENCHMARKS = ("model_load", "cache", "build")
 HERE = Path(__file__).resolve().parent
 
 
@@ -51,7 +51,7 @@ def _markdown(report: dict) -> str:
     for name, rows in by_name.items():
         columns = [k for k in rows[0] if k != "benchmark"]
         lines += [f"## {name}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+        lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ read. Tables are written to a temporary file and renamed into place, so a reader
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
@@ -40,7 +41,13 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, ls
 
 def render(template: str, **values) -> str:
     """Render a cell's jinja2 netlist template; every name it uses must be given (StrictUndefined)."""
-    return _ENV.from_string(template).render(NFET=NFET, PFET=PFET, MIM=MIM, **values)
+    return _compiled(template).render(NFET=NFET, PFET=PFET, MIM=MIM, **values)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(template: str) -> jinja2.Template:
+    """A template compiled once: a network renders the same cell template hundreds of times."""
+    return _ENV.from_string(template)
 
 
 def thermal_voltage(temp_c: float) -> float:

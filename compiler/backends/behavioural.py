@@ -7,6 +7,7 @@ bias-quantised thresholds, gains) are put back into the model's own arrays and t
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from compiler.ir import IR, BiasArray, Bistable, WeightArray
@@ -32,4 +33,5 @@ def arrays_from_ir(ir: IR) -> dict:
 
 def reference(ir: IR, x):
     """Run the realised network on inputs x [..., T, F] (software units); returns (output, traces)."""
-    return apply(ir.meta["graph"], arrays_from_ir(ir), x, mode="sequential")
+    graph = ir.meta["graph"]
+    return jax.jit(lambda arrays, x: apply(graph, arrays, x, mode="sequential"))(arrays_from_ir(ir), x)
