@@ -27,8 +27,8 @@ def quantisation_report(network: Network, ir: IR) -> dict:
     x, y = task.test.x, task.test.y
     a = predict(fn, {k: np.asarray(v) for k, v in ckpt.arrays.items()}, x)
     b = predict(fn, arrays_from_ir(ir), x)
-    report = {"task": task.name, "metric": task.metric, "float": float(task.metrics(a, y)[task.metric]),
-              "realised": float(task.metrics(b, y)[task.metric]), "test_sequences": int(len(x)),
+    report = {"task": task.name, "metric": task.metric, "float": round(float(task.metrics(a, y)[task.metric]), 6),
+              "realised": round(float(task.metrics(b, y)[task.metric]), 6), "test_sequences": int(len(x)),
               "output_rms_difference": round(float(np.sqrt(np.mean((a - b) ** 2))), 6)}
     if task.pool:  # a classifier: does the realised network predict the same class?
         report["prediction_agreement"] = round(float(np.mean(np.argmax(a, -1) == np.argmax(b, -1))), 6)
