@@ -70,8 +70,8 @@ class Params:
         if self.polarity not in POLARITIES:
             raise CellParameterError(f"mirror: polarity must be 'p' (sourcing) or 'n' (sinking), not {self.polarity!r}.")
         object.__setattr__(self, "ratios", tuple(self.ratios))
-        if not 1 <= len(self.ratios) <= 256:
-            raise CellParameterError(f"mirror: an array has 1 to 256 outputs, got {len(self.ratios)}.")
+        if not 0 <= len(self.ratios) <= 256:  # no output: a bare diode, the receiver of an unread signal
+            raise CellParameterError(f"mirror: an array has 0 to 256 outputs, got {len(self.ratios)}.")
         for k, r in enumerate(self.ratios):
             common.check_int("mirror", f"ratios[{k}]", r, 1, MAX_UNITS)
         common.check_int("mirror", "n_in", self.n_in, 1, MAX_UNITS)

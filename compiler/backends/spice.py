@@ -73,8 +73,8 @@ def _mirror_pair(nl: _Netlist, label: str, node: str, primary: str, n_in: int, o
     if secondary_outs:
         primary_outs.append((copy_node, n_in))
     for polarity, diode, outs in ((primary, node, primary_outs), (other, copy_node, secondary_outs)):
-        if not outs:
-            continue
+        if not outs and polarity == other:
+            continue  # the primary diode stays even when nothing reads the signal: the node must sink
         params = mirror.Params(polarity, tuple(u for _, u in outs), n_in=n_in, w=w, l=l)
         ports = (["vdd"] if polarity == "p" else []) + [diode] + [n for n, _ in outs]
         nl.instance(mirror.subckt(params), ports, f"{label}_{polarity}")
