@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,13 +160,18 @@ class Runner:
             self.cache.put(key, log, raw, wall)
         return SimResult(parse_raw(raw), log, version, wall, cached=False, key=key)
 
-    def run_many(self, sims, jobs: int = 1) -> list[SimResult]:
-        """Run independent simulations, `jobs` ngspice processes at a time, results in input order."""
+    def run_many(self, sims, jobs: int = 1, on_done=None) -> list[SimResult]:
+        """Run independent simulations, `jobs` ngspice processes at a time, results in input order.
+
+        `on_done(result)` is called as each one finishes (for a progress bar).
+        """
         sims = list(sims)
-        if jobs <= 1 or len(sims) <= 1:
-            return [self.run(s) for s in sims]
-        with ThreadPoolExecutor(max_workers=jobs) as pool:  # each worker waits on its own ngspice process
-            return list(pool.map(self.run, sims))
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice process
+            futures = [pool.submit(self.run, s) for s in sims]
+            for future in as_completed(futures):
+                if on_done is not None and future.exception() is None:
+                    on_done(future.result())
+            return [f.result() for f in futures]
 
 
 def simulate(circuit: str, **kwargs) -> SimResult:

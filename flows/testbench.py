@@ -57,7 +57,7 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
     states = {c.name: [f"v(xnet.x{net(c.name, k)}.b)" for k in range(c.size)] for c in cells}
     candidates = {c.name: [f"i(v.xnet.v{probe(c.name, k)})".lower() for k in range(c.size)] for c in cells}
     outputs = [f"i(vout{k})" for k in range(n_out)]
-    saves = [v for group in (*states.values(), *candidates.values()) for v in group] + outputs
+    saves = [v for group in (*states.values(), *candidates.values()) for v in group] + outputs + ["i(vdd)"]
     lines = [
         (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(),
         f"VDD vdd 0 {vdd:g}", f"IREF iref 0 {i_unit:g}",
@@ -74,14 +74,16 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
 
 
 def samples(result, where: Bench, ir: IR) -> dict:
-    """Per-frame samples: states (0/1), candidates and outputs in software units."""
+    """Per-frame samples: states (0/1), candidates and outputs in software units; mean supply power."""
     time = result["time"]
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
 
     def at(name):
         return np.interp(where.sample_times, time, result[name])
 
+    supply = -np.trapezoid(result["i(vdd)"], time) / (time[-1] - time[0])  # mean current drawn from VDD
     return {
+        "power_W": float(supply * vdd),
         "states": {c: np.stack([at(v) > vdd / 2 for v in names], -1).astype(float) for c, names in where.states.items()},
         "candidates": {c: np.stack([at(v) / i_unit for v in names], -1) for c, names in where.candidates.items()},
         "outputs": np.stack([at(v) / i_unit for v in where.outputs], -1),

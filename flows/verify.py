@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from compiler.backends.behavioural import reference
 from compiler.config import Config
 from compiler.errors import UsageError
 from compiler.ir import IR, CurrentOutput
 from compiler.ngspice import Runner
+from compiler.pdk import CORNERS
 from flows.testbench import bench, samples
 from models.checkpoint import load_checkpoint
 from models.network import apply
@@ -56,53 +58,69 @@ def _per_frame_layer(ir: IR) -> str:
     return output.source
 
 
-def verify(directory, sequences: int = 8, jobs: int = 1, corner: str | None = None, temp: float | None = None,
+def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=None, mc: int = 0,
            runner: Runner | None = None, log=print) -> dict:
+    """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
+    PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict."""
     directory = Path(directory)
     ir, config = _load(directory)
     task = get_task(ir.meta["task"])
     x, y = task.test.x[:sequences], task.test.y[:sequences]
-    corner = corner or config.get("corner")
-    temp = config.get("temp") if temp is None else temp
+    corners = list(corners or [config.get("corner")])
+    temps = [config.get("temp")] if temps is None else list(temps)
+    conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
     frame = config.get("frame_period")
-    benches = [bench(ir, directory / "netlist", seq, frame, corner, temp) for seq in x]
+    benches = [[bench(ir, directory / "netlist", seq, frame, c, t, seed) for seq in x] for c, t, seed in conditions]
     runner = runner or Runner()
     start = time.perf_counter()
-    results = runner.run_many([sim for sim, _ in benches], jobs=jobs)
+    with tqdm(total=len(conditions) * len(x), desc="ngspice", unit="sim", disable=log is None) as bar:
+        flat = runner.run_many([sim for group in benches for sim, _ in group], jobs=jobs, on_done=lambda _: bar.update())
     wall = time.perf_counter() - start
-    got = [samples(res, where, ir) for res, (_, where) in zip(results, benches)]
     _, traces = reference(ir, x)
-    per_frame = _per_frame_layer(ir)
-    ref_out = np.asarray(traces[per_frame]["y"])
+    results = []
+    for i, (corner, temp, seed) in enumerate(conditions):
+        group = flat[i * len(x):(i + 1) * len(x)]
+        got = [samples(res, where, ir) for res, (_, where) in zip(group, benches[i])]
+        metrics = _compare(ir, task, traces, got, y)
+        metrics.update({"corner": corner, "temp": temp, "mc_seed": seed, "cached": sum(r.cached for r in group)})
+        results.append((metrics, got))
+    nominal, got = results[0]
+    nominal.update({"sequences": len(x), "frames": int(x.shape[1]), "frame_period_s": frame,
+                    "wall_s": round(wall, 2), "wall_s_per_simulation": round(wall / len(flat), 2),
+                    "energy_per_inference_J": nominal["power_W"] * x.shape[1] * frame})
+    if task.pool:
+        float_out, _ = apply(*_float_model(ir), x)
+        nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
+    nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _ in results]
+    failed = [k for k, limit in TOLERANCES.items() if nominal.get(k) is not None and nominal[k] < limit]
+    nominal["tolerances"], nominal["failed"] = TOLERANCES, failed
+    _write_reports(directory / "verify", nominal, got, traces, ir, results)
+    return nominal
+
+
+SUMMARY = ("corner", "temp", "mc_seed", "state_agreement", "prediction_agreement", "output_rms_units", "power_W")
+
+
+def _compare(ir: IR, task, traces, got: list, y) -> dict:
+    """DOMAIN.md section 6 metrics of one condition's samples against the reference traces."""
+    ref_out = np.asarray(traces[_per_frame_layer(ir)]["y"])
     spice_out = np.stack([g["outputs"] for g in got])
     cells = list(got[0]["states"])
-    state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
-    state_spice = {c: np.stack([g["states"][c] for g in got]) for c in cells}
-    cand_ref = {c: np.asarray(traces[c]["h"]) for c in cells}
-    cand_spice = {c: np.stack([g["candidates"][c] for g in got]) for c in cells}
+    agree = {c: np.stack([g["states"][c] for g in got]) == np.asarray(traces[c]["q"]) for c in cells}
+    cand = {c: np.stack([g["candidates"][c] for g in got]) - np.asarray(traces[c]["h"]) for c in cells}
     metrics = {
-        "sequences": len(x), "frames": int(x.shape[1]), "frame_period_s": frame, "corner": corner, "temp": temp,
-        "state_agreement": float(np.mean(np.concatenate([(state_spice[c] == state_ref[c]).ravel() for c in cells])))
-        if cells else None,
-        "state_agreement_by_cell": {c: float(np.mean(state_spice[c] == state_ref[c])) for c in cells},
-        "candidate_rms_units": {c: float(np.sqrt(np.mean((cand_spice[c] - cand_ref[c]) ** 2))) for c in cells},
+        "state_agreement": float(np.mean(np.concatenate([a.ravel() for a in agree.values()]))) if cells else None,
+        "state_agreement_by_cell": {c: float(np.mean(a)) for c, a in agree.items()},
+        "candidate_rms_units": {c: float(np.sqrt(np.mean(d ** 2))) for c, d in cand.items()},
         "output_rms_units": float(np.sqrt(np.mean((spice_out - ref_out) ** 2))),
-        "wall_s": round(wall, 2), "wall_s_per_sequence": round(wall / len(x), 2),
-        "cached": sum(r.cached for r in results),
+        "power_W": float(np.mean([g["power_W"] for g in got])),
     }
     if task.pool:
         spice_pred = np.argmax(spice_out.mean(axis=1), -1)
         ref_pred = np.argmax(ref_out.mean(axis=1), -1)
-        float_out, _ = apply(*_float_model(ir), x)
-        metrics.update({
-            "prediction_agreement": float(np.mean(spice_pred == ref_pred)),
-            "circuit_accuracy": float(np.mean(spice_pred == y)),
-            "reference_accuracy": float(np.mean(ref_pred == y)),
-            "float_accuracy": float(np.mean(np.argmax(np.asarray(float_out), -1) == y)),
-        })
-    failed = [k for k, limit in TOLERANCES.items() if metrics.get(k) is not None and metrics[k] < limit]
-    metrics["tolerances"], metrics["failed"] = TOLERANCES, failed
-    _write_reports(directory / "verify", metrics, state_spice, state_ref, spice_out, ref_out)
+        metrics.update({"prediction_agreement": float(np.mean(spice_pred == ref_pred)),
+                        "circuit_accuracy": float(np.mean(spice_pred == y)),
+                        "reference_accuracy": float(np.mean(ref_pred == y))})
     return metrics
 
 
@@ -111,11 +129,17 @@ def _float_model(ir: IR):
     return ckpt.graph, ckpt.arrays
 
 
-def _write_reports(out: Path, metrics: dict, state_spice, state_ref, spice_out, ref_out) -> None:
+def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, results: list) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _atomic(out / "report.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     _atomic(out / "report.md", markdown(metrics))
-    _plot(out / "traces.png", state_spice, state_ref, spice_out, ref_out)
+    cells = list(got[0]["states"])
+    state_spice = {c: np.stack([g["states"][c] for g in got]) for c in cells}
+    state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
+    spice_out = np.stack([g["outputs"] for g in got])
+    _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[_per_frame_layer(ir)]["y"]))
+    if len(results) > 1:
+        _plot_conditions(out / "conditions.png", [m for m, _ in results])
 
 
 def markdown(metrics: dict) -> str:
@@ -127,18 +151,56 @@ def markdown(metrics: dict) -> str:
         if key in metrics:
             rows.append((key.replace("_", " "), metrics[key]))
     rows += [(f"candidate RMS error {c} (units)", round(v, 4)) for c, v in metrics["candidate_rms_units"].items()]
-    rows.append(("SPICE wall time per sequence", f"{metrics['wall_s_per_sequence']} s ({metrics['cached']} cached)"))
+    rows.append(("power from SPICE (mean supply current x VDD)", f"{metrics['power_W'] * 1e9:.1f} nW"))
+    rows.append(("energy per inference", f"{metrics['energy_per_inference_J'] * 1e9:.2f} nJ"))
+    rows.append(("SPICE wall time per simulation", f"{metrics['wall_s_per_simulation']} s ({metrics['cached']} cached)"))
     verdict = "PASS" if not metrics["failed"] else "FAIL: " + ", ".join(metrics["failed"])
-    return "\n".join(["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
-                      "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""])
+    lines = ["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
+             "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]
+    if len(metrics["conditions"]) > 1:
+        lines += ["## Conditions (corner, temperature, Monte Carlo seed)", "", "| " + " | ".join(SUMMARY) + " |",
+                  "|" + "---|" * len(SUMMARY)]
+        lines += ["| " + " | ".join(_fmt(c[k]) for k in SUMMARY) + " |" for c in metrics["conditions"]]
+        lines.append("")
+    return "\n".join(lines)
 
 
-def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _plot_conditions(path: Path, conditions: list) -> None:
+    """Histogram of state and prediction agreement over the conditions (corners and mismatch draws)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for key in ("state_agreement", "prediction_agreement"):
+        values = [c[key] for c in conditions if c.get(key) is not None]
+        if values:
+            ax.hist(values, bins=10, range=(0, 1), alpha=0.6, label=key.replace("_", " "))
+    ax.set(xlabel="agreement with the reference", ylabel="conditions")
+    ax.legend()
+    _save(fig, path, plt)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path, plt) -> None:
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
+    plt = _pyplot()
     cells = list(state_spice)
     fig, axes = plt.subplots(1 + len(cells), 1, figsize=(8, 2.2 * (1 + len(cells))), squeeze=False)
     frames = np.arange(spice_out.shape[1])
@@ -150,11 +212,7 @@ def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
         ax.imshow(np.concatenate([state_spice[c][0].T, state_ref[c][0].T]), aspect="auto", cmap="Greys",
                   interpolation="nearest")
         ax.set_title(f"{c}: states, SPICE (top rows) and reference (bottom rows)")
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path, plt)
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -166,15 +224,21 @@ def _atomic(path: Path, text: str) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="a build directory (`python -m compiler build ... -o DIR`)")
     parser.add_argument("--sequences", type=int, default=8, help="test sequences to simulate")
-    parser.add_argument("--corner", default=None, help="process corner (default: the build's)")
-    parser.add_argument("--temp", type=float, default=None, help="temperature in C (default: the build's)")
+    parser.add_argument("--corner", default=None,
+                        help="comma-separated process corners, e.g. tt,ss,ff (default: the build's)")
+    parser.add_argument("--temp", type=float, nargs="+", default=None, help="temperatures in C (default: the build's)")
+    parser.add_argument("--mc", type=int, default=0, help="PDK mismatch Monte Carlo runs (seeds 1..N)")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="ngspice processes at once")
 
 
 def run(args) -> int:
-    if args.sequences < 1:
-        raise UsageError("--sequences must be at least 1")
-    metrics = verify(args.directory, args.sequences, args.jobs, args.corner, args.temp)
+    if args.sequences < 1 or args.mc < 0:
+        raise UsageError("--sequences must be at least 1 and --mc at least 0")
+    corners = args.corner.split(",") if args.corner else None
+    for corner in corners or ():
+        if corner not in CORNERS:
+            raise UsageError(f"unknown corner {corner!r} in --corner; choose from {', '.join(CORNERS)}")
+    metrics = verify(args.directory, args.sequences, args.jobs, corners, args.temp, args.mc)
     print(markdown(metrics))
     print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
     return 1 if metrics["failed"] else 0

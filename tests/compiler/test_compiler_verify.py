@@ -21,6 +21,21 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert report["state_agreement"] == metrics["state_agreement"]
     assert (out / "verify" / "report.md").read_text().startswith("# Verification")
     assert (out / "verify" / "traces.png").stat().st_size > 1000
+    build_power = json.loads((out / "reports" / "build.json").read_text())["power_estimate"]["total_W"]
+    assert 0.5 * build_power < metrics["power_W"] < 2 * build_power  # SPICE agrees with the estimate's scale
+    assert metrics["energy_per_inference_J"] == pytest.approx(metrics["power_W"] * 8 * metrics["frame_period_s"])
+
+
+def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path):
+    out = tmp_path / "b"
+    build(small_ckpt, out, log=lambda *_: None)
+    metrics = verify(out, sequences=1, jobs=2, corners=["tt", "ff"], mc=1, log=None)
+    conditions = metrics["conditions"]
+    assert [(c["corner"], c["mc_seed"]) for c in conditions] == [("tt", None), ("ff", None), ("tt", 1)]
+    assert all(0 <= c["state_agreement"] <= 1 and c["power_W"] > 0 for c in conditions)
+    assert len({c["output_rms_units"] for c in conditions}) == 3  # the corner and the mismatch draw changed the circuit
+    assert (out / "verify" / "conditions.png").is_file()
+    assert "## Conditions" in (out / "verify" / "report.md").read_text()
 
 
 def test_verify_needs_a_build_directory(tmp_path):
