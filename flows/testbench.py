@@ -88,3 +88,35 @@ def samples(result, where: Bench, ir: IR) -> dict:
         "candidates": {c: np.stack([at(v) / i_unit for v in names], -1) for c, names in where.candidates.items()},
         "outputs": np.stack([at(v) / i_unit for v in where.outputs], -1),
     }
+
+
+def isolated_bench(ir: IR, cell: str, h: np.ndarray, frame_period: float, corner: str = "tt",
+                   temp: float = 27.0) -> tuple[Simulation, list]:
+    """One layer of bistable cells alone, driven by golden candidate currents h [T, units] (software units)
+    from the reference, with ideal bias sources at the programmed currents: the cell's isolated error."""
+    from cells import bistable
+
+    stage = ir.stage(cell)
+    i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
+    starve, subckt = bistable.starve_bias(), bistable.subckt()
+    lines = [subckt.text, starve.text, f"VDD vdd 0 {vdd:g}", starve.instance("S", ["vdd", "vsp", "vsn"])]
+    stimuli = []
+    for k in range(stage.size):
+        prog = {f: stage.programmed[f][k] for f in ("thresh", "width", "gain")}
+        lines += [f"Iith{k} ith{k} 0 {prog['thresh']:g}", f"Iiw{k} vdd iw{k} {prog['width']:g}",
+                  f"Iig{k} vdd ig{k} {prog['gain']:g}", f"Vo{k} out{k} 0 {bistable.V_OUT:g}",
+                  subckt.instance(f"C{k}", {"vdd": "vdd", "in": f"in{k}", "out": f"out{k}", "ith": f"ith{k}",
+                                            "iw": f"iw{k}", "ig": f"ig{k}", "vsp": "vsp", "vsn": "vsn"}),
+                  f".ic v(xc{k}.b)=0"]
+        times, levels = _pwl(h[:, k], frame_period, i_unit)
+        stimuli.append(Stimulus(f"H{k}", "0", f"in{k}", times, levels))
+    states = [f"v(xc{k}.b)" for k in range(stage.size)]
+    lines += [".save " + " ".join(states), f".tran {frame_period / 200:g} {h.shape[0] * frame_period:g} 0 {frame_period / 50:g}"]
+    sim = Simulation("\n".join(lines), title=f"isolated {cell}", corner=corner, temp=temp, stimuli=tuple(stimuli))
+    return sim, states
+
+
+def isolated_states(result, states: list, frames: int, frame_period: float, vdd: float) -> np.ndarray:
+    """States [T, units] sampled at the end of each frame."""
+    times = (np.arange(frames) + SAMPLE_AT) * frame_period
+    return np.stack([np.interp(times, result["time"], result[s]) > vdd / 2 for s in states], -1).astype(float)

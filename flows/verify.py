@@ -22,10 +22,10 @@ from tqdm import tqdm
 from compiler.backends.behavioural import reference
 from compiler.config import Config
 from compiler.errors import UsageError
-from compiler.ir import IR, CurrentOutput
+from compiler.ir import IR, Bistable, CurrentOutput
 from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
-from flows.testbench import bench, samples
+from flows.testbench import bench, isolated_bench, isolated_states, samples
 from models.checkpoint import load_checkpoint
 from models.network import apply
 from models.tasks import get_task
@@ -91,11 +91,26 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     if task.pool:
         float_out, _ = apply(*_float_model(ir), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
+    nominal["isolated_state_agreement_by_cell"] = _isolated(ir, traces, len(x), frame, corners[0], temps[0],
+                                                            runner, jobs)
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _ in results]
     failed = [k for k, limit in TOLERANCES.items() if nominal.get(k) is not None and nominal[k] < limit]
     nominal["tolerances"], nominal["failed"] = TOLERANCES, failed
     _write_reports(directory / "verify", nominal, got, traces, ir, results)
     return nominal
+
+
+def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: float, runner, jobs: int) -> dict:
+    """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
+    the layers before it propagate. Compared with the in-network agreement it locates a fault."""
+    jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
+                 for cell in ir.of_kind(Bistable) for n in range(sequences)]
+    results = runner.run_many([sim for _, _, sim, _ in jobs_list], jobs=jobs)
+    agree = {}
+    for (cell, n, _, states), result in zip(jobs_list, results):
+        got = isolated_states(result, states, traces[cell]["q"].shape[1], frame, ir.meta["vdd"])
+        agree.setdefault(cell, []).append(got == np.asarray(traces[cell]["q"][n]))
+    return {cell: float(np.mean(a)) for cell, a in agree.items()}
 
 
 SUMMARY = ("corner", "temp", "mc_seed", "state_agreement", "prediction_agreement", "output_rms_units", "power_W")
@@ -151,6 +166,9 @@ def markdown(metrics: dict) -> str:
         if key in metrics:
             rows.append((key.replace("_", " "), metrics[key]))
     rows += [(f"candidate RMS error {c} (units)", round(v, 4)) for c, v in metrics["candidate_rms_units"].items()]
+    rows += [(f"state agreement {c}: in the network / alone on golden inputs",
+              f"{metrics['state_agreement_by_cell'][c]:.4g} / {v:.4g}")
+             for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()]
     rows.append(("power from SPICE (mean supply current x VDD)", f"{metrics['power_W'] * 1e9:.1f} nW"))
     rows.append(("energy per inference", f"{metrics['energy_per_inference_J'] * 1e9:.2f} nJ"))
     rows.append(("SPICE wall time per simulation", f"{metrics['wall_s_per_simulation']} s ({metrics['cached']} cached)"))
