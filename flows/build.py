@@ -123,7 +123,8 @@ def build(checkpoint, out, config_path=None, *, jobs: int = 1, force: bool = Fal
     try:
         if resume:
             shutil.copytree(out, work, dirs_exist_ok=True)
-        state = Build(checkpoint, work, config, jobs=jobs, layout=layout)
+        state = Build(checkpoint, work, config, jobs=jobs, layout=layout,
+                      facts=dict(previous.get("facts", {})) if resume else {})
         manifest = _manifest_base(inputs, previous if resume else None)
         for name, step in STEPS:
             needed = name not in done or name in ("load", "compile")  # in-memory state for later steps

@@ -29,7 +29,8 @@ def test_rebuild_is_byte_identical_and_resume_keeps_the_directory(small_ckpt, tm
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     first = {p: (out / p).read_bytes() for p in ("ir.json", "netlist/network.spice", "netlist/cells.spice")}
-    build(small_ckpt, out, log=lambda *_: None)  # same inputs: resumed, no error
+    resumed = build(small_ckpt, out, log=lambda *_: None)  # same inputs: resumed, no error
+    assert resumed["facts"]["netlist"]["transistor_instances"] > 0  # facts of skipped steps are kept
     build(small_ckpt, out, force=True, log=lambda *_: None)
     assert {p: (out / p).read_bytes() for p in first} == first
 
