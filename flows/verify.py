@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.config import Config
 from compiler.errors import UsageError
@@ -189,7 +190,7 @@ def _fmt(value) -> str:
 
 def _plot_conditions(path: Path, conditions: list) -> None:
     """Histogram of state and prediction agreement over the conditions (corners and mismatch draws)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
     for key in ("state_agreement", "prediction_agreement"):
         values = [c[key] for c in conditions if c.get(key) is not None]
@@ -198,15 +199,6 @@ def _plot_conditions(path: Path, conditions: list) -> None:
     ax.set(xlabel="agreement with the reference", ylabel="conditions")
     ax.legend()
     _save(fig, path, plt)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(fig, path: Path, plt) -> None:
@@ -218,7 +210,7 @@ def _save(fig, path: Path, plt) -> None:
 
 
 def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
-    plt = _pyplot()
+    plt = agg_pyplot()
     cells = list(state_spice)
     fig, axes = plt.subplots(1 + len(cells), 1, figsize=(8, 2.2 * (1 + len(cells))), squeeze=False)
     frames = np.arange(spice_out.shape[1])
