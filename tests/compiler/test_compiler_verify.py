@@ -12,7 +12,7 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     metrics = verify(out, sequences=2, jobs=2, log=lambda *_: None)
-    assert metrics["sequences"] == 2 and metrics["frames"] == 8
+    assert metrics["sequences"] == 2 and metrics["frames"] == 8 and metrics["reference_s"] > 0
     assert metrics["state_agreement"] >= 0.95
     assert max(metrics["candidate_rms_units"].values()) < 0.1
     assert metrics["output_rms_units"] < 0.1
