@@ -219,6 +219,4 @@ def plot(table: dict, path) -> None:
     ax.set(title="bias generator output error", xlabel="I_ref [A]", ylabel="I_out / ideal - 1 [%]")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, path)

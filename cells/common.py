@@ -184,6 +184,13 @@ def mean_between(t, y, t0: float, t1: float) -> float:
     return float(np.mean(np.interp(grid, t, y)))
 
 
+def save_figure(fig, path) -> None:
+    """Lay out, write and close a cell's figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    agg_pyplot().close(fig)
+
+
 def agg_pyplot():
     """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib

@@ -331,6 +331,4 @@ def plot(table: dict, path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("I_out / (ratio * I_in) - 1 [%]")
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, path)

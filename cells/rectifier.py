@@ -136,6 +136,4 @@ def plot(table: dict, path) -> None:
     ax2.set_ylabel("v(in) [V]", color="r")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, path)

@@ -187,6 +187,4 @@ def plot(table: dict, path) -> None:
     ax.set(title="WTA: output 1 / I_bias against I_1 / I_2", xlabel="I_1 / I_2", ylabel="share of I_bias")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    common.save_figure(fig, path)

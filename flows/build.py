@@ -40,8 +40,6 @@ class Build:
     checkpoint: Path
     directory: Path            # the temporary directory being assembled
     config: Config
-    jobs: int = 1
-    layout: bool = True
     network: Network | None = None
     ir: IR | None = None
     facts: dict = field(default_factory=dict)   # figures steps hand to the report
@@ -101,8 +99,7 @@ def _inputs(checkpoint: Path, config: Config) -> dict:
     }
 
 
-def build(checkpoint, out, config_path=None, *, jobs: int = 1, force: bool = False, layout: bool = True,
-          log=print) -> dict:
+def build(checkpoint, out, config_path=None, *, force: bool = False, log=print) -> dict:
     """Build (or resume) a build directory; returns its manifest."""
     checkpoint, out = Path(checkpoint), Path(out)
     config = load_config(config_path)
@@ -123,7 +120,7 @@ def build(checkpoint, out, config_path=None, *, jobs: int = 1, force: bool = Fal
     try:
         if resume:
             shutil.copytree(out, work, dirs_exist_ok=True)
-        state = Build(checkpoint, work, config, jobs=jobs, layout=layout,
+        state = Build(checkpoint, work, config,
                       facts=dict(previous.get("facts", {})) if resume else {})
         manifest = _manifest_base(inputs, previous if resume else None)
         for name, step in STEPS:
@@ -179,15 +176,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a model checkpoint (.ckpt) from the zoo or `python -m models train`")
     parser.add_argument("-o", "--out", default=None, help="build directory (default: build/<model name>)")
     parser.add_argument("--config", default=None, help="YAML build configuration (`python -m compiler config`)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="parallel simulations")
     parser.add_argument("-f", "--force", action="store_true", help="rebuild from scratch")
-    parser.add_argument("--no-layout", action="store_true", help="skip the layout steps")
 
 
 def run(args) -> int:
     out = Path(args.out) if args.out else Path("build") / Path(args.checkpoint).stem
     print(f"building {args.checkpoint} -> {out}")
-    manifest = build(args.checkpoint, out, args.config, jobs=args.jobs, force=args.force, layout=not args.no_layout)
+    manifest = build(args.checkpoint, out, args.config, force=args.force)
     print((out / "reports" / "build.md").read_text().split("\n## Parameter mapping")[0])
     print(f"build directory: {out} ({sum(manifest['steps'].values()):.2f} s)")
     return 0

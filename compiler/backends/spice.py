@@ -48,7 +48,6 @@ def probe(cell: str, k: int) -> str:
 class _Netlist:
     subckts: dict = field(default_factory=dict)     # name -> Subckt
     lines: list = field(default_factory=list)
-    counter: int = 0
 
     def use(self, subckt):
         self.subckts.setdefault(subckt.name, subckt)
