@@ -49,3 +49,15 @@ class CellParameterError(UsageError):
 
 class CalibrationMissing(UsageError):
     """No calibration table exists for the requested cell, corner and temperature."""
+
+
+class LayoutMissing(UsageError):
+    """The build directory, its layout (layout/top.gds) or the requested top cell does not exist."""
+
+
+class RuleTableError(UsageError):
+    """A design-rule or extraction table under sky130/ names an unknown layer, kind or field."""
+
+
+class SchematicMissing(UsageError):
+    """The built SPICE netlist LVS compares against (netlist/network.spice, cells.spice) is missing or unreadable."""

@@ -1,0 +1,289 @@
+"""`python -m compiler drc DIR`: design-rule check of a build's layout with KLayout's Python module.
+
+The rules are data (sky130/drc_rules.yaml: PDK rule name, kind, layers, value in um); this module only
+knows how to evaluate each kind of rule on KLayout regions. Results go to DIR/drc/: `report.lyrdb`
+(KLayout's report database, markers at the violating geometry), `report.md` and `report.json` (counts and
+locations per rule). The exit status is 1 when any rule is violated, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from compiler.errors import RuleTableError
+from flows.gds import SKY130_DIR, LayerMap, find_gds, load_layer_map, load_layout
+
+RULES_PATH = SKY130_DIR / "drc_rules.yaml"
+KINDS = {  # kind -> number of layers it takes
+    "width": 1, "space": 1, "separation": 2, "enclosure": 2, "enclosure_adjacent": 2, "extension": 2,
+    "edge_length": 2, "exact_size": 1, "area": 1, "covered": 2, "contains": 2, "forbidden": 1,
+}
+OPERATORS = ("and", "or", "not", "interacting", "not_interacting")
+LOCATIONS_KEPT = 20        # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
+HUGE = 10 ** 12            # an upper bound in database units
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: str
+    layers: tuple
+    value: float
+    description: str
+    metrics: str = "euclidian"
+    overlap: str = "allowed"       # separation: "forbidden" also flags a AND b
+    touching: str = "forbidden"    # separation: "allowed" ignores abutting edges
+    except_on: str | None = None   # enclosure: drop inner edges on this layer's boundary
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    rules: tuple
+    derived: dict
+    source: str
+
+
+def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None) -> RuleTable:
+    """The rule table, checked against the layer map: every layer a rule names must be drawable."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        derived = dict(data.get("derived", {}))
+        rules = tuple(Rule(**{**entry, "layers": tuple(entry["layers"])}) for entry in data["rules"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise RuleTableError(f"cannot read the rule table {path}: {error}") from error
+    layer_map = layer_map or load_layer_map()
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise RuleTableError(f"{path}: rule names repeat ({sorted({n for n in names if names.count(n) > 1})}).")
+    for rule in rules:
+        if KINDS.get(rule.kind) != len(rule.layers):
+            raise RuleTableError(f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
+                                 f"kinds and their layer counts: {KINDS}.")
+        for name in rule.layers + ((rule.except_on,) if rule.except_on else ()):
+            _check_layer(name, derived, layer_map, f"{path}: rule {rule.name}")
+    return RuleTable(rules, derived, str(data.get("source", "")))
+
+
+def _check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
+    if isinstance(expr, str):
+        if expr in derived:
+            return _check_layer(derived[expr], derived, layer_map, where)
+        if expr not in layer_map.drawing:
+            raise RuleTableError(f"{where} names layer {expr!r}, which is neither in the layer map "
+                                 f"({sorted(layer_map.drawing)}) nor a derived layer ({sorted(derived)}).")
+        return None
+    if not (isinstance(expr, dict) and len(expr) == 1 and next(iter(expr)) in OPERATORS):
+        raise RuleTableError(f"{where}: derived layer {expr!r} must be one of {OPERATORS}: [a, b].")
+    for operand in next(iter(expr.values())):
+        _check_layer(operand, derived, layer_map, where)
+
+
+class Layers:
+    """Merged flat regions of a cell by layer name (drawn or derived), built once each."""
+
+    def __init__(self, layout, cell, layer_map: LayerMap, derived: dict):
+        self.layout, self.cell, self.layer_map, self.derived = layout, cell, layer_map, derived
+        self._cache: dict = {}
+
+    def __getitem__(self, expr):
+        import klayout.db as kdb
+
+        key = expr if isinstance(expr, str) else yaml.safe_dump(expr, sort_keys=True)
+        if key not in self._cache:
+            if isinstance(expr, str) and expr not in self.derived:
+                index = self.layout.find_layer(*self.layer_map[expr])
+                region = kdb.Region() if index is None else kdb.Region(self.cell.begin_shapes_rec(index))
+                region.merge()
+            else:
+                op, (a, b) = next(iter((self.derived[expr] if isinstance(expr, str) else expr).items()))
+                ra, rb = self[a], self[b]
+                region = {"and": lambda: ra & rb, "or": lambda: (ra + rb).merged(), "not": lambda: ra - rb,
+                          "interacting": lambda: ra.interacting(rb),
+                          "not_interacting": lambda: ra.not_interacting(rb)}[op]()
+            self._cache[key] = region
+        return self._cache[key]
+
+
+def check(rule: Rule, layers: Layers, dbu: float) -> list:
+    """The markers (KLayout EdgePairs, Edges or Region) of one rule's violations."""
+    import klayout.db as kdb
+
+    d = round(rule.value / dbu)
+    metrics = kdb.Region.Projection if rule.metrics == "projection" else kdb.Region.Euclidian
+    a = layers[rule.layers[0]]
+    b = layers[rule.layers[1]] if len(rule.layers) > 1 else None
+    kind = rule.kind
+    if kind == "width":
+        return [a.width_check(d, metrics=metrics)]
+    if kind == "space":
+        return [a.space_check(d, metrics=metrics)]
+    if kind == "separation":
+        pairs = a.separation_check(b, d, metrics=metrics)
+        if rule.touching == "allowed":
+            pairs = pairs.with_distance(1, HUGE, False)
+        return [pairs] + ([a & b] if rule.overlap == "forbidden" else [])
+    if kind == "enclosure":
+        pairs = a.enclosing_check(b, d, metrics=metrics)
+        if rule.except_on:
+            pairs = _drop_edges_on(pairs, layers[rule.except_on])
+        return [pairs, b - a]
+    if kind == "enclosure_adjacent":
+        short = a.enclosing_check(b, d, metrics=kdb.Region.Projection).second_edges()
+        return [b.interacting(short.with_angle(0, False)).interacting(short.with_angle(90, False))]
+    if kind == "extension":
+        boundary = (a & b).edges() & b.edges()
+        return [a.edges().enclosing_check(boundary, d, metrics=kdb.Region.Projection)]
+    if kind == "edge_length":
+        return [(a.edges() & b.edges()).with_length(0, d, False)]
+    if kind == "exact_size":
+        rects = a.rectangles()
+        return [a.non_rectangles() + rects.with_bbox_width(d, True) + rects.with_bbox_height(d, True)]
+    if kind == "area":
+        return [a.with_area(0, round(rule.value / dbu ** 2), False)]
+    if kind == "covered":
+        return [a - b]
+    if kind == "contains":
+        return [a.not_covering(b)]
+    return [a]  # forbidden
+
+
+def _drop_edges_on(pairs, region):
+    """Edge pairs whose inner edge does not lie on `region`'s boundary (a butting edge is exempt)."""
+    import klayout.db as kdb
+
+    if pairs.is_empty() or region.is_empty():
+        return pairs
+    on = {_key(e) for e in (pairs.second_edges() & region.edges()).each()}
+    return kdb.EdgePairs([p for p in pairs.each() if _key(p.second) not in on])
+
+
+def _key(edge) -> tuple:
+    return tuple(sorted(((edge.p1.x, edge.p1.y), (edge.p2.x, edge.p2.y))))
+
+
+@dataclass
+class DrcResult:
+    gds: str
+    top: str
+    violations: dict           # rule name -> count
+    locations: dict            # rule name -> [[x1, y1, x2, y2] in um, ...] (sorted, at most LOCATIONS_KEPT)
+    rules: tuple
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.violations.values())
+
+    @property
+    def clean(self) -> bool:
+        return self.total == 0
+
+
+def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None) -> DrcResult:
+    """Check a build directory (its layout/top.gds) or one GDS file; write reports when `out_dir` is given."""
+    import klayout.db as kdb
+
+    start = time.perf_counter()
+    gds = find_gds(target)
+    layer_map = load_layer_map(layer_map_path) if layer_map_path else load_layer_map()
+    table = load_rules(rules_path, layer_map)
+    layout, cell = load_layout(gds, top)
+    layers = Layers(layout, cell, layer_map, table.derived)
+    dbu = layout.dbu
+    markers, violations, locations = {}, {}, {}
+    for rule in table.rules:
+        found = check(rule, layers, dbu)
+        markers[rule.name] = found
+        boxes = sorted(_box_um(shape, dbu) for m in found for shape in _each(m))
+        violations[rule.name] = len(boxes)
+        locations[rule.name] = boxes[:LOCATIONS_KEPT]
+    result = DrcResult(str(gds), cell.name, violations, locations, table.rules, 0.0)
+    if out_dir is not None:
+        write_reports(result, markers, Path(out_dir), layout, cell)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _each(marker):
+    import klayout.db as kdb
+
+    return marker.each_merged() if isinstance(marker, kdb.Region) else marker.each()
+
+
+def _box_um(shape, dbu: float) -> list:
+    box = shape.bbox()
+    return [round(v * dbu, 4) for v in (box.left, box.bottom, box.right, box.top)]
+
+
+def write_reports(result: DrcResult, markers: dict, out_dir: Path, layout, cell) -> None:
+    import klayout.db as kdb
+    import klayout.rdb as krdb
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    database = krdb.ReportDatabase("DRC")
+    database.description = f"sky130 DRC of {cell.name}"
+    database.original_file = result.gds
+    database.top_cell_name = cell.name
+    rdb_cell = database.create_cell(cell.name)
+    to_um = kdb.CplxTrans(layout.dbu)
+    for rule in result.rules:
+        category = database.create_category(rule.name)
+        category.description = f"{rule.description} ({rule.kind} {rule.value:g} um)"
+        for marker in markers[rule.name]:
+            if isinstance(marker, kdb.Region):
+                marker = marker.merged()
+            if not marker.is_empty():
+                database.create_items(rdb_cell.rdb_id(), category.rdb_id(), to_um, marker)
+    database.save(str(out_dir / "report.lyrdb"))
+    (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
+    (out_dir / "report.md").write_text(markdown(result))
+
+
+def _json(result: DrcResult) -> dict:
+    return {
+        "gds": result.gds, "top": result.top, "clean": result.clean, "violations": result.total,
+        "rules_checked": len(result.rules),
+        "rules": {r.name: {"kind": r.kind, "layers": list(r.layers), "value_um": r.value,
+                           "description": r.description, "violations": result.violations[r.name],
+                           "locations_um": result.locations[r.name]} for r in result.rules},
+    }
+
+
+def markdown(result: DrcResult) -> str:
+    lines = [f"# DRC: {result.top}", "",
+             f"Layout `{result.gds}`, {len(result.rules)} sky130 rules (sky130/drc_rules.yaml): "
+             + ("**clean**." if result.clean else f"**{result.total} violations**."), ""]
+    failing = [r for r in result.rules if result.violations[r.name]]
+    if failing:
+        lines += ["| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
+                  "|---|---|---|---|---|---|"]
+        for r in failing:
+            where = "; ".join(", ".join(f"{v:g}" for v in box) for box in result.locations[r.name][:3])
+            lines.append(f"| {r.name} | {r.kind} | {', '.join(r.layers)} | {r.value:g} | "
+                         f"{result.violations[r.name]} | {where} |")
+        lines += ["", "Every marker is in `report.lyrdb` (KLayout: Tools > Marker Browser)."]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("target", help="a build directory (checks layout/top.gds) or a GDS file")
+    parser.add_argument("-o", "--out", default=None, help="report directory (default: DIR/drc, or next to the GDS)")
+    parser.add_argument("--top", default=None, help="top cell to check (default: the file's only top cell)")
+    parser.add_argument("--rules", default=str(RULES_PATH), help="rule table (default: sky130/drc_rules.yaml)")
+
+
+def run(args) -> int:
+    target = Path(args.target)
+    gds = find_gds(target)
+    out = Path(args.out) if args.out else (target / "drc" if target.is_dir() else gds.with_suffix("")
+                                           .with_name(gds.stem + "_drc"))
+    result = run_drc(target, out, rules_path=args.rules, top=args.top)
+    print(markdown(result), end="")
+    print(f"reports: {out}/report.md, report.json, report.lyrdb ({result.seconds:.2f} s)")
+    return 0 if result.clean else 1

@@ -1,0 +1,79 @@
+"""What DRC and LVS both read: the sky130 layer map (sky130/layers.yaml) and a build's GDS layout.
+
+One place turns a build directory or a GDS path into a loaded KLayout layout and its top cell, and a
+layer name into GDS numbers, so the rule table, the extraction and the layout backend name layers alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from compiler.errors import LayoutMissing, RuleTableError
+from compiler.pdk import DEVICE_TABLE_PATH
+
+SKY130_DIR = DEVICE_TABLE_PATH.parent
+LAYER_MAP_PATH = SKY130_DIR / "layers.yaml"
+LAYOUT_FILE = Path("layout") / "top.gds"   # where a build keeps its layout
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    drawing: dict      # name -> (layer, datatype)
+    pins: dict         # metal name -> (layer, datatype) of its pin purpose
+    labels: dict       # metal name -> (layer, datatype) of its label purpose
+
+    def __getitem__(self, name: str) -> tuple[int, int]:
+        return self.drawing[name]
+
+
+def load_layer_map(path: Path | str = LAYER_MAP_PATH) -> LayerMap:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        drawing = {name: tuple(pair) for name, pair in data["layers"].items()}
+        pins = {name: tuple(p["pin"]) for name, p in data.get("pins", {}).items()}
+        labels = {name: tuple(p["label"]) for name, p in data.get("pins", {}).items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise RuleTableError(f"cannot read the layer map {path} ({error}); it needs `layers:` with "
+                             "name: [layer, datatype] and `pins:` with {pin, label} per metal.") from error
+    return LayerMap(drawing, pins, labels)
+
+
+def find_gds(target: Path | str) -> Path:
+    """A build directory's layout/top.gds, or `target` itself when it is a GDS file."""
+    target = Path(target)
+    if target.is_file() and target.suffix.lower() in (".gds", ".gds2", ".oas"):
+        return target
+    if not target.exists():
+        raise LayoutMissing(f"{target} does not exist; pass a build directory (`python -m compiler build ...`) "
+                            "or a GDS file.")
+    gds = target / LAYOUT_FILE
+    if not gds.is_file():
+        raise LayoutMissing(f"{target} has no {LAYOUT_FILE}; build the layout first "
+                            "(`python -m compiler build MODEL.ckpt -o DIR`) or pass a GDS file.")
+    return gds
+
+
+def load_layout(gds: Path, top: str | None = None):
+    """(layout, top cell) of a GDS file; `top` picks a cell when the file has several top cells."""
+    import klayout.db as kdb
+
+    layout = kdb.Layout()
+    try:
+        layout.read(str(gds))
+    except RuntimeError as error:
+        raise LayoutMissing(f"KLayout cannot read {gds}: {error}") from error
+    if top is not None:
+        cell = layout.cell(top)
+        if cell is None:
+            raise LayoutMissing(f"{gds} has no cell named {top!r}; its top cells are "
+                                f"{sorted(c.name for c in layout.top_cells())}.")
+        return layout, cell
+    tops = layout.top_cells()
+    if len(tops) != 1:
+        raise LayoutMissing(f"{gds} has {len(tops)} top cells ({sorted(c.name for c in tops)}); "
+                            "name the one to check with --top.")
+    return layout, tops[0]
