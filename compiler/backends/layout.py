@@ -1,0 +1,416 @@
+"""Layout backend: the built SPICE netlist (and the IR's stage order) becomes a sky130 GDS.
+
+Every subcircuit of `cells.spice` is laid out from its own text, so the layout cannot disagree with the
+netlist: a transistor card with `m=N` becomes N unit devices wired in parallel, nfets sit in rows over
+the substrate with p+ taps, pfets in n-well rows with n+ taps (grouped by body net), MIM capacitors in
+their own row; 0 V sources are wires. The unit devices of one row are interleaved in proportion to
+their multiplicities (each device's units spread evenly along the row, so the devices of a mirror
+share one centroid). Rows and wiring come from compiler/backends/layout_place.py, devices from
+compiler/backends/layout_devices.py. The network subcircuit is then placed the same way with its cell
+instances as items: one row group per IR stage, in IR order, so the floorplan follows the data flow.
+
+SPICE node 0 is drawn as the net `gnd` (sky130/layers.yaml `nets.ground`). Output: `top.gds` (fixed
+timestamps: the same netlist gives the same bytes), `top.png`, `sky130.lyp`, and figures (area per
+cell, per IR stage and in total, unit devices drawn) for the build report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import klayout.db as kdb
+
+from compiler.backends.layout_devices import MIM, NFET, PFET, Item, Lib, LayoutError, fet, mim_cap, tap, tech
+from compiler.backends.layout_place import assemble
+
+SUPPLIES = frozenset({"vdd", "gnd"})
+
+
+@dataclass
+class Card:
+    name: str
+    nets: list
+    model: str
+    params: dict
+
+
+@dataclass
+class Subckt:
+    name: str
+    ports: list
+    cards: list = field(default_factory=list)
+    shorts: list = field(default_factory=list)   # node pairs joined by 0 V sources
+
+
+def parse_spice(text: str) -> dict:
+    """Subcircuits of a netlist: X cards (devices and instances) and 0 V sources; anything else is an error."""
+    lines, subckts, current = [], {}, None
+    for raw in text.splitlines():
+        line = raw.split("$")[0].rstrip()
+        if not line.strip() or line.lstrip().startswith("*"):
+            continue
+        if line.startswith("+") and lines:
+            lines[-1] += " " + line[1:]
+        else:
+            lines.append(line)
+    for line in lines:
+        words = line.split()
+        head = words[0].lower()
+        if head == ".subckt":
+            current = Subckt(words[1], [w for w in words[2:] if "=" not in w])
+            subckts[current.name] = current
+        elif head == ".ends":
+            current = None
+        elif current is None or head.startswith("."):
+            continue
+        elif head.startswith("x"):
+            positional = [w for w in words[1:] if "=" not in w]
+            params = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+            current.cards.append(Card(words[0], positional[:-1], positional[-1],
+                                      {k.lower(): _number(v) for k, v in params.items()}))
+        elif head.startswith("v") and _is_zero(words[3:]):
+            current.shorts.append((words[1], words[2]))
+        else:
+            raise LayoutError(f"{current.name}: cannot lay out the element {line.strip()!r} "
+                              "(the layout draws transistors, MIM capacitors, instances and 0 V sources).")
+    return subckts
+
+
+def _number(text: str) -> float | str:
+    match = re.fullmatch(r"([-+\d.eE]+)([a-zA-Z]*)", text)
+    scale = {"": 1, "u": 1, "um": 1}   # sky130 sizes are in um (.option scale=1u)
+    if match and match.group(2).lower() in scale:
+        return float(match.group(1))
+    return text
+
+
+def _is_zero(words: list) -> bool:
+    values = [w for w in words if w.lower() != "dc"]
+    try:
+        return len(values) == 1 and float(values[0]) == 0.0
+    except ValueError:
+        return False
+
+
+class _Nets:
+    """Union of nodes joined by 0 V sources; a port's name wins, node 0 is `gnd`."""
+
+    def __init__(self, ports, shorts):
+        self.parent = {}
+        self.ports = list(ports)
+        for a, b in shorts:
+            self.parent[self.find(a)] = self.find(b)
+        self.rename = {}
+        for node in list(self.parent) + self.ports:
+            self.rename.setdefault(self.find(node), self._name(node))
+        for port in self.ports:
+            self.rename[self.find(port)] = self._name(port)
+
+    def find(self, node):
+        node = self._name(node)
+        while self.parent.get(node, node) != node:
+            node = self.parent[node]
+        return node
+
+    @staticmethod
+    def _name(node):
+        return tech()["nets"]["ground"] if node == tech()["nets"]["spice_ground"] else node
+
+    def __call__(self, node):
+        root = self.find(node)
+        return self.rename.get(root, root)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    device: int      # card index in the subcircuit
+    k: int           # which of the device's m units
+    item: Item
+    nets: dict       # role -> net
+    spread: bool     # a mirror reference (diode-connected): spread over every row of its group
+
+
+def _interleaved(units: list) -> list:
+    """Units ordered so each device's units spread evenly along the row (interdigitated in proportion
+    to their counts: the devices of a mirror share one centroid)."""
+    counts, rank, keyed = defaultdict(int), defaultdict(int), []
+    for u in units:
+        counts[u.device] += 1
+    for u in units:
+        keyed.append(((rank[u.device] + 0.5) / counts[u.device], u.device, u.k, u))
+        rank[u.device] += 1
+    return [entry[-1] for entry in sorted(keyed, key=lambda e: e[:3])]
+
+
+def cell_block(lib: Lib, sub: Subckt) -> tuple[Item, dict]:
+    """Lay out one subcircuit of devices; returns the block and its figures."""
+    nets = _Nets(sub.ports, sub.shorts)
+    ground = tech()["nets"]["ground"]
+    groups: dict = defaultdict(list)
+    gate_area = 0
+    for index, card in enumerate(sub.cards):
+        model = card.model.lower()
+        m = int(card.params.get("m", 1))
+        if model in (NFET, PFET):
+            kind = "n" if model == NFET else "p"
+            if len(card.nets) != 4:
+                raise LayoutError(f"{sub.name}: {card.name} needs 4 nodes d g s b.")
+            d, g, s, b = (nets(n) for n in card.nets)
+            if kind == "n" and b != ground:
+                raise LayoutError(f"{sub.name}: nfet {card.name} has body {b}; the substrate is {ground} "
+                                  "(no isolated p-wells).")
+            item = fet(lib, kind, float(card.params["w"]), float(card.params["l"]), int(card.params.get("nf", 1)))
+            gate_area += item.info["gate_area_nm2"] * m
+            for k in range(m):
+                groups[(kind, b)].append(_Unit(index, k, item, {"d": d, "g": g, "s": s}, spread=(d == g)))
+        elif model == MIM:
+            item = mim_cap(lib, float(card.params["w"]), float(card.params["l"]))
+            for k in range(m):
+                groups[("c", "")].append(_Unit(index, k, item, {"c0": nets(card.nets[0]), "c1": nets(card.nets[1])},
+                                               spread=False))
+        else:
+            raise LayoutError(f"{sub.name}: {card.name} uses {card.model}, which the layout cannot draw "
+                              f"(it draws {NFET}, {PFET} and {MIM}).")
+    rows = []
+    gap = lib.r["unit_gap"]
+    for key in sorted(groups, key=lambda k: ("ncp".index(k[0]), k[1])):
+        rows += _rows(lib, key, groups[key], gap)
+    ports = [nets(p) for p in sub.ports]
+    used = {n for row in rows for _, nn in row for n in nn.values()}
+    if ground in used and ground not in ports:
+        ports.append(ground)
+    block = assemble(lib, sub.name, rows, list(dict.fromkeys(ports)), gap=gap, wide=SUPPLIES)
+    units = sum(len(g) for k, g in groups.items() if k[0] != "c")
+    return block, {"units": units, "instances": sum(1 for c in sub.cards if c.model.lower() in (NFET, PFET)),
+                   "gate_area_um2": gate_area / 1e6}
+
+
+def _rows(lib: Lib, key, units: list, gap: int) -> list:
+    """One group's units in rows: the references spread evenly over all rows, every other device's
+    units kept together (in card order), each row interleaved; as many rows as make the group squarest,
+    counting the routing channel each row needs. Body taps added."""
+    kind, body = key
+    if not units:
+        return []
+    refs = [u for u in units if u.spread]
+    others = [u for u in units if not u.spread]
+    total = sum(u.item.width + gap for u in units)
+    pitch = lib.r["track_width"] + lib.r["track_space"]
+    device_h = max(u.item.top - u.item.bottom for u in units) + 2 * lib.r["channel_margin"]
+    ref_nets = {n for u in refs for n in u.nets.values()}
+    other_nets = {n for u in others for n in u.nets.values()} - ref_nets
+
+    def extent(n):
+        return max(total / n, n * (device_h + pitch * (len(ref_nets) + len(other_nets) / n + 1)))
+
+    n_rows = min(range(1, min(len(units), 400) + 1), key=extent)
+    rows = [[] for _ in range(n_rows)]
+    for i, u in enumerate(_interleaved(refs)):
+        rows[i * n_rows // len(refs)].append(u)
+    fill = [sum(u.item.width + gap for u in r) for r in rows]
+    row = 0
+    for u in others:
+        w = u.item.width + gap
+        while row < n_rows - 1 and fill[row] + w / 2 > total / n_rows:
+            row += 1
+        rows[row].append(u)
+        fill[row] += w
+    rows = [_interleaved(r) for r in rows if r]
+    placed = [[(u.item, u.nets) for u in r] for r in rows]
+    if kind == "c":
+        return placed
+    return [_with_taps(lib, kind, body, r, gap) for r in placed]
+
+
+def _with_taps(lib: Lib, kind: str, body: str, row: list, gap: int) -> list:
+    """A tap at each end and between units, so no diffusion is farther than lu.tap from a tap."""
+    body_tap = tap(lib, kind, max(item.diff_top for item, _ in row))
+    nets = {"b": body}
+    out, run = [(body_tap, nets)], 0
+    for item, unit_nets in row:
+        if run and run + item.width > 2 * lib.r["lu.tap"]:
+            out.append((body_tap, nets))
+            run = 0
+        out.append((item, unit_nets))
+        run += item.width + gap
+    out.append((body_tap, nets))
+    return out
+
+
+@dataclass
+class LayoutResult:
+    lib: Lib
+    top: Item
+    figures: dict
+
+
+def layout_netlist(cells_text: str, network_text: str, stage_names: list | None = None) -> LayoutResult:
+    """Lay out every subcircuit of `cells_text` and the network subcircuit of `network_text` (its only
+    .subckt) as the top cell. `stage_names` (IR order) groups the network's instances into rows."""
+    cells_sub = parse_spice(cells_text)
+    network = parse_spice(network_text)
+    if len(network) != 1:
+        raise LayoutError(f"network.spice must hold exactly one .subckt; found {len(network)}.")
+    (top_sub,) = network.values()
+    lib = Lib(top_sub.name)
+    blocks, per_cell = {}, {}
+    for card in top_sub.cards:
+        if card.model in blocks:
+            continue
+        if card.model not in cells_sub:
+            raise LayoutError(f"{top_sub.name}: {card.name} instantiates {card.model}, which cells.spice does "
+                              "not define (the layout expects the network to instantiate cells only).")
+        blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model])
+    nets = _Nets(top_sub.ports, top_sub.shorts)
+    groups = _stage_groups(top_sub.cards, stage_names or [])
+    rows, gap = [], lib.r["block_gap"]
+    total_area = sum(blocks[c.model].width * blocks[c.model].top for c in top_sub.cards)
+    row_limit = max(math.sqrt(total_area) * 1.2, max((b.width for b in blocks.values()), default=0))
+    for _, cards in groups:
+        row, width = [], 0
+        for card in cards:
+            block = blocks[card.model]
+            ports = cells_sub[card.model].ports
+            if len(card.nets) != len(ports):
+                raise LayoutError(f"{card.name}: {len(card.nets)} nodes for the {len(ports)} ports of {card.model}.")
+            mapping = {p: nets(n) for p, n in zip(ports, card.nets)}
+            mapping.setdefault(tech()["nets"]["ground"], tech()["nets"]["ground"])
+            if row and width + block.width > row_limit:
+                rows.append(row)
+                row, width = [], 0
+            row.append((block, mapping))
+            width += block.width + gap
+        if row:
+            rows.append(row)
+    ports = [nets(p) for p in top_sub.ports]
+    if any(tech()["nets"]["ground"] in {t[1] for t in b.terminals} for b in blocks.values()):
+        ports.append(tech()["nets"]["ground"])
+    top = assemble(lib, top_sub.name, rows, list(dict.fromkeys(ports)), gap=gap, wide=SUPPLIES)
+    figures = _figures(top, top_sub, blocks, per_cell, groups)
+    return LayoutResult(lib, top, figures)
+
+
+def _stage_groups(cards: list, stage_names: list) -> list:
+    """[(group, [cards])]: instances grouped by the IR stage their name starts with (longest match),
+    in IR order; instances no stage claims are grouped by their name's leading word, after them."""
+    keys = sorted({re.sub(r"[^A-Za-z0-9_]", "_", s) for s in stage_names}, key=len, reverse=True)
+    order = [re.sub(r"[^A-Za-z0-9_]", "_", s) for s in stage_names]
+    grouped: dict = defaultdict(list)
+    for card in cards:
+        label = card.name[1:]
+        key = next((k for k in keys if label == k or label.startswith(k + "_")), None)
+        grouped[key or re.split(r"[_\d]", label)[0] or label].append(card)
+    ranked = sorted(grouped, key=lambda g: (order.index(g) if g in order else len(order), g))
+    return [(g, grouped[g]) for g in ranked]
+
+
+def _figures(top: Item, top_sub: Subckt, blocks: dict, per_cell: dict, groups: list) -> dict:
+    um2 = 1e-6
+    stage_area, stage_units = {}, {}
+    for group, cards in groups:
+        stage_area[group] = round(sum(blocks[c.model].width * blocks[c.model].top for c in cards) * um2, 1)
+        stage_units[group] = sum(per_cell[c.model]["units"] for c in cards)
+    kinds = defaultdict(lambda: {"instances": 0, "area_um2": 0.0, "units": 0})
+    for card in top_sub.cards:
+        kind = kinds[card.model.split("_")[0]]
+        kind["instances"] += 1
+        kind["area_um2"] += blocks[card.model].width * blocks[card.model].top * um2
+        kind["units"] += per_cell[card.model]["units"]
+    cells_area = sum(v["area_um2"] for v in kinds.values())
+    total = top.width * top.top * um2
+    return {
+        "top_cell": top_sub.name,
+        "width_um": top.width / 1000, "height_um": top.top / 1000, "area_um2": round(total, 1),
+        "cells_area_um2": round(cells_area, 1), "routing_area_um2": round(total - cells_area, 1),
+        "unit_transistors": sum(v["units"] for v in kinds.values()),
+        "transistor_instances": sum(per_cell[c.model]["instances"] for c in top_sub.cards),
+        "by_cell_kind": {k: {**v, "area_um2": round(v["area_um2"], 1)} for k, v in sorted(kinds.items())},
+        "by_stage": {g: {"area_um2": stage_area[g], "unit_transistors": stage_units[g],
+                         "instances": len(cards)} for g, cards in groups},
+        "cells": {name: {"width_um": b.width / 1000, "height_um": b.top / 1000,
+                         "area_um2": round(b.width * b.top * um2, 1), **per_cell[name]}
+                  for name, b in sorted(blocks.items())},
+    }
+
+
+def write_gds(lib: Lib, top: Item, path: Path) -> None:
+    """GDS of `top` and its hierarchy with fixed timestamps and no tool metadata: same layout, same bytes."""
+    options = kdb.SaveLayoutOptions()
+    options.format = "GDS2"
+    options.gds2_write_timestamps = False
+    options.write_context_info = False
+    options.gds2_libname = top.cell.name
+    options.select_all_layers()
+    options.clear_cells()
+    options.add_cell(top.cell.kdb_cell.cell_index())
+    _atomic(path, lambda tmp: lib.layout.write(str(tmp), options))
+
+
+def write_lyp(path: Path) -> None:
+    """KLayout layer properties for the layers we draw (colours of the usual sky130 palette)."""
+    colours = {"nwell": "#268c6b", "diff": "#00cc66", "tap": "#33ff33", "poly": "#ff0000", "licon": "#ffff00",
+               "npc": "#aa00ff", "li1": "#ffccff", "mcon": "#000000", "met1": "#0000ff", "via": "#9999ff",
+               "met2": "#ff00ff", "via2": "#ffb3ff", "met3": "#00ccff", "via3": "#99e6ff", "met4": "#ff9900",
+               "capm": "#cc6600", "nsdm": "#9900e6", "psdm": "#e61a00", "prboundary": "#808080"}
+    stipple = {"nwell": "I5", "nsdm": "I1", "psdm": "I1", "prboundary": "I1", "capm": "I5"}
+    t = tech()
+    entries = []
+    for name, (layer, datatype) in t["layers"].items():
+        entries.append(_lyp_entry(name, layer, datatype, colours.get(name, "#808080"), stipple.get(name, "I9")))
+    for metal, p in t["pins"].items():
+        entries.append(_lyp_entry(f"{metal}.pin", *p["pin"], colours.get(metal, "#808080"), "I1"))
+        entries.append(_lyp_entry(f"{metal}.label", *p["label"], colours.get(metal, "#808080"), "I1"))
+    text = '<?xml version="1.0" encoding="utf-8"?>\n<layer-properties>\n' + "".join(entries) + "</layer-properties>\n"
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _lyp_entry(name, layer, datatype, colour, pattern) -> str:
+    return (f" <properties>\n  <frame-color>{colour}</frame-color>\n  <fill-color>{colour}</fill-color>\n"
+            f"  <dither-pattern>{pattern}</dither-pattern>\n  <visible>true</visible>\n"
+            f"  <name>{name} {layer}/{datatype}</name>\n  <source>{layer}/{datatype}@1</source>\n </properties>\n")
+
+
+def write_png(gds: Path, lyp: Path, path: Path, size: int = 1600) -> None:
+    """A render of the whole layout through KLayout's layout view."""
+    import klayout.lay as lay
+
+    view = lay.LayoutView()
+    view.set_config("background-color", "#ffffff")
+    view.set_config("grid-visible", "false")
+    view.load_layout(str(gds), True)
+    view.load_layer_props(str(lyp))
+    view.max_hier()
+    view.zoom_fit()
+    _atomic(path, lambda tmp: view.save_image(str(tmp), size, size))
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = None, png: bool = True) -> dict:
+    """netlist/{cells,network}.spice -> layout/{top.gds, top.png, sky130.lyp}; returns the figures."""
+    netlist_dir, out_dir = Path(netlist_dir), Path(out_dir)
+    result = layout_netlist((netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(),
+                            stage_names)
+    write_gds(result.lib, result.top, out_dir / "top.gds")
+    write_lyp(out_dir / "sky130.lyp")
+    if png:
+        write_png(out_dir / "top.gds", out_dir / "sky130.lyp", out_dir / "top.png")
+    return {"files": sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")), **result.figures}
