@@ -119,10 +119,16 @@ class Item:
     info: dict = field(default_factory=dict)
 
 
+def gate_contact_y(lib: Lib, w: int) -> int:
+    """Bottom of the gate licon above a diffusion of height w: licon.14 from the diffusion and licon.9
+    from the implant drawn `implant_margin` beyond it."""
+    r = lib.r
+    return w + max(r["licon.14"], r["implant_margin"] + r["licon.9"])
+
+
 def device_top(lib: Lib, w: int) -> int:
     """The top edge of a device or tap of diffusion height w: above the gate contact."""
-    r = lib.r
-    return w + r["licon.14"] + r["ct.1"] + 2 * lib.stub
+    return gate_contact_y(lib, w) + lib.r["ct.1"] + 2 * lib.stub
 
 
 def _contact_column(lib: Lib, cell, xc: int, y0: int, y1: int, enc_y: int, top: int) -> None:
@@ -179,7 +185,7 @@ def fet(lib: Lib, kind: str, w_um: float, l_um: float, nf: int = 1) -> Item:
     cell = lib.component(name)
     lib.box(cell, "diff", 0, 0, width, wf)
     terminals = []
-    ly = wf + r["licon.14"]                                 # bottom of the gate licon
+    ly = gate_contact_y(lib, wf)
     pad_w = max(l, r["licon.1"] + 2 * r["licon.8"])
     for k in range(nf + 1):
         xc = edge + k * pitch
@@ -271,22 +277,14 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
 
 
 def decorate_row(lib: Lib, cell, placed: list, gap: int) -> None:
-    """Implants over each run of neighbouring items of one implant type, an n-well over the row's
-    pfets and n-taps. `placed` = [(item, x, y)] of one row."""
+    """Implants over each item, abutting its neighbours' (gap / 2 each side), and an n-well over the
+    row's pfets and n-taps. `placed` = [(item, x, y)] of one row."""
     r = lib.r
-    runs: list = []
-    for item, x, y in placed:
-        if item.implant is None:
-            continue
-        lo, hi = x - gap // 2, x + item.width + gap - gap // 2
-        if runs and runs[-1][0] == item.implant and runs[-1][2] == lo:
-            runs[-1][2] = hi
-            runs[-1][4] = max(runs[-1][4], y + item.diff_top)
-        else:
-            runs.append([item.implant, lo, hi, y, y + item.diff_top])
     m = r["implant_margin"]
-    for implant, lo, hi, y0, y1 in runs:
-        lib.box(cell, "nsdm" if implant == "n" else "psdm", lo, y0 - m, hi, y1 + m)
+    for item, x, y in placed:
+        if item.implant is not None:   # per item: a taller neighbour's implant must not reach a gate contact
+            lib.box(cell, "nsdm" if item.implant == "n" else "psdm", x - gap // 2, y - m,
+                    x + item.width + gap - gap // 2, y + item.diff_top + m)
     wells = [(x, y, item) for item, x, y in placed if item.well]
     if wells:
         wm = r["well_margin"]
