@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "config": ("flows.starter_config", "write a starter build configuration for a checkpoint"),
     "verify": ("flows.verify", "simulate the built circuit and compare it with the model, frame by frame"),
     "characterize": ("flows.characterize", "SPICE-characterise cells and write calibration tables"),
+    "drc": ("flows.drc", "design-rule check of the built layout (KLayout, sky130 periphery rules)"),
+    "lvs": ("flows.lvs", "compare the built layout's extracted netlist with the built SPICE netlist (KLayout)"),
 }
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import yaml
 
 from compiler.errors import RuleTableError
-from flows.gds import SKY130_DIR, LayerMap, find_gds, load_layer_map, load_layout
+from flows.gds import SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout
 
 RULES_PATH = SKY130_DIR / "drc_rules.yaml"
 KINDS = {  # kind -> number of layers it takes
     "width": 1, "space": 1, "separation": 2, "enclosure": 2, "enclosure_adjacent": 2, "extension": 2,
     "edge_length": 2, "exact_size": 1, "area": 1, "covered": 2, "contains": 2, "forbidden": 1,
 }
-OPERATORS = ("and", "or", "not", "interacting", "not_interacting")
 LOCATIONS_KEPT = 20        # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
 HUGE = 10 ** 12            # an upper bound in database units
 
@@ -66,48 +65,8 @@ def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None)
             raise RuleTableError(f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
                                  f"kinds and their layer counts: {KINDS}.")
         for name in rule.layers + ((rule.except_on,) if rule.except_on else ()):
-            _check_layer(name, derived, layer_map, f"{path}: rule {rule.name}")
+            check_layer(name, derived, layer_map, f"{path}: rule {rule.name}")
     return RuleTable(rules, derived, str(data.get("source", "")))
-
-
-def _check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
-    if isinstance(expr, str):
-        if expr in derived:
-            return _check_layer(derived[expr], derived, layer_map, where)
-        if expr not in layer_map.drawing:
-            raise RuleTableError(f"{where} names layer {expr!r}, which is neither in the layer map "
-                                 f"({sorted(layer_map.drawing)}) nor a derived layer ({sorted(derived)}).")
-        return None
-    if not (isinstance(expr, dict) and len(expr) == 1 and next(iter(expr)) in OPERATORS):
-        raise RuleTableError(f"{where}: derived layer {expr!r} must be one of {OPERATORS}: [a, b].")
-    for operand in next(iter(expr.values())):
-        _check_layer(operand, derived, layer_map, where)
-
-
-class Layers:
-    """Merged flat regions of a cell by layer name (drawn or derived), built once each."""
-
-    def __init__(self, layout, cell, layer_map: LayerMap, derived: dict):
-        self.layout, self.cell, self.layer_map, self.derived = layout, cell, layer_map, derived
-        self._cache: dict = {}
-
-    def __getitem__(self, expr):
-        import klayout.db as kdb
-
-        key = expr if isinstance(expr, str) else yaml.safe_dump(expr, sort_keys=True)
-        if key not in self._cache:
-            if isinstance(expr, str) and expr not in self.derived:
-                index = self.layout.find_layer(*self.layer_map[expr])
-                region = kdb.Region() if index is None else kdb.Region(self.cell.begin_shapes_rec(index))
-                region.merge()
-            else:
-                op, (a, b) = next(iter((self.derived[expr] if isinstance(expr, str) else expr).items()))
-                ra, rb = self[a], self[b]
-                region = {"and": lambda: ra & rb, "or": lambda: (ra + rb).merged(), "not": lambda: ra - rb,
-                          "interacting": lambda: ra.interacting(rb),
-                          "not_interacting": lambda: ra.not_interacting(rb)}[op]()
-            self._cache[key] = region
-        return self._cache[key]
 
 
 def check(rule: Rule, layers: Layers, dbu: float) -> list:
@@ -194,7 +153,7 @@ def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None,
     layer_map = load_layer_map(layer_map_path) if layer_map_path else load_layer_map()
     table = load_rules(rules_path, layer_map)
     layout, cell = load_layout(gds, top)
-    layers = Layers(layout, cell, layer_map, table.derived)
+    layers = Layers(lambda name: _flat(layout, cell, layer_map[name]), table.derived)
     dbu = layout.dbu
     markers, violations, locations = {}, {}, {}
     for rule in table.rules:
@@ -208,6 +167,15 @@ def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None,
         write_reports(result, markers, Path(out_dir), layout, cell)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _flat(layout, cell, gds_layer):
+    import klayout.db as kdb
+
+    index = layout.find_layer(*gds_layer)
+    region = kdb.Region() if index is None else kdb.Region(cell.begin_shapes_rec(index))
+    region.merge()
+    return region
 
 
 def _each(marker):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -15,6 +16,7 @@ from compiler.errors import LayoutMissing, RuleTableError
 from compiler.pdk import DEVICE_TABLE_PATH
 
 SKY130_DIR = DEVICE_TABLE_PATH.parent
+OPERATORS = ("and", "or", "not", "interacting", "not_interacting")   # of derived layers
 LAYER_MAP_PATH = SKY130_DIR / "layers.yaml"
 LAYOUT_FILE = Path("layout") / "top.gds"   # where a build keeps its layout
 
@@ -77,3 +79,43 @@ def load_layout(gds: Path, top: str | None = None):
         raise LayoutMissing(f"{gds} has {len(tops)} top cells ({sorted(c.name for c in tops)}); "
                             "name the one to check with --top.")
     return layout, tops[0]
+
+
+def check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
+    """Raise RuleTableError unless `expr` is a layer of the map or a well-formed derived layer."""
+    if isinstance(expr, str):
+        if expr in derived:
+            return check_layer(derived[expr], derived, layer_map, where)
+        if expr not in layer_map.drawing:
+            raise RuleTableError(f"{where} names layer {expr!r}, which is neither in the layer map "
+                                 f"({sorted(layer_map.drawing)}) nor a derived layer ({sorted(derived)}).")
+        return None
+    if not (isinstance(expr, dict) and len(expr) == 1 and next(iter(expr)) in OPERATORS):
+        raise RuleTableError(f"{where}: derived layer {expr!r} must be one of {OPERATORS}: [a, b].")
+    for operand in next(iter(expr.values())):
+        check_layer(operand, derived, layer_map, where)
+
+
+class Layers:
+    """Regions by layer name: drawn ones from `base(name)`, derived ones ({op: [a, b]}) computed once each.
+
+    DRC passes flat regions of a cell, LVS the hierarchical layers of its netlist extractor; the algebra
+    of derived layers (sky130/drc_rules.yaml, sky130/lvs.yaml) is the same for both.
+    """
+
+    def __init__(self, base: Callable, derived: dict):
+        self.base, self.derived = base, derived
+        self._cache: dict = {}
+
+    def __getitem__(self, expr):
+        key = expr if isinstance(expr, str) else yaml.safe_dump(expr, sort_keys=True)
+        if key not in self._cache:
+            if isinstance(expr, str) and expr not in self.derived:
+                self._cache[key] = self.base(expr)
+            else:
+                op, (a, b) = next(iter((self.derived[expr] if isinstance(expr, str) else expr).items()))
+                ra, rb = self[a], self[b]
+                self._cache[key] = {"and": lambda: ra & rb, "or": lambda: ra + rb, "not": lambda: ra - rb,
+                                    "interacting": lambda: ra.interacting(rb),
+                                    "not_interacting": lambda: ra.not_interacting(rb)}[op]()
+        return self._cache[key]

@@ -1,0 +1,369 @@
+"""`python -m compiler lvs DIR`: layout versus schematic with KLayout (LayoutToNetlist + NetlistComparer).
+
+The layout's netlist is extracted with the device and connectivity table sky130/lvs.yaml; the schematic
+is the built SPICE netlist (netlist/cells.spice + network.spice) read with a delegate that turns the
+`X... sky130_fd_pr__*` model calls into devices (W times m), shorts the 0 V current probes and drops
+ideal current sources. Both are flattened and their parallel devices combined before the comparison,
+so how a mirror is split into fingers or subcircuits does not matter, while every device, its W and L
+(or C) and every connection does. Results go to DIR/lvs/: `report.lvsdb` (KLayout's LVS database),
+`report.md`, `report.json`. Exit status 1 on a mismatch, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from compiler.errors import RuleTableError, SchematicMissing
+from compiler.pdk import device_table
+from flows.gds import LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout
+
+EXTRACTION_PATH = SKY130_DIR / "lvs.yaml"
+SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
+NETWORK_TOP = "fqrnn_network"                        # compiler/backends/spice.py TOP
+TOLERANCE = {"W": 0.001, "L": 0.001}                 # um, absolute
+C_RELATIVE_TOLERANCE = 0.001
+ISSUES_KEPT = 30
+
+
+@dataclass
+class LvsResult:
+    gds: str
+    layout_top: str
+    schematic_top: str
+    match: bool
+    devices: dict                     # "layout"/"schematic" -> {device class: count after combining}
+    nets: dict                        # "layout"/"schematic" -> net count
+    issues: list = field(default_factory=list)   # [{"kind", "status", "layout", "schematic"}]
+    seconds: float = 0.0
+
+
+def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None = None) -> dict:
+    path = Path(path)
+    try:
+        table = yaml.safe_load(path.read_text())
+        derived = table["derived"]
+        used = [n for d in table["devices"].values() for n in d["layers"].values()]
+        used += table["conductors"] + [n for pair in table["connections"] for n in pair] + [table["substrate"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise RuleTableError(f"cannot read the extraction table {path}: {error}") from error
+    with_bulk = LayerMap(dict(layer_map.drawing, bulk=None), {}, {})
+    for name in used:
+        check_layer(name, derived, with_bulk, f"{path}")
+    for name, device in table["devices"].items():
+        if device["extractor"] not in ("mos4", "capacitor"):
+            raise RuleTableError(f"{path}: device {name} has extractor {device['extractor']!r}; "
+                                 "known: mos4, capacitor.")
+    return table
+
+
+def _layer_map_data(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def extract(layout, cell, layer_map, table: dict, ground: str):
+    """A LayoutVsSchematic object holding the extracted (flattened, combined) netlist of `cell`."""
+    import klayout.db as kdb
+
+    bulk = layout.layer()  # a scratch layer with the cell's extent: the substrate
+    cell.shapes(bulk).insert(cell.bbox().enlarged(1))
+    lvs = kdb.LayoutVsSchematic(kdb.RecursiveShapeIterator(layout, cell, []))
+
+    def base(name):
+        index = bulk if name == "bulk" else layout.find_layer(*layer_map[name])
+        return lvs.make_layer(index, name) if index is not None else lvs.make_layer(name)
+
+    layers = Layers(base, table["derived"])
+    for name in table["derived"]:
+        lvs.register(layers[name], name)
+    farads = {name: spec.get("farad_per_um2") for name, spec in device_table().items()}
+    for name, device in sorted(table["devices"].items()):
+        if device["extractor"] == "mos4":
+            extractor = kdb.DeviceExtractorMOS4Transistor(name)
+        else:
+            extractor = kdb.DeviceExtractorCapacitor(name, farads[name])
+        lvs.extract_devices(extractor, {t: layers[n] for t, n in device["layers"].items()})
+    for name in table["conductors"]:
+        lvs.connect(layers[name])
+    for a, b in table["connections"]:
+        lvs.connect(layers[a], layers[b])
+    for metal, (lay, dt) in layer_map.labels.items():
+        index = layout.find_layer(lay, dt)
+        if index is not None:
+            text = lvs.make_text_layer(index, f"{metal}_label")
+            lvs.connect(layers[metal], text)
+    for metal, (lay, dt) in layer_map.pins.items():
+        index = layout.find_layer(lay, dt)
+        if index is not None:
+            pin = lvs.make_layer(index, f"{metal}_pin")
+            lvs.connect(pin)
+            lvs.connect(layers[metal], pin)
+    lvs.connect_global(layers[table["substrate"]], ground)
+    lvs.extract_netlist()
+    netlist = lvs.netlist()
+    netlist.make_top_level_pins()
+    netlist.flatten()
+    netlist.combine_devices()
+    netlist.purge_nets()
+    return lvs
+
+
+class _SchematicReader:
+    """The KLayout SPICE reader delegate for built netlists (a class factory keeps klayout imports lazy)."""
+
+    @staticmethod
+    def make(devices: dict):
+        import klayout.db as kdb
+
+        class Delegate(kdb.NetlistSpiceReaderDelegate):
+            def __init__(self):
+                super().__init__()
+                self.shorts = []       # (circuit name, net name, net name) of 0 V sources
+
+            def wants_subcircuit(self, name):
+                return name.lower() in devices
+
+            def element(self, circuit, element, name, model, value, nets, params):
+                if element == "X" and model.lower() in devices:
+                    _add_device(circuit, model.lower(), devices[model.lower()], name, nets, params)
+                    return True
+                if element == "V" and value == 0 and len(nets) == 2:
+                    self.shorts.append((circuit.name, nets[0].name, nets[1].name))
+                    return True
+                if element == "I":
+                    return True        # an ideal bias reference: its nets are pins of the circuit
+                return super().element(circuit, element, name, model, value, nets, params)
+
+        return Delegate()
+
+
+def _device_class(netlist, model: str, spec: dict):
+    import klayout.db as kdb
+
+    cls = netlist.device_class_by_name(model.upper()) or netlist.device_class_by_name(model)
+    if cls is None:
+        cls = kdb.DeviceClassMOS4Transistor() if spec["kind"] == "mosfet" else kdb.DeviceClassCapacitor()
+        cls.name = model
+        netlist.add(cls)
+    return cls
+
+
+def _add_device(circuit, model: str, spec: dict, name: str, nets, params) -> None:
+    cls = _device_class(circuit.netlist(), model, spec)
+    device = circuit.create_device(cls, name)
+    m = params.get("M", 1.0)
+    if spec["kind"] == "mosfet":
+        for terminal, net in zip(("D", "G", "S", "B"), nets):
+            device.connect_terminal(terminal, net)
+        device.set_parameter("W", params["W"] * m)
+        device.set_parameter("L", params["L"])
+    else:
+        for terminal, net in zip(("A", "B"), nets):
+            device.connect_terminal(terminal, net)
+        area = params["W"] * params["L"] * m
+        device.set_parameter("A", area)
+        device.set_parameter("C", area * spec["farad_per_um2"])
+
+
+def read_schematic(paths, top: str | None, ground: str):
+    """The schematic netlist of `paths` (SPICE files), flattened into `top`, combined, ground renamed."""
+    import klayout.db as kdb
+
+    for path in paths:
+        if not Path(path).is_file():
+            raise SchematicMissing(f"{path} does not exist; LVS compares the layout with the built netlist "
+                                   "(`python -m compiler build ...` writes netlist/cells.spice and network.spice).")
+    devices = device_table()
+    text = ".global 0\n" + "".join(f'.include "{Path(p).resolve()}"\n' for p in paths)
+    netlist = kdb.Netlist()
+    delegate = _SchematicReader.make(devices)
+    with tempfile.TemporaryDirectory() as scratch:  # the reader takes a file: one that includes `paths`
+        wrapper = Path(scratch) / "schematic.spice"
+        wrapper.write_text(text)
+        try:
+            netlist.read(str(wrapper), kdb.NetlistSpiceReader(delegate))
+        except RuntimeError as error:
+            raise SchematicMissing(f"KLayout cannot read the netlist {', '.join(map(str, paths))}: {error}") from error
+    for circuit_name, a, b in delegate.shorts:
+        circuit = netlist.circuit_by_name(circuit_name)
+        circuit.join_nets(circuit.net_by_name(a), circuit.net_by_name(b))
+    chosen = _schematic_top(netlist, top, paths)
+    netlist.flatten()
+    for circuit in [c for c in netlist.each_circuit() if c.name != chosen.name]:
+        netlist.remove(circuit)
+    chosen = netlist.circuit_by_name(chosen.name)
+    zero = chosen.net_by_name("0")
+    if zero is not None:
+        zero.name = ground
+        pin = chosen.pin_by_name("0")
+        if pin is not None:
+            chosen.rename_pin(pin.id(), ground)
+    netlist.combine_devices()
+    netlist.purge_nets()
+    return netlist
+
+
+def _schematic_top(netlist, top: str | None, paths):
+    if top is not None:
+        circuit = netlist.circuit_by_name(top.upper()) or netlist.circuit_by_name(top)
+        if circuit is None:
+            raise SchematicMissing(f"{', '.join(map(str, paths))} has no subcircuit {top!r}.")
+        return circuit
+    tops = [c for c in netlist.each_circuit() if not any(True for _ in c.each_ref())]
+    if len(tops) != 1:
+        raise SchematicMissing(f"{', '.join(map(str, paths))} has {len(tops)} top subcircuits "
+                               f"({sorted(c.name for c in tops)}); name the one to compare with --schematic-top.")
+    return tops[0]
+
+
+def _tolerances(netlist) -> None:
+    import klayout.db as kdb
+
+    for cls in netlist.each_device_class():
+        if isinstance(cls, kdb.DeviceClassMOS4Transistor):
+            cls.equal_parameters = (kdb.EqualDeviceParameters(cls.PARAM_W, TOLERANCE["W"], 0.0)
+                                    + kdb.EqualDeviceParameters(cls.PARAM_L, TOLERANCE["L"], 0.0))
+        elif isinstance(cls, kdb.DeviceClassCapacitor):
+            cls.equal_parameters = kdb.EqualDeviceParameters(cls.PARAM_C, 0.0, C_RELATIVE_TOLERANCE)
+
+
+def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = None,
+            schematic_top: str | None = None, extraction_path=EXTRACTION_PATH,
+            layer_map_path=LAYER_MAP_PATH) -> LvsResult:
+    """Compare a build directory's layout with its netlist, or a GDS file with `schematic` (SPICE paths)."""
+    import klayout.db as kdb
+
+    start = time.perf_counter()
+    gds = find_gds(target)
+    layer_map = load_layer_map(layer_map_path)
+    ground = _layer_map_data(layer_map_path).get("nets", {}).get("ground", "gnd")
+    table = load_extraction(extraction_path, layer_map)
+    if schematic is None:
+        schematic = [Path(target) / "netlist" / name for name in SCHEMATIC_FILES]
+        schematic_top = schematic_top or NETWORK_TOP
+    layout, cell = load_layout(gds, layout_top)
+    lvs = extract(layout, cell, layer_map, table, ground)
+    reference = read_schematic([Path(p) for p in schematic], schematic_top, ground)
+    for netlist in (lvs.netlist(), reference):
+        netlist.case_sensitive = False
+        _tolerances(netlist)
+    lvs.reference = reference
+    layout_circuit = next(c for c in lvs.netlist().each_circuit() if c.name.lower() == cell.name.lower())
+    schematic_circuit = next(reference.each_circuit())
+    comparer = kdb.NetlistComparer()
+    comparer.same_circuits(layout_circuit, schematic_circuit)
+    match = lvs.compare(comparer)
+    result = LvsResult(str(gds), cell.name, schematic_circuit.name, bool(match),
+                       {"layout": _device_counts(lvs.netlist()), "schematic": _device_counts(reference)},
+                       {"layout": _count(layout_circuit.each_net()), "schematic": _count(schematic_circuit.each_net())},
+                       _issues(lvs.xref()))
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lvs.write(str(out_dir / "report.lvsdb"))
+        (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
+        (out_dir / "report.md").write_text(markdown(result))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _count(items) -> int:
+    return sum(1 for _ in items)
+
+
+def _device_counts(netlist) -> dict:
+    counts: dict = {}
+    for circuit in netlist.each_circuit():
+        for device in circuit.each_device():
+            name = device.device_class().name.lower()
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _issues(xref) -> list:
+    """What did not match, as {"kind", "status", "layout", "schematic"} (names, W/L), sorted, capped."""
+    import klayout.db as kdb
+
+    ok = {kdb.NetlistCrossReference.Match}   # a parameter mismatch is a match "with warning"
+    issues = []
+    for pair in xref.each_circuit_pair():
+        if pair.status() not in ok:
+            issues.append(_issue("circuit", pair, lambda c: c.name))
+        for kind, each in (("net", xref.each_net_pair), ("device", xref.each_device_pair),
+                           ("pin", xref.each_pin_pair)):
+            for item in each(pair):
+                if item.status() not in ok:
+                    issues.append(_issue(kind, item, _describe[kind]))
+    issues.sort(key=lambda i: (i["kind"], i["status"], i["layout"] or "", i["schematic"] or ""))
+    return issues
+
+
+def _device_text(device) -> str:
+    params = {p.name: device.parameter(p.name) for p in device.device_class().parameter_definitions()
+              if p.name in ("W", "L", "C")}
+    terminals = ", ".join(f"{t.name}={device.net_for_terminal(t.id()).expanded_name()}"
+                          for t in device.device_class().terminal_definitions()
+                          if device.net_for_terminal(t.id()) is not None)
+    values = " ".join(f"{k}={v:.4g}" for k, v in params.items())
+    return f"{device.device_class().name.lower()} {values} ({terminals})"
+
+
+_describe = {"net": lambda n: n.expanded_name(), "device": _device_text, "pin": lambda p: p.expanded_name()}
+
+
+def _issue(kind: str, pair, describe) -> dict:
+    first, second = pair.first(), pair.second()
+    status = str(pair.status()).split(".")[-1]
+    if kind == "device" and status == "MatchWithWarning":
+        status = "ParametersDiffer"
+    return {"kind": kind, "status": status,
+            "layout": describe(first) if first is not None else None,
+            "schematic": describe(second) if second is not None else None}
+
+
+def _json(result: LvsResult) -> dict:
+    return {"gds": result.gds, "layout_top": result.layout_top, "schematic_top": result.schematic_top,
+            "match": result.match, "devices": result.devices, "nets": result.nets,
+            "issues": len(result.issues), "first_issues": result.issues[:ISSUES_KEPT]}
+
+
+def markdown(result: LvsResult) -> str:
+    lines = [f"# LVS: {result.layout_top} vs {result.schematic_top}", "",
+             f"Layout `{result.gds}`: " + ("**match**." if result.match else
+                                          f"**mismatch** ({len(result.issues)} items differ)."), "",
+             "| | layout | schematic |", "|---|---|---|",
+             f"| nets | {result.nets['layout']} | {result.nets['schematic']} |"]
+    for name in sorted(set(result.devices["layout"]) | set(result.devices["schematic"])):
+        lines.append(f"| {name} (after combining parallel devices) | {result.devices['layout'].get(name, 0)} "
+                     f"| {result.devices['schematic'].get(name, 0)} |")
+    if result.issues:
+        lines += ["", "| kind | status | layout | schematic |", "|---|---|---|---|"]
+        lines += [f"| {i['kind']} | {i['status']} | {i['layout'] or '-'} | {i['schematic'] or '-'} |"
+                  for i in result.issues[:ISSUES_KEPT]]
+        lines += ["", "Cross-reference in `report.lvsdb` (KLayout: File > Load Netlist Database)."]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("target", help="a build directory (layout/top.gds against netlist/) or a GDS file")
+    parser.add_argument("-o", "--out", default=None, help="report directory (default: DIR/lvs)")
+    parser.add_argument("--schematic", nargs="+", default=None,
+                        help="SPICE files to compare a GDS file with (default: the build's netlist)")
+    parser.add_argument("--top", default=None, help="layout top cell (default: the file's only top cell)")
+    parser.add_argument("--schematic-top", default=None, help="schematic subcircuit (default: fqrnn_network, "
+                        "or the only top subcircuit of --schematic)")
+
+
+def run(args) -> int:
+    target = Path(args.target)
+    gds = find_gds(target)
+    out = Path(args.out) if args.out else (target / "lvs" if target.is_dir() else gds.with_name(gds.stem + "_lvs"))
+    result = run_lvs(target, out, schematic=args.schematic, layout_top=args.top, schematic_top=args.schematic_top)
+    print(markdown(result), end="")
+    print(f"reports: {out}/report.md, report.json, report.lvsdb ({result.seconds:.2f} s)")
+    return 0 if result.match else 1
