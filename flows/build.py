@@ -69,6 +69,17 @@ def step_netlist(build: Build) -> None:
     build.facts["netlist"] = write_netlist(build.ir, build.directory / "netlist", build.config)
 
 
+def step_layout(build: Build) -> None:
+    """layout/top.gds, top.png, sky130.lyp from the netlist just written; area figures for the report."""
+    from compiler.backends.layout import write_layout
+
+    figures = write_layout(build.directory / "netlist", build.directory / "layout",
+                           [stage.name for stage in build.ir.stages])
+    cells_detail = figures.pop("cells")
+    build.write("layout/area.json", json.dumps({**figures, "cells": cells_detail}, indent=1, sort_keys=True) + "\n")
+    build.facts["layout"] = figures
+
+
 def step_reference(build: Build) -> None:
     from flows.quantisation import quantisation_report
 
@@ -83,7 +94,7 @@ def step_report(build: Build) -> None:
     build.write("reports/build.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-STEPS = (("load", step_load), ("compile", step_compile), ("netlist", step_netlist),
+STEPS = (("load", step_load), ("compile", step_compile), ("netlist", step_netlist), ("layout", step_layout),
          ("reference", step_reference), ("report", step_report))
 
 
@@ -99,8 +110,8 @@ def _inputs(checkpoint: Path, config: Config) -> dict:
     }
 
 
-def build(checkpoint, out, config_path=None, *, force: bool = False, log=print) -> dict:
-    """Build (or resume) a build directory; returns its manifest."""
+def build(checkpoint, out, config_path=None, *, force: bool = False, layout: bool = True, log=print) -> dict:
+    """Build (or resume) a build directory; returns its manifest. `layout=False` skips the GDS."""
     checkpoint, out = Path(checkpoint), Path(out)
     config = load_config(config_path)
     if not checkpoint.is_file():
@@ -123,9 +134,10 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, log=print) 
         state = Build(checkpoint, work, config,
                       facts=dict(previous.get("facts", {})) if resume else {})
         manifest = _manifest_base(inputs, previous if resume else None)
+        skipped = set() if layout else {"layout"}
         for name, step in STEPS:
             needed = name not in done or name in ("load", "compile")  # in-memory state for later steps
-            if not needed:
+            if not needed or name in skipped:
                 continue
             start = time.perf_counter()
             step(state)
@@ -177,12 +189,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default=None, help="build directory (default: build/<model name>)")
     parser.add_argument("--config", default=None, help="YAML build configuration (`python -m compiler config`)")
     parser.add_argument("-f", "--force", action="store_true", help="rebuild from scratch")
+    parser.add_argument("--no-layout", action="store_true", help="skip the GDS layout (layout/top.gds, top.png)")
 
 
 def run(args) -> int:
     out = Path(args.out) if args.out else Path("build") / Path(args.checkpoint).stem
     print(f"building {args.checkpoint} -> {out}")
-    manifest = build(args.checkpoint, out, args.config, force=args.force)
+    manifest = build(args.checkpoint, out, args.config, force=args.force, layout=not args.no_layout)
     print((out / "reports" / "build.md").read_text().split("\n## Parameter mapping")[0])
     print(f"build directory: {out} ({sum(manifest['steps'].values()):.2f} s)")
     return 0

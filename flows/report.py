@@ -4,7 +4,8 @@ Power is an estimate before simulation: every current drawn from VDD passes thro
 whose source is on VDD, so the supply current is the sum of those pfets' currents: bias outputs and
 reference, the bistable cells' threshold branches, and the signal copies and positive weights of the
 mirrors (their signal currents taken as the mean over the task's test inputs, from the behavioural
-reference). Area is the gate area of every device times a layout overhead until layout exists.
+reference). Area is the laid-out area (layout/top.gds: the top cell's outline, each block's outline)
+when the build drew a layout, else the gate area of every device times a layout overhead.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def build_report(build) -> tuple[str, dict]:
         "transistors": {"instances": netlist.get("transistor_instances"), "unit_devices": netlist.get("unit_devices")},
         "cells": netlist.get("by_cell", {}), "power_estimate": power,
         "area_estimate_um2": round(area_um2, 1), "gate_area_um2": netlist.get("gate_area_um2"),
+        "layout": facts.get("layout"),
         "adjustments": ir.meta.get("adjustments", []), "sizing_shortfalls": ir.meta.get("sizing", []),
         "calibrated": ir.meta.get("calibrated"), "pass_seconds": facts.get("pass_seconds"),
         "mapping": rows,
@@ -134,8 +136,7 @@ def build_report(build) -> tuple[str, dict]:
         f"# Build report: {build.network.path}", "",
         f"- stages: {len(ir.stages)}; cells: {data['cells']}",
         f"- transistors: {data['transistors']['instances']} instances, {data['transistors']['unit_devices']} unit devices (counting m)",
-        f"- gate area {data['gate_area_um2']} um^2; area estimate {data['area_estimate_um2']} um^2 "
-        f"(x{LAYOUT_OVERHEAD:g} layout overhead, until layout exists)",
+        _area_line(data),
         f"- power estimate {power['total_W'] * 1e9:.1f} nW at {power['vdd']:g} V: "
         + ", ".join(f"{k} {v * 1e9:.1f} nW" for k, v in power["blocks_W"].items())
         + f" (signal currents: {power['signal_activity']})",
@@ -151,8 +152,37 @@ def build_report(build) -> tuple[str, dict]:
                   f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |"]
     else:
         lines.append(quant.get("note", "not measured"))
+    lines += _layout_section(data["layout"])
     lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
     lines += [f"- {a['stage']}[{a['unit']}]: {a['reason']}" for a in data["adjustments"]] or ["none"]
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
     return "\n".join(lines) + "\n", data
+
+
+def _area_line(data: dict) -> str:
+    layout = data.get("layout")
+    if not layout:
+        return (f"- gate area {data['gate_area_um2']} um^2; area estimate {data['area_estimate_um2']} um^2 "
+                f"(x{LAYOUT_OVERHEAD:g} layout overhead; built with --no-layout)")
+    return (f"- layout area {layout['area_um2'] / 1e6:.3f} mm^2 ({layout['width_um']:g} x {layout['height_um']:g} um; "
+            f"cells {layout['cells_area_um2'] / 1e6:.3f} mm^2, top-level routing {layout['routing_area_um2'] / 1e6:.3f} mm^2); "
+            f"{layout['unit_transistors']} unit transistors drawn; gate area {data['gate_area_um2']} um^2")
+
+
+def _layout_section(layout: dict | None) -> list:
+    """Area per block: per IR stage (rows of the floorplan) and per cell kind."""
+    if not layout:
+        return []
+    lines = ["", "## Layout area per block", "", "| IR stage | instances | unit transistors | area (um^2) | share |",
+             "|---|---|---|---|---|"]
+    total = layout["area_um2"] or 1.0
+    for stage, row in layout["by_stage"].items():
+        lines.append(f"| {stage} | {row['instances']} | {row['unit_transistors']} | {row['area_um2']:.0f} | "
+                     f"{row['area_um2'] / total:.1%} |")
+    lines.append(f"| top-level routing | | | {layout['routing_area_um2']:.0f} | {layout['routing_area_um2'] / total:.1%} |")
+    lines += ["", "| cell kind | instances | unit transistors | area (um^2) | um^2 per unit transistor |", "|---|---|---|---|---|"]
+    for kind, row in layout["by_cell_kind"].items():
+        per_unit = row["area_um2"] / row["units"] if row["units"] else 0.0
+        lines.append(f"| {kind} | {row['instances']} | {row['units']} | {row['area_um2']:.0f} | {per_unit:.1f} |")
+    return lines
