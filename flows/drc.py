@@ -118,6 +118,7 @@ def _drop_edges_on(pairs, region):
 
     if pairs.is_empty() or region.is_empty():
         return pairs
+    pairs, region = pairs.dup().flatten(), region.dup().flatten()
     on = {_key(e) for e in (pairs.second_edges() & region.edges()).each()}
     return kdb.EdgePairs([p for p in pairs.each() if _key(p.second) not in on])
 
@@ -153,11 +154,14 @@ def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None,
     layer_map = load_layer_map(layer_map_path) if layer_map_path else load_layer_map()
     table = load_rules(rules_path, layer_map)
     layout, cell = load_layout(gds, top)
-    layers = Layers(lambda name: _flat(layout, cell, layer_map[name]), table.derived)
+    # hierarchical regions when there is a hierarchy (a cell placed a thousand times is checked once),
+    # flat ones for a single cell, where the hierarchical machinery only costs time
+    store = kdb.DeepShapeStore() if cell.child_cells() else None
+    layers = Layers(lambda name: _region(layout, cell, layer_map[name], store), table.derived)
     dbu = layout.dbu
     markers, violations, locations = {}, {}, {}
     for rule in table.rules:
-        found = check(rule, layers, dbu)
+        found = [marker.flatten() for marker in check(rule, layers, dbu)]
         markers[rule.name] = found
         boxes = sorted(_box_um(shape, dbu) for m in found for shape in _each(m))
         violations[rule.name] = len(boxes)
@@ -169,13 +173,14 @@ def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None,
     return result
 
 
-def _flat(layout, cell, gds_layer):
+def _region(layout, cell, gds_layer, store):
     import klayout.db as kdb
 
     index = layout.find_layer(*gds_layer)
-    region = kdb.Region() if index is None else kdb.Region(cell.begin_shapes_rec(index))
-    region.merge()
-    return region
+    if index is None:
+        return kdb.Region()
+    shapes = cell.begin_shapes_rec(index)
+    return kdb.Region(shapes, store) if store is not None else kdb.Region(shapes)
 
 
 def _each(marker):
