@@ -214,3 +214,18 @@ def test_drawn_mirror_is_clean_and_reports_are_written(tmp_path):
     assert data["clean"] and data["rules_checked"] == len(VALUES)
     assert "**clean**" in (tmp_path / "drc" / "report.md").read_text()
     assert (tmp_path / "drc" / "report.lyrdb").stat().st_size > 0
+
+
+def test_hierarchical_layouts_are_checked_through_their_cells(tmp_path):
+    """A child cell placed three times with one m1.2 error: flagged at every placement, nothing else."""
+    import klayout.db as kdb
+
+    d = mirror_layout(name="child")
+    d.box("met1", 20.0, 0.0, 20.5, 1.0)
+    d.box("met1", 20.6, 0.0, 21.1, 1.0)      # 0.1 um from the first
+    top = d.layout.create_cell("parent")
+    for k in range(3):
+        top.insert(kdb.DCellInstArray(d.cell.cell_index(), kdb.DTrans(kdb.DVector(0, 10.0 * k))))
+    result = run_drc(d.save(tmp_path / "hierarchy.gds"))
+    assert result.top == "parent"
+    assert result.violations["m1.2"] == 3 and result.total == 3
