@@ -243,6 +243,22 @@ def _with_taps(lib: Lib, kind: str, body: str, row: list, gap: int) -> list:
     return out
 
 
+def transistor(kind: str, w: float, l: float, nf: int = 1, m: int = 1, lib: Lib | None = None) -> tuple[Lib, Item]:
+    """A stand-alone sky130 nfet_01v8 ('n') or pfet_01v8 ('p'): m units of width w (split over nf fingers)
+    and length l in um, wired in parallel, with body taps and pins d, g, s and the body (gnd for an nfet,
+    b in its n-well for a pfet). The same code lays out every cell's devices."""
+    model = NFET if kind == "n" else PFET if kind == "p" else None
+    if model is None:
+        raise LayoutError(f"transistor kind {kind!r}: use 'n' or 'p'.")
+    body = "0" if kind == "n" else "b"
+    name = f"{model.split('__')[1]}_w{w:g}_l{l:g}_nf{nf}_m{m}".replace(".", "p")
+    sub = Subckt(name, ["d", "g", "s"] + ([body] if kind == "p" else []),
+                 [Card("XM1", ["d", "g", "s", body], model, {"w": w, "l": l, "nf": nf, "m": m})])
+    lib = lib or Lib(name)
+    block, _ = cell_block(lib, sub)
+    return lib, block
+
+
 @dataclass
 class LayoutResult:
     lib: Lib

@@ -51,7 +51,14 @@ def _on_grid(value_nm: float, grid: int) -> int:
 
 
 def nm(um: float) -> int:
+    """A minimum length in nm, rounded up to the grid."""
     return _on_grid(um * 1000, tech()["grid_nm"])
+
+
+def nearest(um: float) -> int:
+    """A device dimension in nm, rounded to the nearest grid point (the value a netlist asked for)."""
+    g = tech()["grid_nm"]
+    return int(round(um * 1000 / g)) * g
 
 
 def snap(value: float) -> int:
@@ -171,7 +178,7 @@ def fet(lib: Lib, kind: str, w_um: float, l_um: float, nf: int = 1) -> Item:
     if kind not in ("n", "p") or nf < 1:
         raise LayoutError(f"transistor kind {kind!r}, nf {nf}: kind is 'n' or 'p', nf >= 1.")
     r = lib.r
-    wf, l = nm(w_um / nf), nm(l_um)
+    wf, l = nearest(w_um / nf), nearest(l_um)
     w_min = nm(0.36 if kind == "n" else 0.42)
     if wf < max(w_min, r["licon.1"] + 2 * r["licon.5c"]) or l < r["poly.1a"]:
         raise LayoutError(f"{kind}fet W={w_um:g} L={l_um:g} nf={nf}: each finger needs W >= {w_min / 1000:g} um "
@@ -237,7 +244,7 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     if key in lib.items:
         return lib.items[key]
     r = lib.r
-    w, l = nm(w_um), nm(l_um)
+    w, l = nearest(w_um), nearest(l_um)
     if w < nm(3.0) or l < nm(3.0):
         raise LayoutError(f"MIM capacitor {w_um:g} x {l_um:g} um: the generator draws plates of at least 3 x 3 um.")
     cell = lib.component(f"cap_mim_m3_1_w{_tok(w_um)}_l{_tok(l_um)}")

@@ -27,8 +27,7 @@ class Track:
     width: int
 
 
-def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: frozenset = frozenset(),
-             label_nets: bool = True) -> Item:
+def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: frozenset = frozenset()) -> Item:
     """Build block `name` from `rows` = [[(item, {role: net})]] (bottom row first); `ports` in order.
     Nets in `wide` (supplies) get power-width tracks and straps."""
     r = lib.r
@@ -130,9 +129,6 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     for (i, net), (x0, x1) in sorted(reach.items(), key=lambda kv: (kv[0][0], channels[kv[0][0]][kv[0][1]].y)):
         track = channels[i][net]
         lib.box(cell, "met2", x0 - track_end, track.y - track.width // 2, x1 + track_end, track.y - track.width // 2 + track.width)
-        if label_nets and net not in port_x:
-            _, label = lib.pin_index["met2"]
-            ci.shapes(label).insert(kdb.Text(net, kdb.Trans(x0, track.y)))
     lib.box(cell, "prboundary", 0, 0, width, block_top)
     return Item(cell, width, 0, block_top, [(x, net) for net, x in port_x.items()],
                 info={"area_nm2": width * block_top, "ports": list(ports)})

@@ -37,11 +37,15 @@ def extract(layout: kdb.Layout, cell: kdb.Cell) -> kdb.LayoutToNetlist:
     l2n.extract_devices(mos_p, {"SD": psd, "G": gate & psdm & nwell, "P": poly, "W": nwell})
     cap = kdb.DeviceExtractorCapacitor("sky130_fd_pr__cap_mim_m3_1", 2.0e-15 * 1e0)
     l2n.extract_devices(cap, {"P1": capm, "P2": met3})
-    for a in (nwell, ntap, ptap, nsd, psd, poly, licon, li1, mcon, met1, via, met2, via2, met3, via3, met4, capm):
+    via3_capm, via3_met3 = via3.interacting(capm), via3.not_interacting(capm)   # a via3 on capm is not on met3
+    l2n.register(via3_capm, "via3_capm")
+    l2n.register(via3_met3, "via3_met3")
+    for a in (nwell, ntap, ptap, nsd, psd, poly, licon, li1, mcon, met1, via, met2, via2, met3, via3_capm,
+              via3_met3, met4, capm):
         l2n.connect(a)
     for a, b in ((nwell, ntap), (ntap, licon), (ptap, licon), (nsd, licon), (psd, licon), (poly, licon),
                  (licon, li1), (li1, mcon), (mcon, met1), (met1, via), (via, met2), (met2, via2),
-                 (via2, met3), (met3, via3), (via3, met4), (capm, via3)):
+                 (via2, met3), (met3, via3_met3), (via3_met3, met4), (capm, via3_capm), (via3_capm, met4)):
         l2n.connect(a, b)
     l2n.connect(met1, labels["met1"])
     l2n.connect(met2, labels["met2"])
@@ -65,7 +69,7 @@ class _Sky130Reader(kdb.NetlistSpiceReaderDelegate):
             return super().element(circuit, element, name, model, value, nets, params)
         netlist = circuit.netlist()
         model = model.lower()
-        cls = netlist.device_class_by_name(model)
+        cls = next((c for c in netlist.each_device_class() if c.name.lower() == model), None)
         if cls is None:
             cls = kdb.DeviceClassCapacitor() if "cap_mim" in model else kdb.DeviceClassMOS4Transistor()
             cls.name = model
@@ -126,5 +130,9 @@ def lvs_cell(layout: kdb.Layout, cell: kdb.Cell, subckt_text: str, tmp_path) -> 
     schematic = read_spice(path)
     schematic.combine_devices()
     schematic.make_top_level_pins() if hasattr(schematic, "make_top_level_pins") else None
+    for netlist in (extracted, schematic):
+        for cls in netlist.each_device_class():
+            if "cap_mim" in cls.name.lower():   # plate sides are drawn on the 5 nm grid
+                cls.equal_parameters = kdb.EqualDeviceParameters(kdb.DeviceClassCapacitor.PARAM_C, 0.0, 0.001)
     ok = kdb.NetlistComparer().compare(extracted, schematic)
     return ok, extracted.to_s()
