@@ -185,7 +185,7 @@ def cell_block(lib: Lib, sub: Subckt) -> tuple[Item, dict]:
     used = {n for row in rows for _, nn in row for n in nn.values()}
     if ground in used and ground not in ports:
         ports.append(ground)
-    block = assemble(lib, sub.name, rows, list(dict.fromkeys(ports)), gap=gap, wide=SUPPLIES)
+    block = assemble(lib, sub.name, rows, list(dict.fromkeys(ports)), gap=gap)   # nA currents: no wide rails
     units = sum(len(g) for k, g in groups.items() if k[0] != "c")
     return block, {"units": units, "instances": sum(1 for c in sub.cards if c.model.lower() in (NFET, PFET)),
                    "gate_area_um2": gate_area / 1e6}
@@ -285,31 +285,61 @@ def layout_netlist(cells_text: str, network_text: str, stage_names: list | None 
         blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model])
     nets = _Nets(top_sub.ports, top_sub.shorts)
     groups = _stage_groups(top_sub.cards, stage_names or [])
-    rows, gap = [], lib.r["block_gap"]
-    total_area = sum(blocks[c.model].width * blocks[c.model].top for c in top_sub.cards)
-    row_limit = max(math.sqrt(total_area) * 1.2, max((b.width for b in blocks.values()), default=0))
+    sequence = []                                  # (block, {port: net}) in IR order, tallest first per stage
     for _, cards in groups:
-        row, width = [], 0
+        entries = []
         for card in cards:
-            block = blocks[card.model]
             ports = cells_sub[card.model].ports
             if len(card.nets) != len(ports):
                 raise LayoutError(f"{card.name}: {len(card.nets)} nodes for the {len(ports)} ports of {card.model}.")
             mapping = {p: nets(n) for p, n in zip(ports, card.nets)}
             mapping.setdefault(tech()["nets"]["ground"], tech()["nets"]["ground"])
-            if row and width + block.width > row_limit:
-                rows.append(row)
-                row, width = [], 0
-            row.append((block, mapping))
-            width += block.width + gap
-        if row:
-            rows.append(row)
+            entries.append((blocks[card.model], mapping))
+        sequence += sorted(entries, key=lambda e: -e[0].top)
+    rows = _floorplan(lib, sequence)
     ports = [nets(p) for p in top_sub.ports]
     if any(tech()["nets"]["ground"] in {t[1] for t in b.terminals} for b in blocks.values()):
         ports.append(tech()["nets"]["ground"])
-    top = assemble(lib, top_sub.name, rows, list(dict.fromkeys(ports)), gap=gap, wide=SUPPLIES)
+    top = assemble(lib, top_sub.name, rows, list(dict.fromkeys(ports)), gap=lib.r["block_gap"], wide=SUPPLIES)
     figures = _figures(top, top_sub, blocks, per_cell, groups)
     return LayoutResult(lib, top, figures)
+
+
+def _fill(sequence: list, limit: float, gap: int) -> list:
+    rows, row, width = [], [], 0
+    for block, mapping in sequence:
+        if row and width + block.width > limit:
+            rows.append(row)
+            row, width = [], 0
+        row.append((block, mapping))
+        width += block.width + gap
+    return rows + ([row] if row else [])
+
+
+def _floorplan(lib: Lib, sequence: list) -> list:
+    """Rows of blocks filled in IR order; the row width is the one (of a range around the square) whose
+    estimated outline, channels and straps included, is smallest, penalised beyond a 2:1 aspect."""
+    r, gap = lib.r, lib.r["block_gap"]
+    pitch = r["track_width"] + r["track_space"]
+    power = r["power_width"] + r["track_space"]
+    total = sum(b.width * b.top for b, _ in sequence)
+    widest = max((b.width for b, _ in sequence), default=0)
+
+    def area(rows):
+        height, width, seen = 0, 0, {}
+        for i, row in enumerate(rows):
+            names = {m[role] for b, m in row for _, role in b.terminals if role in m}
+            for n in names:
+                seen.setdefault(n, set()).add(i)
+            tracks = sum(power if n in SUPPLIES else pitch for n in names)
+            height += max(b.top for b, _ in row) + 2 * r["channel_margin"] + tracks
+            width = max(width, sum(b.width + gap for b, _ in row))
+        spines = sum(1 for rows_of in seen.values() if len(rows_of) > 1)
+        width += spines * (r["spine_width"] + r["spine_space"])
+        return width * height * max(1.0, width / height / 2, height / width / 2)   # no more than 2:1
+
+    candidates = [max(widest, math.sqrt(total) * f / 10) for f in range(5, 31)]
+    return min((_fill(sequence, limit, gap) for limit in candidates), key=area)
 
 
 def _stage_groups(cards: list, stage_names: list) -> list:

@@ -40,7 +40,10 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     def track_width(net):
         return r["power_width"] if net in wide else r["track_width"]
 
-    # vertical placement: rows and their channels
+    # vertical placement: rows and their channels; a port joins the last channel only when no row uses it
+    row_nets = [_channel_nets(row) for row in rows] or [[]]
+    used_anywhere = {n for names in row_nets for n in names}
+    row_nets[-1] = sorted(set(row_nets[-1]) | {p for p in ports if p not in used_anywhere}, key=_natural)
     placed_rows, channels, y = [], [], 0
     for index, row in enumerate(rows):
         below = max([-item.bottom for item, _ in row] + [r["well_margin"] if any(i.well for i, _ in row) else 0,
@@ -51,24 +54,14 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
             placed.append((item, x, baseline, nets))
             x += item.width + gap
         row_top = baseline + max((item.top for item, _ in row), default=0)
-        names = _channel_nets(row, ports if index == len(rows) - 1 else [])
-        tracks, ty = {}, row_top + margin
-        for net in names:
-            w = track_width(net)
-            tracks[net] = Track(net, ty + w // 2, w)
-            ty += w + r["track_space"]
-        top = ty - r["track_space"] + margin if names else row_top + margin
+        tracks, y = _channel(row_nets[index], row_top + margin, track_width, r["track_space"])
+        y += margin
         placed_rows.append(placed)
         channels.append(tracks)
-        y = top
     if not rows:                                   # a block of ports only
-        tracks, ty = {}, margin
-        for net in ports:
-            w = track_width(net)
-            tracks[net] = Track(net, ty + w // 2, w)
-            ty += w + r["track_space"]
+        tracks, y = _channel(row_nets[0], margin, track_width, r["track_space"])
         channels.append(tracks)
-        y = ty + margin
+        y += margin
     block_top = y
 
     # horizontal plan: rows, then spines, then port stubs
@@ -117,9 +110,9 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
             if net in tracks:
                 lib.via2(cell, xs, tracks[net].y)
                 _extend(reach, (i, net), xs)
-    # ports
-    last = len(channels) - 1
+    # ports: from the net's highest track straight up (right of every row and spine, so nothing is in the way)
     for net, xs in port_x.items():
+        last = max(i for i, tracks in enumerate(channels) if net in tracks)
         track = channels[last][net]
         lib.box(cell, "met1", xs - lib.stub // 2, track.y - stub_end, xs + lib.stub // 2, block_top)
         lib.via1(cell, xs, track.y)
@@ -138,10 +131,19 @@ def _instance(item: Item, x: int, y: int):
     return kdb.CellInstArray(item.cell.kdb_cell.cell_index(), kdb.Trans(x, y))
 
 
-def _channel_nets(row, ports) -> list:
+def _channel_nets(row) -> list:
     names = {net for item, nets in row for _, role in item.terminals if (net := nets.get(role)) is not None}
-    names.update(ports)
     return sorted(names, key=_natural)
+
+
+def _channel(names: list, bottom: int, width_of, space: int) -> tuple[dict, int]:
+    """Tracks stacked upwards from `bottom`; returns them and the top of the last one."""
+    tracks, y = {}, bottom
+    for net in names:
+        w = width_of(net)
+        tracks[net] = Track(net, y + w // 2, w)
+        y += w + space
+    return tracks, (y - space if names else y)
 
 
 def _extend(reach: dict, key, x: int) -> None:
