@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from compiler.errors import RuleTableError
-from flows.gds import SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout
+from flows.gds import SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 RULES_PATH = SKY130_DIR / "drc_rules.yaml"
 KINDS = {  # kind -> number of layers it takes
@@ -51,7 +51,7 @@ def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None)
     """The rule table, checked against the layer map: every layer a rule names must be drawable."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)
         derived = dict(data.get("derived", {}))
         rules = tuple(Rule(**{**entry, "layers": tuple(entry["layers"])}) for entry in data["rules"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
@@ -145,14 +145,21 @@ class DrcResult:
         return self.total == 0
 
 
-def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None) -> DrcResult:
-    """Check a build directory (its layout/top.gds) or one GDS file; write reports when `out_dir` is given."""
+def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None,
+            only=None) -> DrcResult:
+    """Check a build directory (its layout/top.gds) or one GDS file; write reports when `out_dir` is given.
+    `only` names the rules to run (default: all of the table)."""
     import klayout.db as kdb
 
     start = time.perf_counter()
     gds = find_gds(target)
     layer_map = load_layer_map(layer_map_path) if layer_map_path else load_layer_map()
     table = load_rules(rules_path, layer_map)
+    if only:
+        unknown = sorted(set(only) - {rule.name for rule in table.rules})
+        if unknown:
+            raise RuleTableError(f"no rule named {', '.join(unknown)} in {rules_path}.")
+        table = RuleTable(tuple(r for r in table.rules if r.name in set(only)), table.derived, table.source)
     layout, cell = load_layout(gds, top)
     # hierarchical regions when there is a hierarchy (a cell placed a thousand times is checked once),
     # flat ones for a single cell, where the hierarchical machinery only costs time
@@ -230,7 +237,7 @@ def _json(result: DrcResult) -> dict:
 
 def markdown(result: DrcResult) -> str:
     lines = [f"# DRC: {result.top}", "",
-             f"Layout `{result.gds}`, {len(result.rules)} sky130 rules (sky130/drc_rules.yaml): "
+             f"Layout `{result.gds}`, {len(result.rules)} sky130 rules: "
              + ("**clean**." if result.clean else f"**{result.total} violations**."), ""]
     failing = [r for r in result.rules if result.violations[r.name]]
     if failing:
@@ -249,6 +256,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default=None, help="report directory (default: DIR/drc, or next to the GDS)")
     parser.add_argument("--top", default=None, help="top cell to check (default: the file's only top cell)")
     parser.add_argument("--rules", default=str(RULES_PATH), help="rule table (default: sky130/drc_rules.yaml)")
+    parser.add_argument("--rule", action="append", default=None, metavar="NAME",
+                        help="run only this rule (repeatable), e.g. --rule m1.2")
 
 
 def run(args) -> int:
@@ -256,7 +265,7 @@ def run(args) -> int:
     gds = find_gds(target)
     out = Path(args.out) if args.out else (target / "drc" if target.is_dir() else gds.with_suffix("")
                                            .with_name(gds.stem + "_drc"))
-    result = run_drc(target, out, rules_path=args.rules, top=args.top)
+    result = run_drc(target, out, rules_path=args.rules, top=args.top, only=args.rule)
     print(markdown(result), end="")
     print(f"reports: {out}/report.md, report.json, report.lyrdb ({result.seconds:.2f} s)")
     return 0 if result.clean else 1

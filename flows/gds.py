@@ -6,6 +6,7 @@ layer name into GDS numbers, so the rule table, the extraction and the layout ba
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,10 +32,21 @@ class LayerMap:
         return self.drawing[name]
 
 
+def read_yaml(path: Path | str):
+    """A data file under sky130/, parsed once per version of the file (checks load tables many times)."""
+    path = Path(path)
+    return _parsed(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: str, _mtime_ns: int):
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_layer_map(path: Path | str = LAYER_MAP_PATH) -> LayerMap:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)
         drawing = {name: tuple(pair) for name, pair in data["layers"].items()}
         pins = {name: tuple(p["pin"]) for name, p in data.get("pins", {}).items()}
         labels = {name: tuple(p["label"]) for name, p in data.get("pins", {}).items()}
@@ -108,7 +120,7 @@ class Layers:
         self._cache: dict = {}
 
     def __getitem__(self, expr):
-        key = expr if isinstance(expr, str) else yaml.safe_dump(expr, sort_keys=True)
+        key = expr if isinstance(expr, str) else repr(expr)
         if key not in self._cache:
             if isinstance(expr, str) and expr not in self.derived:
                 self._cache[key] = self.base(expr)

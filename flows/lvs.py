@@ -21,7 +21,7 @@ import yaml
 
 from compiler.errors import RuleTableError, SchematicMissing
 from compiler.pdk import device_table
-from flows.gds import LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout
+from flows.gds import LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 EXTRACTION_PATH = SKY130_DIR / "lvs.yaml"
 SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
@@ -46,7 +46,7 @@ class LvsResult:
 def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None = None) -> dict:
     path = Path(path)
     try:
-        table = yaml.safe_load(path.read_text())
+        table = read_yaml(path)
         derived = table["derived"]
         used = [n for d in table["devices"].values() for n in d["layers"].values()]
         used += table["conductors"] + [n for pair in table["connections"] for n in pair] + [table["substrate"]]
@@ -63,7 +63,7 @@ def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None =
 
 
 def _layer_map_data(path: Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return read_yaml(path)
 
 
 def extract(layout, cell, layer_map, table: dict, ground: str):
@@ -124,13 +124,17 @@ class _SchematicReader:
             def __init__(self):
                 super().__init__()
                 self.shorts = []       # (circuit name, net name, net name) of 0 V sources
+                self.classes = {}      # model -> its device class (one per model, whatever the case)
 
             def wants_subcircuit(self, name):
                 return name.lower() in devices
 
             def element(self, circuit, element, name, model, value, nets, params):
                 if element == "X" and model.lower() in devices:
-                    _add_device(circuit, model.lower(), devices[model.lower()], name, nets, params)
+                    model = model.lower()
+                    if model not in self.classes:
+                        self.classes[model] = _device_class(circuit.netlist(), model, devices[model])
+                    _add_device(circuit, self.classes[model], devices[model], name, nets, params)
                     return True
                 if element == "V" and value == 0 and len(nets) == 2:
                     self.shorts.append((circuit.name, nets[0].name, nets[1].name))
@@ -145,16 +149,13 @@ class _SchematicReader:
 def _device_class(netlist, model: str, spec: dict):
     import klayout.db as kdb
 
-    cls = netlist.device_class_by_name(model.upper()) or netlist.device_class_by_name(model)
-    if cls is None:
-        cls = kdb.DeviceClassMOS4Transistor() if spec["kind"] == "mosfet" else kdb.DeviceClassCapacitor()
-        cls.name = model
-        netlist.add(cls)
+    cls = kdb.DeviceClassMOS4Transistor() if spec["kind"] == "mosfet" else kdb.DeviceClassCapacitor()
+    cls.name = model
+    netlist.add(cls)
     return cls
 
 
-def _add_device(circuit, model: str, spec: dict, name: str, nets, params) -> None:
-    cls = _device_class(circuit.netlist(), model, spec)
+def _add_device(circuit, cls, spec: dict, name: str, nets, params) -> None:
     device = circuit.create_device(cls, name)
     m = params.get("M", 1.0)
     if spec["kind"] == "mosfet":

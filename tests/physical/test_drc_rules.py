@@ -181,10 +181,10 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
 OVERLAP_FORBIDDEN = [r.name for r in TABLE.rules if r.overlap == "forbidden"]
 
 
-def violations(tmp_path, draw, v) -> dict:
+def violations(tmp_path, draw, v, rule) -> dict:
     d = Drawing("case")
     draw(d, v)
-    return run_drc(d.save(tmp_path / "case.gds")).violations
+    return run_drc(d.save(tmp_path / "case.gds"), only=[rule]).violations
 
 
 def test_every_rule_has_a_case():
@@ -196,14 +196,14 @@ def test_rule_fires_below_its_value_and_not_at_it(rule, tmp_path):
     draw, bad, good = CASES[rule]
     if not isinstance(bad, bool) and KINDS[rule] != "exact_size":
         assert bad < VALUES[rule] <= good
-    assert violations(tmp_path, draw, bad)[rule] > 0
-    assert violations(tmp_path, draw, good)[rule] == 0
+    assert violations(tmp_path, draw, bad, rule)[rule] > 0
+    assert violations(tmp_path, draw, good, rule)[rule] == 0
 
 
 @pytest.mark.parametrize("rule", OVERLAP_FORBIDDEN)
 def test_separation_rules_that_forbid_overlap_fire_on_it(rule, tmp_path):
     draw, _, _ = CASES[rule]
-    assert violations(tmp_path, draw, -0.05)[rule] > 0
+    assert violations(tmp_path, draw, -0.05, rule)[rule] > 0
 
 
 def test_drawn_mirror_is_clean_and_reports_are_written(tmp_path):
@@ -229,3 +229,14 @@ def test_hierarchical_layouts_are_checked_through_their_cells(tmp_path):
     result = run_drc(d.save(tmp_path / "hierarchy.gds"))
     assert result.top == "parent"
     assert result.violations["m1.2"] == 3 and result.total == 3
+
+
+def test_unknown_rule_name_is_a_named_error_with_exit_2(tmp_path):
+    from compiler.cli import main
+    from compiler.errors import RuleTableError
+
+    gds = mirror_layout().save(tmp_path / "mirror.gds")
+    with pytest.raises(RuleTableError):
+        run_drc(gds, only=["m1.99"])
+    assert main(["drc", gds, "--rule", "m1.99"]) == 2
+    assert main(["drc", str(tmp_path / "missing")]) == 2

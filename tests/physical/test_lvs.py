@@ -96,3 +96,12 @@ def test_missing_netlist_is_a_named_error_with_exit_2(tmp_path, mirror_gds):
     with pytest.raises(SchematicMissing):
         run_lvs(directory)
     assert main(["lvs", str(directory)]) == 2
+
+
+def test_parallel_cards_of_one_model_combine_into_the_drawn_device(tmp_path, mirror_gds):
+    """Two half-width cards in parallel (like a bias output split into chunks) equal the one drawn device."""
+    split = MIRROR_SPICE.replace("XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=0.6",
+                                 "XM2a out in 0 0 sky130_fd_pr__nfet_01v8 W=0.25 L=0.6\n"
+                                 "XM2b out in 0 0 sky130_fd_pr__nfet_01v8 W=0.75 L=0.6")
+    result = lvs(tmp_path, mirror_gds, split)
+    assert result.match, result.issues
