@@ -22,6 +22,7 @@ RULES_PATH = SKY130_DIR / "drc_rules.yaml"
 KINDS = {  # kind -> number of layers it takes
     "width": 1, "space": 1, "separation": 2, "enclosure": 2, "enclosure_adjacent": 2, "extension": 2,
     "edge_length": 2, "exact_size": 1, "area": 1, "covered": 2, "contains": 2, "forbidden": 1,
+    "grid": None, "orthogonal": None,    # any number of layers
 }
 LOCATIONS_KEPT = 20        # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
 HUGE = 10 ** 12            # an upper bound in database units
@@ -61,7 +62,7 @@ def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None)
     if len(set(names)) != len(names):
         raise RuleTableError(f"{path}: rule names repeat ({sorted({n for n in names if names.count(n) > 1})}).")
     for rule in rules:
-        if KINDS.get(rule.kind) != len(rule.layers):
+        if rule.kind not in KINDS or KINDS[rule.kind] not in (None, len(rule.layers)):
             raise RuleTableError(f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
                                  f"kinds and their layer counts: {KINDS}.")
         for name in rule.layers + ((rule.except_on,) if rule.except_on else ()):
@@ -74,6 +75,10 @@ def check(rule: Rule, layers: Layers, dbu: float) -> list:
     import klayout.db as kdb
 
     d = round(rule.value / dbu)
+    if rule.kind == "grid":
+        return [layers[name].grid_check(d, d) for name in rule.layers]
+    if rule.kind == "orthogonal":
+        return [layers[name].edges().with_angle(kdb.Edges.OrthoEdges, True) for name in rule.layers]
     metrics = kdb.Region.Projection if rule.metrics == "projection" else kdb.Region.Euclidian
     a = layers[rule.layers[0]]
     b = layers[rule.layers[1]] if len(rule.layers) > 1 else None
