@@ -243,7 +243,8 @@ def _json(result: DrcResult) -> dict:
 def markdown(result: DrcResult) -> str:
     lines = [f"# DRC: {result.top}", "",
              f"Layout `{result.gds}`, {len(result.rules)} sky130 rules: "
-             + ("**clean**." if result.clean else f"**{result.total} violations**."), ""]
+             + ("**clean**." if result.clean else
+                f"**{result.total} violation{'s' if result.total != 1 else ''}**."), ""]
     failing = [r for r in result.rules if result.violations[r.name]]
     if failing:
         lines += ["| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
