@@ -27,6 +27,7 @@ class LayerMap:
     drawing: dict      # name -> (layer, datatype)
     pins: dict         # metal name -> (layer, datatype) of its pin purpose
     labels: dict       # metal name -> (layer, datatype) of its label purpose
+    ground: str = "gnd"   # the layout's name of SPICE node 0 (the substrate net)
 
     def __getitem__(self, name: str) -> tuple[int, int]:
         return self.drawing[name]
@@ -53,7 +54,7 @@ def load_layer_map(path: Path | str = LAYER_MAP_PATH) -> LayerMap:
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise RuleTableError(f"cannot read the layer map {path} ({error}); it needs `layers:` with "
                              "name: [layer, datatype] and `pins:` with {pin, label} per metal.") from error
-    return LayerMap(drawing, pins, labels)
+    return LayerMap(drawing, pins, labels, str(data.get("nets", {}).get("ground", "gnd")))
 
 
 def find_gds(target: Path | str) -> Path:

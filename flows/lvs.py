@@ -21,7 +21,8 @@ import yaml
 
 from compiler.errors import RuleTableError, SchematicMissing
 from compiler.pdk import device_table
-from flows.gds import LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.gds import (LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map,
+                       load_layout, read_yaml)
 
 EXTRACTION_PATH = SKY130_DIR / "lvs.yaml"
 SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
@@ -60,10 +61,6 @@ def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None =
             raise RuleTableError(f"{path}: device {name} has extractor {device['extractor']!r}; "
                                  "known: mos4, capacitor.")
     return table
-
-
-def _layer_map_data(path: Path) -> dict:
-    return read_yaml(path)
 
 
 def extract(layout, cell, layer_map, table: dict, ground: str):
@@ -242,7 +239,7 @@ def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = No
     start = time.perf_counter()
     gds = find_gds(target)
     layer_map = load_layer_map(layer_map_path)
-    ground = _layer_map_data(layer_map_path).get("nets", {}).get("ground", "gnd")
+    ground = layer_map.ground
     table = load_extraction(extraction_path, layer_map)
     if schematic is None:
         schematic = [Path(target) / "netlist" / name for name in SCHEMATIC_FILES]

@@ -57,7 +57,8 @@ def test_a_swapped_gate_net_in_the_layout_is_a_mismatch(tmp_path):
 
 
 def test_a_missing_device_is_a_mismatch(tmp_path, mirror_gds):
-    result = lvs(tmp_path, mirror_gds, MIRROR_SPICE.replace("XM3 in bias vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=0.6\n", ""))
+    without_m3 = MIRROR_SPICE.replace("XM3 in bias vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=0.6\n", "")
+    result = lvs(tmp_path, mirror_gds, without_m3)
     assert not result.match
     assert result.devices["layout"]["sky130_fd_pr__pfet_01v8"] == 1
     assert "sky130_fd_pr__pfet_01v8" not in result.devices["schematic"]
