@@ -26,7 +26,6 @@ from flows.gds import (LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer
 
 EXTRACTION_PATH = SKY130_DIR / "lvs.yaml"
 SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
-NETWORK_TOP = "fqrnn_network"                        # compiler/backends/spice.py TOP
 TOLERANCE = {"W": 0.001, "L": 0.001}                 # um, absolute
 C_RELATIVE_TOLERANCE = 0.001
 ISSUES_KEPT = 30
@@ -242,8 +241,10 @@ def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = No
     ground = layer_map.ground
     table = load_extraction(extraction_path, layer_map)
     if schematic is None:
+        from compiler.backends.spice import TOP
+
         schematic = [Path(target) / "netlist" / name for name in SCHEMATIC_FILES]
-        schematic_top = schematic_top or NETWORK_TOP
+        schematic_top = schematic_top or TOP
     layout, cell = load_layout(gds, layout_top)
     lvs = extract(layout, cell, layer_map, table, ground)
     reference = read_schematic([Path(p) for p in schematic], schematic_top, ground)
