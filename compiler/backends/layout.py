@@ -148,8 +148,9 @@ def _interleaved(units: list) -> list:
     return [entry[-1] for entry in sorted(keyed, key=lambda e: e[:3])]
 
 
-def cell_block(lib: Lib, sub: Subckt) -> tuple[Item, dict]:
-    """Lay out one subcircuit of devices; returns the block and its figures."""
+def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item, dict]:
+    """Lay out one subcircuit of devices; returns the block and its figures. Each row group is as
+    square as it can be, or about `width` (nm) wide when given."""
     nets = _Nets(sub.ports, sub.shorts)
     ground = tech()["nets"]["ground"]
     groups: dict = defaultdict(list)
@@ -180,7 +181,7 @@ def cell_block(lib: Lib, sub: Subckt) -> tuple[Item, dict]:
     rows = []
     gap = lib.r["unit_gap"]
     for key in sorted(groups, key=lambda k: ("ncp".index(k[0]), k[1])):
-        rows += _rows(lib, key, groups[key], gap)
+        rows += _rows(lib, key, groups[key], gap, width)
     ports = [nets(p) for p in sub.ports]
     used = {n for row in rows for _, nn in row for n in nn.values()}
     if ground in used and ground not in ports:
@@ -191,7 +192,7 @@ def cell_block(lib: Lib, sub: Subckt) -> tuple[Item, dict]:
                    "gate_area_um2": gate_area / 1e6}
 
 
-def _rows(lib: Lib, key, units: list, gap: int) -> list:
+def _rows(lib: Lib, key, units: list, gap: int, width: float | None = None) -> list:
     """One group's units in rows: the references spread evenly over all rows, every other device's
     units kept together (in card order), each row interleaved; as many rows as make the group squarest,
     counting the routing channel each row needs. Body taps added."""
@@ -209,7 +210,10 @@ def _rows(lib: Lib, key, units: list, gap: int) -> list:
     def extent(n):
         return max(total / n, n * (device_h + pitch * (len(ref_nets) + len(other_nets) / n + 1)))
 
-    n_rows = min(range(1, min(len(units), 400) + 1), key=extent)
+    if width:
+        n_rows = max(1, min(len(units), round(total / width)))
+    else:
+        n_rows = min(range(1, min(len(units), 400) + 1), key=extent)
     rows = [[] for _ in range(n_rows)]
     for i, u in enumerate(_interleaved(refs)):
         rows[i * n_rows // len(refs)].append(u)
@@ -276,13 +280,15 @@ def layout_netlist(cells_text: str, network_text: str, stage_names: list | None 
     (top_sub,) = network.values()
     lib = Lib(top_sub.name)
     blocks, per_cell = {}, {}
+    widths = _wide_blocks(lib, top_sub, cells_sub)
     for card in top_sub.cards:
         if card.model in blocks:
             continue
         if card.model not in cells_sub:
             raise LayoutError(f"{top_sub.name}: {card.name} instantiates {card.model}, which cells.spice does "
                               "not define (the layout expects the network to instantiate cells only).")
-        blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model])
+        blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model],
+                                                              widths.get(card.model))
     nets = _Nets(top_sub.ports, top_sub.shorts)
     groups = _stage_groups(top_sub.cards, stage_names or [])
     sequence = []                                  # (block, {port: net}) in IR order, tallest first per stage
@@ -303,6 +309,31 @@ def layout_netlist(cells_text: str, network_text: str, stage_names: list | None 
     top = assemble(lib, top_sub.name, rows, list(dict.fromkeys(ports)), gap=lib.r["block_gap"], wide=SUPPLIES)
     figures = _figures(top, top_sub, blocks, per_cell, groups)
     return LayoutResult(lib, top, figures)
+
+
+def _wide_blocks(lib: Lib, top_sub: Subckt, cells_sub: dict) -> dict:
+    """{cell: width} for cells holding more than a tenth of the device area of a network of ten or more
+    instances: laid out as wide as the square floorplan instead of square, so one such block does not
+    leave most of its row empty."""
+    def device_area(sub):
+        area = 0.0
+        for card in sub.cards:
+            model = card.model.lower()
+            if model in (NFET, PFET):
+                item = fet(lib, "n" if model == NFET else "p", float(card.params["w"]), float(card.params["l"]),
+                           int(card.params.get("nf", 1)))
+                area += (item.width + lib.r["unit_gap"]) * (item.top - item.bottom) * int(card.params.get("m", 1))
+        return area
+
+    per_model = {}
+    for card in top_sub.cards:
+        if card.model in cells_sub and card.model not in per_model:
+            per_model[card.model] = device_area(cells_sub[card.model])
+    total = sum(per_model[c.model] for c in top_sub.cards if c.model in per_model)
+    if len(top_sub.cards) < 10:
+        return {}
+    side = math.sqrt(2 * total)      # blocks take about half of the floorplan
+    return {m: side for m, a in per_model.items() if a > 0.1 * total and a > 0}
 
 
 def _fill(sequence: list, limit: float, gap: int) -> list:
