@@ -28,6 +28,7 @@ CELLS: dict[str, str] = {
     "bistable": "cells.bistable",
     "dpi": "cells.dpi",
     "wta": "cells.wta",
+    "cmru": "cells.cmru",
 }
 
 

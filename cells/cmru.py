@@ -267,3 +267,235 @@ def levels(result, params_list, frames: int, frame=FRAME) -> dict:
         out["level"].append(np.clip(np.round(cur / p.I_gain), 0, p.K))
         out["stages"].append(states.sum(-1))
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down=0.35) -> np.ndarray:
+    """Frame inputs (A): supra (1.2-2 x beta_hi), sub (0.1-0.8 x beta_lo) or hold (inside the band)."""
+    kind = rng.choice(3, size=n, p=[p_up, p_down, 1 - p_up - p_down])
+    supra = beta_hi * rng.uniform(1.2, 2.0, n)
+    sub = beta_lo * rng.uniform(0.1, 0.8, n)
+    hold = beta_lo + (beta_hi - beta_lo) * rng.uniform(0.25, 0.75, n)
+    return np.where(kind == 0, supra, np.where(kind == 1, sub, hold))
+
+
+# ----------------------------------------------------------------------------------------------
+# Design: the ladder parameters for a cell and a frame period
+
+
+TAU_OVER_FRAME = 0.6      # DPI time constant / frame period (timing rules in the module docstring)
+G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at G/2 and G/4
+C_RANGE = (dpi.C_MIN, dpi.C_MAX)
+
+
+def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float = FRAME,
+           h_max: float | None = None, tau_over_frame: float = TAU_OVER_FRAME, dpi_calibration=None,
+           quantize=None) -> Params:
+    """Ladder parameters for a cell and a frame period (the compiler's inversion).
+
+    * tau = tau_over_frame * frame at I_tau = 30 pA per DPI (the lowest characterised DPI bias); C
+      follows from the DPI's calibrated tau (with its node's parasitic C) or from the ideal formula;
+    * I_th so that the settled DPI output G (calibrated or ideal) is about G_NOMINAL, I_x = G / 4;
+    * block above h_max - beta_hi with 25 % margin (h_max defaults to 2 I_thresh), pin above 2 I_thresh.
+    `quantize(current)` maps a port current (A) to the one the bias generator delivers (default: exact).
+    """
+    q = quantize or (lambda current: current)
+    I_tau = q(max(K * 30e-12, common.I_MIN)) / K     # port currents stay in the bias generator's range
+    tau = tau_over_frame * frame
+    if dpi_calibration is not None:
+        lowest = dpi_calibration.table["fit"]["grid_tau"][0]   # below the table, tau scales as 1 / I_tau
+        probe = dpi_calibration.parameters(dpi.Params(I_tau, I_tau, dpi.C_NOM))["tau"] * max(lowest / I_tau, 1.0)
+        C = tau * (dpi.C_NOM + dpi_calibration.c_par) / probe - dpi_calibration.c_par
+    else:
+        C = tau * dpi.KAPPA * I_tau / common.thermal_voltage(27.0)
+    if not C_RANGE[0] <= C <= C_RANGE[1]:
+        raise CellParameterError(
+            f"cmru: tau = {tau:g} s at I_tau = {I_tau:g} A needs C = {C:g} F, outside {C_RANGE[0]:g}..{C_RANGE[1]:g} F. "
+            "Choose a frame period with tau_over_frame * frame_period in about 1.5-60 ms.")
+    C = round(C * 1e13) / 1e13  # 0.1 pF grid: few distinct DPI subcircuits
+    I_th = q(max(K * min(max(G_NOMINAL / max(I_gain / I_tau - 1.0, 1.0), dpi.I_LO), 30 * I_tau), common.I_MIN)) / K
+    delay = dpi.Params(I_tau, I_th, C)
+    G = dpi_calibration.dc_gain(delay, I_gain) * I_gain if dpi_calibration is not None else I_th * (I_gain / I_tau - 1.0)
+    I_x = q(max(G / 4, common.I_MIN))
+    h_max = 2 * I_thresh if h_max is None else h_max
+    n_block = int(min(MAX_RATIO, max(1, math.ceil(1.25 * max(h_max - I_thresh, I_thresh) / (2 * I_x)))))
+    n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / (3 * I_x)))))
+    return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_block, n_pin)
+
+
+NOMINAL = dict(K=4, I_thresh=1e-9, I_width=0.4e-9, I_gain=1e-9)
+HELD_OUT = (dict(K=4, I_thresh=1.5e-9, I_width=0.6e-9, I_gain=2e-9), dict(K=4, I_thresh=0.7e-9, I_width=0.35e-9, I_gain=0.6e-9),
+            dict(K=6, I_thresh=2e-9, I_width=0.8e-9, I_gain=1.5e-9))
+
+
+def frame_agreement(runner: Runner, cells_params, frames: int = 32, seed: int = 0, frame=FRAME, corner="tt",
+                    temp=27.0, mc_seed=None, win=None) -> dict:
+    """Random supra/sub/hold frame sequences through independent ladders in one netlist: the level per
+    frame (nearest ladder level of the output current) against the model's FQ-CMRU."""
+    rng = np.random.default_rng(seed)
+    hs = [random_frames(frames, p.I_thresh, p.I_thresh - p.I_width, rng) for p in cells_params]
+    res = runner.run(_frames_sim(cells_params, hs, frame, win, corner, temp, mc_seed))
+    got = levels(res, cells_params, frames, frame)
+    ref = np.stack([run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+                    for p, h in zip(cells_params, hs)])
+    supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
+    bias = sum(v for p in cells_params for v, _ in p.port_currents().values()) + common.VDD * 0 + 2 * bistable.I_STARVE
+    return {"level_agreement": float(np.mean(got["level"] == ref)), "stage_agreement": float(np.mean(got["stages"] == ref)),
+            "frames": int(ref.size), "ladders": len(cells_params), "wall_s": res.wall_time,
+            "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"] / np.array([[p.I_gain] for p in cells_params]) - ref) ** 2))),
+            "power_W_per_ladder": float(common.VDD * (supply + bias) / len(cells_params)),
+            "spice_levels": got["level"].tolist(), "reference_levels": ref.tolist(), "inputs": [h.tolist() for h in hs]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Characterisation: free-running staircases
+
+GRID_GAIN = (0.5e-9, 1e-9, 2e-9, 4e-9)   # I_gain: sets the DPI's input over I_tau, hence its rise time
+RAMP = 20e-3                              # s through +-15 % of a threshold (quasi-static for the first stage)
+SPAN = 0.15
+
+
+def _staircase_sim(p: Params, corner, temp, mc_seed=None) -> tuple[Simulation, dict]:
+    """The ladder running free (en high): a slow ramp through beta_hi then a hold above it (the level climbs
+    one stage per t_up: the gating delay), a slow ramp through beta_lo then a hold below (one per t_down)."""
+    hi, lo = p.I_thresh, p.I_thresh - p.I_width
+    tau = p.delay().tau_ideal(temp)
+    climb = p.K * 3 * tau
+    marks, t, pts = {}, 0.0, [(0.0, 0.0)]
+    for name, dt, v in (("pre", 2e-3, (1 - SPAN) * hi), ("ramp_up", RAMP, (1 + SPAN) * hi), ("climb", climb, (1 + SPAN) * hi),
+                        ("to_band", 1e-3, (1 + SPAN) * lo), ("ramp_down", RAMP, (1 - SPAN) * lo),
+                        ("descend", climb, (1 - SPAN) * lo)):
+        t += dt
+        pts.append((t, v))
+        marks[name] = t
+    times, values = common.pwl(pts)
+    lines = [*(s.text for s in dependencies(p)), subckt(p).text, bistable.starve_bias().text, "Vdd vdd 0 1.8",
+             "Vbias vddb 0 1.8", bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]), "Ven en 0 1.8", "Venb enb 0 0",
+             *_bench_lines(p, "L0", "u0"), *[f".ic v(xl0.xs{k}.b)=0" for k in range(1, p.K + 1)],
+             ".save i(vu0out) i(vdd)", f".tran {tau / 100:g} {t:g} 0 {tau / 20:g}"]
+    sim = Simulation("\n".join(lines), title=f"cmru staircase {p}", corner=corner, temp=temp, mc_seed=mc_seed,
+                     stimuli=(Stimulus("h0", "vddb", "u0in", times, values),), timeout=3600)
+    return sim, {"times": times, "values": values, "marks": marks}
+
+
+def _measure_staircase(res, p: Params, stim) -> dict:
+    t, i_out = res["time"], -res["i(vu0out)"]
+    times, values, m = stim["times"], stim["values"], stim["marks"]
+    a = p.I_gain
+    ups = [common.crossing(t, i_out, (k + 0.5) * a, True, after=m["pre"]) for k in range(p.K)]
+    downs = [common.crossing(t, i_out, (k - 0.5) * a, False, after=m["to_band"]) for k in range(p.K, 0, -1)]
+    plateau = [common.mean_between(t, i_out, ups[k] + 0.3 * (ups[k + 1] - ups[k]), ups[k + 1] - 0.05 * (ups[k + 1] - ups[k]))
+               for k in range(p.K - 1)] + [common.mean_between(t, i_out, ups[-1] + 1e-3, m["climb"])]
+    return {"params": [p.K, p.I_thresh, p.I_width, p.I_gain, p.I_tau, p.I_th, p.C, p.I_x, p.n_block, p.n_pin],
+            "up": float(np.interp(ups[0], times, values)), "down": float(np.interp(downs[0], times, values)),
+            "t_up": float(np.mean(np.diff(ups))), "t_down": float(np.mean(np.diff(downs))),
+            "levels": [float(v) for v in plateau], "level_over_gain": float(plateau[-1] / (p.K * a)),
+            "tau_ideal": p.delay().tau_ideal(),
+            "trace": {"t": t[:: max(1, len(t) // 600)].tolist(), "i_out": i_out[:: max(1, len(t) // 600)].tolist()}}
+
+
+def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
+    """Staircases at the nominal thresholds over I_gain: the gating step times t_up, t_down (as multiples of
+    the DPI's ideal tau, against I_gain / I_tau), the level per stage and the ladder's thresholds."""
+    from compiler.errors import CalibrationMissing
+
+    try:
+        dpi_cal = dpi.load_calibration(corner, temp)
+    except CalibrationMissing:
+        dpi_cal = None
+    points = [design(NOMINAL["K"], NOMINAL["I_thresh"], NOMINAL["I_width"], g, dpi_calibration=dpi_cal) for g in GRID_GAIN]
+    built = [_staircase_sim(p, corner, temp) for p in points]
+    rows = [_measure_staircase(r, p, stim) for r, p, (_, stim) in
+            zip(runner.run_many([s for s, _ in built], jobs=jobs), points, built)]
+    fit = {"grid_gain": list(GRID_GAIN), "x": [p.I_gain / p.I_tau for p in points],
+           "t_up_over_tau": [r["t_up"] / r["tau_ideal"] for r in rows],
+           "t_down_over_tau": [r["t_down"] / r["tau_ideal"] for r in rows],
+           "level_over_gain": [r["level_over_gain"] for r in rows],
+           "up_over_thresh": [r["up"] / NOMINAL["I_thresh"] for r in rows],
+           "down_over_reset": [r["down"] / (NOMINAL["I_thresh"] - NOMINAL["I_width"]) for r in rows],
+           "protocol": {"ramp": RAMP, "span": SPAN, "nominal": NOMINAL}}
+    nominal = rows[GRID_GAIN.index(1e-9)]
+    power = {"K": NOMINAL["K"], "I_gain": 1e-9, "watts": None}
+    data = {"staircases": [{k: v for k, v in r.items() if k != "trace"} for r in rows], "nominal_trace": nominal["trace"]}
+    power["watts"] = _power(runner, points[GRID_GAIN.index(1e-9)], corner, temp)
+    return data, fit, {"power": power}
+
+
+def _power(runner: Runner, p: Params, corner, temp) -> float:
+    """Mean supply power of one ladder over 8 frames (up, hold, down), bias currents included (W)."""
+    h = np.array([1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3]) * p.I_thresh
+    res = runner.run(_frames_sim([p], [h], corner=corner, temp=temp))
+    supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
+    return float(common.VDD * (supply + sum(v for v, _ in p.port_currents().values()) + 2 * bistable.I_STARVE))
+
+
+class Calibration:
+    """The ladder's step times and level from its staircases; its thresholds are its stages' (bistable)."""
+
+    def __init__(self, table: dict):
+        self.table = table
+        f = table["fit"]
+        self.log_x = np.log(f["x"])
+
+    def _at(self, key, p: Params) -> float:
+        return float(np.interp(math.log(p.I_gain / p.I_tau), self.log_x, self.table["fit"][key]))
+
+    def step_times(self, p: Params) -> tuple[float, float]:
+        """(t_up, t_down): how long after a stage switches its neighbours learn of it (s)."""
+        tau = p.delay().tau_ideal()
+        return self._at("t_up_over_tau", p) * tau, self._at("t_down_over_tau", p) * tau
+
+    def level(self, p: Params) -> float:
+        """Output current per level (A)."""
+        return self._at("level_over_gain", p) * p.I_gain
+
+    def timing_ok(self, p: Params, frame: float, win: tuple[float, float], t_switch: float = 0.0) -> dict:
+        """The two timing rules of the module docstring, with their margins (s; positive = met)."""
+        t_up, t_down = self.step_times(p)
+        width = (win[1] - win[0]) * frame
+        return {"no_cascade_margin": t_switch + min(t_up, t_down) - width,
+                "ready_margin": frame - (t_switch + max(t_up, t_down))}
+
+
+def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
+    return Calibration(common.load_table(NAME, corner, temp))
+
+
+def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2, calibration=None) -> dict:
+    """Held-out ladders (other thresholds, gains, K = 6) on random supra / sub / hold frame sequences:
+    level agreement per frame with the model's FQ-CMRU, and the level current against the calibrated one."""
+    cal = calibration or load_calibration(corner, temp)
+    ps = [design(**d) for d in HELD_OUT]
+    report = frame_agreement(runner, ps, frames=32, seed=7, corner=corner, temp=temp)
+    levels_err = []
+    for p, spice, ref in zip(ps, report["spice_levels"], report["reference_levels"]):
+        levels_err.append(abs(cal.level(p) / p.I_gain - 1))
+    report["calibrated_level_error_max"] = max(levels_err)
+    return {k: v for k, v in report.items() if k not in ("inputs",)}
+
+
+def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8, seed: int = 1, jobs: int = 2) -> dict:
+    """Level agreement of the nominal ladder on one random 32-frame sequence over n PDK mismatch draws."""
+    p = design(**NOMINAL)
+    rng = np.random.default_rng(seed)
+    h = random_frames(32, p.I_thresh, p.I_thresh - p.I_width, rng)
+    sims = [_frames_sim([p], [h], corner=corner, temp=temp, mc_seed=seed + k) for k in range(n)]
+    ref = run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+    agree = [float(np.mean(levels(r, [p], 32)["level"][0] == ref)) for r in runner.run_many(sims, jobs=jobs)]
+    return {"n": n, "params": NOMINAL, "level_agreement": agree, "mean": float(np.mean(agree)), "min": float(np.min(agree))}
+
+
+def plot(table: dict, path) -> None:
+    plt = common.agg_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    tr = table["data"]["nominal_trace"]
+    axes[0].plot(np.asarray(tr["t"]) * 1e3, np.asarray(tr["i_out"]) * 1e9)
+    axes[0].set(title="free-running staircase, K = 4, I_gain 1 nA (one step per gating delay)", xlabel="t [ms]",
+                ylabel="I_out [nA]")
+    f = table["fit"]
+    axes[1].semilogx(f["x"], f["t_up_over_tau"], "o-", label="t_up / tau")
+    axes[1].semilogx(f["x"], f["t_down_over_tau"], "s-", label="t_down / tau")
+    axes[1].set(title="gating delay after a switch", xlabel="I_gain / I_tau")
+    axes[1].legend()
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    common.save_figure(fig, path)

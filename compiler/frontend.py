@@ -17,7 +17,9 @@ from compiler.errors import UsageError
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError
 
-SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru")
+SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru", "fq_cmru")
+FQ_CELLS = ("fq_bmru", "fq_cmru")
+MAX_LEVELS = 16        # stages of one CMRU ladder (cells/cmru.py K_MAX)
 MAX_STATE = 64          # units per layer the compiler places
 MAX_WEIGHT = 64.0       # largest |weight| the 64-unit mirror grid realises (denominator 1)
 SYMMETRIC = {"bmru": "fq_bmru", "cmru": "fq_cmru", "acmru": "fq_cmru"}
@@ -91,19 +93,19 @@ def check_design_rules(network: Network) -> None:
                 f"layer {name!r} is a symmetric {kind}: its states and candidates are signed, which "
                 f"currents cannot be. Train the first-quadrant cell instead (--cell {SYMMETRIC[kind]})."
             )
-        if kind == "fq_cmru":
-            raise UnsupportedLayer(
-                f"layer {name!r} is an FQ-CMRU: the native multistable ladder is not in the cell library "
-                "yet. Compile an FQ-BMRU model (--cell fq_bmru)."
+        if kind == "fq_cmru" and not 2 <= layer["K"] <= MAX_LEVELS:
+            raise DesignRuleError(
+                f"layer {name!r} is an FQ-CMRU with K = {layer['K']} levels; the ladder realises 2 to {MAX_LEVELS}. "
+                "Train with K in that range (K = 1 is an FQ-BMRU: --cell fq_bmru)."
             )
         if kind not in SUPPORTED:
             raise UnsupportedLayer(
                 f"layer {name!r} has type {kind!r}, which has no circuit (supported: {', '.join(SUPPORTED)}). "
                 "Use a hardware-mappable backbone (FQ cells, linear, relu, add, mean_time)."
             )
-        if kind == "fq_bmru" and layer["d"] > MAX_STATE:
+        if kind in FQ_CELLS and layer["d"] > MAX_STATE:
             raise StateTooLarge(f"layer {name!r} has d = {layer['d']} units; at most {MAX_STATE} are placed.")
-        if kind in ("linear", "fq_bmru"):
+        if kind in ("linear", *FQ_CELLS):
             weights = network.array(name, "W")
             worst = float(np.max(np.abs(weights))) if weights.size else 0.0
             if worst > MAX_WEIGHT:
@@ -119,10 +121,10 @@ def check_design_rules(network: Network) -> None:
                     f"linear layer {name!r} feeds {consumers} without a ReLU: its signed output cannot be "
                     "a current. Put a relu after it, or make it the network's readout."
                 )
-        if kind == "fq_bmru":
+        if kind in FQ_CELLS:
             for param in ("beta_lo", "delta", "alpha"):
                 if np.any(network.array(name, param) < 0):
                     raise NotFirstQuadrant(
-                        f"layer {name!r} has negative {param}; an FQ-BMRU needs beta_lo, delta, alpha >= 0 "
+                        f"layer {name!r} has negative {param}; an FQ cell needs beta_lo, delta, alpha >= 0 "
                         "(they become bias currents). Retrain with the zoo's constrained cell."
                     )

@@ -179,6 +179,25 @@ class Bistable(Stage):
 
 
 @dataclass(frozen=True)
+class Ladder(Bistable):
+    """FQ-CMRU units (cells/cmru.py): per unit a ladder of `levels` bistable stages gated through DPIs.
+
+    The level steps up by one per frame whose input exceeds `thresh`, down by one below `thresh - width`,
+    and holds otherwise; the output sinks level * `gain`. The stage thresholds are a bistable cell's, so
+    every Bistable pass applies; `ladder` (set by `lower_cmru`) holds per unit the DPI and gating currents.
+    """
+
+    levels: int = 2
+    ladder: dict = field(default_factory=dict)
+    kind: ClassVar[str] = "cmru"
+
+    def check(self) -> None:
+        super().check()
+        if not isinstance(self.levels, int) or self.levels < 2:
+            raise IRError(f"stage {self.name!r}: levels must be an integer >= 2, got {self.levels!r}")
+
+
+@dataclass(frozen=True)
 class CurrentOutput(Stage):
     """Output pins held at a fixed voltage; the current into each is the output (may be signed).
 
@@ -220,7 +239,7 @@ class BiasGenerator(Stage):
 
 
 STAGE_TYPES = {cls.kind: cls for cls in
-               (CurrentInput, Receiver, WeightArray, BiasArray, Bistable, CurrentOutput, BiasGenerator)}
+               (CurrentInput, Receiver, WeightArray, BiasArray, Bistable, Ladder, CurrentOutput, BiasGenerator)}
 
 
 @dataclass(frozen=True)

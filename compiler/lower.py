@@ -8,6 +8,7 @@ their only consumer, and a 1:1 copy of the signal otherwise.
 
     input x          -> CurrentInput x
     fq_bmru c        -> WeightArray c.W (from the input's signal), BiasArray c.b, Bistable c
+    fq_cmru c        -> the same with a Ladder c of K levels (`lower_cmru` sizes its DPIs and gating)
     linear l         -> WeightArray l.W, BiasArray l.b        (a node; `relu` receives it)
     add a            -> the union of its inputs' currents at one node
     outputs, mean_time -> CurrentOutput out (pooling = mean_time for classifiers)
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from compiler.frontend import Network
-from compiler.ir import IR, BiasArray, Bistable, CurrentInput, CurrentOutput, Receiver, WeightArray
+from compiler.ir import IR, BiasArray, Bistable, CurrentInput, CurrentOutput, Ladder, Receiver, WeightArray
 
 
 def _floats(values) -> tuple:
@@ -81,13 +82,15 @@ class _Lowering:
             if kind == "input":
                 self.sizes[name] = layer["features"]
                 self.nodes[name] = [self.add(CurrentInput(name, layer["features"], source=name))]
-            elif kind == "fq_bmru":
+            elif kind in ("fq_bmru", "fq_cmru"):
                 self.sizes[name] = layer["d"]
                 self._weights(name, layer["d"], layer["in"], preds[0])
                 beta_lo, delta = net.array(name, "beta_lo"), net.array(name, "delta")
-                cell = Bistable(
+                extra = {"levels": int(layer["K"])} if kind == "fq_cmru" else {}
+                cell = (Ladder if kind == "fq_cmru" else Bistable)(
                     name, layer["d"], source=f"{name}.beta_lo, {name}.delta, {name}.alpha",
                     thresh=_floats(beta_lo + delta), width=_floats(delta), gain=_floats(net.array(name, "alpha")),
+                    **extra,
                 )
                 self.nodes[name] = [self.add(cell, f"{name}.W", f"{name}.b")]
             elif kind == "linear":

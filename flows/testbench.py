@@ -4,6 +4,8 @@ Each input feature is a piecewise-constant current (x * i_unit) per frame of `fr
 edge. Output pins are held at 0.9 V and their currents measured; every bistable cell's candidate current
 is read through the 0 V source in series with its input, and its state from its internal node `b`.
 At t = 0 every cell is reset (`.ic` on `b`, a power-on reset), matching the model's initial state.
+An FQ-CMRU unit's state is its level: the number of set stages of its ladder (a thermometer code,
+cells/cmru.py), read from each stage's node `b`.
 Samples are taken at the end of each frame, after the cells have settled.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.backends.spice import TOP, V_OUT, net, probe
-from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput
+from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
 from compiler.ngspice import Simulation, Stimulus
 
 EDGE = 1e-6          # s, rise and fall of an input frame
@@ -26,7 +28,7 @@ SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
 class Bench:
     """Where the per-frame signals of one simulation are: vector names, frame times."""
 
-    states: dict        # cell -> [vector name per unit] (voltage of node b)
+    states: dict        # cell -> [(vector names of the nodes b) per unit]: one, or a ladder's K
     candidates: dict    # cell -> [vector name per unit] (current into the cell)
     outputs: list       # vector name per output pin (current sourced into the pin)
     sample_times: np.ndarray
@@ -54,16 +56,17 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
         times, levels = _pwl(x[:, j], frame_period, i_unit)
         stimuli.append(Stimulus(f"IN{j}", "0", f"in_{j}", times, levels))
     cells = ir.of_kind(Bistable)
-    states = {c.name: [f"v(xnet.x{net(c.name, k)}.b)" for k in range(c.size)] for c in cells}
+    states = {c.name: [_state_nodes(c, k) for k in range(c.size)] for c in cells}
     candidates = {c.name: [f"i(v.xnet.v{probe(c.name, k)})".lower() for k in range(c.size)] for c in cells}
     outputs = [f"i(vout{k})" for k in range(n_out)]
-    saves = [v for group in (*states.values(), *candidates.values()) for v in group] + outputs + ["i(vdd)"]
+    saves = [v for group in candidates.values() for v in group] + outputs + ["i(vdd)"]
+    saves += [v for group in states.values() for unit in group for v in unit]
     lines = [
         (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(),
         f"VDD vdd 0 {vdd:g}", f"IREF iref 0 {i_unit:g}",
         *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
         f"XNET vdd iref {' '.join(f'in_{j}' for j in range(n_in))} {' '.join(f'out_{k}' for k in range(n_out))} {TOP}",
-        *[f".ic v(xnet.x{net(c.name, k)}.b)=0" for c in cells for k in range(c.size)],
+        *[f".ic {v}=0" for group in states.values() for unit in group for v in unit],
         ".save " + " ".join(saves),
         f".tran {frame_period / 200:g} {frames * frame_period:g} 0 {frame_period / 50:g}",
     ]
@@ -73,8 +76,16 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
     return sim, Bench(states, candidates, outputs, sample_times)
 
 
+def _state_nodes(cell, k: int) -> tuple:
+    """The node `b` of a bistable unit, or those of its ladder's stages (an FQ-CMRU unit: level = count set)."""
+    base = f"v(xnet.x{net(cell.name, k)}"
+    if isinstance(cell, Ladder):
+        return tuple(f"{base}.xs{j}.b)" for j in range(1, cell.levels + 1))
+    return (f"{base}.b)",)
+
+
 def samples(result, where: Bench, ir: IR) -> dict:
-    """Per-frame samples: states (0/1), candidates and outputs in software units; mean supply power."""
+    """Per-frame samples: states (0/1, a ladder's level 0..K), candidates and outputs in software units; mean supply power."""
     time = result["time"]
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
 
@@ -84,7 +95,8 @@ def samples(result, where: Bench, ir: IR) -> dict:
     supply = -np.trapezoid(result["i(vdd)"], time) / (time[-1] - time[0])  # mean current drawn from VDD
     return {
         "power_W": float(supply * vdd),
-        "states": {c: np.stack([at(v) > vdd / 2 for v in names], -1).astype(float) for c, names in where.states.items()},
+        "states": {c: np.stack([sum(at(v) > vdd / 2 for v in unit) for unit in units], -1).astype(float)
+                   for c, units in where.states.items()},
         "candidates": {c: np.stack([at(v) / i_unit for v in names], -1) for c, names in where.candidates.items()},
         "outputs": np.stack([at(v) / i_unit for v in where.outputs], -1),
     }

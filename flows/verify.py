@@ -23,7 +23,7 @@ from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.config import Config
 from compiler.errors import UsageError
-from compiler.ir import IR, Bistable, CurrentOutput
+from compiler.ir import IR, Bistable, CurrentOutput, Ladder
 from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
 from flows.testbench import bench, isolated_bench, isolated_states, samples
@@ -108,7 +108,8 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
     """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
     the layers before it propagate. Compared with the in-network agreement it locates a fault."""
     jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
-                 for cell in ir.of_kind(Bistable) for n in range(sequences)]
+                 for cell in ir.of_kind(Bistable) if not isinstance(cell, Ladder)  # a ladder: cells/cmru.py tests
+                 for n in range(sequences)]
     results = runner.run_many([sim for _, _, sim, _ in jobs_list], jobs=jobs)
     agree = {}
     for (cell, n, _, states), result in zip(jobs_list, results):
@@ -134,9 +135,14 @@ def _compare(ir: IR, task, traces, got: list, y) -> dict:
         "output_rms_units": float(np.sqrt(np.mean((spice_out - ref_out) ** 2))),
         "power_W": float(np.mean([g["power_W"] for g in got])),
     }
-    if task.pool:
-        spice_pred = np.argmax(spice_out.mean(axis=1), -1)
-        ref_pred = np.argmax(ref_out.mean(axis=1), -1)
+    ladders = [c for c in cells if isinstance(ir.stage(c), Ladder)]
+    if ladders:  # an FQ-CMRU unit's state is its level (0..K): level agreement per (unit, frame)
+        metrics["level_agreement"] = float(np.mean(np.concatenate([agree[c].ravel() for c in ladders])))
+    per_frame_classifier = np.ndim(y) == 2 and ref_out.shape[-1] > 1   # e.g. event_count: read at the last frame
+    if task.pool or per_frame_classifier:
+        spice_pred = np.argmax(spice_out.mean(axis=1) if task.pool else spice_out[:, -1], -1)
+        ref_pred = np.argmax(ref_out.mean(axis=1) if task.pool else ref_out[:, -1], -1)
+        y = y if task.pool else np.asarray(y)[:, -1]
         metrics.update({"prediction_agreement": float(np.mean(spice_pred == ref_pred)),
                         "circuit_accuracy": float(np.mean(spice_pred == y)),
                         "reference_accuracy": float(np.mean(ref_pred == y))})
@@ -165,6 +171,7 @@ def markdown(metrics: dict) -> str:
     rows = [("sequences x frames", f"{metrics['sequences']} x {metrics['frames']} (frame {metrics['frame_period_s'] * 1e3:g} ms)"),
             ("corner, temperature", f"{metrics['corner']}, {metrics['temp']:g} C"),
             ("state agreement", metrics["state_agreement"]),
+            *([("level agreement (FQ-CMRU ladders)", metrics["level_agreement"])] if "level_agreement" in metrics else []),
             ("output RMS error (units)", round(metrics["output_rms_units"], 4))]
     for key in ("prediction_agreement", "circuit_accuracy", "reference_accuracy", "float_accuracy"):
         if key in metrics:

@@ -5,7 +5,7 @@ primary one's diode sits on the summing node (nfet for nodes that take sourced c
 nodes that take sunk ones) and a 1:1 copy feeds the other polarity's diode. Every weight read from
 that signal is one output of the array of the side its sign needs: a sourcing (pfet) output adds
 current to a node that takes sourced currents, a sinking (nfet) output subtracts it. Bistable cells
-are instances of cells/bistable.py; every DC current is an output of the bias generator (cells/bias.py)
+are instances of cells/bistable.py, FQ-CMRU units ladders of cells/cmru.py; every DC current is an output of the bias generator (cells/bias.py)
 on the reference pin `iref`, from which the reference current is drawn.
 
 Files written (deterministic for a given IR and config):
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cells
-from compiler.ir import IR, BiasArray, BiasGenerator, Bistable, CurrentInput, CurrentOutput, Receiver, WeightArray
+from compiler.ir import IR, BiasArray, BiasGenerator, Bistable, CurrentInput, CurrentOutput, Ladder, Receiver, WeightArray
 from compiler.ngspice import SPICEINIT
 from compiler.passes.assign_biases import node_polarity
+from compiler.passes.lower_cmru import LADDER_PORTS, params as ladder_params
 from compiler.pdk import devices_in, find_models
 
 TOP = "fqrnn_network"
@@ -121,6 +122,12 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
             nl.lines.append(f"V{probe(cell.name, k)} {base}_h {base}_in 0")  # measures the candidate current
             ports = {"vdd": "vdd", "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn"}
             ports.update({port: f"{base}_{port}" for port in BISTABLE_PORTS.values()})
+            if isinstance(cell, Ladder):  # an FQ-CMRU unit: the ladder of cells/cmru.py
+                ports.update({port: f"{base}_{port}" for port in LADDER_PORTS.values()})
+                for dependency in cells.get("cmru").dependencies(ladder_params(cell, k)):
+                    nl.use(dependency)
+                nl.instance(cells.get("cmru").subckt(ladder_params(cell, k)), ports, base)
+                continue
             nl.instance(bistable.subckt(), ports, base)
     # bias generator (cells/bias.py): every tap is one output on the shared reference diodes
     for generator in ir.of_kind(BiasGenerator):
@@ -133,7 +140,7 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
                 (dest,) = ir.successors(stage_name)
                 target = node(dest, k)
             else:
-                target = f"{net(stage_name, k)}_{BISTABLE_PORTS[field_name]}"
+                target = f"{net(stage_name, k)}_{({**BISTABLE_PORTS, **LADDER_PORTS})[field_name]}"
             outputs[polarity].extend((target, u) for u in _chunks(units))
         bias = cells.get("bias")
         params = bias.Params(sources=tuple(u for _, u in outputs["p"]), sinks=tuple(u for _, u in outputs["n"]),

@@ -6,6 +6,7 @@ scale_currents   software units -> amperes (1 unit = i_unit)
 quantise_ratios  mirror ratios as integer counts of identical unit devices
 calibrate        bistable bias currents from the cells' SPICE calibration tables, on the bias grid
 assign_biases    every DC current drawn from one reference through the bias generator's taps
+lower_cmru       every FQ-CMRU unit becomes a ladder of K gated bistable stages (DPIs, gating, bias taps)
 size_devices     unit device W/L from the mismatch budget
 """
 
@@ -15,7 +16,7 @@ import importlib
 import time
 
 PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "assign_biases",
-            "size_devices")
+            "lower_cmru", "size_devices")
 
 
 def run_pipeline(ir, config, upto: str | None = None):

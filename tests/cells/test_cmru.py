@@ -1,0 +1,75 @@
+"""The FQ-CMRU ladder (cells/cmru.py): parameters, netlist, and SPICE frames against the model's counter."""
+
+import numpy as np
+import pytest
+
+from cells import cmru
+from compiler.errors import CellParameterError
+
+
+def nominal(**changes):
+    return cmru.design(**{**cmru.NOMINAL, **changes})
+
+
+def test_params_refuse_what_the_ladder_cannot_realise():
+    for bad in ({"K": 1}, {"K": cmru.K_MAX + 1}, {"I_thresh": 50e-9}, {"I_width": 2e-9}):
+        with pytest.raises(CellParameterError):
+            cmru.Params(**{**nominal().__dict__, **bad})
+    with pytest.raises(CellParameterError, match="frame period"):
+        cmru.design(**cmru.NOMINAL, frame=1.0)   # tau 0.5 s: C far beyond the MIM range
+
+
+def test_design_blocks_and_pins_with_margin():
+    for h_max in (2e-9, 6e-9):
+        p = cmru.design(**cmru.NOMINAL, h_max=h_max)
+        assert p.block > h_max - p.I_thresh          # a blocked stage cannot set at any candidate
+        assert p.pin > p.I_thresh - p.I_width        # a pinned stage cannot reset at zero input
+        assert p.delay().tau_ideal() == pytest.approx(cmru.TAU_OVER_FRAME * cmru.FRAME, rel=0.05)
+
+
+def test_netlist_is_deterministic_and_reuses_the_cells():
+    p = nominal()
+    sub = cmru.subckt(p)
+    assert sub.ports == cmru.PORTS and sub.text == cmru.subckt(nominal()).text
+    names = [d.name for d in cmru.dependencies(p)]
+    assert "bistable" in names and any(n.startswith("dpi_") for n in names)
+    assert sub.text.count(" bistable\n") == p.K and sub.text.count(" dpi_c") == p.K
+    assert sub.text.count(" rectifier_") == p.K - 1       # a block on every stage but the first
+    two = cmru.subckt(nominal(K=2))                       # no fan-out mirror when every DPI has one reader
+    assert "XF" not in two.text and all("w2l4_1_1" not in d.name for d in cmru.dependencies(nominal(K=2)))
+
+
+def test_port_currents_tie_the_stages():
+    p = nominal()
+    currents = p.port_currents()
+    assert currents["ith"] == (p.K * p.I_thresh, "n") and currents["ig"] == (p.K * p.I_gain, "p")
+    assert currents["ix"] == (p.I_x, "n")
+
+
+def test_frames_move_one_level_at_a_time(runner, report):
+    """K = 2: up twice (the second saturates), hold, down twice (the second saturates) in SPICE."""
+    p = nominal(K=2)
+    h = np.array([1.5, 1.5, 1.5, 0.8, 0.3, 0.3, 0.3]) * p.I_thresh
+    res = runner.run(cmru._frames_sim([p], [h]))
+    got = cmru.levels(res, [p], len(h))
+    ref = cmru.run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+    report(spice=got["level"][0].tolist(), reference=ref.tolist())
+    assert ref.tolist() == [1, 2, 2, 2, 1, 0, 0]
+    assert got["level"][0].tolist() == ref.tolist()
+    assert got["stages"][0].tolist() == ref.tolist()       # the thermometer code agrees with the current
+    assert np.allclose(got["current"][0], ref * p.I_gain, atol=0.05 * p.I_gain)
+
+
+@pytest.mark.slow
+def test_random_frames_agree_with_the_model(runner, report):
+    ps = [nominal(), *(cmru.design(**d) for d in cmru.HELD_OUT)]
+    r = cmru.frame_agreement(runner, ps, frames=32, seed=1)
+    report(level_agreement=r["level_agreement"], frames=r["frames"], power_per_ladder=r["power_W_per_ladder"])
+    assert r["level_agreement"] >= 0.99
+
+
+@pytest.mark.slow
+def test_mismatch_level_agreement(runner, report):
+    r = cmru.mismatch(runner, n=4)
+    report(**{f"seed{k}": v for k, v in enumerate(r["level_agreement"], 1)})
+    assert r["min"] >= 0.9

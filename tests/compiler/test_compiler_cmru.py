@@ -1,0 +1,77 @@
+"""FQ-CMRU through the compiler: frontend, the lower_cmru pass, the SPICE netlist of the event-counting model."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cells import cmru
+from compiler.backends.spice import network_netlist
+from compiler.config import Config
+from compiler.frontend import DesignRuleError, load_network
+from compiler.ir import IR, Ladder
+from compiler.lower import lower
+from compiler.passes import lower_cmru, run_pipeline
+from models.backbone import build_graph
+from models.checkpoint import Checkpoint, save_checkpoint
+from models.network import init_arrays
+
+ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo" / "fq_cmru_d8_event_count.ckpt"
+CONFIG = Config(model={"bias_denominator": 20})   # see cells/README.md (CMRU): the default grid rounds a width onto its threshold
+
+
+def cmru_checkpoint(path, K=3):
+    graph = build_graph("fq_cmru", 2, 3, 2, K=K)
+    save_checkpoint(path, Checkpoint(graph, init_arrays(graph, 0), {"task": "event_count"}))
+    return path
+
+
+def test_frontend_lowers_fq_cmru_to_a_ladder(tmp_path):
+    ir = lower(load_network(cmru_checkpoint(tmp_path / "c.ckpt")))
+    (ladder,) = ir.of_kind(Ladder)
+    assert ladder.levels == 3 and ladder.size == 3
+    assert ir.stage(f"{ladder.name}.rx").polarity == "p"   # its outputs sink, like a bistable layer's
+
+
+def test_frontend_refuses_a_one_level_counter(tmp_path):
+    with pytest.raises(DesignRuleError, match="K = 1"):
+        load_network(cmru_checkpoint(tmp_path / "c.ckpt", K=1))
+
+
+def test_pass_designs_each_ladder_and_its_bias_taps():
+    ir = lower(load_network(ZOO))
+    before, _ = run_pipeline(ir, CONFIG, upto="assign_biases")
+    after = lower_cmru.run(before, CONFIG)
+    (ladder,) = after.of_kind(Ladder)
+    K = ladder.levels
+    taps_before = {t[:3]: t[4] for t in before.stage("bias").taps}
+    taps_after = {t[:3]: t[4] for t in after.stage("bias").taps}
+    for key, units in taps_before.items():
+        assert taps_after[key] == units * (K if key[0] == ladder.name else 1)
+    for field in lower_cmru.LADDER_PORTS:
+        assert all((ladder.name, field, k) in taps_after for k in range(ladder.size))
+    for k in range(ladder.size):
+        p = lower_cmru.params(ladder, k)
+        assert p.block > 0 and p.delay().tau_ideal() == pytest.approx(cmru.TAU_OVER_FRAME * CONFIG.get("frame_period"), rel=0.25)
+    assert IR.from_json(after.to_json()) == after
+    assert lower_cmru.run(IR(before.stages, before.edges, before.meta), CONFIG) == after   # pure
+
+
+def test_netlist_instantiates_one_ladder_per_unit():
+    ir, _ = run_pipeline(lower(load_network(ZOO)), CONFIG)
+    text, subckts = network_netlist(ir)
+    assert sum(1 for line in text.splitlines() if line.startswith("Xcell1_") and " cmru_k4_" in line) == 8
+    assert "bistable" in subckts and any(n.startswith("dpi_") for n in subckts)
+    assert network_netlist(ir)[0] == text
+
+
+@pytest.mark.slow
+def test_build_and_verify_the_event_counting_model(tmp_path):
+    from flows.build import build
+    from flows.verify import verify
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model:\n  bias_denominator: 20\n")
+    build(ZOO, tmp_path / "b", cfg, layout=False, log=None)
+    m = verify(tmp_path / "b", sequences=1, jobs=1, log=None)
+    assert m["level_agreement"] >= 0.99 and m["prediction_agreement"] == 1.0
