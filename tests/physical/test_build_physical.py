@@ -15,7 +15,7 @@ from compiler.backends.layout import write_layout
 from compiler.cli import main
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
-FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_bmru_*.ckpt"))
+FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_*.ckpt"))   # the models the compiler builds
 
 
 def small_network() -> tuple[str, str]:
