@@ -147,15 +147,35 @@ def subckt(params: Params) -> Subckt:
                          n_pin=params.n_pin, stages=range(1, K + 1), stage_inputs=[f"s{k}_in" for k in range(1, K + 1)],
                          x_outputs=[f"nb{k}" for k in range(2, K + 1)] + [f"np{k}" for k in range(1, K)],
                          dpi_out=dpi_out, wd=dpi.W, ld=dpi.L, **parts)
-    return Subckt(name, PORTS, body)
+    return Subckt(name, PORTS, flatten(body, {s.name: s for s in parts.values()}))
 
 
-def dependencies(params: Params) -> list[Subckt]:
-    """The subcircuits the ladder instantiates (a netlist defines each once, next to the ladder's)."""
-    parts = _parts(params)
-    if params.K < 3:
-        parts = {k: v for k, v in parts.items() if not k.startswith("fan_")}
-    return sorted({s.name: s for s in parts.values()}.values(), key=lambda s: s.name)
+def state_node(k: int) -> str:
+    """The node holding stage k's state (the bistable cell's `b`, 1..K) inside the ladder."""
+    return f"s{k}_b"
+
+
+def flatten(text: str, library: dict) -> str:
+    """Expand every instance of a library subcircuit into its devices (one level): the ladder reuses the
+    cells' netlists, and its own subcircuit holds only sky130 devices, as every cell's does (the layout
+    backend draws devices). Internal nodes become <instance>_<node>, devices X<instance>_<name>."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if not (words and words[0][0] in "xX" and words[-1] in library):
+            out.append(line)
+            continue
+        label, nets, sub = words[0][1:], words[1:-1], library[words[-1]]
+        ports = dict(zip(sub.ports, nets))
+        out.append(f"* {line}")
+        for device in sub.text.splitlines():
+            parts = device.split()
+            if not parts or parts[0][0] not in "xX":
+                continue
+            model = next(i for i, w in enumerate(parts) if w.startswith("sky130_fd_pr__"))
+            nodes = [ports.get(n, n if n == "0" else f"{label.lower()}_{n}") for n in parts[1:model]]
+            out.append(" ".join([f"X{label}_{parts[0][1:]}", *nodes, *parts[model:]]))
+    return "\n".join(out) + "\n"
 
 
 def _parts(params: Params) -> dict:
@@ -225,7 +245,7 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
     """Ladders (one per params, independent) through frames of input hs[i] (A); en high in `win` of each frame."""
     win = win or window()
     frames = len(hs[0])
-    parts = {s.name: s for p in params_list for s in (*dependencies(p), subckt(p))}
+    parts = {s.name: s for s in map(subckt, params_list)}
     lines = [*(parts[n].text for n in sorted(parts)), bistable.starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
              bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"])]
     stimuli = []
@@ -236,7 +256,7 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
             times += [k * frame + EDGE if k else EDGE, (k + 1) * frame]
             values += [float(v), float(v)]
         stimuli.append(Stimulus(f"h{i}", "vddb", f"u{i}in", tuple(times[1:]), tuple(values[1:])))
-        lines += [f".ic v(xl{i}.xs{k}.b)=0" for k in range(1, p.K + 1)]
+        lines += [f".ic v(xl{i}.{state_node(k)})=0" for k in range(1, p.K + 1)]
     if free_running:
         lines += ["Ven en 0 1.8", "Venb enb 0 0"]
     else:
@@ -248,7 +268,7 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
         stimuli += [Stimulus("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
                     Stimulus("enb", "enb", "0", tuple(t_en), tuple(1.8 - v for v in v_en), kind="V")]
     saves = [f"i(vu{i}out)" for i in range(len(params_list))] + ["i(vdd)"]
-    saves += [f"v(xl{i}.xs{k}.b)" for i, p in enumerate(params_list) for k in range(1, p.K + 1)]
+    saves += [f"v(xl{i}.{state_node(k)})" for i, p in enumerate(params_list) for k in range(1, p.K + 1)]
     lines += [".save " + " ".join(saves), f".tran {frame / 200:g} {frames * frame:g} 0 {frame / 50:g}"]
     return Simulation("\n".join(lines), title=f"cmru frames K={params_list[0].K}", corner=corner, temp=temp,
                       mc_seed=mc_seed, stimuli=tuple(stimuli), timeout=3600)
@@ -262,7 +282,7 @@ def levels(result, params_list, frames: int, frame=FRAME) -> dict:
     out = {"current": [], "level": [], "stages": []}
     for i, p in enumerate(params_list):
         cur = np.interp(at, t, -result[f"i(vu{i}out)"])
-        states = np.stack([np.interp(at, t, result[f"v(xl{i}.xs{k}.b)"]) > 0.9 for k in range(1, p.K + 1)], -1)
+        states = np.stack([np.interp(at, t, result[f"v(xl{i}.{state_node(k)})"]) > 0.9 for k in range(1, p.K + 1)], -1)
         out["current"].append(cur)
         out["level"].append(np.clip(np.round(cur / p.I_gain), 0, p.K))
         out["stages"].append(states.sum(-1))
@@ -368,9 +388,9 @@ def _staircase_sim(p: Params, corner, temp, mc_seed=None) -> tuple[Simulation, d
         pts.append((t, v))
         marks[name] = t
     times, values = common.pwl(pts)
-    lines = [*(s.text for s in dependencies(p)), subckt(p).text, bistable.starve_bias().text, "Vdd vdd 0 1.8",
+    lines = [subckt(p).text, bistable.starve_bias().text, "Vdd vdd 0 1.8",
              "Vbias vddb 0 1.8", bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]), "Ven en 0 1.8", "Venb enb 0 0",
-             *_bench_lines(p, "L0", "u0"), *[f".ic v(xl0.xs{k}.b)=0" for k in range(1, p.K + 1)],
+             *_bench_lines(p, "L0", "u0"), *[f".ic v(xl0.{state_node(k)})=0" for k in range(1, p.K + 1)],
              ".save i(vu0out) i(vdd)", f".tran {tau / 100:g} {t:g} 0 {tau / 20:g}"]
     sim = Simulation("\n".join(lines), title=f"cmru staircase {p}", corner=corner, temp=temp, mc_seed=mc_seed,
                      stimuli=(Stimulus("h0", "vddb", "u0in", times, values),), timeout=3600)

@@ -80,7 +80,9 @@ def _state_nodes(cell, k: int) -> tuple:
     """The node `b` of a bistable unit, or those of its ladder's stages (an FQ-CMRU unit: level = count set)."""
     base = f"v(xnet.x{net(cell.name, k)}"
     if isinstance(cell, Ladder):
-        return tuple(f"{base}.xs{j}.b)" for j in range(1, cell.levels + 1))
+        from cells.cmru import state_node
+
+        return tuple(f"{base}.{state_node(j)})" for j in range(1, cell.levels + 1))
     return (f"{base}.b)",)
 
 

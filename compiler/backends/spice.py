@@ -124,8 +124,6 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
             ports.update({port: f"{base}_{port}" for port in BISTABLE_PORTS.values()})
             if isinstance(cell, Ladder):  # an FQ-CMRU unit: the ladder of cells/cmru.py
                 ports.update({port: f"{base}_{port}" for port in LADDER_PORTS.values()})
-                for dependency in cells.get("cmru").dependencies(ladder_params(cell, k)):
-                    nl.use(dependency)
                 nl.instance(cells.get("cmru").subckt(ladder_params(cell, k)), ports, base)
                 continue
             nl.instance(bistable.subckt(), ports, base)
