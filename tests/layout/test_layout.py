@@ -19,6 +19,7 @@ from flows.drc import run_drc
 from layout_extract import extract, lvs_cell
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "layout.json"
+GOLDEN_GDS = GOLDEN.with_name("layout_tiny.gds")
 
 
 def region(lib: Lib, cell, name: str) -> kdb.Region:
@@ -173,6 +174,28 @@ def test_same_netlist_same_bytes_and_stored_reference(tmp_path):
     stored = json.loads(GOLDEN.read_text())
     assert reference["cells"] == stored["cells"], "cell outlines changed: regenerate with FQRNN_UPDATE_GOLDEN=1 if meant"
     assert reference == stored, "layout bytes changed: regenerate with FQRNN_UPDATE_GOLDEN=1 if meant"
+
+
+def test_geometry_equals_the_stored_reference_layer_by_layer(tmp_path):
+    """XOR of every layer against tests/golden/layout_tiny.gds: says which layers moved, not only that
+    the bytes differ."""
+    _tiny_gds(tmp_path / "new.gds")
+    if os.environ.get("FQRNN_UPDATE_GOLDEN") == "1":
+        GOLDEN_GDS.write_bytes((tmp_path / "new.gds").read_bytes())
+    new, old = kdb.Layout(), kdb.Layout()
+    new.read(str(tmp_path / "new.gds"))
+    old.read(str(GOLDEN_GDS))
+    differ = {}
+    for info in sorted({(i.layer, i.datatype) for lay in (new, old) for i in lay.layer_infos()}):
+        regions = []
+        for lay in (new, old):
+            index = lay.find_layer(*info)
+            regions.append(kdb.Region() if index is None else
+                           kdb.Region(kdb.RecursiveShapeIterator(lay, lay.top_cell(), index)))
+        xor = regions[0] ^ regions[1]
+        if not xor.is_empty():
+            differ[info] = xor.area() / 1e6
+    assert not differ, f"layers that differ from the reference (um^2): {differ}; FQRNN_UPDATE_GOLDEN=1 if meant"
 
 
 def test_tiny_network_top_level_pins_and_extraction(tmp_path):
