@@ -137,6 +137,8 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
         skipped = set() if layout else {"layout"}
         for name, step in STEPS:
             needed = name not in done or name in ("load", "compile")  # in-memory state for later steps
+            # a layout added to a resumed build puts its area into the report
+            needed = needed or (name == "report" and "layout" in manifest["steps"] and "layout" not in done)
             if not needed or name in skipped:
                 continue
             start = time.perf_counter()

@@ -32,8 +32,12 @@ def test_build_writes_a_deterministic_layout_and_reports_its_area(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_layout_flag_skips_the_layout(tmp_path, capsys):
+def test_no_layout_flag_skips_the_layout_and_a_resumed_build_adds_it(tmp_path, capsys):
     assert main(["build", str(MODEL), "-o", str(tmp_path / "n"), "--no-layout"]) == 0
     assert not (tmp_path / "n" / "layout").exists()
     assert "layout" not in json.loads((tmp_path / "n" / "manifest.json").read_text())["steps"]
     assert "built with --no-layout" in capsys.readouterr().out
+    assert main(["build", str(MODEL), "-o", str(tmp_path / "n")]) == 0     # resumed: only the layout is new
+    steps = json.loads((tmp_path / "n" / "manifest.json").read_text())["steps"]
+    assert "layout" in steps and (tmp_path / "n" / "layout" / "top.gds").is_file()
+    assert "## Layout area per block" in (tmp_path / "n" / "reports" / "build.md").read_text()
