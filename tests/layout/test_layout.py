@@ -204,3 +204,27 @@ def test_tiny_network_top_level_pins_and_extraction(tmp_path):
     assert result.figures["unit_transistors"] == 2 + 3 + 1 + 2 + 2 + 5 + 5 + 1 + 1
     write_gds(result.lib, result.top, tmp_path / "tiny.gds")
     assert run_drc(tmp_path / "tiny.gds", tmp_path / "drc").total == 0
+
+
+def test_mirror_units_are_interdigitated_in_every_row():
+    """The diode's units are spread over every row and, in each row, the diode and every output placed
+    there are interleaved around one centroid (a gradient along the row cancels; one across rows does
+    not: each output keeps to as few rows as it can, which keeps channels narrow)."""
+    mirror = cells.get("mirror")
+    sub = mirror.subckt(mirror.Params("p", (4, 8, 2), n_in=4, w=2.0, l=4.0))
+    lib = Lib(sub.name)
+    block, _ = cell_block(lib, parse_spice(sub.text)[sub.name])
+    l2n = extract(lib.layout, block.cell.kdb_cell)
+    netlist = l2n.netlist()
+    netlist.flatten()
+    rows: dict = {}
+    for device in next(netlist.each_circuit_top_down()).each_device():
+        (net,) = {device.net_for_terminal(t).name for t in ("D", "S")} - {"vdd"}
+        rows.setdefault(round(device.trans.disp.y, 2), {}).setdefault(net, []).append(device.trans.disp.x)
+    assert sum(len(xs) for row in rows.values() for xs in row.values()) == 4 + 4 + 8 + 2
+    assert len(rows) > 1 and all("in" in row for row in rows.values())
+    unit = lib.items[("fet", "p", 2.0, 4.0, 1)].width / 1000
+    for row in rows.values():
+        centre = sum(row["in"]) / len(row["in"])
+        for net, xs in row.items():
+            assert abs(sum(xs) / len(xs) - centre) <= 1.5 * unit, (net, row)
