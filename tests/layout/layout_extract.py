@@ -94,16 +94,9 @@ def read_spice(path) -> kdb.Netlist:
     return netlist
 
 
-def compare(layout_netlist: kdb.Netlist, schematic: kdb.Netlist) -> bool:
-    comparer = kdb.NetlistComparer()
-    comparer.same_device_classes(layout_netlist.device_class_by_name("sky130_fd_pr__nfet_01v8"),
-                                 schematic.device_class_by_name("sky130_fd_pr__nfet_01v8"))
-    return comparer.compare(layout_netlist, schematic)
-
-
 def schematic_of(subckt_text: str, ground: str = "gnd") -> str:
     """A subcircuit with SPICE node 0 renamed to the layout's ground net and made a port, as our layouts
-    draw it; 0 V sources become shorts (the layout draws them as wires)."""
+    draw it. Cells only: a subcircuit with sources is refused (the project's LVS flow handles networks)."""
     lines = []
     for line in subckt_text.splitlines():
         words = line.split()
@@ -111,8 +104,8 @@ def schematic_of(subckt_text: str, ground: str = "gnd") -> str:
             continue
         if words[0].lower() == ".subckt":
             line = line + f" {ground}"
-        elif words[0][0].upper() == "V":
-            continue
+        elif words[0][0].upper() in "VI":
+            raise ValueError(f"schematic_of handles device-only cells; got {line!r}")
         else:
             line = " ".join(ground if w == "0" else w for w in words)
         lines.append(line)
@@ -129,7 +122,7 @@ def lvs_cell(layout: kdb.Layout, cell: kdb.Cell, subckt_text: str, tmp_path) -> 
     path.write_text(schematic_of(subckt_text))
     schematic = read_spice(path)
     schematic.combine_devices()
-    schematic.make_top_level_pins() if hasattr(schematic, "make_top_level_pins") else None
+    schematic.make_top_level_pins()
     for netlist in (extracted, schematic):
         for cls in netlist.each_device_class():
             if "cap_mim" in cls.name.lower():   # plate sides are drawn on the 5 nm grid
