@@ -13,16 +13,18 @@ Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs,
   tau: d_k = DPI output / G, with G its settled output, is a *delayed* copy of the stage's state;
 * a pfet copy (the DPI's own 16/2 input device size) of that input current is the stage's share of the
   ladder output; the K shares meet at a cascoded nfet mirror that sinks q * I_gain from ``out``;
-* block (stage k >= 2): a node gets G/2 sourced (the ``ix`` bias, 2 units) and DPI k-1's output sunk;
-  the rectifier there conducts ReLU(G/2 - G d_{k-1}), and n_block copies of it sink from stage k's input.
-  While stage k-1 is reset, stage k sees h - B (B = n_block G/2 > h_max - beta_hi): it cannot set;
-* pin (stage k <= K-1): a node gets G/4 sourced (``ix``, 1 unit) and DPI k+1's output sunk; its pfet
-  diode conducts ReLU(G d_{k+1} - G/4), and n_pin copies are sourced into stage k's input. While stage
-  k+1 is set, stage k sees h + P (P = n_pin 3G/4 > beta_lo): it cannot reset;
+* block (stage k >= 2): a current comparator node nb_k gets G/2 sourced (the ``ix`` bias, 2 units) and
+  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 1/2 and falls to ground above. It gates a pfet
+  switch in series with stage k's copy of h: while stage k-1 is reset, stage k sees no input and cannot set;
+* pin (stage k <= K-1): a comparator node np_k gets G/4 sourced (``ix``, 1 unit) and DPI k+1's output
+  sunk; it falls once d_{k+1} > 1/4 and turns on a pfet switch that sources P = n_pin I_x (> 2 beta_hi)
+  into stage k: while stage k+1 is set, stage k sees h + P and cannot reset;
 * a DPI read by both neighbours (2 <= k <= K-1) fans out through a pfet and a cascoded nfet mirror.
-Both gating currents saturate (they are 0 or their full value once the DPI has crossed the comparator
-level), so the two *live* stages, the top set one (can reset) and the one above it (can set), see
-exactly h: the ladder's thresholds are the bistable cell's. Every other stage is blocked or pinned.
+The comparators switch fully (rail to rail) once the DPI crosses G/2 or G/4, so the two *live* stages,
+the top set one (can reset) and the one above it (can set), see exactly h: the ladder's thresholds are
+the bistable cell's. Every other stage is cut off from h or pinned. (A first version subtracted a
+rectified ReLU(G/2 - G d) current instead: its linear range let a large candidate through at d = 0.25,
+and ladders climbed two levels in one frame.)
 
 Timing (why exactly one level per frame): the stages switch only in the enable window of the frame
 (duration W), a switch takes t_sw (cells/bistable.py delay table), and a neighbour learns of it only
@@ -50,7 +52,7 @@ import numpy as np
 
 from compiler.errors import CellParameterError
 from compiler.ngspice import Runner, Simulation, Stimulus
-from cells import bistable, common, dpi, mirror, rectifier
+from cells import bistable, common, dpi, mirror
 from cells.common import Subckt
 
 NAME = "cmru"
@@ -60,12 +62,12 @@ W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (satura
 MAX_RATIO = 64
 
 TEMPLATE = """\
-* FQ-CMRU ladder, K = {{ K }} levels, DPI C = {{ c_pf }} pF, block x{{ n_block }}, pin x{{ n_pin }}
+* FQ-CMRU ladder, K = {{ K }} levels, DPI C = {{ c_pf }} pF, pin x{{ n_pin }}
 .subckt {{ name }} vdd in out ith iw ig itau idth ix vsp vsn en enb
 * candidate: ReLU diode on in, one pfet copy per stage
 {{ hin.instance('Hn', ['in', 'hp']) }}
 {{ hout.instance('Hp', ['vdd', 'hp'] + stage_inputs) }}
-* comparator levels: G/2 into each block node, G/4 into each pin node
+* comparator levels: G/2 into each block node, G/4 into each pin node; the pin currents
 {{ xmir.instance('Xb', ['vdd', 'ix'] + x_outputs) }}
 {% for k in stages %}
 * stage {{ k }}
@@ -73,10 +75,10 @@ TEMPLATE = """\
 {{ delay.instance('D' ~ k, ['vdd', 's' ~ k ~ '_o', dpi_out[k], 'idth', 'itau']) }}
 XMo{{ k }} ysum s{{ k }}_o vdd vdd {{ PFET }} W={{ wd }} L={{ ld }}
 {% if k > 1 %}
-{{ block.instance('B' ~ k, ['nb' ~ k, 's' ~ k ~ '_in']) }}
+XMbs{{ k }} s{{ k }}_in nb{{ k }} hc{{ k }} vdd {{ PFET }} W=1 L=0.5
 {% endif %}
 {% if k < K %}
-{{ pin.instance('P' ~ k, ['vdd', 'np' ~ k, 's' ~ k ~ '_in']) }}
+XMps{{ k }} s{{ k }}_in np{{ k }} pc{{ k }} vdd {{ PFET }} W=1 L=0.5
 {% endif %}
 {% if 1 < k < K %}
 {{ fan_p.instance('F' ~ k ~ 'p', ['vdd', 'f' ~ k ~ 'p', 'f' ~ k ~ 'n']) }}
@@ -92,7 +94,7 @@ XMo{{ k }} ysum s{{ k }}_o vdd vdd {{ PFET }} W={{ wd }} L={{ ld }}
 @dataclass(frozen=True)
 class Params:
     """One ladder: K levels; per-stage bistable currents (A); DPI I_tau, I_th (A) and C (F); the
-    comparator current I_x = G/4 (A); integer gains of the block and pin currents."""
+    comparator current I_x = G/4 (A); the pin current in units of I_x."""
 
     K: int
     I_thresh: float
@@ -102,12 +104,10 @@ class Params:
     I_th: float
     C: float
     I_x: float
-    n_block: int = 8
-    n_pin: int = 2
+    n_pin: int = 8
 
     def __post_init__(self):
         common.check_int(NAME, "K", self.K, 2, K_MAX)
-        common.check_int(NAME, "n_block", self.n_block, 1, MAX_RATIO)
         common.check_int(NAME, "n_pin", self.n_pin, 1, MAX_RATIO)
         self.stage()   # the bistable cell's own validation
         self.delay()   # the DPI's
@@ -120,14 +120,9 @@ class Params:
         return dpi.Params(self.I_tau, self.I_th, self.C)
 
     @property
-    def block(self) -> float:
-        """Current sunk from a blocked stage's input (ideal): n_block * G/2 = 2 n_block I_x."""
-        return 2 * self.n_block * self.I_x
-
-    @property
     def pin(self) -> float:
-        """Current sourced into a pinned stage's input (ideal): n_pin * 3G/4 = 3 n_pin I_x."""
-        return 3 * self.n_pin * self.I_x
+        """Current sourced into a pinned stage's input (ideal): n_pin * I_x."""
+        return self.n_pin * self.I_x
 
     def port_currents(self) -> dict:
         """The bias current each port takes (A), with its direction ('n': drawn out, 'p': sourced in)."""
@@ -142,10 +137,12 @@ def subckt(params: Params) -> Subckt:
     parts = _parts(params)
     # DPI k's output: straight into the one node that reads it at the ends, else into its fan-out
     dpi_out = {k: ("nb2" if k == 1 else f"np{K - 1}" if k == K else f"f{k}p") for k in range(1, K + 1)}
-    name = f"cmru_k{K}_c{round(params.C * 1e15)}f_b{params.n_block}_p{params.n_pin}"
-    body = common.render(TEMPLATE, name=name, K=K, c_pf=f"{params.C * 1e12:g}", n_block=params.n_block,
-                         n_pin=params.n_pin, stages=range(1, K + 1), stage_inputs=[f"s{k}_in" for k in range(1, K + 1)],
-                         x_outputs=[f"nb{k}" for k in range(2, K + 1)] + [f"np{k}" for k in range(1, K)],
+    name = f"cmru_k{K}_c{round(params.C * 1e15)}f_p{params.n_pin}"
+    body = common.render(TEMPLATE, name=name, K=K, c_pf=f"{params.C * 1e12:g}",
+                         n_pin=params.n_pin, stages=range(1, K + 1),
+                         stage_inputs=["s1_in"] + [f"hc{k}" for k in range(2, K + 1)],
+                         x_outputs=[f"nb{k}" for k in range(2, K + 1)] + [f"np{k}" for k in range(1, K)]
+                         + [f"pc{k}" for k in range(1, K)],
                          dpi_out=dpi_out, wd=dpi.W, ld=dpi.L, **parts)
     return Subckt(name, PORTS, flatten(body, {s.name: s for s in parts.values()}))
 
@@ -185,9 +182,7 @@ def _parts(params: Params) -> dict:
     return {
         "cell": bistable.subckt(), "delay": dpi.subckt(params.delay()),
         "hin": mirror.subckt(mirror.Params("n", (1,))), "hout": mirror.subckt(mirror.Params("p", (1,) * K)),
-        "xmir": mirror.subckt(mirror.Params("p", (2,) * (K - 1) + (1,) * (K - 1), **gate)),
-        "block": rectifier.subckt(rectifier.Params((params.n_block,))),
-        "pin": mirror.subckt(mirror.Params("p", (params.n_pin,), **gate)),
+        "xmir": mirror.subckt(mirror.Params("p", (2,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)),
         "fan_p": mirror.subckt(mirror.Params("p", (1,), **gate)),
         "fan_n": mirror.subckt(mirror.Params("n", (1, 1), **gate)),
         "yout": mirror.subckt(mirror.Params("n", (1,))),
@@ -308,14 +303,14 @@ C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
 
 def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float = FRAME,
-           h_max: float | None = None, tau_over_frame: float = TAU_OVER_FRAME, dpi_calibration=None,
+           tau_over_frame: float = TAU_OVER_FRAME, dpi_calibration=None,
            quantize=None) -> Params:
     """Ladder parameters for a cell and a frame period (the compiler's inversion).
 
     * tau = tau_over_frame * frame at I_tau = 30 pA per DPI (the lowest characterised DPI bias); C
       follows from the DPI's calibrated tau (with its node's parasitic C) or from the ideal formula;
     * I_th so that the settled DPI output G (calibrated or ideal) is about G_NOMINAL, I_x = G / 4;
-    * block above h_max - beta_hi with 25 % margin (h_max defaults to 2 I_thresh), pin above 2 I_thresh.
+    * pin current above 2 I_thresh (a pinned stage stays set at zero input).
     `quantize(current)` maps a port current (A) to the one the bias generator delivers (default: exact).
     """
     q = quantize or (lambda current: current)
@@ -336,10 +331,8 @@ def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float 
     delay = dpi.Params(I_tau, I_th, C)
     G = dpi_calibration.dc_gain(delay, I_gain) * I_gain if dpi_calibration is not None else I_th * (I_gain / I_tau - 1.0)
     I_x = q(max(G / 4, common.I_MIN))
-    h_max = 2 * I_thresh if h_max is None else h_max
-    n_block = int(min(MAX_RATIO, max(1, math.ceil(1.25 * max(h_max - I_thresh, I_thresh) / (2 * I_x)))))
-    n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / (3 * I_x)))))
-    return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_block, n_pin)
+    n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / I_x))))
+    return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_pin)
 
 
 NOMINAL = dict(K=4, I_thresh=1e-9, I_width=0.4e-9, I_gain=1e-9)
@@ -405,7 +398,7 @@ def _measure_staircase(res, p: Params, stim) -> dict:
     downs = [common.crossing(t, i_out, (k - 0.5) * a, False, after=m["to_band"]) for k in range(p.K, 0, -1)]
     plateau = [common.mean_between(t, i_out, ups[k] + 0.3 * (ups[k + 1] - ups[k]), ups[k + 1] - 0.05 * (ups[k + 1] - ups[k]))
                for k in range(p.K - 1)] + [common.mean_between(t, i_out, ups[-1] + 1e-3, m["climb"])]
-    return {"params": [p.K, p.I_thresh, p.I_width, p.I_gain, p.I_tau, p.I_th, p.C, p.I_x, p.n_block, p.n_pin],
+    return {"params": [p.K, p.I_thresh, p.I_width, p.I_gain, p.I_tau, p.I_th, p.C, p.I_x, p.n_pin],
             "up": float(np.interp(ups[0], times, values)), "down": float(np.interp(downs[0], times, values)),
             "t_up": float(np.mean(np.diff(ups))), "t_down": float(np.mean(np.diff(downs))),
             "levels": [float(v) for v in plateau], "level_over_gain": float(plateau[-1] / (p.K * a)),
