@@ -60,13 +60,15 @@ def _per_frame_layer(ir: IR) -> str:
 
 
 def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=None, mc: int = 0,
-           runner: Runner | None = None, log=print) -> dict:
+           runner: Runner | None = None, log=print, frames: int | None = None) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict."""
     directory = Path(directory)
     ir, config = _load(directory)
     task = get_task(ir.meta["task"])
     x, y = task.test.x[:sequences], task.test.y[:sequences]
+    if frames is not None:  # the first frames of each sequence (per-frame targets too): shorter transients
+        x, y = x[:, :frames], (y[:, :frames] if np.ndim(y) >= 2 else y)
     corners = list(corners or [config.get("corner")])
     temps = [config.get("temp")] if temps is None else list(temps)
     conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
@@ -245,6 +247,7 @@ def _atomic(path: Path, text: str) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="a build directory (`python -m compiler build ... -o DIR`)")
     parser.add_argument("--sequences", type=int, default=8, help="test sequences to simulate")
+    parser.add_argument("--frames", type=int, default=None, help="simulate only the first N frames of each (default: all)")
     parser.add_argument("--corner", default=None,
                         help="comma-separated process corners, e.g. tt,ss,ff (default: the build's)")
     parser.add_argument("--temp", type=float, nargs="+", default=None, help="temperatures in C (default: the build's)")
@@ -253,13 +256,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.sequences < 1 or args.mc < 0:
-        raise UsageError("--sequences must be at least 1 and --mc at least 0")
+    if args.sequences < 1 or args.mc < 0 or (args.frames is not None and args.frames < 1):
+        raise UsageError("--sequences and --frames must be at least 1 and --mc at least 0")
     corners = args.corner.split(",") if args.corner else None
     for corner in corners or ():
         if corner not in CORNERS:
             raise UsageError(f"unknown corner {corner!r} in --corner; choose from {', '.join(CORNERS)}")
-    metrics = verify(args.directory, args.sequences, args.jobs, corners, args.temp, args.mc)
+    metrics = verify(args.directory, args.sequences, args.jobs, corners, args.temp, args.mc, frames=args.frames)
     print(markdown(metrics))
     print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
     return 1 if metrics["failed"] else 0
