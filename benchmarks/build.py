@@ -1,31 +1,43 @@
-"""Build time per zoo model (no layout): checkpoint to netlist, reference and report."""
+"""Build time per zoo model, without and with the layout, and the DRC and LVS of the layout.
+
+A build without layout is what a designer iterates on; the layout, DRC and LVS are the sign-off path,
+so each is timed on its own (DRC and LVS of the larger models only with --full).
+"""
 
 from __future__ import annotations
 
-import tempfile
-import time
-from pathlib import Path
-
 from compiler.errors import UsageError
-from flows.build import build
-
-ZOO = Path(__file__).resolve().parent.parent / "models" / "zoo"
+from benchmarks.common import Settings, built, rounded, workdir, zoo_models
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(settings: Settings) -> list[dict]:
     rows = []
-    for ckpt in sorted(ZOO.glob("fq_*.ckpt")):
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            try:
-                manifest = build(ckpt, Path(tmp) / "b", log=lambda *_: None)
-            except UsageError as error:
-                rows.append({"benchmark": "build", "model": ckpt.stem, "seconds": None,
-                             "note": f"{type(error).__name__}", "command": f"python -m compiler build {ckpt.name}"})
-                continue
-            seconds = time.perf_counter() - start
-        facts = manifest["facts"]["netlist"]
-        rows.append({"benchmark": "build", "model": ckpt.stem, "seconds": round(seconds, 2),
-                     "transistors": facts["transistor_instances"], "note": "",
-                     "command": f"python -m compiler build models/zoo/{ckpt.name} -o DIR"})
+    for ckpt in zoo_models():
+        row = {"benchmark": "build", "model": ckpt.stem}
+        try:
+            _, manifest, plain_s = built(ckpt, layout=False)
+            directory, manifest, layout_s = built(ckpt, layout=True)
+        except UsageError as error:  # a model the compiler or the layout generator does not take yet
+            rows.append({**row, "note": f"{type(error).__name__}: {str(error)[:80]}",
+                         "command": f"python -m compiler build models/zoo/{ckpt.name} -o DIR"})
+            continue
+        netlist, layout = manifest["facts"]["netlist"], manifest["facts"]["layout"]
+        row.update({"no_layout_s": rounded(plain_s), "with_layout_s": rounded(layout_s),
+                    "layout_step_s": rounded(manifest["steps"]["layout"]),
+                    "transistors": netlist["transistor_instances"], "unit_transistors": layout["unit_transistors"],
+                    "area_mm2": rounded(layout["area_um2"] / 1e6)})
+        if "*" in settings.drc_lvs_models or ckpt.stem in settings.drc_lvs_models:
+            row.update(_signoff(directory))
+        rows.append({**row, "command": f"python -m compiler build models/zoo/{ckpt.name} -o DIR [--no-layout]"
+                     + ("; python -m compiler drc DIR; python -m compiler lvs DIR" if "drc_s" in row else "")})
     return rows
+
+
+def _signoff(directory) -> dict:
+    from flows.drc import run_drc
+    from flows.lvs import run_lvs
+
+    drc = run_drc(directory, workdir("drc"))
+    lvs = run_lvs(directory, workdir("lvs"))
+    return {"drc_s": rounded(drc.seconds), "drc_violations": drc.total, "lvs_s": rounded(lvs.seconds),
+            "lvs": "match" if lvs.match else "mismatch"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from compiler.ngspice import Runner, Simulation
-from compiler.pdk import CORNERS
+from benchmarks.common import Settings, rounded
 
 DECK = """
 XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4
@@ -26,15 +26,14 @@ def _wall(sim: Simulation, repeats: int) -> float:
     return best
 
 
-def run(quick: bool = False) -> list[dict]:
-    corners = ("tt",) if quick else CORNERS
+def run(settings: Settings) -> list[dict]:
     rows = []
-    for corner in corners:
+    for corner in settings.corners:
         full = _wall(Simulation(DECK, corner=corner, models="full"), 1)
         sliced = _wall(Simulation(DECK, corner=corner), 3)
         rows.append({
-            "benchmark": "model_load", "corner": corner, "full_s": round(full, 3), "sliced_s": round(sliced, 3),
-            "speedup": round(full / sliced, 1),
+            "benchmark": "model_load", "corner": corner, "full_s": rounded(full), "sliced_s": rounded(sliced),
+            "speedup": rounded(full / sliced),
             "command": f"python -m benchmarks.run model_load  (one nfet + one pfet .op, {corner}, cache off)",
         })
     return rows

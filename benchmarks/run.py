@@ -1,59 +1,87 @@
 """`make bench`: run the benchmarks, write benchmarks/results.json and benchmarks/results.md.
 
-`python -m benchmarks.run [NAME ...] [--quick]`: NAME picks benchmarks (default: all).
+`python -m benchmarks.run [NAME ...] [--full | --quick]`: NAME picks benchmarks (default: all). The
+default run takes about 15 minutes on an idle 2-core machine; --full adds the slow items (every zoo
+model's DRC, LVS and power, longer and more sequences, 64 cells simulated whole); --quick is a smoke test.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
 import platform
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.common import MODES, Settings
 from compiler.ngspice import ngspice_version
 
-BENCHMARKS = ("model_load", "cache", "build")
+BENCHMARKS = ("model_load", "build", "cache", "verification", "behavioural", "scaling", "zoo_figures")
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
-    parser.add_argument("--quick", action="store_true", help="fewer corners and repeats")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="also the slow items (hours)")
+    size.add_argument("--quick", action="store_true", help="smallest settings, to check the runner works")
+    parser.add_argument("-o", "--out", default=str(HERE), help="directory for results.json and results.md")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    rows = []
+    mode = "full" if args.full else "quick" if args.quick else "default"
+    settings = Settings.of(mode)
+    rows, seconds, begin = [], {}, time.perf_counter()
     for name in args.names or BENCHMARKS:
         start = time.perf_counter()
-        found = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
-        print(f"{name}: {time.perf_counter() - start:.1f} s")
-        rows.extend(found)
+        rows.extend(importlib.import_module(f"benchmarks.{name}").run(settings))
+        seconds[name] = round(time.perf_counter() - start, 1)
+        print(f"{name}: {seconds[name]} s", flush=True)
+    command = " ".join(["python -m benchmarks.run", *args.names, *([f"--{mode}"] if mode != "default" else [])])
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ngspice": ngspice_version()},
+        "command": command, "mode": mode, "settings": dataclasses.asdict(settings),
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "machine": {"cpus": os.cpu_count(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version(), "ngspice": ngspice_version()},
+        "wall_s": {"total": round(time.perf_counter() - begin, 1), **seconds},
         "results": rows,
     }
-    _write(HERE / "results.json", json.dumps(report, indent=2) + "\n")
-    _write(HERE / "results.md", _markdown(report))
-    print(_markdown(report))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / "results.json", json.dumps(report, indent=2) + "\n")
+    _write(out / "results.md", markdown(report))
+    print(markdown(report))
     return 0
 
 
-def _markdown(report: dict) -> str:
-    lines = ["# Benchmark results", "", f"Machine: {report['machine']}", ""]
+def markdown(report: dict) -> str:
+    """One table per benchmark, columns in the order the rows first give them; the command in each row."""
+    lines = ["# Benchmark results", "",
+             f"`{report['command']}` on {report['date_utc']} UTC ({report['mode']} settings): "
+             f"{report['wall_s']['total']} s in all.", "", f"Machine: {report['machine']}", "",
+             f"Settings: {report['settings']}", ""]
     by_name: dict[str, list[dict]] = {}
     for row in report["results"]:
         by_name.setdefault(row["benchmark"], []).append(row)
     for name, rows in by_name.items():
-        columns = [k for k in rows[0] if k != "benchmark"]
-        lines += [f"## {name}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+        columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("benchmark", "command"))) + ["command"]
+        doc = importlib.import_module(f"benchmarks.{name}").__doc__.split("\n\n")[0].replace("\n", " ")
+        lines += [f"## {name} ({report['wall_s'].get(name, '?')} s)", "", doc, "",
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|")
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,0 +1,122 @@
+"""What the benchmarks share: the run settings, builds and cold-cache verifications done once per run.
+
+Several figures come from the same simulations (the d=4 digits verification times the simulator, gives
+the behavioural model's speed ratio and the zoo model's power), so each build and each verification is
+done once per process and handed to every benchmark that needs it. Every verification starts from an
+empty simulation cache of its own: a cached result never fakes a speedup.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.ngspice import Runner
+from compiler.simcache import SimCache
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "models" / "zoo"
+PUBLISHED_MODEL = "fq_bmru_d4_digits_rows"  # the d=4 digits network next to the published figures
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The size of a benchmark run: `quick` to try the runner, `default` (~15 min on 2 cores), `full`."""
+
+    corners: tuple              # model_load
+    drc_lvs_models: tuple       # build: zoo models also checked with DRC and LVS ("*" = all)
+    sequences: int              # verification, behavioural, zoo_figures: test sequences ...
+    frames: int                 # ... and their first frames
+    scaling_frames: int         # scaling: frames of the one sequence per network
+    monolithic_cells: tuple     # scaling: network sizes simulated whole
+    partitioned_cells: tuple    # scaling: network sizes simulated layer by layer
+    zoo_figure_models: tuple    # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU)
+
+    @classmethod
+    def of(cls, mode: str) -> "Settings":
+        return MODES[mode]
+
+
+MODES = {
+    "quick": Settings(("tt",), ("fq_bmru_d4_flipflop",), 1, 1, 1, (4,), (4,), (PUBLISHED_MODEL,)),
+    "default": Settings(("tt", "ff", "ss", "sf", "fs"), ("fq_bmru_d4_flipflop", "fq_bmru_d8_event_count",
+                                                          PUBLISHED_MODEL),
+                        2, 1, 1, (4, 16), (4, 16, 64), (PUBLISHED_MODEL, "fq_bmru_d4_flipflop")),
+    "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), 4, 8, 2, (4, 16, 64), (4, 16, 64), ("*",)),
+}
+
+
+def zoo_models(chosen: tuple = ("*",), prefix: str = "fq_") -> list[Path]:
+    """Zoo checkpoints whose name starts with `prefix`, all of them or the `chosen` names."""
+    found = sorted(ZOO.glob(f"{prefix}*.ckpt"))
+    return found if "*" in chosen else [p for p in found if p.stem in chosen]
+
+
+_WORK = Path(tempfile.mkdtemp(prefix="fqrnn-bench-"))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
+_BUILDS: dict = {}
+_VERIFIED: dict = {}
+
+
+def workdir(name: str) -> Path:
+    """A fresh directory for this run, removed at exit."""
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_WORK))
+    return path
+
+
+def built(checkpoint: Path, layout: bool) -> tuple[Path, dict, float]:
+    """(build directory, manifest, wall seconds) of a fresh build, made once per run."""
+    key = (Path(checkpoint), layout)
+    if key not in _BUILDS:
+        from flows.build import build
+
+        out = workdir(Path(checkpoint).stem) / "build"
+        start = time.perf_counter()
+        manifest = build(checkpoint, out, layout=layout, log=lambda *_: None)
+        _BUILDS[key] = (out, manifest, time.perf_counter() - start)
+    return _BUILDS[key]
+
+
+def verified(directory: Path, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False):
+    """(verify metrics, the cache directory it filled) of a verification from an empty cache, once per run."""
+    key = (Path(directory), sequences, frames, jobs, partitioned)
+    if key not in _VERIFIED:
+        cache = workdir("cache")
+        _VERIFIED[key] = (_verify(directory, sequences, frames, jobs, partitioned, cache), cache)
+    return _VERIFIED[key]
+
+
+def reverified(directory: Path, sequences: int, frames: int) -> tuple[dict, dict]:
+    """(cold, repeated) metrics: a monolithic verification, then the same one again on its cache."""
+    cold, cache = verified(directory, sequences, frames)
+    return cold, _verify(directory, sequences, frames, 1, False, cache)
+
+
+def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dict:
+    from flows.verify import verify
+
+    start = time.perf_counter()
+    metrics = verify(directory, sequences, jobs, frames=frames, partitioned=partitioned,
+                     runner=Runner(cache=SimCache(cache)), log=None)
+    return {**metrics, "command_s": time.perf_counter() - start}  # all of it: SPICE, reference, reports
+
+
+def verify_command(checkpoint: str, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False,
+                   cache: str = "$(mktemp -d)") -> str:
+    """The command line that measures a verification figure; `checkpoint` a zoo model's name or a path."""
+    if (ZOO / f"{checkpoint}.ckpt").is_file():
+        checkpoint = f"models/zoo/{checkpoint}.ckpt"
+    part = " --partitioned" if partitioned else ""
+    return (f"python -m compiler build {checkpoint} -o DIR --no-layout && FQRNN_CACHE_DIR={cache} "
+            f"python -m compiler verify DIR --sequences {sequences} --frames {frames} -j {jobs}{part}")
+
+
+def rounded(value, digits: int = 3):
+    """A figure for the tables: floats to `digits` significant digits, None and the rest unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    return value

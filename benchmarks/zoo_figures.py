@@ -1,0 +1,56 @@
+"""Per zoo model: transistors, area, SPICE power, energy per inference and prediction agreement, next to
+the published schematic-level figures (DOMAIN.md section 4) for the d=4 network.
+
+Power is measured in SPICE over the simulated frames (mean supply current x VDD, per supply block);
+the energy per inference is that power over the task's whole sequence (frames x frame period).
+"""
+
+from __future__ import annotations
+
+from compiler.errors import UsageError
+from benchmarks.common import (PUBLISHED_MODEL, Settings, built, rounded, verified, verify_command,
+                               zoo_models)
+
+# DOMAIN.md section 4: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network.
+PUBLISHED = {"benchmark": "zoo_figures", "model": "published d=4, 2 layers (180 nm, schematic)", "transistors": 768,
+             "unit_transistors": "", "area_mm2": "", "power_nW": 83.0, "cells_nW": 44.0, "arrays_nW": "",
+             "bias_nW": "", "energy_per_inference_nJ": "", "prediction_agreement": round(49 / 50, 3),
+             "state_agreement": "", "sequences": 50, "frames": "", "command": "DOMAIN.md section 4"}
+
+
+def run(settings: Settings) -> list[dict]:
+    from models.tasks import get_task
+
+    rows = []
+    for ckpt in zoo_models(settings.zoo_figure_models, prefix="fq_bmru_"):
+        try:
+            directory, manifest, _ = built(ckpt, layout=True)
+        except UsageError as error:
+            rows.append({"benchmark": "zoo_figures", "model": ckpt.stem, "command": f"{type(error).__name__}"})
+            continue
+        metrics, _ = verified(directory, settings.sequences, settings.frames)
+        full_frames = get_task(_task(directory)).test.x.shape[1]
+        blocks = metrics["power_by_block_W"]
+        rows.append({
+            "benchmark": "zoo_figures", "model": ckpt.stem,
+            "transistors": manifest["facts"]["netlist"]["transistor_instances"],
+            "unit_transistors": manifest["facts"]["netlist"]["unit_devices"],
+            "area_mm2": rounded(manifest["facts"]["layout"]["area_um2"] / 1e6),
+            "power_nW": rounded(metrics["power_W"] * 1e9),
+            **{f"{b}_nW": rounded(blocks[b] * 1e9) if b in blocks else "" for b in ("cells", "arrays", "bias")},
+            "energy_per_inference_nJ": rounded(metrics["power_W"] * full_frames * metrics["frame_period_s"] * 1e9),
+            "prediction_agreement": rounded(metrics.get("prediction_agreement")),
+            "state_agreement": rounded(metrics["state_agreement"]),
+            "sequences": metrics["sequences"], "frames": f"{metrics['frames']} of {full_frames}",
+            "command": verify_command(ckpt.stem, settings.sequences, settings.frames)
+            + "; area: python -m compiler build models/zoo/" + ckpt.name + " -o DIR (layout/area.json)",
+        })
+        if ckpt.stem == PUBLISHED_MODEL:
+            rows.append(dict(PUBLISHED))
+    return rows
+
+
+def _task(directory) -> str:
+    from compiler.ir import IR
+
+    return IR.from_json((directory / "ir.json").read_text()).meta["task"]

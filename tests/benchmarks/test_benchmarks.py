@@ -1,0 +1,106 @@
+"""The benchmark modules on tiny inputs: the exponent fit, the settings, the tables, the commands."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import run as bench_run
+from benchmarks.common import MODES, Settings, rounded, verify_command, zoo_models
+from benchmarks.scaling import fit_exponent, synthetic_checkpoint
+from compiler.errors import UsageError
+from models.checkpoint import load_checkpoint
+
+
+def test_fit_exponent_recovers_a_power_law():
+    cells = [4, 16, 64]
+    a, b = fit_exponent(cells, [0.5 * c ** 1.7 for c in cells])
+    assert b == pytest.approx(1.7) and np.exp(a) == pytest.approx(0.5)
+
+
+def test_fit_exponent_is_least_squares_over_noisy_sizes():
+    cells, seconds = [4, 16, 64], [10.0, 50.0, 120.0]
+    _, b = fit_exponent(cells, seconds)
+    assert b == pytest.approx(np.polyfit(np.log(cells), np.log(seconds), 1)[0])
+
+
+def test_fit_exponent_needs_two_sizes():
+    with pytest.raises(ValueError):
+        fit_exponent([4], [1.0])
+
+
+def test_default_run_is_a_subset_of_the_full_one():
+    quick, default, full = MODES["quick"], MODES["default"], MODES["full"]
+    assert Settings.of("default") is default
+    for small in (quick, default):
+        assert set(small.monolithic_cells) <= set(full.monolithic_cells)
+        assert small.sequences <= full.sequences and small.frames <= full.frames
+    assert full.monolithic_cells == full.partitioned_cells == (4, 16, 64)
+    assert len(default.partitioned_cells) >= 3  # the exponent is fitted over 4, 16, 64 cells
+
+
+def test_zoo_models_picks_by_name():
+    every = zoo_models()
+    assert every and all(p.name.startswith("fq_") for p in every)
+    assert [p.stem for p in zoo_models(("fq_bmru_d4_flipflop",))] == ["fq_bmru_d4_flipflop"]
+
+
+def test_verify_command_reproduces_the_settings():
+    command = verify_command("fq_bmru_d4_digits_rows", 2, 1, jobs=2, partitioned=True)
+    assert command == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt -o DIR --no-layout && "
+                       "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
+                       "--partitioned")
+    assert "build C16.ckpt -o DIR" in verify_command("C16.ckpt", 1, 1)
+
+
+def test_rounded_keeps_significant_digits():
+    assert rounded(123.456) == 123.0 and rounded(0.0012345) == 0.00123 and rounded(None) is None and rounded(7) == 7
+
+
+@pytest.mark.parametrize("cells, layers", [(4, 1), (16, 4)])
+def test_synthetic_network_has_layers_of_four_cells(tmp_path, cells, layers):
+    graph = load_checkpoint(synthetic_checkpoint(tmp_path / "n.ckpt", cells)).graph
+    assert sum(layer["type"] == "fq_bmru" for layer in graph["layers"]) == layers
+
+
+def test_synthetic_network_needs_whole_layers(tmp_path):
+    with pytest.raises(ValueError):
+        synthetic_checkpoint(tmp_path / "n.ckpt", 6)
+
+
+def test_markdown_has_one_table_per_benchmark_with_the_command_last():
+    report = {"command": "python -m benchmarks.run", "mode": "default", "settings": {}, "date_utc": "d",
+              "machine": {}, "wall_s": {"total": 1.0, "cache": 1.0},
+              "results": [{"benchmark": "cache", "what": "a", "cold_s": 1.0, "command": "x | y"},
+                          {"benchmark": "cache", "what": "b", "speedup": 2.0, "command": "z"}]}
+    text = bench_run.markdown(report)
+    assert "| what | cold_s | speedup | command |" in text
+    assert "| a | 1.0 |  | x \\| y |" in text and "| b |  | 2.0 | z |" in text
+    assert text == bench_run.markdown(json.loads(json.dumps(report)))  # deterministic
+
+
+def test_runner_rejects_unknown_benchmarks():
+    with pytest.raises(SystemExit):
+        bench_run.main(["no_such_benchmark"])
+
+
+def test_verify_cli_rejects_zero_frames(tmp_path):
+    from flows.verify import run
+
+    args = argparse.Namespace(directory=str(tmp_path), sequences=1, frames=0, mc=0, corner=None, temp=None, jobs=1,
+                              partitioned=False, executor="local", scheduler=None, tolerances=None)
+    with pytest.raises(UsageError):
+        run(args)
+
+
+def test_verify_simulates_only_the_first_frames(tmp_path, fresh_runner):
+    """A real ngspice run of a one-cell network: --frames 1 gives one frame per sequence."""
+    from flows.build import build
+    from flows.verify import verify
+
+    ckpt = synthetic_checkpoint(tmp_path / "one.ckpt", 1, width=1)
+    build(ckpt, tmp_path / "b", layout=False, log=lambda *_: None)
+    metrics = verify(tmp_path / "b", 1, frames=1, runner=fresh_runner, log=None)
+    assert metrics["frames"] == 1 and metrics["sequences"] == 1 and metrics["cached"] == 0
+    assert metrics["energy_per_inference_J"] == pytest.approx(metrics["power_W"] * metrics["frame_period_s"])
