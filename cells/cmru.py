@@ -212,7 +212,7 @@ def run_frames(h, beta_hi, beta_lo, K, q0=0.0):
 
 FRAME = 10e-3          # s, the compiler's default frame period
 SAMPLE_AT = 0.97       # fraction of the frame at which a level is read (flows/testbench.py)
-EDGE = 1e-6
+EDGE = 10e-6          # s, input and phase edges: with 1 us edges one random sequence stopped ngspice (timestep too small)
 
 
 def window(phases: int = 1, phase: int = 1) -> tuple[float, float]:
