@@ -3,7 +3,7 @@
 Behaviour (ideal): the state sets when the input exceeds beta_hi = I_thresh, resets when it falls
 below beta_lo = I_thresh - I_width, and holds in between; the output sinks I_gain when set, 0 else.
 
-Topology (18 transistors; the 9-transistor starved-inverter core of research/circuits.md section 5,
+Topology (22 transistors; the 9-transistor starved-inverter core of research/circuits.md section 5,
 with three changes that remove its systematic offsets):
 * input: a cascoded nfet diode stack (4/8 under 4/4) takes the candidate current into ``in``; it is
   also the layer's ReLU (a net negative current only pulls ``in`` to ground). A cascoded copy sinks
@@ -16,13 +16,19 @@ with three changes that remove its systematic offsets):
   sinks I_gain from ``out`` through a switch on ``b`` placed between the source and its cascode
   (this removed the +7.6 % level offset; with the switch under the cascode, the turn-on glitch on
   ``out`` fell from 104x I_gain / 73 fC excess charge to 5.9x / 1.7 fC at the nominal bias).
+* phase keeper (4 switches): while ``en`` is low, a switch path gated by the state pulls ``a`` hard to the
+  rail that agrees with ``b`` (ground when set, VDD when reset), so the cell holds whatever its input does.
+  A network enables each layer in its own slot of the frame, after the layer before it has settled:
+  a cell then never latches a transient candidate (the inter-layer race of free-running cells).
+  With ``en`` tied to VDD and ``enb`` to ground the cell runs free, as the unclocked published cell.
 
-Ports: ``vdd in out ith iw ig vsp vsn``
+Ports: ``vdd in out ith iw ig vsp vsn en enb``
 * ``in``   candidate current, sourced into the cell (>= 0; negative net current reads as 0)
 * ``out``  sinks I_gain when set (keep it at 0.5..1.5 V, e.g. a pfet diode of the next stage)
 * ``ith``  I_thresh, drawn out of this port (a sinking bias output)
 * ``iw``, ``ig``  I_width and I_gain, sourced into these ports (sourcing bias outputs)
 * ``vsp``, ``vsn``  shared starving-bias gate voltages (pfet / nfet diodes carrying 10 nA)
+* ``en``, ``enb``  the layer's phase (high: the cell follows its input) and its complement
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from cells import common
 from cells.common import Subckt
 
 NAME = "bistable"
-PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "vsp", "vsn")
+PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "vsp", "vsn", "en", "enb")
+FREE_RUNNING = ("vdd", "0")      # (en, enb) of a cell that is always enabled
 W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (mismatch: research section 5, 4/8)
 L_CASCODE = 4.0
 I_STARVE = 10e-9              # inverter starving current (shared bias)
@@ -48,7 +55,7 @@ V_OUT = 1.0                   # output node voltage in characterisation (a pfet 
 
 TEMPLATE = """\
 * bistable memory cell: set above I_thresh, reset below I_thresh - I_width, output I_gain when set
-.subckt {{ name }} vdd in out ith iw ig vsp vsn
+.subckt {{ name }} vdd in out ith iw ig vsp vsn en enb
 * input: cascoded nfet diode (the ReLU) and its cascoded copy sinking from decision node a
 XMi1 x1 x1 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMi1c in in x1 0 {{ NFET }} W={{ w }} L={{ lc }}
@@ -72,6 +79,11 @@ XMgdc ig ig y1 0 {{ NFET }} W={{ w }} L={{ lc }}
 XMgc out ig g2 0 {{ NFET }} W={{ w }} L={{ lc }}
 XMgs g2 b g 0 {{ NFET }} W=1 L=0.5
 XMg g y1 0 0 {{ NFET }} W={{ w }} L={{ l }}
+* phase keeper: while en is low, a is held at the rail that agrees with b
+XMkn a b kn 0 {{ NFET }} W=1 L=0.5
+XMkne kn enb 0 0 {{ NFET }} W=1 L=0.5
+XMkp a b kp vdd {{ PFET }} W=1 L=0.5
+XMkpe kp en vdd vdd {{ PFET }} W=1 L=0.5
 .ends {{ name }}
 """
 
@@ -83,6 +95,16 @@ XMspd vsp vsp vdd vdd {{ PFET }} W=1 L=1
 Isn vdd vsn {{ i }}
 XMsnd vsn vsn 0 0 {{ NFET }} W=1 L=1
 .ends bistable_starve_bias
+"""
+
+PHASE_DRIVER = """\
+* phase driver of one layer of bistable cells: en follows ph, enb is its complement (one per layer)
+.subckt bistable_phase_driver vdd ph en enb
+XMbp enb ph vdd vdd {{ PFET }} W=2 L=0.5
+XMbn enb ph 0 0 {{ NFET }} W=1 L=0.5
+XMep en enb vdd vdd {{ PFET }} W=2 L=0.5
+XMen en enb 0 0 {{ NFET }} W=1 L=0.5
+.ends bistable_phase_driver
 """
 
 
@@ -119,6 +141,11 @@ def starve_bias() -> Subckt:
                   common.render(STARVE_BIAS, i=f"{I_STARVE:g}"))
 
 
+def phase_driver() -> Subckt:
+    """Two inverters turning a layer's phase input into the en/enb pair its cells' keepers need."""
+    return Subckt("bistable_phase_driver", ("vdd", "ph", "en", "enb"), common.render(PHASE_DRIVER))
+
+
 def ideal(params: Params) -> tuple[float, float, float]:
     """(beta_hi, beta_lo, alpha) of the ideal cell."""
     return params.I_thresh, params.I_thresh - params.I_width, params.I_gain
@@ -151,7 +178,7 @@ def _hysteresis_sim(p: Params, corner, temp, ramp_time=RAMP_TIME, mc_seed=None) 
         starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
         f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
         f"Vout vo 0 {V_OUT:g}",
-        subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn"]),
+        subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *FREE_RUNNING]),
         ".save i(vout) i(vdd)",
         f".tran {ramp_time / 1000:g} {pts[-1][0]:g} 0 {ramp_time / 100:g}",
     ])
@@ -206,7 +233,8 @@ def _delay_sim(p: Params, up: float, corner, temp) -> tuple[Simulation, float]:
     for k, d in enumerate(OVERDRIVES):
         lines += [f"Ith{k} ith{k} 0 {p.I_thresh:.6g}", f"Iw{k} vddb iw{k} {p.I_width:.6g}",
                   f"Ig{k} vddb ig{k} {p.I_gain:.6g}", f"Vout{k} vo{k} 0 {V_OUT:g}",
-                  subckt().instance(f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn"])]
+                  subckt().instance(f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn",
+                                                     *FREE_RUNNING])]
         stimuli.append(Stimulus(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end),
                                 (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up)))
     lines += [".save " + " ".join(f"i(vout{k})" for k in range(len(OVERDRIVES))),
@@ -343,22 +371,61 @@ def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
 
 HELD_OUT = (Params(1.5e-9, 0.525e-9, 3e-9), Params(0.7e-9, 0.42e-9, 0.6e-9), Params(5e-9, 1e-9, 1.5e-9))
 FRAME = 1e-3
+ENABLE_WINDOW = (0.3, 0.9)     # part of an enabled frame during which the phase is high
+VDD_PHASE = 1.8
 
 
-def _frames_sim(p: Params, h, corner, temp):
+def _frames_sim(p: Params, h, corner, temp, enable=None):
+    """The cell through frames of input h; with `enable` (a bool per frame) its phase is high only in the
+    middle of the enabled frames (ENABLE_WINDOW), as a network schedules it; otherwise it runs free."""
     times, values = [0.0], [float(h[0])]
     for k, v in enumerate(h):
         times += [k * FRAME + 1e-6 if k else 0.0, (k + 1) * FRAME]
         values += [float(v), float(v)]
-    times, values = times[1:], values[1:]
+    stimuli = [Stimulus("in", "vddb", "in", tuple(times[1:]), tuple(values[1:]))]
+    phase = list(FREE_RUNNING)
+    if enable is not None:
+        phase = ["en", "enb"]
+        t_en, v_en = [0.0], [0.0]
+        for k, on in enumerate(enable):
+            if on:
+                start, stop = ((k + w) * FRAME for w in ENABLE_WINDOW)
+                t_en += [start, start + 1e-6, stop, stop + 1e-6]
+                v_en += [0.0, VDD_PHASE, VDD_PHASE, 0.0]
+        t_en.append(len(h) * FRAME)
+        v_en.append(0.0)
+        stimuli += [Stimulus("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
+                    Stimulus("enb", "enb", "0", tuple(t_en), tuple(VDD_PHASE - v for v in v_en), kind="V")]
     circuit = "\n".join([
         subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
         starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
         f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
-        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn"]),
+        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *phase]),
         ".save i(vout)", f".tran {FRAME / 200:g} {len(h) * FRAME:g} 0 {FRAME / 50:g}"])
-    return Simulation(circuit, title="bistable frames", corner=corner, temp=temp,
-                      stimuli=(Stimulus("in", "vddb", "in", tuple(times), tuple(values)),))
+    return Simulation(circuit, title="bistable frames", corner=corner, temp=temp, stimuli=tuple(stimuli))
+
+
+def _frame_outputs(runner: Runner, p: Params, h, corner, temp, enable=None) -> np.ndarray:
+    """Output current at the end of each frame."""
+    res = runner.run(_frames_sim(p, h, corner, temp, enable))
+    ends = (np.arange(len(h)) + 1) * FRAME - 0.02 * FRAME
+    return np.interp(ends, res["time"], -res["i(vout)"])
+
+
+def phase_check(runner: Runner, corner: str = "tt", temp: float = 27.0) -> dict:
+    """The keeper: a frame sequence crossing both thresholds, the cell enabled only in some frames. The
+    state must follow the FQ-BMRU in enabled frames and hold in the others, whatever the input does."""
+    p = NOMINAL
+    h = np.array([1.5, 0.2, 1.5, 1.5, 0.2, 0.2, 1.5, 0.9, 0.2, 1.5]) * p.I_thresh
+    enable = np.array([1, 0, 0, 1, 0, 1, 0, 1, 1, 0], bool)
+    spice = _frame_outputs(runner, p, h, corner, temp, enable) > p.I_gain / 2
+    state, expected = 0.0, []
+    for v, on in zip(h, enable):
+        if on:
+            state = 1.0 if v > p.I_thresh else 0.0 if v < p.I_thresh - p.I_width else state
+        expected.append(state > 0.5)
+    return {"agreement": float(np.mean(spice == np.array(expected))), "spice": spice.tolist(),
+            "expected": expected, "enable": enable.tolist()}
 
 
 def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2, calibration=None) -> dict:
@@ -381,9 +448,7 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     p = HELD_OUT[0]
     hi, lo, alpha = (float(x) for x in cal.thresholds(p.I_thresh, p.I_width, p.I_gain))
     h = np.array([0.2, 1.2, 0.8, 0.9, 0.5, 0.9, 1.4, 0.2, 0.95, 1.1]) * p.I_thresh
-    res = runner.run(_frames_sim(p, h, corner, temp))
-    ends = (np.arange(len(h)) + 1) * FRAME - 0.02 * FRAME
-    spice_out = np.interp(ends, res["time"], -res["i(vout)"])
+    spice_out = _frame_outputs(runner, p, h, corner, temp)
     model_out = np.asarray(run_frames(h, hi, lo, alpha))
     report["frames"] = {"agreement": float(np.mean((spice_out > alpha / 2) == (model_out > alpha / 2))),
                         "rms_error_of_alpha": common.rms((spice_out - model_out) / alpha)}

@@ -24,7 +24,7 @@ def test_cells_bias_generator_drives_a_bistable_cell_as_calibrated(runner, repor
                                 "vsp": "vsp", "vsn": "vsn"}),
         f"Vout vo 0 {bistable.V_OUT:g}",
         cell.instance("C", {"vdd": "vdd", "in": "in", "out": "vo", "ith": "ith", "iw": "iw", "ig": "ig",
-                            "vsp": "vsp", "vsn": "vsn"}),
+                            "vsp": "vsp", "vsn": "vsn", "en": "vdd", "enb": "0"}),
         ".save i(vout) i(vdd)",
         f".tran {bistable.RAMP_TIME / 1000:g} {pts[-1][0]:g} 0 {bistable.RAMP_TIME / 100:g}",
     ])

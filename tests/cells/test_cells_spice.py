@@ -32,6 +32,14 @@ def test_cells_bistable_thresholds_and_levels_within_3_percent(runner, report):
         assert 0 < down < up
 
 
+def test_cells_bistable_holds_while_its_phase_is_low(runner, report):
+    """Inputs beyond both thresholds in disabled frames must not move the state (the phase keeper)."""
+    result = bistable.phase_check(runner)
+    report(agreement=result["agreement"])
+    assert result["agreement"] == 1.0
+    assert any(result["spice"]) and not all(result["spice"])
+
+
 def test_cells_dpi_multistep_response_within_2_percent_rms(runner, report):
     result = dpi.validate(runner)
     for point in result["points"]:
