@@ -165,6 +165,7 @@ class Bistable(Stage):
     width: tuple = ()
     gain: tuple = ()
     programmed: dict = field(default_factory=dict)  # set by `calibrate`: bias currents that realise them
+    phase: int = 0      # set by `schedule_phases`: its slot in the frame (1, 2, ...); 0 runs free
     kind: ClassVar[str] = "bistable"
     produces: ClassVar[bool] = True
     receives: ClassVar[bool] = True
@@ -176,6 +177,8 @@ class Bistable(Stage):
             if w > t:
                 raise IRError(f"stage {self.name!r}: unit {k} has width {w} above its threshold {t}; "
                               "the reset level thresh - width would be negative")
+        if not isinstance(self.phase, int) or self.phase < 0:
+            raise IRError(f"stage {self.name!r}: phase must be a non-negative integer, got {self.phase!r}")
 
 
 @dataclass(frozen=True)

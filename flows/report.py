@@ -153,11 +153,27 @@ def build_report(build) -> tuple[str, dict]:
     else:
         lines.append(quant.get("note", "not measured"))
     lines += _layout_section(data["layout"])
+    lines += _settling_section(ir.meta.get("settling"))
     lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
     lines += [f"- {a['stage']}[{a['unit']}]: {a['reason']}" for a in data["adjustments"]] or ["none"]
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
     return "\n".join(lines) + "\n", data
+
+
+def _settling_section(settling: dict | None) -> list:
+    """The slowest signal nodes (compiler/passes/check_settling.py): estimated turn-on against the slot."""
+    if not settling:
+        return []
+    lines = ["", f"## Settling estimate ({settling['slow_nodes']} of {settling['nodes']} signal nodes slower than "
+             f"a {settling['slot_s'] * 1e3:.3g} ms phase slot)", "",
+             "| node | gate capacitance | smallest current | turn-on estimate |", "|---|---|---|---|"]
+    lines += [f"| {n['node']} | {n['gate_pF']} pF | {n['i_min_A'] * 1e9:.3g} nA | {n['t_on_s'] * 1e3:.3g} ms"
+              f"{' (slower than the slot)' if n['slow'] else ''} |" for n in settling["slowest"]]
+    if settling["slow_nodes"]:
+        lines += ["", "Slow nodes decide late: lengthen frame_period, raise i_unit, or lower the weight "
+                  "denominator of the arrays they drive (fewer, smaller gates)."]
+    return lines
 
 
 def _area_line(data: dict) -> str:

@@ -6,7 +6,8 @@ is read through the 0 V source in series with its input, and its state from its 
 At t = 0 every cell is reset (`.ic` on `b`, a power-on reset), matching the model's initial state.
 An FQ-CMRU unit's state is its level: the number of set stages of its ladder (a thermometer code,
 cells/cmru.py), read from each stage's node `b`.
-Samples are taken at the end of each frame, after the cells have settled.
+Each phase pin is high in its slot of every frame (compiler/passes/schedule_phases.py), so the layers
+switch one after the other. Samples are taken at the end of each frame, after the cells have settled.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.backends.spice import TOP, V_OUT, net, probe
+from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
 from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
 from compiler.ngspice import Simulation, Stimulus
+from compiler.passes.schedule_phases import window
 
 EDGE = 1e-6          # s, rise and fall of an input frame
 SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
@@ -32,6 +34,7 @@ class Bench:
     candidates: dict    # cell -> [vector name per unit] (current into the cell)
     outputs: list       # vector name per output pin (current sourced into the pin)
     sample_times: np.ndarray
+    blocks: dict        # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
 
 
 def _pwl(values: np.ndarray, period: float, scale: float) -> tuple[tuple, tuple]:
@@ -43,29 +46,51 @@ def _pwl(values: np.ndarray, period: float, scale: float) -> tuple[tuple, tuple]
     return tuple(times), tuple(levels)
 
 
+def _phase_pwl(phase: int, phases: int, frames: int, period: float, vdd: float) -> tuple[tuple, tuple]:
+    """A phase pin: high (vdd) during its window of every frame, low otherwise."""
+    rise, fall = window(phase, phases)
+    times, levels = [0.0], [0.0]
+    for t in range(frames):
+        for at, level in ((rise, vdd), (fall, 0.0)):
+            times += [(t + at) * period, (t + at) * period + EDGE]
+            levels += [levels[-1], level]
+    return tuple(times), tuple(levels)
+
+
 def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner: str = "tt",
-          temp: float = 27.0, mc_seed: int | None = None) -> tuple[Simulation, Bench]:
-    """A transient of one input sequence x [T, F] (software units)."""
+          temp: float = 27.0, mc_seed: int | None = None, replay: dict | None = None) -> tuple[Simulation, Bench]:
+    """A transient of one input sequence x [T, F] (software units). `replay` maps a CurrentInput stage of
+    a partition (flows/partition.py) to the waveforms [(times, amperes) per unit] it replays instead."""
     netlist_dir = Path(netlist_dir)
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
-    n_in = sum(s.size for s in ir.of_kind(CurrentInput))
     n_out = ir.of_kind(CurrentOutput)[0].size
     frames = x.shape[0]
-    stimuli = []
-    for j in range(n_in):
-        times, levels = _pwl(x[:, j], frame_period, i_unit)
-        stimuli.append(Stimulus(f"IN{j}", "0", f"in_{j}", times, levels))
+    stimuli, replay = [], replay or {}
+    for stage in ir.of_kind(CurrentInput):
+        first = input_offsets(ir)[stage.name]
+        (receiver,) = ir.successors(stage.name)
+        for k in range(stage.size):
+            times, levels = replay[stage.name][k] if stage.name in replay else _pwl(x[:, k], frame_period, i_unit)
+            pin = f"in_{first + k}"  # a pfet receiver takes the current sunk out of its node
+            plus, minus = (pin, "0") if ir.stage(receiver).polarity == "p" else ("0", pin)
+            stimuli.append(Stimulus(f"IN{first + k}", plus, minus, tuple(times), tuple(levels)))
+    phases = ir.meta.get("phases", 0)
+    for p, pin in enumerate(phase_pins(ir), 1):
+        times, levels = _phase_pwl(p, phases, frames, frame_period, vdd)
+        stimuli.append(Stimulus(pin.upper(), pin, "0", times, levels, kind="V"))
     cells = ir.of_kind(Bistable)
     states = {c.name: [_state_nodes(c, k) for k in range(c.size)] for c in cells}
     candidates = {c.name: [f"i(v.xnet.v{probe(c.name, k)})".lower() for k in range(c.size)] for c in cells}
     outputs = [f"i(vout{k})" for k in range(n_out)]
-    saves = [v for group in candidates.values() for v in group] + outputs + ["i(vdd)"]
+    network = (netlist_dir / "network.spice").read_text()
+    blocks = {b: f"i(v.xnet.v{power_probe(b)})".lower() for b in BLOCKS if f"V{power_probe(b)} " in network}
+    saves = [v for group in candidates.values() for v in group] + outputs + ["i(vdd)", *blocks.values()]
     saves += [v for group in states.values() for unit in group for v in unit]
     lines = [
-        (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(),
+        (netlist_dir / "cells.spice").read_text(), network,
         f"VDD vdd 0 {vdd:g}", f"IREF iref 0 {i_unit:g}",
         *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
-        f"XNET vdd iref {' '.join(f'in_{j}' for j in range(n_in))} {' '.join(f'out_{k}' for k in range(n_out))} {TOP}",
+        f"XNET {' '.join(pins(ir))} {TOP}",
         *[f".ic {v}=0" for group in states.values() for unit in group for v in unit],
         ".save " + " ".join(saves),
         f".tran {frame_period / 200:g} {frames * frame_period:g} 0 {frame_period / 50:g}",
@@ -73,7 +98,7 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
     sim = Simulation("\n".join(lines), title="verification bench", corner=corner, temp=temp, mc_seed=mc_seed,
                      stimuli=tuple(stimuli), timeout=3600)
     sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
-    return sim, Bench(states, candidates, outputs, sample_times)
+    return sim, Bench(states, candidates, outputs, sample_times, blocks)
 
 
 def _state_nodes(cell, k: int) -> tuple:
@@ -94,9 +119,12 @@ def samples(result, where: Bench, ir: IR) -> dict:
     def at(name):
         return np.interp(where.sample_times, time, result[name])
 
-    supply = -np.trapezoid(result["i(vdd)"], time) / (time[-1] - time[0])  # mean current drawn from VDD
+    def mean_power(name, sign):  # mean current drawn from VDD, times VDD
+        return float(sign * np.trapezoid(result[name], time) / (time[-1] - time[0]) * vdd)
+
     return {
-        "power_W": float(supply * vdd),
+        "power_W": mean_power("i(vdd)", -1),
+        "power_by_block_W": {b: mean_power(name, 1) for b, name in where.blocks.items()},
         "states": {c: np.stack([sum(at(v) > vdd / 2 for v in unit) for unit in units], -1).astype(float)
                    for c, units in where.states.items()},
         "candidates": {c: np.stack([at(v) / i_unit for v in names], -1) for c, names in where.candidates.items()},
@@ -120,7 +148,8 @@ def isolated_bench(ir: IR, cell: str, h: np.ndarray, frame_period: float, corner
         lines += [f"Iith{k} ith{k} 0 {prog['thresh']:g}", f"Iiw{k} vdd iw{k} {prog['width']:g}",
                   f"Iig{k} vdd ig{k} {prog['gain']:g}", f"Vo{k} out{k} 0 {bistable.V_OUT:g}",
                   subckt.instance(f"C{k}", {"vdd": "vdd", "in": f"in{k}", "out": f"out{k}", "ith": f"ith{k}",
-                                            "iw": f"iw{k}", "ig": f"ig{k}", "vsp": "vsp", "vsn": "vsn"}),
+                                            "iw": f"iw{k}", "ig": f"ig{k}", "vsp": "vsp", "vsn": "vsn",
+                                            "en": bistable.FREE_RUNNING[0], "enb": bistable.FREE_RUNNING[1]}),
                   f".ic v(xc{k}.b)=0"]
         times, levels = _pwl(h[:, k], frame_period, i_unit)
         stimuli.append(Stimulus(f"H{k}", "0", f"in{k}", times, levels))

@@ -10,9 +10,11 @@ on the reference pin `iref`, from which the reference current is drawn.
 
 Files written (deterministic for a given IR and config):
   cells.spice    every subcircuit used, sorted by name
-  network.spice  `.subckt <top> vdd iref in_0.. out_0..`: the compiled network
+  network.spice  `.subckt <top> vdd iref in_0.. out_0.. ph_1..`: the compiled network; ph_p enables the
+                 cells of phase p (compiler/passes/schedule_phases.py)
   models.spice   the sky130 model files of the devices used, for the configured corner
-  top.spice      a runnable operating-point harness: supply, reference, inputs at 0, outputs at 0.9 V
+  top.spice      a runnable operating-point harness: supply, reference, inputs at 0, outputs at 0.9 V,
+                 phases low (every cell holds)
   .spiceinit     the ngspice mode the runner uses (fast sky130 subcircuit expansion)
 """
 
@@ -38,6 +40,46 @@ BISTABLE_PORTS = {"thresh": "ith", "width": "iw", "gain": "ig"}  # cells/bistabl
 
 def net(stage: str, k: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_]', '_', stage)}_{k}"
+
+
+def phase_count(ir: IR) -> int:
+    return max((c.phase for c in ir.of_kind(Bistable)), default=0)
+
+
+def phase_pin(p: int) -> str:
+    """The input pin of phase p: high while the cells of that layer may switch."""
+    return f"ph_{p}"
+
+
+def phase_pins(ir: IR) -> list[str]:
+    return [phase_pin(p) for p in range(1, phase_count(ir) + 1)]
+
+
+def pins(ir: IR) -> list[str]:
+    """The network subcircuit's ports in order."""
+    n_in = sum(s.size for s in ir.of_kind(CurrentInput))
+    n_out = ir.of_kind(CurrentOutput)[0].size
+    return ["vdd", "iref", *(f"in_{j}" for j in range(n_in)), *(f"out_{k}" for k in range(n_out)), *phase_pins(ir)]
+
+
+BLOCKS = ("arrays", "cells", "bias")  # supply domains: mirror arrays, memory cells, bias generator
+
+
+def supply(block: str) -> str:
+    """The supply net of a block inside the network: VDD through a 0 V source that measures it."""
+    return f"vdd_{block}"
+
+
+def power_probe(block: str) -> str:
+    return f"PWR_{block}"
+
+
+def input_offsets(ir: IR) -> dict[str, int]:
+    """The first input pin of each CurrentInput stage: pins are numbered across them in order."""
+    offsets, n = {}, 0
+    for stage in ir.of_kind(CurrentInput):
+        offsets[stage.name], n = n, n + stage.size
+    return offsets
 
 
 def probe(cell: str, k: int) -> str:
@@ -76,7 +118,7 @@ def _mirror_pair(nl: _Netlist, label: str, node: str, primary: str, n_in: int, o
         if not outs and polarity == other:
             continue  # the primary diode stays even when nothing reads the signal: the node must sink
         params = mirror.Params(polarity, tuple(u for _, u in outs), n_in=n_in, w=w, l=l)
-        ports = (["vdd"] if polarity == "p" else []) + [diode] + [n for n, _ in outs]
+        ports = ([supply("arrays")] if polarity == "p" else []) + [diode] + [n for n, _ in outs]
         nl.instance(mirror.subckt(params), ports, f"{label}_{polarity}")
 
 
@@ -88,12 +130,15 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
     pins_in = [f"in_{j}" for s in inputs for j in range(s.size)]
     pins_out = [f"out_{k}" for k in range(output.size)]
 
+    first_pin = input_offsets(ir)
+
     def node(stage_name: str, k: int) -> str:
         stage = ir.stage(stage_name)
         if isinstance(stage, CurrentOutput):
             return f"out_{k}"
-        if isinstance(stage, Receiver) and any(isinstance(ir.stage(p), CurrentInput) for p in ir.predecessors(stage_name)):
-            return f"in_{k}"
+        fed_by = [p for p in ir.predecessors(stage_name) if p in first_pin]
+        if isinstance(stage, Receiver) and fed_by:
+            return f"in_{first_pin[fed_by[0]] + k}"
         return net(stage_name, k) + ("_h" if isinstance(stage, Bistable) else "")
 
     # receivers and the weights read from them
@@ -113,14 +158,18 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
                             outputs[side].append((node(dest, k), units))
             _mirror_pair(nl, net(rx.name, j), node(rx.name, j), rx.polarity, rx.denominator, outputs,
                          arrays[0].unit_w, arrays[0].unit_l)
-    # bistable cells
+    # bistable cells, and the phase driver of each layer
     bistable = cells.get("bistable")
+    for p in range(1, phase_count(ir) + 1):
+        nl.instance(bistable.phase_driver(), [supply("cells"), phase_pin(p), f"en_{p}", f"enb_{p}"], f"phase_{p}")
     for cell in ir.of_kind(Bistable):
         (dest,) = ir.successors(cell.name)
+        enable = (f"en_{cell.phase}", f"enb_{cell.phase}") if cell.phase else bistable.FREE_RUNNING
         for k in range(cell.size):
             base = net(cell.name, k)
             nl.lines.append(f"V{probe(cell.name, k)} {base}_h {base}_in 0")  # measures the candidate current
-            ports = {"vdd": "vdd", "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn"}
+            ports = {"vdd": supply("cells"), "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn",
+                     "en": enable[0], "enb": enable[1]}
             ports.update({port: f"{base}_{port}" for port in BISTABLE_PORTS.values()})
             if isinstance(cell, Ladder):  # an FQ-CMRU unit: the ladder of cells/cmru.py
                 ports.update({port: f"{base}_{port}" for port in LADDER_PORTS.values()})
@@ -143,10 +192,13 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
         bias = cells.get("bias")
         params = bias.Params(sources=tuple(u for _, u in outputs["p"]), sinks=tuple(u for _, u in outputs["n"]),
                              den=generator.denominator, starve=starve, i_ref=generator.i_ref)
-        nets = ["vdd", "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
+        nets = [supply("bias"), "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
         nl.instance(bias.subckt(params), nets + (["vsp", "vsn"] if starve else []), "bias")
-    ports = ["vdd", "iref", *pins_in, *pins_out]
-    text = "\n".join([f"* compiled network: {len(pins_in)} inputs, {len(pins_out)} outputs",
+    ports = pins(ir)
+    used = sorted({b for b in BLOCKS if any(supply(b) in line.split() for line in nl.lines)})
+    nl.lines += [f"V{power_probe(b)} vdd {supply(b)} 0" for b in used]  # each block's supply current
+    text = "\n".join([f"* compiled network: {len(pins_in)} inputs, {len(pins_out)} outputs, "
+                      f"{phase_count(ir)} phase inputs",
                       f".subckt {TOP} {' '.join(ports)}", *nl.lines, f".ends {TOP}"]) + "\n"
     return text, nl.subckts
 
@@ -169,7 +221,8 @@ def write_netlist(ir: IR, directory: Path, config) -> dict:
         f"IREF iref 0 {config.get('i_unit'):g}",
         *[f"IIN{j} 0 in_{j} 0" for j in range(n_in)],
         *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
-        f"XNET vdd iref {' '.join(f'in_{j}' for j in range(n_in))} {' '.join(f'out_{k}' for k in range(n_out))} {TOP}",
+        *[f"V{pin.upper()} {pin} 0 0" for pin in phase_pins(ir)],
+        f"XNET {' '.join(pins(ir))} {TOP}",
         ".op", ".end",
     ]) + "\n"
     files = {"cells.spice": cell_text, "network.spice": network, "models.spice": models, "top.spice": top,

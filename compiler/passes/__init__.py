@@ -8,6 +8,8 @@ calibrate        bistable bias currents from the cells' SPICE calibration tables
 assign_biases    every DC current drawn from one reference through the bias generator's taps
 lower_cmru       every FQ-CMRU unit becomes a ladder of K gated bistable stages (DPIs, gating, bias taps)
 size_devices     unit device W/L from the mismatch budget
+schedule_phases  each layer of bistable cells gets its slot of the frame, in dataflow order
+check_settling   estimate each signal node's turn-on time against its slot (warnings in the report)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import importlib
 import time
 
 PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "assign_biases",
-            "lower_cmru", "size_devices")
+            "lower_cmru", "size_devices", "schedule_phases", "check_settling")
 
 
 def run_pipeline(ir, config, upto: str | None = None):

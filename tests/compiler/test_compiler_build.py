@@ -17,7 +17,7 @@ def test_build_writes_every_artifact(small_ckpt, tmp_path):
     for name in ("manifest.json", "config.yaml", "ir.json", "netlist/network.spice", "netlist/cells.spice",
                  "netlist/models.spice", "netlist/top.spice", "reports/build.md", "reports/build.json"):
         assert (out / name).is_file(), name
-    assert set(manifest["steps"]) == {"load", "compile", "netlist", "reference", "report"}
+    assert set(manifest["steps"]) == {"load", "compile", "netlist", "layout", "reference", "report"}
     assert manifest["inputs"]["checkpoint_sha256"] and manifest["versions"]["pdk"].startswith("sky130")
     report = json.loads((out / "reports" / "build.json").read_text())
     assert report["transistors"]["instances"] > 0 and report["power_estimate"]["total_W"] > 0
