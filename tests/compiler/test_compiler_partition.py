@@ -1,0 +1,102 @@
+"""Phase schedule, partitioned simulation, sweep executors and tolerance files of the verification."""
+
+import numpy as np
+import pytest
+
+from compiler.backends.spice import phase_pins, write_netlist
+from compiler.config import Config
+from compiler.frontend import load_network
+from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
+from compiler.lower import lower
+from compiler.ngspice import Runner, Simulation
+from compiler.passes import run_pipeline
+from compiler.passes.schedule_phases import window
+from flows.build import build
+from flows.partition import READOUT, load_name, partitions, replay_waveform
+from flows.sweep import run_all
+from flows.verify import ToleranceFileError, failures, load_tolerances, verify
+
+
+def _ir(path, **options):
+    config = Config(model=options)
+    ir, _ = run_pipeline(lower(load_network(path)), config)
+    return ir, config
+
+
+def test_layers_get_phases_in_dataflow_order(small_ckpt):
+    ir, _ = _ir(small_ckpt)
+    assert {c.name: c.phase for c in ir.of_kind(Bistable)} == {"cell1": 1, "cell2": 2}
+    assert ir.meta["phases"] == 2 and phase_pins(ir) == ["ph_1", "ph_2"]
+    free, _ = _ir(small_ckpt, phased=False)
+    assert {c.phase for c in free.of_kind(Bistable)} == {0} and phase_pins(free) == []
+
+
+def test_phase_windows_are_ordered_and_leave_the_frame_ends_free():
+    spans = [window(p, 3) for p in (1, 2, 3)]
+    assert spans[0][0] > 0 and spans[-1][1] < 1  # inputs settle before, outputs after
+    for (rise, fall), (next_rise, _) in zip(spans, spans[1:]):
+        assert rise < fall < next_rise  # never two layers enabled at once
+
+
+def test_partitions_cut_at_cell_outputs(small_ckpt, tmp_path):
+    ir, config = _ir(small_ckpt)
+    parts = partitions(ir)
+    assert [p.name for p in parts] == ["cell1", "cell2", READOUT]
+    assert parts[0].replays == () and parts[1].replays == ("cell1",)
+    assert set(parts[2].replays) == {"cell1", "cell2"}  # the residual reads cell1 too
+    for part in parts:
+        cells = part.ir.of_kind(Bistable)
+        assert [c.name for c in cells] == ([] if part.name == READOUT else [part.name])
+        assert all(isinstance(part.ir.stage(r), CurrentInput) for r in part.replays)
+        if part.name != READOUT:
+            assert part.ir.of_kind(CurrentOutput)[0].name == load_name(part.name)
+        for gen in part.ir.of_kind(BiasGenerator):
+            assert set(gen.taps) <= set(ir.of_kind(BiasGenerator)[0].taps)
+        write_netlist(part.ir, tmp_path / part.name, config)
+        assert (tmp_path / part.name / "network.spice").read_text().count(".subckt fqrnn_network") == 1
+    arrays = {s.name for p in parts for s in p.ir.of_kind(WeightArray)}
+    assert arrays == {s.name for s in ir.of_kind(WeightArray)}  # every weight is simulated somewhere
+    taps = {t for p in parts for g in p.ir.of_kind(BiasGenerator) for t in g.taps}
+    assert taps == set(ir.of_kind(BiasGenerator)[0].taps)
+
+
+def test_replayed_waveform_stays_within_tolerance_with_few_corners(rng):
+    t = np.sort(rng.uniform(0, 1, 4000))
+    i = np.where(t > 0.3, 1e-9, 0.0) + np.where(t > 0.7, -0.5e-9, 0.0) + 1e-13 * rng.standard_normal(t.size)
+    times, values = replay_waveform(t, i, 1e-12)
+    assert len(times) < 40 and times[0] == t[0] and times[-1] == t[-1]
+    assert np.max(np.abs(np.interp(t, times, values) - i)) <= 1.01e-12
+
+
+def test_tolerance_files_replace_defaults_and_reject_mistakes(tmp_path):
+    good = tmp_path / "tol.yaml"
+    good.write_text("state_agreement: {min: 0.9}\noutput_rms_units: {max: 0.5}\n")
+    tolerances = load_tolerances(good)
+    assert failures({"state_agreement": 0.95, "output_rms_units": 0.6}, tolerances) == ["output_rms_units"]
+    for text, match in (("state_agrement: {min: 0.9}\n", "unknown metric"), ("state_agreement: 0.9\n", "min: number"),
+                        ("- 1\n", "mapping")):
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(ToleranceFileError, match=match):
+            load_tolerances(tmp_path / "bad.yaml")
+
+
+def test_dask_executor_gives_the_local_results(tmp_path):
+    pytest.importorskip("dask.distributed")
+    sims = [Simulation(f"V1 a 0 1\nR1 a b 1k\nR2 b 0 {r}k\n.op", models="none") for r in (1, 3)]
+    runner = Runner(cache=None)
+    local = run_all(runner, sims, jobs=2)
+    remote = run_all(runner, sims, jobs=2, executor="dask")
+    for a, b in zip(local, remote):
+        assert a["v(b)"][0] == pytest.approx(b["v(b)"][0])
+    assert remote[1]["v(b)"][0] == pytest.approx(0.75)
+
+
+def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path):
+    out = tmp_path / "b"
+    build(small_ckpt, out, log=lambda *_: None)
+    whole = verify(out, sequences=1, jobs=2, log=None)
+    split = verify(out, sequences=1, jobs=2, log=None, partitioned=True)
+    assert split["simulation"] == "partitioned" and split["partitions"] == 3
+    assert split["state_agreement"] == pytest.approx(whole["state_agreement"], abs=1 / 32)
+    assert split["prediction_agreement"] == whole["prediction_agreement"]
+    assert abs(split["output_rms_units"] - whole["output_rms_units"]) < 0.05
