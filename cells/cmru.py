@@ -31,7 +31,7 @@ Timing (why exactly one level per frame): the stages switch only in the enable w
 once the DPI has crossed its comparator level: t_up (rise from off to G/2, about (ln(I_th/i_off)/
 (I_gain/I_tau - 1) + ln 2) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
     t_sw + min(t_up, t_down) > W             (no cascade inside a window)
-    t_sw + max(t_up, t_down) < T_f - margin  (the neighbour knows by the next frame's window)
+    t_sw + max(t_up, t_down) < T_f + W - t_sw  (the neighbour knows before the next window closes)
 measured on SPICE staircases by `characterize` (free-running ladder: one step per t_up or t_down).
 
 Ports: ``vdd in out ith iw ig itau idth ix vsp vsn en enb``
@@ -467,7 +467,7 @@ class Calibration:
         t_up, t_down = self.step_times(p)
         width = (win[1] - win[0]) * frame
         return {"no_cascade_margin": t_switch + min(t_up, t_down) - width,
-                "ready_margin": frame - (t_switch + max(t_up, t_down))}
+                "ready_margin": frame + width - 2 * t_switch - max(t_up, t_down)}
 
 
 def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
