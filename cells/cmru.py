@@ -299,6 +299,7 @@ def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down
 
 TAU_OVER_FRAME = 0.6      # DPI time constant / frame period (timing rules in the module docstring)
 G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at G/2 and G/4
+X_RISE = 33.0             # I_gain / I_tau of every DPI: t_up = 0.74 tau measured there (0.51 tau at 100)
 C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
 
@@ -307,14 +308,16 @@ def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float 
            quantize=None) -> Params:
     """Ladder parameters for a cell and a frame period (the compiler's inversion).
 
-    * tau = tau_over_frame * frame at I_tau = 30 pA per DPI (the lowest characterised DPI bias); C
-      follows from the DPI's calibrated tau (with its node's parasitic C) or from the ideal formula;
+    * tau = tau_over_frame * frame at I_tau = max(30 pA, I_gain / X_RISE) per DPI; C follows from the DPI's
+      calibrated tau (with its node's parasitic C) or from the ideal formula;
     * I_th so that the settled DPI output G (calibrated or ideal) is about G_NOMINAL, I_x = G / 4;
     * pin current above 2 I_thresh (a pinned stage stays set at zero input).
     `quantize(current)` maps a port current (A) to the one the bias generator delivers (default: exact).
     """
     q = quantize or (lambda current: current)
-    I_tau = q(max(K * 30e-12, common.I_MIN)) / K     # port currents stay in the bias generator's range
+    # I_gain / I_tau sets the DPI's rise (t_up, `characterize`): hold it near X_RISE so t_up does not fall
+    # below the window for large alpha; port currents stay in the bias generator's range
+    I_tau = q(max(K * max(30e-12, I_gain / X_RISE), common.I_MIN)) / K
     tau = tau_over_frame * frame
     if dpi_calibration is not None:
         lowest = dpi_calibration.table["fit"]["grid_tau"][0]   # below the table, tau scales as 1 / I_tau
