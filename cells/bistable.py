@@ -99,12 +99,12 @@ XMsnd vsn vsn 0 0 {{ NFET }} W=1 L=1
 
 PHASE_DRIVER = """\
 * phase driver of one layer of bistable cells: en follows ph, enb is its complement (one per layer)
-.subckt bistable_phase_driver vdd ph en enb
+.subckt phase_driver vdd ph en enb
 XMbp enb ph vdd vdd {{ PFET }} W=2 L=0.5
 XMbn enb ph 0 0 {{ NFET }} W=1 L=0.5
 XMep en enb vdd vdd {{ PFET }} W=2 L=0.5
 XMen en enb 0 0 {{ NFET }} W=1 L=0.5
-.ends bistable_phase_driver
+.ends phase_driver
 """
 
 
@@ -143,7 +143,7 @@ def starve_bias() -> Subckt:
 
 def phase_driver() -> Subckt:
     """Two inverters turning a layer's phase input into the en/enb pair its cells' keepers need."""
-    return Subckt("bistable_phase_driver", ("vdd", "ph", "en", "enb"), common.render(PHASE_DRIVER))
+    return Subckt("phase_driver", ("vdd", "ph", "en", "enb"), common.render(PHASE_DRIVER))
 
 
 def ideal(params: Params) -> tuple[float, float, float]:

@@ -61,6 +61,7 @@ def test_netlist_instantiates_one_bistable_cell_per_unit(small_ckpt, tmp_path):
     ir, _ = run_pipeline(lower(load_network(small_ckpt)), config)
     summary = write_netlist(ir, tmp_path / "n", config)
     assert summary["by_cell"]["bistable"] == 8  # two layers of d = 4
+    assert summary["by_cell"]["phase"] == 2  # one phase driver per layer
     network = (tmp_path / "n" / "network.spice").read_text()
     assert network.count(" bistable\n") == 8
     assert summary["transistor_instances"] >= 8 * 18
