@@ -1,27 +1,27 @@
 """The behavioural model against SPICE on the same sequences: how much faster it is and how well they agree.
 
 The behavioural time includes its JIT compilation (a designer pays it once per run); the SPICE time is
-one ngspice process from an empty cache. Same simulations as the verification benchmark (d=4 digits).
+one ngspice process from an empty cache. Same simulations as the verification benchmark.
 """
 
 from __future__ import annotations
 
-from benchmarks.common import PUBLISHED_MODEL, ZOO, Settings, built, rounded, verified, verify_command
+from benchmarks.common import ZOO, Settings, built, rounded, verified, verify_command
 
 
 def run(settings: Settings) -> list[dict]:
-    directory, _, _ = built(ZOO / f"{PUBLISHED_MODEL}.ckpt", layout=True)
+    directory, _, _ = built(ZOO / f"{settings.timing_model}.ckpt", layout=True)
     rows = []
     for partitioned in (False, True):
         metrics, _ = verified(directory, settings.sequences, settings.frames, 1, partitioned)
         rows.append({
-            "benchmark": "behavioural", "model": PUBLISHED_MODEL, "spice": metrics["simulation"],
+            "benchmark": "behavioural", "model": settings.timing_model, "spice": metrics["simulation"],
             "sequences": metrics["sequences"], "frames": metrics["frames"], "spice_s": rounded(metrics["wall_s"]),
             "behavioural_s": rounded(metrics["reference_s"]),
             "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]),
             "state_agreement": rounded(metrics["state_agreement"]),
             "prediction_agreement": rounded(metrics.get("prediction_agreement")),
             "output_rms_units": rounded(metrics["output_rms_units"]),
-            "command": verify_command(PUBLISHED_MODEL, settings.sequences, settings.frames, 1, partitioned),
+            "command": verify_command(settings.timing_model, settings.sequences, settings.frames, 1, partitioned),
         })
     return rows

@@ -1,9 +1,9 @@
 """What the benchmarks share: the run settings, builds and cold-cache verifications done once per run.
 
-Several figures come from the same simulations (the d=4 digits verification times the simulator, gives
-the behavioural model's speed ratio and the zoo model's power), so each build and each verification is
-done once per process and handed to every benchmark that needs it. Every verification starts from an
-empty simulation cache of its own: a cached result never fakes a speedup.
+Several figures come from the same simulations (one verification times the simulator, gives the
+behavioural model's speed ratio and is the cold run the cache is measured against), so each build and
+each verification is done once per process and handed to every benchmark that needs it. Every
+verification starts from an empty simulation cache of its own: a cached result never fakes a speedup.
 """
 
 from __future__ import annotations
@@ -28,25 +28,30 @@ class Settings:
     """The size of a benchmark run: `quick` to try the runner, `default` (~15 min on 2 cores), `full`."""
 
     corners: tuple              # model_load
-    drc_lvs_models: tuple       # build: zoo models also checked with DRC and LVS ("*" = all)
-    sequences: int              # verification, behavioural, zoo_figures: test sequences ...
-    frames: int                 # ... and their first frames
+    build_models: tuple         # build: zoo models built ("*" = all FQ models) ...
+    drc_lvs_models: tuple       # ... and those also checked with DRC and LVS
+    timing_model: str           # verification, behavioural, cache: the zoo model timed ...
+    sequences: int              # ... on its first test sequences ...
+    frames: int | None          # ... and their first frames (None: all)
     scaling_frames: int         # scaling: frames of the one sequence per network
     monolithic_cells: tuple     # scaling: network sizes simulated whole
     partitioned_cells: tuple    # scaling: network sizes simulated layer by layer
-    zoo_figure_models: tuple    # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU)
+    zoo_figure_models: tuple    # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU) ...
+    figure_sequences: int       # ... on their first test sequences ...
+    figure_frames: int | None   # ... and their first frames (None: all)
 
     @classmethod
     def of(cls, mode: str) -> "Settings":
         return MODES[mode]
 
 
+FLIPFLOP = "fq_bmru_d4_flipflop"
 MODES = {
-    "quick": Settings(("tt",), ("fq_bmru_d4_flipflop",), 1, 1, 1, (4,), (4,), (PUBLISHED_MODEL,)),
-    "default": Settings(("tt", "ff", "ss", "sf", "fs"), ("fq_bmru_d4_flipflop", "fq_bmru_d8_event_count",
-                                                          PUBLISHED_MODEL),
-                        2, 1, 1, (4, 16), (4, 16, 64), (PUBLISHED_MODEL, "fq_bmru_d4_flipflop")),
-    "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), 4, 8, 2, (4, 16, 64), (4, 16, 64), ("*",)),
+    "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1),
+    "default": Settings(("tt", "ss"), ("*",), (FLIPFLOP, "fq_bmru_d8_event_count"), FLIPFLOP, 2, 1, 1,
+                        (4, 16), (4, 16, 64), (PUBLISHED_MODEL, FLIPFLOP), 1, 1),
+    "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), ("*",), PUBLISHED_MODEL, 4, 8, 2, (4, 16, 64), (4, 16, 64),
+                     ("*",), 8, None),
 }
 
 
@@ -111,8 +116,9 @@ def verify_command(checkpoint: str, sequences: int, frames: int, jobs: int = 1, 
     if (ZOO / f"{checkpoint}.ckpt").is_file():
         checkpoint = f"models/zoo/{checkpoint}.ckpt"
     part = " --partitioned" if partitioned else ""
+    frames = f" --frames {frames}" if frames else ""
     return (f"python -m compiler build {checkpoint} -o DIR --no-layout && FQRNN_CACHE_DIR={cache} "
-            f"python -m compiler verify DIR --sequences {sequences} --frames {frames} -j {jobs}{part}")
+            f"python -m compiler verify DIR --sequences {sequences}{frames} -j {jobs}{part}")
 
 
 def rounded(value, digits: int = 3):
