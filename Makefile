@@ -30,8 +30,9 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
+# make bench BENCH=--full for the slow items; BENCH="scaling --quick" for one benchmark, smallest settings.
 bench: setup
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
