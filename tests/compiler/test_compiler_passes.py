@@ -102,3 +102,20 @@ def test_passes_leave_other_stages_untouched(lowered):
         if not isinstance(stage, WeightArray):
             assert out.stage(stage.name) == stage
     assert isinstance(out.stage("cell1"), Bistable) and isinstance(out.stage("cell1.b"), BiasArray)
+
+
+def test_check_settling_flags_slow_nodes_and_a_longer_frame_clears_them(small_ckpt):
+    from compiler.passes import run_pipeline
+
+    def settling(**options):
+        ir, _ = run_pipeline(lower(load_network(small_ckpt)), Config(model=options))
+        return ir.meta["settling"]
+
+    short, long = settling(frame_period=1e-4), settling(frame_period=1.0)
+    assert short["slot_s"] == pytest.approx(1e-4 / 4)  # two layers: four slots
+    assert short["nodes"] == long["nodes"] > 0
+    assert short["slow_nodes"] > long["slow_nodes"] == 0
+    slowest = short["slowest"][0]
+    assert slowest["gate_pF"] > 0 and slowest["t_on_s"] == max(n["t_on_s"] for n in short["slowest"])
+    wider = settling(frame_period=1e-4, denominator=4)  # fewer unit gates on every node: faster
+    assert wider["slowest"][0]["t_on_s"] < slowest["t_on_s"]
