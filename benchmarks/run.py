@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     rows, seconds, begin = [], {}, time.perf_counter()
     for name in args.names or BENCHMARKS:
         start = time.perf_counter()
-        rows.extend(importlib.import_module(f"benchmarks.{name}").run(settings))
+        for row in importlib.import_module(f"benchmarks.{name}").run(settings):
+            rows.append(row)  # saved as it comes: an interrupted run keeps what it measured
+            _save(Path(args.out), _report(command, mode, settings, rows, {"total": None, **seconds}))
         seconds[name] = round(time.perf_counter() - start, 1)
         print(f"{name}: {seconds[name]} s", flush=True)
-        report = _report(command, mode, settings, rows, {"total": round(time.perf_counter() - begin, 1), **seconds})
-        _save(Path(args.out), report)  # after each benchmark: an interrupted run keeps what it measured
+    report = _report(command, mode, settings, rows, {"total": round(time.perf_counter() - begin, 1), **seconds})
+    _save(Path(args.out), report)
     print(markdown(report))
     return 0
 
@@ -72,7 +74,7 @@ def markdown(report: dict) -> str:
     """One table per benchmark, columns in the order the rows first give them; the command in each row."""
     lines = ["# Benchmark results", "",
              f"`{report['command']}` on {report['date_utc']} UTC ({report['mode']} settings): "
-             f"{report['wall_s']['total']} s in all.", "", f"Machine: {report['machine']}", "",
+             f"{report['wall_s']['total'] or 'unfinished: no total'} s in all.", "", f"Machine: {report['machine']}", "",
              f"Settings: {report['settings']}", ""]
     by_name: dict[str, list[dict]] = {}
     for row in report["results"]:
