@@ -74,8 +74,8 @@ def markdown(report: dict) -> str:
     """One table per benchmark, columns in the order the rows first give them; the command in each row."""
     lines = ["# Benchmark results", "",
              f"`{report['command']}` on {report['date_utc']} UTC ({report['mode']} settings): "
-             f"{report['wall_s']['total'] or 'unfinished: no total'} s in all.", "", f"Machine: {report['machine']}", "",
-             f"Settings: {report['settings']}", ""]
+             f"{report['wall_s']['total'] or 'unfinished: no total'} s in all.", "", f"Machine: `{json.dumps(report['machine'])}`", "",
+             f"Settings (benchmarks/common.py MODES): `{json.dumps(report['settings'])}`", ""]
     by_name: dict[str, list[dict]] = {}
     for row in report["results"]:
         by_name.setdefault(row["benchmark"], []).append(row)
