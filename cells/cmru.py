@@ -13,16 +13,18 @@ Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs,
   tau: d_k = DPI output / G, with G its settled output, is a *delayed* copy of the stage's state;
 * a pfet copy (the DPI's own 16/2 input device size) of that input current is the stage's share of the
   ladder output; the K shares meet at a cascoded nfet mirror that sinks q * I_gain from ``out``;
-* block (stage k >= 2): a current comparator node nb_k gets 3G/4 sourced (the ``ix`` bias, 3 units) and
-  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 3/4 and falls to ground above (at 1/2, a stage
-  set in the frame after its DPI had been discharging crossed within the window: a residual d of about
-  0.2 shortens the rise; measured: a K = 4 ladder at alpha 3.2 nA climbed 2 -> 4 in such a frame). It gates a pfet
+* block (stage k >= 2): a current comparator node nb_k gets G/2 sourced (the ``ix`` bias, 2 units) and
+  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 1/2 and falls to ground above. Open: a stage
+  set in the frame right after a reset starts from a residual d of about 0.2, so its DPI crosses 1/2
+  sooner (measured: a K = 4 ladder at alpha 3.2 nA climbed 2 -> 4 in such a frame). A block at 3G/4
+  fixed that case but released too late or never on others (the settled output is not known well
+  enough at I_tau = 30 pA) and was reverted. It gates a pfet
   switch in series with stage k's copy of h: while stage k-1 is reset, stage k sees no input and cannot set;
 * pin (stage k <= K-1): a comparator node np_k gets G/4 sourced (``ix``, 1 unit) and DPI k+1's output
   sunk; it falls once d_{k+1} > 1/4 and turns on a pfet switch that sources P = n_pin I_x (> 2 beta_hi)
   into stage k: while stage k+1 is set, stage k sees h + P and cannot reset;
 * a DPI read by both neighbours (2 <= k <= K-1) fans out through a pfet and a cascoded nfet mirror.
-The comparators switch fully (rail to rail) once the DPI crosses 3G/4 or G/4, so the two *live* stages,
+The comparators switch fully (rail to rail) once the DPI crosses G/2 or G/4, so the two *live* stages,
 the top set one (can reset) and the one above it (can set), see exactly h: the ladder's thresholds are
 the bistable cell's. Every other stage is cut off from h or pinned. (A first version subtracted a
 rectified ReLU(G/2 - G d) current instead: its linear range let a large candidate through at d = 0.25,
@@ -30,8 +32,8 @@ and ladders climbed two levels in one frame.)
 
 Timing (why exactly one level per frame): the stages switch only in the enable window of the frame
 (duration W), a switch takes t_sw (cells/bistable.py delay table), and a neighbour learns of it only
-once the DPI has crossed its comparator level: t_up (rise from off to 3G/4, about (ln(I_th/i_off)/
-(I_gain/I_tau - 1) + ln 4) tau; from a residual d0, ln((1 - d0) / (1/4)) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
+once the DPI has crossed its comparator level: t_up (rise from off to G/2, about (ln(I_th/i_off)/
+(I_gain/I_tau - 1) + ln 2) tau; from a residual d0, ln(2 (1 - d0)) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
     t_sw + min(t_up, t_down) > W             (no cascade inside a window)
     t_sw + max(t_up, t_down) < T_f + W - t_sw  (the neighbour knows before the next window closes)
 measured on SPICE staircases by `characterize` (free-running ladder: one step per t_up or t_down).
@@ -69,7 +71,7 @@ TEMPLATE = """\
 * candidate: ReLU diode on in, one pfet copy per stage
 {{ hin.instance('Hn', ['in', 'hp']) }}
 {{ hout.instance('Hp', ['vdd', 'hp'] + stage_inputs) }}
-* comparator levels: 3G/4 into each block node, G/4 into each pin node; the pin currents
+* comparator levels: G/2 into each block node, G/4 into each pin node; the pin currents
 {{ xmir.instance('Xb', ['vdd', 'ix'] + x_outputs) }}
 {% for k in stages %}
 * stage {{ k }}
@@ -184,7 +186,7 @@ def _parts(params: Params) -> dict:
     return {
         "cell": bistable.subckt(), "delay": dpi.subckt(params.delay()),
         "hin": mirror.subckt(mirror.Params("n", (1,))), "hout": mirror.subckt(mirror.Params("p", (1,) * K)),
-        "xmir": mirror.subckt(mirror.Params("p", (3,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)),
+        "xmir": mirror.subckt(mirror.Params("p", (2,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)),
         "fan_p": mirror.subckt(mirror.Params("p", (1,), **gate)),
         "fan_n": mirror.subckt(mirror.Params("n", (1, 1), **gate)),
         "yout": mirror.subckt(mirror.Params("n", (1,))),
@@ -300,7 +302,7 @@ def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down
 
 
 TAU_OVER_FRAME = 0.6      # DPI time constant / frame period (timing rules in the module docstring)
-G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at 3G/4 and G/4
+G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at G/2 and G/4
 X_RISE = 33.0             # I_gain / I_tau of every DPI: t_up = 0.74 tau measured there (0.51 tau at 100)
 C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
