@@ -23,14 +23,15 @@ def run(settings: Settings) -> list[dict]:
 
     rows = []
     for ckpt in zoo_models(settings.zoo_figure_models, prefix="fq_bmru_"):
-        try:
-            directory, manifest, _ = built(ckpt, layout=True)
-        except CompilerError as error:
-            rows.append({"benchmark": "zoo_figures", "model": ckpt.stem, "command": f"{type(error).__name__}"})
-            continue
         sequences, frames = ((settings.sequences, settings.frames) if ckpt.stem == settings.timing_model  # its run
                              else (settings.figure_sequences, settings.figure_frames))
-        metrics, _ = verified(directory, sequences, frames)
+        try:
+            directory, manifest, _ = built(ckpt, layout=True)
+            metrics, _ = verified(directory, sequences, frames)
+        except CompilerError as error:
+            rows.append({"benchmark": "zoo_figures", "model": ckpt.stem,
+                         "command": f"{type(error).__name__}: {str(error)[:80]}"})
+            continue
         full_frames = get_task(_task(directory)).test.x.shape[1]
         blocks = metrics["power_by_block_W"]
         rows.append({
