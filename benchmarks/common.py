@@ -49,7 +49,7 @@ FLIPFLOP = "fq_bmru_d4_flipflop"
 MODES = {
     "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1),
     "default": Settings(("tt", "ss"), ("*",), (FLIPFLOP, "fq_bmru_d8_event_count"), FLIPFLOP, 2, 1, 1,
-                        (4, 16), (4, 16, 64), (PUBLISHED_MODEL, FLIPFLOP), 1, 1),
+                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, 1),
     "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), ("*",), PUBLISHED_MODEL, 4, 8, 2, (4, 16, 64), (4, 16, 64),
                      ("*",), 8, None),
 }

@@ -38,7 +38,7 @@ def test_default_run_is_a_subset_of_the_full_one():
         assert set(small.partitioned_cells) <= set(full.partitioned_cells) and len(small.partitioned_cells) >= 1
         assert small.sequences <= full.sequences and small.frames <= full.frames
     assert full.monolithic_cells == full.partitioned_cells == (4, 16, 64)
-    assert len(default.monolithic_cells) >= 2 and default.partitioned_cells == (4, 16, 64)  # an exponent each
+    assert len(default.monolithic_cells) >= 2 and len(default.partitioned_cells) >= 2  # an exponent each
 
 
 def test_zoo_models_picks_by_name():
