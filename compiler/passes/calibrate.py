@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import cells
 from compiler.ir import IR, Bistable
-from compiler.passes.assign_biases import on_grid
+from compiler.passes.assign_biases import grid, on_grid
 
 
 def run(ir: IR, config) -> IR:
@@ -33,6 +33,7 @@ def run(ir: IR, config) -> IR:
             else:
                 i_t, i_w, i_g = t, w, g
             i_t, i_w = on_grid(i_t, config), on_grid(i_w, config)
+            i_w = min(i_w, i_t - grid(config))  # rounding must leave a reset level above zero
             i_g = on_grid(i_g, config) if g > 0 else 0.0
             if calibration is not None:
                 hi, lo, level = calibration.thresholds(i_t, i_w, i_g if i_g > 0 else i_t)

@@ -119,3 +119,16 @@ def test_check_settling_flags_slow_nodes_and_a_longer_frame_clears_them(small_ck
     assert slowest["gate_pF"] > 0 and slowest["t_on_s"] == max(n["t_on_s"] for n in short["slowest"])
     wider = settling(frame_period=1e-4, denominator=4)  # fewer unit gates on every node: faster
     assert wider["slowest"][0]["t_on_s"] < slowest["t_on_s"]
+
+
+def test_calibrate_keeps_every_reset_level_above_zero_on_the_bias_grid(tmp_path, checkpoint_factory):
+    """Windows reaching almost to zero input: rounding onto the bias grid must not make width = threshold."""
+    from compiler.passes import run_pipeline
+
+    def wide(graph, arrays):
+        arrays["cell1.beta_lo"] = np.array([0.005, 0.01, 0.02, 0.005], np.float32)
+        arrays["cell1.delta"] = np.array([0.2, 0.19, 0.25, 0.31], np.float32)
+
+    ir, _ = run_pipeline(lower(load_network(checkpoint_factory(tmp_path / "w.ckpt", edit=wide))), Config())
+    prog = ir.stage("cell1").programmed
+    assert all(w < t for t, w in zip(prog["thresh"], prog["width"]))
