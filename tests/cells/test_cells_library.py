@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cells
-from cells import bias, bistable, common, dpi, mirror, rectifier, wta
+from cells import bias, bistable, cmru, common, dpi, mirror, rectifier, wta
 from compiler.errors import CalibrationMissing, CellParameterError, UsageError
 
 INTERFACE = ("Params", "subckt", "ideal", "characterize", "load_calibration", "Calibration", "validate",
@@ -20,6 +20,7 @@ EXAMPLES = {
     "bistable": bistable.Params(1e-9, 0.25e-9, 1e-9),
     "dpi": dpi.Params(0.1e-9, 1e-9, 1e-12),
     "wta": wta.Params(4, 2e-9),
+    "cmru": cmru.Params(3, 1e-9, 0.25e-9, 1e-9, 40e-12, 1e-9, 5e-12, 0.25e-9),
 }
 
 

@@ -17,7 +17,7 @@ from models.checkpoint import Checkpoint, save_checkpoint
 from models.network import init_arrays
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo" / "fq_cmru_d8_event_count.ckpt"
-CONFIG = Config(model={"bias_denominator": 20})   # see cells/README.md (CMRU): the default grid rounds a width onto its threshold
+CONFIG = Config()
 
 
 def cmru_checkpoint(path, K=3):
@@ -70,8 +70,6 @@ def test_build_and_verify_the_event_counting_model(tmp_path):
     from flows.build import build
     from flows.verify import verify
 
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("model:\n  bias_denominator: 20\n")
-    build(ZOO, tmp_path / "b", cfg, layout=False, log=None)
+    build(ZOO, tmp_path / "b", layout=False, log=None)
     m = verify(tmp_path / "b", sequences=1, jobs=1, log=None)
     assert m["level_agreement"] >= 0.99 and m["prediction_agreement"] == 1.0

@@ -31,7 +31,6 @@ def test_missing_file_is_a_named_error(tmp_path):
 @pytest.mark.parametrize("cell, error, hint", [
     ("bmru", NotFirstQuadrant, "--cell fq_bmru"),
     ("lru", UnsupportedLayer, "hardware-mappable"),
-    ("fq_cmru", UnsupportedLayer, "fq_bmru"),
 ])
 def test_cells_without_a_circuit_are_rejected_with_advice(tmp_path, cell, error, hint):
     graph = build_graph(cell, 4, 4, 2, layers=1, pool=True)
