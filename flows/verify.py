@@ -164,8 +164,11 @@ class _Sweep:
 
 
 def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
-    """The whole netlist per (condition, sequence): samples in that order."""
-    benches = [bench(ir, directory / "netlist", seq, frame, c, t, seed) for c, t, seed in conditions for seq in x]
+    """The whole netlist per (condition, sequence): samples in that order. It is the built netlist with
+    a 0 V supply probe per block (verify/netlist/), so SPICE gives the power of each block."""
+    netlist = directory / "verify" / "netlist"
+    write_netlist(ir, netlist, config, supply_probes=True)
+    benches = [bench(ir, netlist, seq, frame, c, t, seed) for c, t, seed in conditions for seq in x]
     results = sweep.run([sim for sim, _ in benches])
     return [{**samples(r, where, ir), "cached": r.cached} for r, (_, where) in zip(results, benches)]
 
@@ -182,7 +185,7 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
     tolerance = REPLAY_TOLERANCE * ir.meta["i_unit"]
     for part in partitions(ir):
         netlist = directory / "verify" / "partitions" / part.name
-        write_netlist(part.ir, netlist, config)
+        write_netlist(part.ir, netlist, config, supply_probes=True)
         benches = [bench(part.ir, netlist, x[n], frame, c, t, seed, replay={r: recorded[i][r] for r in part.replays})
                    for i, (c, t, seed, n) in enumerate(runs)]
         results = sweep.run([sim for sim, _ in benches])

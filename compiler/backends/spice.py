@@ -66,7 +66,7 @@ BLOCKS = ("arrays", "cells", "bias")  # supply domains: mirror arrays, memory ce
 
 
 def supply(block: str) -> str:
-    """The supply net of a block inside the network: VDD through a 0 V source that measures it."""
+    """The supply net of a block in a probed netlist: VDD through a 0 V source that measures it."""
     return f"vdd_{block}"
 
 
@@ -105,7 +105,8 @@ def _chunks(units: int) -> list[int]:
     return [MAX_UNITS] * (units // MAX_UNITS) + ([units % MAX_UNITS] if units % MAX_UNITS else [])
 
 
-def _mirror_pair(nl: _Netlist, label: str, node: str, primary: str, n_in: int, outputs: dict, w: float, l: float):
+def _mirror_pair(nl: _Netlist, label: str, node: str, primary: str, n_in: int, outputs: dict, w: float, l: float,
+                 vdd: str = "vdd"):
     """The arrays of one signal: `outputs[pol]` = [(node, units)]; the primary diode sits on `node`."""
     mirror = cells.get("mirror")
     other = "p" if primary == "n" else "n"
@@ -118,12 +119,14 @@ def _mirror_pair(nl: _Netlist, label: str, node: str, primary: str, n_in: int, o
         if not outs and polarity == other:
             continue  # the primary diode stays even when nothing reads the signal: the node must sink
         params = mirror.Params(polarity, tuple(u for _, u in outs), n_in=n_in, w=w, l=l)
-        ports = ([supply("arrays")] if polarity == "p" else []) + [diode] + [n for n, _ in outs]
+        ports = ([vdd] if polarity == "p" else []) + [diode] + [n for n, _ in outs]
         nl.instance(mirror.subckt(params), ports, f"{label}_{polarity}")
 
 
-def network_netlist(ir: IR) -> tuple[str, dict]:
-    """The network subcircuit text and the subcircuits it uses."""
+def network_netlist(ir: IR, supply_probes: bool = False) -> tuple[str, dict]:
+    """The network subcircuit text and the subcircuits it uses. With `supply_probes` (verification only,
+    not the laid-out netlist) each block takes VDD through its own 0 V source, to measure its power."""
+    vdd = supply if supply_probes else (lambda block: "vdd")
     nl = _Netlist()
     inputs = ir.of_kind(CurrentInput)
     output = ir.of_kind(CurrentOutput)[0]
@@ -157,18 +160,18 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
                             side = "p" if adds == (accepted == "n") else "n"
                             outputs[side].append((node(dest, k), units))
             _mirror_pair(nl, net(rx.name, j), node(rx.name, j), rx.polarity, rx.denominator, outputs,
-                         arrays[0].unit_w, arrays[0].unit_l)
+                         arrays[0].unit_w, arrays[0].unit_l, vdd("arrays"))
     # bistable cells, and the phase driver of each layer
     bistable = cells.get("bistable")
     for p in range(1, phase_count(ir) + 1):
-        nl.instance(bistable.phase_driver(), [supply("cells"), phase_pin(p), f"en_{p}", f"enb_{p}"], f"phase_{p}")
+        nl.instance(bistable.phase_driver(), [vdd("cells"), phase_pin(p), f"en_{p}", f"enb_{p}"], f"phase_{p}")
     for cell in ir.of_kind(Bistable):
         (dest,) = ir.successors(cell.name)
         enable = (f"en_{cell.phase}", f"enb_{cell.phase}") if cell.phase else bistable.FREE_RUNNING
         for k in range(cell.size):
             base = net(cell.name, k)
             nl.lines.append(f"V{probe(cell.name, k)} {base}_h {base}_in 0")  # measures the candidate current
-            ports = {"vdd": supply("cells"), "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn",
+            ports = {"vdd": vdd("cells"), "in": f"{base}_in", "out": node(dest, k), "vsp": "vsp", "vsn": "vsn",
                      "en": enable[0], "enb": enable[1]}
             ports.update({port: f"{base}_{port}" for port in BISTABLE_PORTS.values()})
             if isinstance(cell, Ladder):  # an FQ-CMRU unit: the ladder of cells/cmru.py
@@ -192,22 +195,23 @@ def network_netlist(ir: IR) -> tuple[str, dict]:
         bias = cells.get("bias")
         params = bias.Params(sources=tuple(u for _, u in outputs["p"]), sinks=tuple(u for _, u in outputs["n"]),
                              den=generator.denominator, starve=starve, i_ref=generator.i_ref)
-        nets = [supply("bias"), "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
+        nets = [vdd("bias"), "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
         nl.instance(bias.subckt(params), nets + (["vsp", "vsn"] if starve else []), "bias")
     ports = pins(ir)
-    used = sorted({b for b in BLOCKS if any(supply(b) in line.split() for line in nl.lines)})
-    nl.lines += [f"V{power_probe(b)} vdd {supply(b)} 0" for b in used]  # each block's supply current
+    if supply_probes:
+        used = sorted({b for b in BLOCKS if any(supply(b) in line.split() for line in nl.lines)})
+        nl.lines += [f"V{power_probe(b)} vdd {supply(b)} 0" for b in used]  # each block's supply current
     text = "\n".join([f"* compiled network: {len(pins_in)} inputs, {len(pins_out)} outputs, "
                       f"{phase_count(ir)} phase inputs",
                       f".subckt {TOP} {' '.join(ports)}", *nl.lines, f".ends {TOP}"]) + "\n"
     return text, nl.subckts
 
 
-def write_netlist(ir: IR, directory: Path, config) -> dict:
+def write_netlist(ir: IR, directory: Path, config, supply_probes: bool = False) -> dict:
     """Write the netlist files; returns figures for the build report."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    network, subckts = network_netlist(ir)
+    network, subckts = network_netlist(ir, supply_probes)
     cell_text = "".join(subckts[name].text for name in sorted(subckts))
     models = find_models().model_block(devices_in(cell_text + network), config.get("corner"))
     n_in = sum(s.size for s in ir.of_kind(CurrentInput))
