@@ -26,6 +26,9 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     build_power = json.loads((out / "reports" / "build.json").read_text())["power_estimate"]["total_W"]
     assert 0.5 * build_power < metrics["power_W"] < 2 * build_power  # SPICE agrees with the estimate's scale
     assert metrics["energy_per_inference_J"] == pytest.approx(metrics["power_W"] * 8 * metrics["frame_period_s"])
+    blocks = metrics["power_by_block_W"]  # every block takes VDD through its own probe: they add up
+    assert set(blocks) == {"arrays", "cells", "bias"} and min(blocks.values()) > 0
+    assert sum(blocks.values()) == pytest.approx(metrics["power_W"], rel=0.02)
 
 
 def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path):
