@@ -66,8 +66,9 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
     n_out = ir.of_kind(CurrentOutput)[0].size
     frames = x.shape[0]
     stimuli, replay = [], replay or {}
+    offsets = input_offsets(ir)
     for stage in ir.of_kind(CurrentInput):
-        first = input_offsets(ir)[stage.name]
+        first = offsets[stage.name]
         (receiver,) = ir.successors(stage.name)
         for k in range(stage.size):
             times, levels = replay[stage.name][k] if stage.name in replay else _pwl(x[:, k], frame_period, i_unit)

@@ -15,6 +15,7 @@ power, accuracy or matching, and the designer chooses. It is an estimate; `verif
 from __future__ import annotations
 
 from compiler.ir import IR, Bistable, Receiver, WeightArray
+from compiler.passes.schedule_phases import slot as phase_slot
 
 C_GATE_F_PER_UM2 = 8.4e-15   # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
 V_ON = 0.4                   # V the gate moves from off to weak inversion at ~1 nA (research/circuits.md)
@@ -23,7 +24,7 @@ REPORTED = 8                 # slowest nodes kept in the report
 
 def run(ir: IR, config) -> IR:
     frame = config.get("frame_period")
-    slot = frame / (ir.meta.get("phases", 0) + 2)
+    slot = frame * phase_slot(ir.meta.get("phases", 0))
     nodes = []
     for rx in ir.of_kind(Receiver):
         arrays = [ir.stage(n) for n in ir.successors(rx.name) if isinstance(ir.stage(n), WeightArray)]

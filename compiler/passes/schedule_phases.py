@@ -28,7 +28,12 @@ def run(ir: IR, config) -> IR:
     return ir.replace_stages(new).with_meta(phases=max((c.phase for c in new.values()), default=0))
 
 
+def slot(phases: int) -> float:
+    """One slot as a fraction of the frame: the inputs', each phase's and the outputs' (phases + 2)."""
+    return 1.0 / (phases + 2)
+
+
 def window(phase: int, phases: int) -> tuple[float, float]:
     """(rise, fall) of a phase as fractions of the frame: slots 1..phases of phases + 2 equal slots."""
-    slot = 1.0 / (phases + 2)
-    return phase * slot + GUARD * slot, (phase + 1) * slot - GUARD * slot
+    width = slot(phases)
+    return phase * width + GUARD * width, (phase + 1) * width - GUARD * width
