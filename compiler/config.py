@@ -39,6 +39,7 @@ DEFAULTS = {
     "min_width_ratio": 0.15,   # smallest hysteresis width / threshold a bistable cell realises well
     "calibrated": True,        # program currents through the cell calibration tables
     "phased": True,            # enable each layer of cells in its own slot of the frame (no inter-layer race)
+    "keep_alive": False,       # a standing, cancelled current in receivers too slow for their slot (README)
 }
 RANGES = {
     "i_unit": (1e-11, 1e-8), "vdd": (1.6, 1.95), "temp": (-40.0, 125.0), "frame_period": (1e-5, 1.0),

@@ -15,6 +15,7 @@ import numpy as np
 from compiler.backends.behavioural import reference
 from compiler.ir import BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray
 from compiler.passes.assign_biases import node_polarity
+from compiler.settling import KEEP_ALIVE, standing_currents
 from models.tasks import get_task
 
 LAYOUT_OVERHEAD = 3.0      # placed-and-routed area per gate area, for the estimate before layout
@@ -60,6 +61,7 @@ def power_estimate(build) -> dict:
         mean = signals.get(rx.name)
         if mean is None:
             continue
+        mean = mean + np.asarray(standing_currents(ir, rx))  # a kept-alive node carries its standing current too
         for j in range(rx.size):
             pfet_units = rx.denominator  # the pfet diode: primary on 'p' nodes, the copy on 'n' nodes
             for name in ir.successors(rx.name):
@@ -88,7 +90,7 @@ def mapping_rows(ir) -> list[dict]:
                                f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}") if units else "no device"
                     rows.append({"parameter": f"{stage.name}[{k},{j}]", "value": w, "element": element,
                                  "realised": (p - n) / stage.denominator})
-        elif isinstance(stage, BiasArray):
+        elif isinstance(stage, BiasArray) and stage.source != KEEP_ALIVE:
             for k, value in enumerate(stage.values):
                 rows.append({"parameter": f"{stage.source}[{k}]", "value": None,
                              "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
@@ -162,14 +164,18 @@ def build_report(build) -> tuple[str, dict]:
 
 
 def _settling_section(settling: dict | None) -> list:
-    """The slowest signal nodes (compiler/passes/check_settling.py): estimated turn-on against the slot."""
+    """The slowest signal nodes (compiler/passes/check_settling.py): estimated settling against the slot."""
     if not settling:
         return []
     lines = ["", f"## Settling estimate ({settling['slow_nodes']} of {settling['nodes']} signal nodes slower than "
-             f"a {settling['slot_s'] * 1e3:.3g} ms phase slot)", "",
-             "| node | gate capacitance | smallest current | turn-on estimate |", "|---|---|---|---|"]
-    lines += [f"| {n['node']} | {n['gate_pF']} pF | {n['i_min_A'] * 1e9:.3g} nA | {n['t_on_s'] * 1e3:.3g} ms"
+             f"a {settling['slot_s'] * 1e3:.3g} ms phase slot, {settling.get('kept_alive', 0)} kept alive)", "",
+             "| node | gate capacitance | smallest current | keep-alive current | settling estimate |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {n['node']} | {n['gate_pF']} pF | {n['i_min_A'] * 1e9:.3g} nA | "
+              f"{n.get('keep_alive_A', 0.0) * 1e9:.3g} nA | {n['t_on_s'] * 1e3:.3g} ms"
               f"{' (slower than the slot)' if n['slow'] else ''} |" for n in settling["slowest"]]
+    lines += ["", "A kept-alive node carries a standing current that its destinations cancel (compiler/passes/"
+              "keep_alive.py): it settles in a few C n U_T / I time constants instead of turning on from zero."]
     if settling["slow_nodes"]:
         lines += ["", "Slow nodes decide late: lengthen frame_period, raise i_unit, or lower the weight "
                   "denominator of the arrays they drive (fewer, smaller gates)."]

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from compiler.ir import IR, BiasArray, Bistable, WeightArray
+from compiler.settling import KEEP_ALIVE
 from models.network import apply
 
 
@@ -21,7 +22,7 @@ def arrays_from_ir(ir: IR) -> dict:
     for stage in ir.stages:
         if isinstance(stage, WeightArray) and stage.source == f"{stage.name}":
             arrays[stage.source] = np.asarray(stage.realised(), np.float32)
-        elif isinstance(stage, BiasArray):
+        elif isinstance(stage, BiasArray) and stage.source != KEEP_ALIVE:  # keep-alive currents cancel
             arrays[stage.source] = np.asarray(stage.values, np.float64) / scale
         elif isinstance(stage, Bistable):
             thresh, width = np.asarray(stage.thresh) / scale, np.asarray(stage.width) / scale

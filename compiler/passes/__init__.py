@@ -5,10 +5,11 @@ split_signs      W = positive - negative: sourcing pfet and sinking nfet mirrors
 scale_currents   software units -> amperes (1 unit = i_unit)
 quantise_ratios  mirror ratios as integer counts of identical unit devices
 calibrate        bistable bias currents from the cells' SPICE calibration tables, on the bias grid
-assign_biases    every DC current drawn from one reference through the bias generator's taps
-lower_cmru       every FQ-CMRU unit becomes a ladder of K gated bistable stages (DPIs, gating, bias taps)
 size_devices     unit device W/L from the mismatch budget
 schedule_phases  each layer of bistable cells gets its slot of the frame, in dataflow order
+keep_alive       a standing, cancelled current in slow receivers of non-negative signals
+assign_biases    every DC current drawn from one reference through the bias generator's taps
+lower_cmru       every FQ-CMRU unit becomes a ladder of K gated bistable stages (DPIs, gating, bias taps)
 check_settling   estimate each signal node's turn-on time against its slot (warnings in the report)
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 import importlib
 import time
 
-PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "assign_biases",
-            "lower_cmru", "size_devices", "schedule_phases", "check_settling")
+PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "size_devices",
+            "schedule_phases", "keep_alive", "assign_biases", "lower_cmru", "check_settling")
 
 
 def run_pipeline(ir, config, upto: str | None = None):

@@ -5,7 +5,7 @@ import pytest
 
 from compiler.config import Config
 from compiler.frontend import load_network
-from compiler.ir import BiasArray, Bistable, Receiver, WeightArray
+from compiler.ir import BiasArray, BiasGenerator, Bistable, Receiver, WeightArray
 from compiler.lower import lower
 from compiler.passes import legalise, quantise_ratios, scale_currents, size_devices, split_signs
 from compiler.passes.legalise import UnrealisableCurrent
@@ -119,6 +119,40 @@ def test_check_settling_flags_slow_nodes_and_a_longer_frame_clears_them(small_ck
     assert slowest["gate_pF"] > 0 and slowest["t_on_s"] == max(n["t_on_s"] for n in short["slowest"])
     wider = settling(frame_period=1e-4, denominator=4)  # fewer unit gates on every node: faster
     assert wider["slowest"][0]["t_on_s"] < slowest["t_on_s"]
+
+
+def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_the_bias_grid(small_ckpt):
+    """Slow receivers of non-negative signals carry a standing current; every mirror output's share of it
+    is sunk again at the destination, on the bias grid, so the network computes the same thing."""
+    from compiler.backends.behavioural import arrays_from_ir
+    from compiler.passes import run_pipeline
+    from compiler.passes.assign_biases import grid
+    from compiler.passes.keep_alive import non_negative
+    from compiler.settling import keep_alive_name
+
+    config = Config(model={"frame_period": 1e-4, "keep_alive": True})
+    plain, _ = run_pipeline(lower(load_network(small_ckpt)), Config(model={"frame_period": 1e-4}))
+    kept, _ = run_pipeline(lower(load_network(small_ckpt)), config)
+    receivers = [rx for rx in kept.of_kind(Receiver) if keep_alive_name(rx.name) in kept.predecessors(rx.name)]
+    assert receivers and all(non_negative(plain, rx.name) for rx in receivers)   # no ReLU is shifted
+    step = grid(config)
+    for rx in receivers:
+        standing = np.asarray(kept.stage(keep_alive_name(rx.name)).values)
+        assert np.all(standing >= 0) and np.allclose(standing / (rx.denominator * step), np.round(standing / (rx.denominator * step)))
+        for name in kept.successors(rx.name):
+            array = kept.stage(name)
+            (dest,) = kept.successors(name)
+            cancel = np.asarray(kept.stage(keep_alive_name(name)).values)
+            assert keep_alive_name(name) in kept.predecessors(dest)
+            np.testing.assert_allclose(np.asarray(array.realised()) @ standing + cancel, 0.0, atol=1e-18)
+            np.testing.assert_allclose(cancel / step, np.round(cancel / step), atol=1e-6)  # exact on the grid
+    taps = {t[0] for g in kept.of_kind(BiasGenerator) for t in g.taps}
+    assert all(keep_alive_name(rx.name) in taps for rx in receivers)
+    reference, realised = arrays_from_ir(plain), arrays_from_ir(kept)   # the model the circuit computes is unchanged
+    assert reference.keys() == realised.keys() and all(np.array_equal(reference[k], realised[k]) for k in reference)
+    assert kept.meta["settling"]["kept_alive"] > 0
+    assert kept.meta["settling"]["slow_nodes"] < plain.meta["settling"]["slow_nodes"]
+    assert "keep_alive" not in {s.name.rsplit(".", 1)[-1] for s in plain.stages}   # off by default
 
 
 def test_calibrate_keeps_every_reset_level_above_zero_on_the_bias_grid(tmp_path, checkpoint_factory):
