@@ -24,6 +24,9 @@ from compiler.passes.schedule_phases import window
 
 EDGE = 1e-6          # s, rise and fall of an input frame
 SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
+OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
+                     # readout whose receivers all carry zero floats (the small test network's two first
+                     # frames: over 270 s of CPU at exactly zero, 3.8 s at 1 pA)
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,23 @@ class Bench:
     blocks: dict        # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
 
 
-def _pwl(values: np.ndarray, period: float, scale: float) -> tuple[tuple, tuple]:
-    """Piecewise-constant frames: each value is reached EDGE after its frame starts and held to its end."""
+def _pwl(values: np.ndarray, period: float, scale: float, at: float = 0.0) -> tuple[tuple, tuple]:
+    """Piecewise-constant frames: each value is reached EDGE after `at` (a fraction of the frame) into
+    its frame and held until as far into the next."""
     times, levels = [0.0], [0.0]
     for t, v in enumerate(values):
-        times += [t * period + EDGE, (t + 1) * period]
+        times += [(t + at) * period + EDGE, (t + 1 + at) * period]
         levels += [float(v) * scale] * 2
     return tuple(times), tuple(levels)
+
+
+def golden_outputs(ir: IR, cell: str, q: np.ndarray, period: float) -> list[tuple[tuple, tuple]]:
+    """A layer of cells' reference outputs q [T, units] x gain, switching at the end of the layer's enable
+    window (the latest the circuit may): replayed into the partition downstream, its isolated error."""
+    stage = ir.stage(cell)
+    at = window(stage.phase, ir.meta.get("phases", 0))[1]
+    waves = [_pwl(np.asarray(q)[:, k], period, stage.gain[k], at) for k in range(stage.size)]
+    return [(times, tuple(max(level, OFF_CURRENT) for level in levels)) for times, levels in waves]
 
 
 def _phase_pwl(phase: int, phases: int, frames: int, period: float, vdd: float) -> tuple[tuple, tuple]:

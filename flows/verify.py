@@ -30,7 +30,7 @@ from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
 from flows.partition import READOUT, partitions, replay_waveform
 from flows.sweep import EXECUTORS, run_all
-from flows.testbench import bench, isolated_bench, isolated_states, samples
+from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
 from models.checkpoint import load_checkpoint
 from models.network import apply
 from models.tasks import get_task
@@ -143,6 +143,8 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
         float_out, _ = apply(*_float_model(ir), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
     nominal["isolated_state_agreement_by_cell"] = _isolated(ir, traces, len(x), frame, corners[0], temps[0], sweep)
+    nominal["isolated_output_rms_units"] = _isolated_readout(ir, directory, config, traces, x, frame, corners[0],
+                                                             temps[0], sweep)
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _ in results]
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
     _write_reports(directory / "verify", nominal, got, traces, ir, results)
@@ -219,6 +221,23 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
     return {cell: float(np.mean(a)) for cell, a in agree.items()}
 
 
+def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float,
+                      sweep: _Sweep) -> float | None:
+    """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
+    error the readout makes by itself, next to the one it shows inside the network."""
+    readout = partitions(ir)[-1]
+    if not readout.replays:
+        return None
+    netlist = directory / "verify" / "isolated" / READOUT
+    write_netlist(readout.ir, netlist, config)
+    benches = [bench(readout.ir, netlist, x[n], frame, corner, temp,
+                     replay={c: golden_outputs(ir, c, traces[c]["q"][n], frame) for c in readout.replays})
+               for n in range(len(x))]
+    results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler)
+    got = np.stack([samples(r, where, readout.ir)["outputs"] for r, (_, where) in zip(results, benches)])
+    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])) ** 2)))
+
+
 SUMMARY = ("corner", "temp", "mc_seed", "state_agreement", "prediction_agreement", "output_rms_units", "power_W")
 
 
@@ -282,7 +301,9 @@ def markdown(metrics: dict) -> str:
             ("corner, temperature", f"{metrics['corner']}, {metrics['temp']:g} C"),
             ("state agreement", metrics["state_agreement"]),
             *([("level agreement (FQ-CMRU ladders)", metrics["level_agreement"])] if "level_agreement" in metrics else []),
-            ("output RMS error (units)", round(metrics["output_rms_units"], 4))]
+            ("output RMS error (units)", round(metrics["output_rms_units"], 4)),
+            *([("output RMS error of the readout alone on golden cell outputs (units)",
+                round(metrics["isolated_output_rms_units"], 4))] if metrics.get("isolated_output_rms_units") is not None else [])]
     for key in ("prediction_agreement", "circuit_accuracy", "reference_accuracy", "float_accuracy"):
         if key in metrics:
             rows.append((key.replace("_", " "), metrics[key]))

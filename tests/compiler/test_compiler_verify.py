@@ -19,6 +19,7 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert metrics["prediction_agreement"] == 1.0
     assert set(metrics["isolated_state_agreement_by_cell"]) == {"cell1", "cell2"}
     assert min(metrics["isolated_state_agreement_by_cell"].values()) >= 0.95  # each cell alone on golden inputs
+    assert 0 <= metrics["isolated_output_rms_units"] < 0.1   # the readout alone on golden cell outputs
     report = json.loads((out / "verify" / "report.json").read_text())
     assert report["state_agreement"] == metrics["state_agreement"]
     assert (out / "verify" / "report.md").read_text().startswith("# Verification")
