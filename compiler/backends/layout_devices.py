@@ -8,7 +8,9 @@ the gate contacted above the diffusion through a poly pad (licon inside npc). Im
 are drawn per row by `decorate_row`, so neighbouring units of one polarity share one implant shape.
 
 All coordinates are integer nanometres (database unit 1 nm) on the manufacturing grid. Rule values
-come from sky130/layers.yaml (`rules`, by SkyWater rule ID, and `style`, our drawing choices).
+come from the DRC rule table sky130/drc_rules.yaml, by SkyWater rule ID, so the generator draws to the
+numbers DRC checks; sky130/layers.yaml adds the few it does not check (`rules`) and our drawing choices
+(`style`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 from compiler.errors import UsageError
 
 LAYERS_FILE = Path(__file__).resolve().parents[2] / "sky130" / "layers.yaml"
+DRC_RULES_FILE = LAYERS_FILE.parent / "drc_rules.yaml"
 NFET = "sky130_fd_pr__nfet_01v8"
 PFET = "sky130_fd_pr__pfet_01v8"
 MIM = "sky130_fd_pr__cap_mim_m3_1"
@@ -37,8 +40,10 @@ class LayoutError(UsageError):
 
 @functools.lru_cache(maxsize=1)
 def tech() -> dict:
-    """sky130/layers.yaml: layers, pin/label purposes, rules and style (lengths converted to nm)."""
+    """sky130/layers.yaml: layers, pin/label purposes, rules (with the DRC table's) and style (lengths in nm)."""
     data = yaml.safe_load(LAYERS_FILE.read_text())
+    checked = {r["name"]: r["value"] for r in yaml.safe_load(DRC_RULES_FILE.read_text())["rules"] if r["kind"] != "area"}
+    data["rules"] = {**checked, **data["rules"]}
     grid = round(data["rules"]["grid"] * 1000)
     data["grid_nm"] = grid
     data["nm"] = {k: _on_grid(v * 1000, grid) for k, v in {**data["rules"], **data["style"]}.items()}
