@@ -62,8 +62,9 @@ def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None =
     return table
 
 
-def extract(layout, cell, layer_map, table: dict, ground: str):
-    """A LayoutVsSchematic object holding the extracted (flattened, combined) netlist of `cell`."""
+def extract(layout, cell, layer_map, table: dict, ground: str, combine: bool = True):
+    """A LayoutVsSchematic object holding the extracted, flattened netlist of `cell`, its parallel devices
+    combined unless `combine` is false (then every drawn unit stays a device, with its position)."""
     import klayout.db as kdb
 
     bulk = layout.layer()  # a scratch layer with the cell's extent: the substrate
@@ -104,7 +105,8 @@ def extract(layout, cell, layer_map, table: dict, ground: str):
     netlist = lvs.netlist()
     netlist.make_top_level_pins()
     netlist.flatten()
-    netlist.combine_devices()
+    if combine:
+        netlist.combine_devices()
     netlist.purge_nets()
     return lvs
 
@@ -233,21 +235,34 @@ def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = No
             schematic_top: str | None = None, extraction_path=EXTRACTION_PATH,
             layer_map_path=LAYER_MAP_PATH) -> LvsResult:
     """Compare a build directory's layout with its netlist, or a GDS file with `schematic` (SPICE paths)."""
-    import klayout.db as kdb
-
     start = time.perf_counter()
     gds = find_gds(target)
-    layer_map = load_layer_map(layer_map_path)
-    ground = layer_map.ground
-    table = load_extraction(extraction_path, layer_map)
     if schematic is None:
         from compiler.backends.spice import TOP
 
         schematic = [Path(target) / "netlist" / name for name in SCHEMATIC_FILES]
         schematic_top = schematic_top or TOP
     layout, cell = load_layout(gds, layout_top)
-    lvs = extract(layout, cell, layer_map, table, ground)
-    reference = read_schematic([Path(p) for p in schematic], schematic_top, ground)
+    result, lvs = compare(layout, cell, schematic, schematic_top, extraction_path, layer_map_path)
+    result.gds = str(gds)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lvs.write(str(out_dir / "report.lvsdb"))
+        (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
+        (out_dir / "report.md").write_text(markdown(result))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def compare(layout, cell, schematic, schematic_top: str | None = None, extraction_path=EXTRACTION_PATH,
+            layer_map_path=LAYER_MAP_PATH):
+    """LVS of a cell of a layout in memory against SPICE files: (LvsResult, the LayoutVsSchematic object)."""
+    import klayout.db as kdb
+
+    layer_map = load_layer_map(layer_map_path)
+    lvs = extract(layout, cell, layer_map, load_extraction(extraction_path, layer_map), layer_map.ground)
+    reference = read_schematic([Path(p) for p in schematic], schematic_top, layer_map.ground)
     for netlist in (lvs.netlist(), reference):
         netlist.case_sensitive = False
         _tolerances(netlist)
@@ -257,18 +272,11 @@ def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = No
     comparer = kdb.NetlistComparer()
     comparer.same_circuits(layout_circuit, schematic_circuit)
     match = lvs.compare(comparer)
-    result = LvsResult(str(gds), cell.name, schematic_circuit.name, bool(match),
+    result = LvsResult("", cell.name, schematic_circuit.name, bool(match),
                        {"layout": _device_counts(lvs.netlist()), "schematic": _device_counts(reference)},
                        {"layout": _count(layout_circuit.each_net()), "schematic": _count(schematic_circuit.each_net())},
                        _issues(lvs.xref()))
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        lvs.write(str(out_dir / "report.lvsdb"))
-        (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
-        (out_dir / "report.md").write_text(markdown(result))
-    result.seconds = time.perf_counter() - start
-    return result
+    return result, lvs
 
 
 def _count(items) -> int:
