@@ -13,7 +13,7 @@ For each such receiver whose turn-on estimate exceeds its slot of the frame, I_0
 that fits SETTLE_TAUS time constants into the slot, rounded up to a whole number of D * grid steps: then
 every cancelling current is a whole number of grid steps, at least I_MIN, and the cancellation is exact
 on the bias grid. The price is power, which the build report shows; a longer frame costs less.
-`keep_alive: false` in the config turns the pass off.
+Off by default (`keep_alive: true` turns it on): the cancellation is only as good as the mirrors match.
 """
 
 from __future__ import annotations
