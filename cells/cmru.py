@@ -4,7 +4,7 @@ Behaviour (the model's, models/cells.py `fq_cmru_step`): per frame, the level q 
 when the candidate h > beta_hi, one down when h < beta_lo, and holds otherwise; the output sinks
 q * alpha.
 
-Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs, small mirrors):
+Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs, small mirrors, switches):
 * the candidate h enters ``in`` (cascoded nfet diode, the ReLU) and is copied (pfet 4/8) to the input
   of every stage;
 * stage k is a bistable cell (cells/bistable.py) with the layer's I_thresh, I_width, I_gain, and the
@@ -14,12 +14,14 @@ Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs,
 * a pfet copy (the DPI's own 16/2 input device size) of that input current is the stage's share of the
   ladder output; the K shares meet at a cascoded nfet mirror that sinks q * I_gain from ``out``;
 * block (stage k >= 2): a current comparator node nb_k gets G/2 sourced (the ``ix`` bias, 2 units) and
-  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 1/2 and falls to ground above. Open: a stage
-  set in the frame right after a reset starts from a residual d of about 0.2, so its DPI crosses 1/2
-  sooner (measured: a K = 4 ladder at alpha 3.2 nA climbed 2 -> 4 in such a frame). A block at 3G/4
-  fixed that case but released too late or never on others (the settled output is not known well
-  enough at I_tau = 30 pA) and was reverted. It gates a pfet
+  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 1/2 and falls to ground above. It gates a pfet
   switch in series with stage k's copy of h: while stage k-1 is reset, stage k sees no input and cannot set;
+* clear (every stage): two series nfets from DPI k's capacitor to ground, gated by ``enb`` and by stage k's
+  decision node ``a`` (high when reset), empty the DPI once the window has closed on a reset stage. Without
+  them a stage set in the frame right after a reset started from a residual d of about 0.2, its DPI crossed
+  1/2 inside the window and the ladder climbed two levels (measured: K = 4, alpha 3.2 nA, 2 -> 4). The clear
+  waits for the window's end, so inside the window a reset DPI still decays slowly and the pin holds (t_down);
+  a block at 3G/4 instead fixed that case but released late or never on others, and was reverted;
 * pin (stage k <= K-1): a comparator node np_k gets G/4 sourced (``ix``, 1 unit) and DPI k+1's output
   sunk; it falls once d_{k+1} > 1/4 and turns on a pfet switch that sources P = n_pin I_x (> 2 beta_hi)
   into stage k: while stage k+1 is set, stage k sees h + P and cannot reset;
@@ -33,10 +35,12 @@ and ladders climbed two levels in one frame.)
 Timing (why exactly one level per frame): the stages switch only in the enable window of the frame
 (duration W), a switch takes t_sw (cells/bistable.py delay table), and a neighbour learns of it only
 once the DPI has crossed its comparator level: t_up (rise from off to G/2, about (ln(I_th/i_off)/
-(I_gain/I_tau - 1) + ln 2) tau; from a residual d0, ln(2 (1 - d0)) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
+(I_gain/I_tau - 1) + ln 2) tau, from an empty DPI: the clear leaves no residual d0, which would shorten it to
+ln(2 (1 - d0)) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
     t_sw + min(t_up, t_down) > W             (no cascade inside a window)
     t_sw + max(t_up, t_down) < T_f + W - t_sw  (the neighbour knows before the next window closes)
-measured on SPICE staircases by `characterize` (free-running ladder: one step per t_up or t_down).
+measured on SPICE staircases by `characterize` (free-running ladder: one step per t_up or t_down; en stays
+high there, so the clear never acts).
 
 Ports: ``vdd in out ith iw ig itau idth ix vsp vsn en enb``
 * ``in``   candidate current sourced into the ladder; ``out`` sinks q * I_gain (keep it at 0.5..1.5 V)
@@ -64,6 +68,7 @@ PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "itau", "idth", "ix", "vsp", "vs
 K_MAX = 16
 W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (saturating comparators)
 MAX_RATIO = 64
+W_CLEAR, L_CLEAR = 1.0, 4.0    # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
 
 TEMPLATE = """\
 * FQ-CMRU ladder, K = {{ K }} levels, DPI C = {{ c_pf }} pF, pin x{{ n_pin }}
@@ -78,6 +83,9 @@ TEMPLATE = """\
 {{ cell.instance('S' ~ k, ['vdd', 's' ~ k ~ '_in', 's' ~ k ~ '_o', 'ith', 'iw', 'ig', 'vsp', 'vsn', 'en', 'enb']) }}
 {{ delay.instance('D' ~ k, ['vdd', 's' ~ k ~ '_o', dpi_out[k], 'idth', 'itau']) }}
 XMo{{ k }} ysum s{{ k }}_o vdd vdd {{ PFET }} W={{ wd }} L={{ ld }}
+* clear: outside the window (enb high) a reset stage (decision node a high) empties its DPI capacitor
+XMre{{ k }} d{{ k }}_vc enb dr{{ k }} 0 {{ NFET }} W={{ w_clr }} L={{ l_clr }}
+XMrs{{ k }} dr{{ k }} s{{ k }}_a 0 0 {{ NFET }} W=1 L=0.5
 {% if k > 1 %}
 XMbs{{ k }} s{{ k }}_in nb{{ k }} hc{{ k }} vdd {{ PFET }} W=1 L=0.5
 {% endif %}
@@ -147,7 +155,7 @@ def subckt(params: Params) -> Subckt:
                          stage_inputs=["s1_in"] + [f"hc{k}" for k in range(2, K + 1)],
                          x_outputs=[f"nb{k}" for k in range(2, K + 1)] + [f"np{k}" for k in range(1, K)]
                          + [f"pc{k}" for k in range(1, K)],
-                         dpi_out=dpi_out, wd=dpi.W, ld=dpi.L, **parts)
+                         dpi_out=dpi_out, wd=dpi.W, ld=dpi.L, w_clr=W_CLEAR, l_clr=L_CLEAR, **parts)
     return Subckt(name, PORTS, flatten(body, {s.name: s for s in parts.values()}))
 
 

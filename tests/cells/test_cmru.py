@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cells import cmru
+from cells import cmru, dpi
 from compiler.errors import CellParameterError
 
 
@@ -59,6 +59,31 @@ def test_frames_move_one_level_at_a_time(runner, report):
     assert got["level"][0].tolist() == ref.tolist()
     assert got["stages"][0].tolist() == ref.tolist()       # the thermometer code agrees with the current
     assert np.allclose(got["current"][0], ref * p.I_gain, atol=0.05 * p.I_gain)
+
+
+def test_netlist_clears_each_dpi_outside_the_window():
+    """Every stage's DPI capacitor has a path to ground through enb and the stage's decision node."""
+    p = nominal(K=3)
+    lines = cmru.subckt(p).text.splitlines()
+    for k in range(1, p.K + 1):
+        (top,) = [line.split() for line in lines if line.startswith(f"XMre{k} ")]
+        (bottom,) = [line.split() for line in lines if line.startswith(f"XMrs{k} ")]
+        assert top[1:3] == [f"d{k}_vc", "enb"] and top[3] == bottom[1]       # drain on the capacitor, gate enb
+        assert bottom[2:4] == [f"s{k}_a", "0"]                                # gate on a, source to ground
+        assert f"XD{k}_C d{k}_vc 0 " in cmru.subckt(p).text                  # d<k>_vc is the capacitor's node
+
+
+def test_up_after_down_moves_one_level(runner, report):
+    """A stage set in the frame right after its reset: without the DPI clear its DPI kept d of about 0.2,
+    crossed the block level inside the window, and the stage above set too (this case: 1 -> 0 -> 2)."""
+    p = cmru.design(2, 1e-9, 0.4e-9, 3.2e-9, dpi_calibration=dpi.load_calibration("tt", 27.0))
+    h = np.array([1.9, 0.3, 1.9]) * p.I_thresh
+    res = runner.run(cmru._frames_sim([p], [h]))
+    got = cmru.levels(res, [p], len(h))
+    ref = cmru.run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+    report(spice=got["level"][0].tolist(), reference=ref.tolist())
+    assert ref.tolist() == [1, 0, 1]
+    assert got["level"][0].tolist() == ref.tolist() and got["stages"][0].tolist() == ref.tolist()
 
 
 @pytest.mark.slow
