@@ -266,8 +266,23 @@ def _compare(ir: IR, task, traces, got: list, y) -> dict:
         y = y if task.pool else np.asarray(y)[:, -1]
         metrics.update({"prediction_agreement": float(np.mean(spice_pred == ref_pred)),
                         "circuit_accuracy": float(np.mean(spice_pred == y)),
-                        "reference_accuracy": float(np.mean(ref_pred == y))})
+                        "reference_accuracy": float(np.mean(ref_pred == y)),
+                        "disagreements": _disagreements(ref_out.mean(axis=1) if task.pool else ref_out[:, -1],
+                                                        spice_pred, agree)})
     return metrics
+
+
+def _disagreements(ref_scores, spice_pred, agree: dict) -> list[dict]:
+    """Each sequence whose SPICE prediction differs: the reference's margin (top score minus the runner-up,
+    units) and how many cell states differed. States that all agree point at the readout's own error against
+    a small margin; a differing state points at a cell decision upstream."""
+    ranked = np.sort(ref_scores, -1)
+    rows = []
+    for n in np.flatnonzero(np.argmax(ref_scores, -1) != spice_pred):
+        rows.append({"sequence": int(n), "reference": int(np.argmax(ref_scores[n])), "spice": int(spice_pred[n]),
+                     "reference_margin_units": round(float(ranked[n, -1] - ranked[n, -2]), 4),
+                     "state_mismatches": {c: int(np.sum(~a[n])) for c, a in agree.items()}})
+    return rows
 
 
 def _build_estimate(directory: Path) -> float | None:
@@ -319,6 +334,10 @@ def markdown(metrics: dict) -> str:
     rows.append((f"SPICE wall time per sequence ({metrics['simulation']}, {metrics['partitions']} partitions)",
                  f"{metrics['wall_s_per_sequence']} s ({metrics['cached']} cached)"))
     rows.append(("behavioural reference, all sequences", f"{metrics['reference_s']} s (jit compile included)"))
+    if metrics.get("disagreements"):
+        rows.append(("prediction disagreements: sequence (reference margin in units; differing states)",
+                     "; ".join(f"{d['sequence']} ({d['reference_margin_units']:.3g}; "
+                               f"{sum(d['state_mismatches'].values())})" for d in metrics["disagreements"])))
     verdict = "PASS" if not metrics["failed"] else "FAIL: " + ", ".join(metrics["failed"])
     lines = ["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
              "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]

@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from flows.build import build
-from flows.verify import NotABuild, verify
+from flows.verify import NotABuild, _disagreements, verify
 
 
 def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
@@ -16,7 +17,7 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert metrics["state_agreement"] >= 0.95
     assert max(metrics["candidate_rms_units"].values()) < 0.1
     assert metrics["output_rms_units"] < 0.1
-    assert metrics["prediction_agreement"] == 1.0
+    assert metrics["prediction_agreement"] == 1.0 and metrics["disagreements"] == []
     assert set(metrics["isolated_state_agreement_by_cell"]) == {"cell1", "cell2"}
     assert min(metrics["isolated_state_agreement_by_cell"].values()) >= 0.95  # each cell alone on golden inputs
     assert 0 <= metrics["isolated_output_rms_units"] < 0.1   # the readout alone on golden cell outputs
@@ -47,3 +48,12 @@ def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path
 def test_verify_needs_a_build_directory(tmp_path):
     with pytest.raises(NotABuild, match="python -m compiler build"):
         verify(tmp_path)
+
+
+def test_a_prediction_disagreement_names_the_sequence_its_margin_and_the_states_that_differed():
+    ref_scores = np.array([[0.1, 2.0, 0.5], [1.0, 1.2, 0.0], [3.0, 0.0, 0.0]])
+    spice_pred = np.array([1, 0, 0])   # sequence 1 flipped: its reference margin was 0.2 units
+    agree = {"cell1": np.array([[True, True], [True, False], [True, True]]), "cell2": np.ones((3, 2), bool)}
+    assert _disagreements(ref_scores, spice_pred, agree) == [
+        {"sequence": 1, "reference": 1, "spice": 0, "reference_margin_units": 0.2,
+         "state_mismatches": {"cell1": 1, "cell2": 0}}]
