@@ -513,6 +513,49 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
     return {"n": n, "params": NOMINAL, "level_agreement": agree, "mean": float(np.mean(agree)), "min": float(np.min(agree))}
 
 
+def limit_frames(K: int, beta_hi: float, beta_lo: float, rng, extra: int = 16) -> np.ndarray:
+    """Frame inputs (A) that use every level: K + 1 supra frames (the climb to the top and one saturating
+    frame), then `extra` random supra / sub / hold frames."""
+    climb = beta_hi * rng.uniform(1.2, 2.0, K + 1)
+    return np.concatenate([climb, random_frames(extra, beta_hi, beta_lo, rng)])
+
+
+def limits(runner: Runner, Ks=(4, 8, 16), tau_over_frames=(0.6,), frames=(FRAME,), mc: int = 0, corner="tt",
+           temp: float = 27.0, jobs: int = 2, seed: int = 3, extra: int = 16, **cell) -> list[dict]:
+    """How K, the frame period and the DPI's tau / T_f trade against fidelity and power: one nominal ladder
+    (the NOMINAL biases unless `cell` gives others) per combination, through `limit_frames`, nominal and
+    under `mc` PDK mismatch draws. Rows: level agreement per frame, level RMS (in alpha), mean power per
+    ladder (supply pin and bias ports at VDD, starving bias excluded), the timing rules' margins, wall time."""
+    biases = {k: v for k, v in {**NOMINAL, **cell}.items() if k != "K"}
+    dpi_cal = dpi.load_calibration(corner, temp)
+    cal = load_calibration(corner, temp)
+    cases, sims = [], []
+    for K in Ks:
+        for frame in frames:
+            for ratio in tau_over_frames:
+                p = design(K, frame=frame, tau_over_frame=ratio, dpi_calibration=dpi_cal, **biases)
+                h = limit_frames(K, p.I_thresh, p.I_thresh - p.I_width, np.random.default_rng(seed), extra)
+                for draw in [None, *range(1, mc + 1)]:
+                    cases.append((p, frame, ratio, draw, h))
+                    sims.append(_frames_sim([p], [h], frame, corner=corner, temp=temp, mc_seed=draw))
+    rows = []
+    for (p, frame, ratio, draw, h), res in zip(cases, runner.run_many(sims, jobs=jobs)):
+        got = levels(res, [p], len(h), frame)
+        ref = run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+        supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
+        margins = cal.timing_ok(p, frame, window())
+        rows.append({"K": p.K, "frame_ms": frame * 1e3, "tau_over_frame": ratio, "mc_seed": draw,
+                     "C_pF": round(p.C * 1e12, 2), "frames": len(h),
+                     "level_agreement": float(np.mean(got["level"][0] == ref)),
+                     "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"][0] / p.I_gain - ref) ** 2))),
+                     "power_W": float(common.VDD * (supply + sum(v for v, _ in p.port_currents().values()))),
+                     "no_cascade_margin_ms": round(margins["no_cascade_margin"] * 1e3, 3),
+                     "ready_margin_ms": round(margins["ready_margin"] * 1e3, 3),
+                     "wall_s": round(res.wall_time, 1), "spice_levels": got["level"][0].astype(int).tolist(),
+                     "reference_levels": ref.astype(int).tolist()})
+    return rows
+
+
 def plot(table: dict, path) -> None:
     plt = common.agg_pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))

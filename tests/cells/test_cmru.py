@@ -86,6 +86,17 @@ def test_up_after_down_moves_one_level(runner, report):
     assert got["level"][0].tolist() == ref.tolist() and got["stages"][0].tolist() == ref.tolist()
 
 
+def test_limits_row_per_combination_climbs_to_the_top(runner):
+    """The limits study's frames reach level K and saturate; each row is one ladder, measured."""
+    rows = cmru.limits(runner, Ks=(2,), tau_over_frames=(0.6, 0.9), extra=2, jobs=2)
+    assert [(r["K"], r["tau_over_frame"]) for r in rows] == [(2, 0.6), (2, 0.9)]
+    for r in rows:
+        assert r["reference_levels"][:3] == [1, 2, 2] and r["frames"] == 5
+        assert r["level_agreement"] == 1.0 and r["spice_levels"] == r["reference_levels"]
+        assert 5e-9 < r["power_W"] < 200e-9
+    assert rows[1]["C_pF"] > rows[0]["C_pF"]   # a longer tau at the same I_tau takes a larger capacitor
+
+
 @pytest.mark.slow
 def test_random_frames_agree_with_the_model(runner, report):
     ps = [nominal(), *(cmru.design(**d) for d in cmru.HELD_OUT)]
