@@ -142,7 +142,8 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     if task.pool:
         float_out, _ = apply(*_float_model(ir), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
-    nominal["isolated_state_agreement_by_cell"] = _isolated(ir, traces, len(x), frame, corners[0], temps[0], sweep)
+    nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"] = _isolated(
+        ir, traces, len(x), frame, corners[0], temps[0], sweep)
     nominal["isolated_output_rms_units"] = _isolated_readout(ir, directory, config, traces, x, frame, corners[0],
                                                              temps[0], sweep)
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _ in results]
@@ -207,18 +208,33 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
     return merged
 
 
-def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: float, sweep: _Sweep) -> dict:
+ISOLATED_LISTED = 50  # isolated disagreements listed in the report (the agreement counts them all)
+
+
+def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: float,
+              sweep: _Sweep) -> tuple[dict, list]:
     """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
-    the layers before it propagate. Compared with the in-network agreement it locates a fault."""
+    the layers before it propagate. Compared with the in-network agreement it locates a fault. Also the
+    decisions that differ, with the candidate and the unit's realised thresholds (units): a candidate
+    within the calibration error of a threshold is a tie the circuit cannot be expected to break alike."""
     jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
                  for cell in ir.of_kind(Bistable) if not isinstance(cell, Ladder)  # a ladder: cells/cmru.py tests
                  for n in range(sequences)]
     results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler)
-    agree = {}
+    agree, differ = {}, []
+    scale = ir.meta["i_unit"]
     for (cell, n, _, states), result in zip(jobs_list, results):
         got = isolated_states(result, states, traces[cell]["q"].shape[1], frame, ir.meta["vdd"])
-        agree.setdefault(cell, []).append(got == np.asarray(traces[cell]["q"][n]))
-    return {cell: float(np.mean(a)) for cell, a in agree.items()}
+        same = got == np.asarray(traces[cell]["q"][n])
+        agree.setdefault(cell, []).append(same)
+        stage = ir.stage(cell)
+        for t, k in np.argwhere(~same)[:max(0, ISOLATED_LISTED - len(differ))]:
+            differ.append({"cell": cell, "sequence": n, "frame": int(t), "unit": int(k),
+                           "reference_state": float(traces[cell]["q"][n][t, k] > 0), "spice_state": float(got[t, k] > 0),
+                           "candidate_units": round(float(traces[cell]["h"][n][t, k]), 5),
+                           "beta_hi_units": round(stage.thresh[k] / scale, 5),
+                           "beta_lo_units": round((stage.thresh[k] - stage.width[k]) / scale, 5)})
+    return {cell: float(np.mean(a)) for cell, a in agree.items()}, differ
 
 
 def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float,
@@ -341,6 +357,13 @@ def markdown(metrics: dict) -> str:
     verdict = "PASS" if not metrics["failed"] else "FAIL: " + ", ".join(metrics["failed"])
     lines = ["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
              "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]
+    if metrics.get("isolated_disagreements"):
+        lines += ["## Cell decisions that differ alone on golden inputs", "",
+                  "| cell | sequence | frame | unit | candidate | beta_lo | beta_hi | reference -> SPICE |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {d['cell']} | {d['sequence']} | {d['frame']} | {d['unit']} | {d['candidate_units']:.5g} | "
+                  f"{d['beta_lo_units']:.5g} | {d['beta_hi_units']:.5g} | {d['reference_state']:g} -> {d['spice_state']:g} |"
+                  for d in metrics["isolated_disagreements"]]
+        lines.append("")
     if len(metrics["conditions"]) > 1:
         lines += ["## Conditions (corner, temperature, Monte Carlo seed)", "", "| " + " | ".join(SUMMARY) + " |",
                   "|" + "---|" * len(SUMMARY)]

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from compiler.ir import IR
 from flows.build import build
 from flows.verify import NotABuild, _disagreements, verify
 
@@ -21,6 +22,11 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert set(metrics["isolated_state_agreement_by_cell"]) == {"cell1", "cell2"}
     assert min(metrics["isolated_state_agreement_by_cell"].values()) >= 0.95  # each cell alone on golden inputs
     assert 0 <= metrics["isolated_output_rms_units"] < 0.1   # the readout alone on golden cell outputs
+    ir = IR.from_json((out / "ir.json").read_text())
+    for cell, agreement in metrics["isolated_state_agreement_by_cell"].items():  # each differing decision listed
+        listed = [d for d in metrics["isolated_disagreements"] if d["cell"] == cell]
+        assert len(listed) == round((1 - agreement) * 2 * 8 * ir.stage(cell).size)
+        assert all(d["reference_state"] != d["spice_state"] for d in listed)
     report = json.loads((out / "verify" / "report.json").read_text())
     assert report["state_agreement"] == metrics["state_agreement"]
     assert (out / "verify" / "report.md").read_text().startswith("# Verification")
