@@ -39,6 +39,7 @@ class Settings:
     zoo_figure_models: tuple    # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU) ...
     figure_sequences: int       # ... on their first test sequences ...
     figure_frames: int | None   # ... and their first frames (None: all)
+    cmru_limits: tuple          # cmru_limits: plans (Ks, tau / T_f values, frame periods in ms, mismatch draws)
 
     @classmethod
     def of(cls, mode: str) -> "Settings":
@@ -46,12 +47,15 @@ class Settings:
 
 
 FLIPFLOP = "fq_bmru_d4_flipflop"
+CMRU_LIMITS_FULL = (((2, 4, 8, 12, 16), (0.6,), (10,), 0), ((4,), (0.3, 0.45, 0.9), (10,), 0),
+                    ((4,), (0.6,), (5, 20), 0), ((4, 8, 16), (0.6,), (10,), 4))
 MODES = {
-    "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1),
+    "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1,
+                      (((2,), (0.6,), (10,), 0),)),
     "default": Settings(("tt", "ss"), ("*",), (FLIPFLOP, "fq_bmru_d8_event_count"), FLIPFLOP, 2, 1, 1,
-                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, 1),
+                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, 1, (((4,), (0.3, 0.6), (10,), 0),)),
     "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), ("*",), PUBLISHED_MODEL, 4, 8, 2, (4, 16, 64), (4, 16, 64),
-                     ("*",), 8, None),
+                     ("*",), 8, None, CMRU_LIMITS_FULL),
 }
 
 

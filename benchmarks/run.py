@@ -2,7 +2,8 @@
 
 `python -m benchmarks.run [NAME ...] [--full | --quick]`: NAME picks benchmarks (default: all). The
 default run takes about 15 minutes on an idle 2-core machine; --full adds the slow items (all five
-corners, every zoo model's DRC, LVS and power, longer and more sequences, 64 cells simulated whole);
+corners, every zoo model's DRC, LVS and power, longer and more sequences, 64 cells, the CMRU ladder's
+whole limits study);
 --quick is a smoke test.
 """
 
@@ -22,7 +23,7 @@ from benchmarks.common import MODES, Settings
 from compiler.ngspice import ngspice_version
 
 # The slowest and least certain last: an interrupted run has saved the others.
-BENCHMARKS = ("model_load", "build", "zoo_figures", "cache", "verification", "behavioural", "scaling")
+BENCHMARKS = ("model_load", "build", "zoo_figures", "cache", "verification", "behavioural", "cmru_limits", "scaling")
 HERE = Path(__file__).resolve().parent
 
 

@@ -9,6 +9,7 @@ import pytest
 from benchmarks import run as bench_run
 from benchmarks.common import MODES, Settings, rounded, verify_command, zoo_models
 from benchmarks.scaling import fit_exponent, synthetic_checkpoint
+from cells import cmru
 from compiler.errors import UsageError
 from models.checkpoint import load_checkpoint
 
@@ -39,6 +40,16 @@ def test_default_run_is_a_subset_of_the_full_one():
         assert small.sequences <= full.sequences and small.frames <= full.frames
     assert full.monolithic_cells == full.partitioned_cells == (4, 16, 64)
     assert len(default.monolithic_cells) >= 2 and len(default.partitioned_cells) >= 2  # an exponent each
+
+
+def _ladders(settings):
+    return {(K, tau, frame) for Ks, taus, frames, _ in settings.cmru_limits for K in Ks for tau in taus for frame in frames}
+
+
+def test_every_ladder_of_the_smaller_runs_is_in_the_full_limits_study():
+    full = _ladders(MODES["full"])
+    assert _ladders(MODES["quick"]) <= full and _ladders(MODES["default"]) <= full
+    assert max(K for K, _, _ in full) == cmru.K_MAX and any(mc for *_, mc in MODES["full"].cmru_limits)  # K_MAX, mismatch
 
 
 def test_zoo_models_picks_by_name():
