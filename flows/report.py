@@ -154,6 +154,7 @@ def build_report(build) -> tuple[str, dict]:
                   f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |"]
     else:
         lines.append(quant.get("note", "not measured"))
+    lines += _ties_section(quant.get("ties"))
     lines += _layout_section(data["layout"])
     lines += _settling_section(ir.meta.get("settling"))
     lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
@@ -161,6 +162,19 @@ def build_report(build) -> tuple[str, dict]:
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
     return "\n".join(lines) + "\n", data
+
+
+def _ties_section(ties: dict | None) -> list:
+    """Memory-cell decisions the circuit cannot be expected to take as the model does (flows/quantisation.py)."""
+    if not ties:
+        return []
+    from flows.quantisation import TIE
+
+    lines = ["", f"Decisions at a tie (test split: candidate within {TIE:.1%} of a threshold, decided by the circuit's "
+             "calibration error and mismatch, not by the model):", ""]
+    lines += [f"- {cell}: {t['share']:.2%} of decisions" + (" (units " + ", ".join(f"{u}: {v:.2%}" for u, v in t["units"].items())
+              + ")" if t["units"] else "") for cell, t in ties.items()]
+    return lines
 
 
 def _settling_section(settling: dict | None) -> list:

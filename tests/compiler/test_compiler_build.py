@@ -4,11 +4,16 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from compiler.backends.behavioural import reference
 from compiler.config import ConfigError
 from compiler.frontend import BadCheckpoint
+from compiler.ir import IR, Bistable
 from flows.build import BuildExists, build
+from flows.quantisation import decision_ties
+from models.tasks import get_task
 
 
 def test_build_writes_every_artifact(small_ckpt, tmp_path):
@@ -80,3 +85,19 @@ def test_starter_config_lists_every_stage_and_loads_back(small_ckpt, tmp_path):
     text = out.read_text()
     assert "cell1.W:" in text and "bistable:" in text and "i_unit: 1.0e-09" in text
     build(small_ckpt, tmp_path / "b", out, log=lambda *_: None)  # the starter file is a valid config
+
+
+def test_a_threshold_on_a_candidate_value_is_reported_as_a_tie(small_ckpt, tmp_path):
+    build(small_ckpt, tmp_path / "b", layout=False, log=lambda *_: None)
+    ir = IR.from_json((tmp_path / "b" / "ir.json").read_text())
+    x = get_task("digits_rows").test.x[:4]
+    cell = ir.of_kind(Bistable)[0]   # the first layer: its candidates depend on x alone
+    h = np.asarray(reference(ir, x)[1][cell.name]["h"])
+    scale, size = ir.meta["i_unit"], cell.size
+    far = ir.replace_stages({cell.name: cell.replace(thresh=(1e3 * scale,) * size, width=(1.0 * scale,) * size)})
+    assert decision_ties(far, x)[cell.name] == {"share": 0.0, "units": {}}
+    on = float(h[..., 0].max()) * scale   # unit 0's threshold exactly on one of its candidates
+    tie = ir.replace_stages({cell.name: cell.replace(thresh=(on,) + (1e3 * scale,) * (size - 1),
+                                                     width=(on / 2,) + (1.0 * scale,) * (size - 1))})
+    found = decision_ties(tie, x)[cell.name]
+    assert found["share"] * h.size > 0.99 and list(found["units"]) == [0]   # at least that one candidate
