@@ -219,6 +219,20 @@ def run_frames(h, beta_hi, beta_lo, K, q0=0.0):
     return np.asarray(q[:, 0])
 
 
+
+def model_levels(p: Params, h) -> np.ndarray:
+    """The level per frame the model's FQ-CMRU gives ladder `p` for frame inputs h (A)."""
+    return run_frames(np.asarray(h) / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+
+
+def ladder_power(result, params_list) -> float:
+    """Mean power per ladder (W) of a frames simulation: the supply pin plus every ladder's bias port
+    currents, at VDD; the chip's starving bias (one per chip, shared by every bistable stage) excluded."""
+    t = result["time"]
+    supply = -np.trapezoid(result["i(vdd)"], t) / (t[-1] - t[0])
+    bias = sum(v for p in params_list for v, _ in p.port_currents().values())
+    return float(common.VDD * (supply + bias) / len(params_list))
+
 # ----------------------------------------------------------------------------------------------
 # Testbenches
 
@@ -363,14 +377,11 @@ def frame_agreement(runner: Runner, cells_params, frames: int = 32, seed: int = 
     hs = [random_frames(frames, p.I_thresh, p.I_thresh - p.I_width, rng) for p in cells_params]
     res = runner.run(_frames_sim(cells_params, hs, frame, win, corner, temp, mc_seed))
     got = levels(res, cells_params, frames, frame)
-    ref = np.stack([run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
-                    for p, h in zip(cells_params, hs)])
-    supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
-    bias = sum(v for p in cells_params for v, _ in p.port_currents().values())  # the chip's starving bias excluded
+    ref = np.stack([model_levels(p, h) for p, h in zip(cells_params, hs)])
     return {"level_agreement": float(np.mean(got["level"] == ref)), "stage_agreement": float(np.mean(got["stages"] == ref)),
             "frames": int(ref.size), "ladders": len(cells_params), "wall_s": res.wall_time,
             "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"] / np.array([[p.I_gain] for p in cells_params]) - ref) ** 2))),
-            "power_W_per_ladder": float(common.VDD * (supply + bias) / len(cells_params)),
+            "power_W_per_ladder": ladder_power(res, cells_params),
             "spice_levels": got["level"].tolist(), "reference_levels": ref.tolist(), "inputs": [h.tolist() for h in hs]}
 
 
@@ -453,8 +464,7 @@ def _power(runner: Runner, p: Params, corner, temp) -> float:
     VDD (W). The starving bias (10 nA x 2, one per chip, shared by every bistable stage) is not included."""
     h = np.array([1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3]) * p.I_thresh
     res = runner.run(_frames_sim([p], [h], corner=corner, temp=temp))
-    supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
-    return float(common.VDD * (supply + sum(v for v, _ in p.port_currents().values())))
+    return ladder_power(res, [p])
 
 
 class Calibration:
@@ -508,7 +518,7 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
     rng = np.random.default_rng(seed)
     h = random_frames(32, p.I_thresh, p.I_thresh - p.I_width, rng)
     sims = [_frames_sim([p], [h], corner=corner, temp=temp, mc_seed=seed + k) for k in range(n)]
-    ref = run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
+    ref = model_levels(p, h)
     agree = [float(np.mean(levels(r, [p], 32)["level"][0] == ref)) for r in runner.run_many(sims, jobs=jobs)]
     return {"n": n, "params": NOMINAL, "level_agreement": agree, "mean": float(np.mean(agree)), "min": float(np.min(agree))}
 
@@ -541,14 +551,13 @@ def limits(runner: Runner, Ks=(4, 8, 16), tau_over_frames=(0.6,), frames=(FRAME,
     rows = []
     for (p, frame, ratio, draw, h), res in zip(cases, runner.run_many(sims, jobs=jobs)):
         got = levels(res, [p], len(h), frame)
-        ref = run_frames(h / p.I_gain, p.I_thresh / p.I_gain, (p.I_thresh - p.I_width) / p.I_gain, p.K)
-        supply = -np.trapezoid(res["i(vdd)"], res["time"]) / (res["time"][-1] - res["time"][0])
+        ref = model_levels(p, h)
         margins = cal.timing_ok(p, frame, window())
         rows.append({"K": p.K, "frame_ms": frame * 1e3, "tau_over_frame": ratio, "mc_seed": draw,
                      "C_pF": round(p.C * 1e12, 2), "frames": len(h),
                      "level_agreement": float(np.mean(got["level"][0] == ref)),
                      "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"][0] / p.I_gain - ref) ** 2))),
-                     "power_W": float(common.VDD * (supply + sum(v for v, _ in p.port_currents().values()))),
+                     "power_W": ladder_power(res, [p]),
                      "no_cascade_margin_ms": round(margins["no_cascade_margin"] * 1e3, 3),
                      "ready_margin_ms": round(margins["ready_margin"] * 1e3, 3),
                      "wall_s": round(res.wall_time, 1), "spice_levels": got["level"][0].astype(int).tolist(),
