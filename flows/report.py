@@ -16,6 +16,7 @@ from compiler.backends.behavioural import reference
 from compiler.ir import BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray
 from compiler.passes.assign_biases import node_polarity
 from compiler.settling import KEEP_ALIVE, standing_currents
+from flows.quantisation import TIE
 from models.tasks import get_task
 
 LAYOUT_OVERHEAD = 3.0      # placed-and-routed area per gate area, for the estimate before layout
@@ -168,8 +169,6 @@ def _ties_section(ties: dict | None) -> list:
     """Memory-cell decisions the circuit cannot be expected to take as the model does (flows/quantisation.py)."""
     if not ties:
         return []
-    from flows.quantisation import TIE
-
     lines = ["", f"Decisions at a tie (test split: candidate within {TIE:.1%} of a threshold, decided by the circuit's "
              "calibration error and mismatch, not by the model):", ""]
     lines += [f"- {cell}: {t['share']:.2%} of decisions" + (" (units " + ", ".join(f"{u}: {v:.2%}" for u, v in t["units"].items())
