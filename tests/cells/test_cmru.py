@@ -64,13 +64,14 @@ def test_frames_move_one_level_at_a_time(runner, report):
 def test_netlist_clears_each_dpi_outside_the_window():
     """Every stage's DPI capacitor has a path to ground through enb and the stage's decision node."""
     p = nominal(K=3)
-    lines = cmru.subckt(p).text.splitlines()
+    text = cmru.subckt(p).text
+    lines = text.splitlines()
     for k in range(1, p.K + 1):
         (top,) = [line.split() for line in lines if line.startswith(f"XMre{k} ")]
         (bottom,) = [line.split() for line in lines if line.startswith(f"XMrs{k} ")]
         assert top[1:3] == [f"d{k}_vc", "enb"] and top[3] == bottom[1]       # drain on the capacitor, gate enb
         assert bottom[2:4] == [f"s{k}_a", "0"]                                # gate on a, source to ground
-        assert f"XD{k}_C d{k}_vc 0 " in cmru.subckt(p).text                  # d<k>_vc is the capacitor's node
+        assert f"XD{k}_C d{k}_vc 0 " in text                                 # d<k>_vc is the capacitor's node
 
 
 def test_up_after_down_moves_one_level(runner, report):
