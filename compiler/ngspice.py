@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationTimeout
+from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationTimeout
 from compiler.pdk import ModelLibrary, devices_in, find_models
 from compiler.simcache import SimCache, default_cache
 
@@ -144,6 +144,7 @@ class Runner:
     library: ModelLibrary | None = None
     executable: str = "ngspice"
     spiceinit: str = SPICEINIT
+    timeout: float | None = None  # s, caps every simulation's own limit (a sweep's budget per simulation)
 
     def run(self, sim: Simulation) -> SimResult:
         version = ngspice_version(self.executable)
@@ -155,23 +156,35 @@ class Runner:
             if hit is not None:
                 log, raw, wall = hit
                 return SimResult(parse_raw(raw), log, version, wall, cached=True, key=key)
-        log, raw, wall = _run_deck(deck, sim.timeout, self.executable, self.spiceinit)
+        timeout = sim.timeout if self.timeout is None else min(sim.timeout, self.timeout)
+        log, raw, wall = _run_deck(deck, timeout, self.executable, self.spiceinit)
         if self.cache:
             self.cache.put(key, log, raw, wall)
         return SimResult(parse_raw(raw), log, version, wall, cached=False, key=key)
 
-    def run_many(self, sims, jobs: int = 1, on_done=None) -> list[SimResult]:
+    def run_many(self, sims, jobs: int = 1, on_done=None, keep_going: bool = False) -> list:
         """Run independent simulations, `jobs` ngspice processes at a time, results in input order.
 
-        `on_done(result)` is called as each one finishes (for a progress bar).
+        `on_done(result)` is called as each one finishes (for a progress bar). With `keep_going`, a
+        simulation that fails (SimulationError: no convergence, timeout) leaves its error in its place
+        instead of discarding the others: one bad sequence must not cost an hour's sweep.
         """
         sims = list(sims)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice process
             futures = [pool.submit(self.run, s) for s in sims]
             for future in as_completed(futures):
-                if on_done is not None and future.exception() is None:
-                    on_done(future.result())
-            return [f.result() for f in futures]
+                if on_done is not None:
+                    on_done(future.exception() or future.result())
+            return [outcome(f.exception(), f.result, keep_going) for f in futures]
+
+
+def outcome(error: BaseException | None, result, keep_going: bool):
+    """A finished simulation's result, or with `keep_going` its SimulationError; any other error is raised."""
+    if error is None:
+        return result()
+    if keep_going and isinstance(error, SimulationError):
+        return error
+    raise error
 
 
 def simulate(circuit: str, **kwargs) -> SimResult:

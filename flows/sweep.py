@@ -10,7 +10,7 @@ file system and has ngspice (the simulation cache is then shared through it too)
 from __future__ import annotations
 
 from compiler.errors import UsageError
-from compiler.ngspice import Runner
+from compiler.ngspice import Runner, outcome
 
 EXECUTORS = ("local", "dask")
 
@@ -20,10 +20,11 @@ class ExecutorUnavailable(UsageError):
 
 
 def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", scheduler: str | None = None,
-            on_done=None) -> list:
-    """Results of `sims` in input order; `on_done(result)` after each finishes."""
+            on_done=None, keep_going: bool = False) -> list:
+    """Results of `sims` in input order; `on_done(result)` after each finishes. With `keep_going` a failed
+    simulation leaves its SimulationError in its place (compiler/ngspice.py `outcome`)."""
     if executor == "local":
-        return runner.run_many(sims, jobs=jobs, on_done=on_done)
+        return runner.run_many(sims, jobs=jobs, on_done=on_done, keep_going=keep_going)
     if executor != "dask":
         raise UsageError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     try:
@@ -41,9 +42,9 @@ def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", 
     with client:
         futures = client.map(runner.run, sims, pure=False)
         for future in as_completed(futures):
-            if on_done is not None and future.status == "finished":
-                on_done(future.result())
-        results = client.gather(futures)
+            if on_done is not None:
+                on_done(future.result() if future.status == "finished" else future.exception())
+        results = [outcome(f.exception() if f.status == "error" else None, f.result, keep_going) for f in futures]
         if not scheduler:
             client.cluster.close()
     return results

@@ -5,6 +5,9 @@ Metrics (DOMAIN.md section 6): state agreement over (cell, frame) pairs; RMS err
 currents and of the outputs in units of i_unit; prediction agreement over sequences (classifiers); the
 circuit's task metric on the simulated sequences next to the float model's. Exit status 1 when a
 tolerance fails, so a designer can regression-test circuit fidelity in CI.
+
+A simulation that fails (no convergence, over `--sim-timeout`) is listed in the report and the run
+fails, but the other sequences are still compared: the metrics cover the sequences that simulated.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config
-from compiler.errors import UsageError
+from compiler.errors import SimulationError, UsageError
 from compiler.ir import IR, Bistable, CurrentOutput, Ladder
 from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
@@ -100,10 +103,12 @@ def _per_frame_layer(ir: IR) -> str:
 
 def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=None, mc: int = 0,
            runner: Runner | None = None, log=print, partitioned: bool = False, executor: str = "local",
-           scheduler: str | None = None, tolerances: dict | None = None, frames: int | None = None) -> dict:
+           scheduler: str | None = None, tolerances: dict | None = None, frames: int | None = None,
+           sim_timeout: float | None = None) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict.
-    `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once."""
+    `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once.
+    `sim_timeout` (s) caps each simulation; one that fails is reported and left out of the metrics."""
     directory = Path(directory)
     ir, config = _load(directory)
     task = get_task(ir.meta["task"])
@@ -114,7 +119,7 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     temps = [config.get("temp")] if temps is None else list(temps)
     conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
     frame = config.get("frame_period")
-    runner = runner or Runner()
+    runner = runner or Runner(timeout=sim_timeout)
     tolerances = {**TOLERANCES, **(tolerances or {})}
     rounds = len(partitions(ir)) if partitioned else 1
     start = time.perf_counter()
@@ -126,14 +131,22 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     start = time.perf_counter()
     _, traces = reference(ir, x)
     reference_s = time.perf_counter() - start
-    results = []
+    results, failed_sims = [], []
     for i, (corner, temp, seed) in enumerate(conditions):
         got = flat[i * len(x):(i + 1) * len(x)]
-        metrics = _compare(ir, task, traces, got, y)
+        done = [n for n, g in enumerate(got) if "error" not in g]
+        failed_sims += [{"corner": corner, "temp": temp, "mc_seed": seed, "sequence": n, "error": g["error"]}
+                        for n, g in enumerate(got) if "error" in g]
+        if not done and i == 0:
+            raise SimulationError(f"every sequence failed to simulate at the nominal condition; the first: "
+                                  f"{got[0]['error']}")
+        got = [got[n] for n in done]
+        metrics = _compare(ir, task, _take(traces, done), got, y[done]) if got else {}
         metrics.update({"corner": corner, "temp": temp, "mc_seed": seed, "cached": sum(g["cached"] for g in got)})
-        results.append((metrics, got))
-    nominal, got = results[0]
-    nominal.update({"sequences": len(x), "frames": int(x.shape[1]), "frame_period_s": frame,
+        results.append((metrics, got, done))
+    nominal, got, done = results[0]
+    nominal.update({"sequences": len(x), "simulated_sequences": len(got), "simulation_failures": failed_sims,
+                    "frames": int(x.shape[1]), "frame_period_s": frame,
                     "simulation": "partitioned" if partitioned else "monolithic", "partitions": rounds,
                     "wall_s": round(wall, 2), "wall_s_per_sequence": round(wall / len(flat), 2),
                     "reference_s": round(reference_s, 3),  # the behavioural model on the same sequences
@@ -146,9 +159,11 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
         ir, traces, len(x), frame, corners[0], temps[0], sweep)
     nominal["isolated_output_rms_units"] = _isolated_readout(ir, directory, config, traces, x, frame, corners[0],
                                                              temps[0], sweep)
-    nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _ in results]
+    nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _, _ in results]
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
-    _write_reports(directory / "verify", nominal, got, traces, ir, results)
+    if failed_sims:
+        nominal["failed"].append("simulations")
+    _write_reports(directory / "verify", nominal, got, _take(traces, done), ir, [m for m, _, _ in results])
     return nominal
 
 
@@ -163,7 +178,8 @@ class _Sweep:
     on_done: object
 
     def run(self, sims: list) -> list:
-        return run_all(self.runner, sims, self.jobs, self.executor, self.scheduler, self.on_done)
+        """Results, or in place of a simulation that failed its SimulationError."""
+        return run_all(self.runner, sims, self.jobs, self.executor, self.scheduler, self.on_done, keep_going=True)
 
 
 def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
@@ -173,7 +189,18 @@ def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sw
     write_netlist(ir, netlist, config, supply_probes=True)
     benches = [bench(ir, netlist, seq, frame, c, t, seed) for c, t, seed in conditions for seq in x]
     results = sweep.run([sim for sim, _ in benches])
-    return [{**samples(r, where, ir), "cached": r.cached} for r, (_, where) in zip(results, benches)]
+    return [_failed(r) if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
+            for r, (_, where) in zip(results, benches)]
+
+
+def _failed(error: SimulationError) -> dict:
+    """The sample of a simulation that failed: its error's first line, for the report."""
+    return {"error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+
+
+def _take(traces: dict, sequences: list) -> dict:
+    """The reference traces of some sequences (those that simulated)."""
+    return {layer: {k: np.asarray(v)[sequences] for k, v in signals.items()} for layer, signals in traces.items()}
 
 
 REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed cell current follows the recorded one
@@ -181,7 +208,8 @@ REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed cell current follow
 
 def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
     """Partition by partition (flows/partition.py), each replaying the cell currents recorded upstream.
-    Power is the sum over partitions: each has its own copy of the bias reference, so it reads high."""
+    Power is the sum over partitions: each has its own copy of the bias reference, so it reads high.
+    A run whose partition fails is not carried into the partitions after it."""
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
     merged = [{"states": {}, "candidates": {}, "power_W": 0.0, "power_by_block_W": {}, "cached": True} for _ in runs]
     recorded = [{} for _ in runs]
@@ -189,10 +217,14 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
     for part in partitions(ir):
         netlist = directory / "verify" / "partitions" / part.name
         write_netlist(part.ir, netlist, config, supply_probes=True)
+        live = [i for i in range(len(runs)) if "error" not in merged[i]]
         benches = [bench(part.ir, netlist, x[n], frame, c, t, seed, replay={r: recorded[i][r] for r in part.replays})
-                   for i, (c, t, seed, n) in enumerate(runs)]
+                   for c, t, seed, n in (runs[i] for i in live)]
         results = sweep.run([sim for sim, _ in benches])
-        for i, (result, (_, where)) in enumerate(zip(results, benches)):
+        for i, result, (_, where) in zip(live, results, benches):
+            if isinstance(result, SimulationError):
+                merged[i] = _failed(result)
+                continue
             got, into = samples(result, where, part.ir), merged[i]
             into["states"].update(got["states"])
             into["candidates"].update(got["candidates"])
@@ -220,10 +252,13 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
     jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
                  for cell in ir.of_kind(Bistable) if not isinstance(cell, Ladder)  # a ladder: cells/cmru.py tests
                  for n in range(sequences)]
-    results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler)
+    results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler,
+                      keep_going=True)
     agree, differ = {}, []
     scale = ir.meta["i_unit"]
     for (cell, n, _, states), result in zip(jobs_list, results):
+        if isinstance(result, SimulationError):  # reported with the network's failures; compared without it
+            continue
         got = isolated_states(result, states, traces[cell]["q"].shape[1], frame, ir.meta["vdd"])
         same = got == np.asarray(traces[cell]["q"][n])
         agree.setdefault(cell, []).append(same)
@@ -249,9 +284,13 @@ def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, 
     benches = [bench(readout.ir, netlist, x[n], frame, corner, temp,
                      replay={c: golden_outputs(ir, c, traces[c]["q"][n], frame) for c in readout.replays})
                for n in range(len(x))]
-    results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler)
-    got = np.stack([samples(r, where, readout.ir)["outputs"] for r, (_, where) in zip(results, benches)])
-    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])) ** 2)))
+    results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler,
+                      keep_going=True)
+    done = [n for n, r in enumerate(results) if not isinstance(r, SimulationError)]
+    if not done:
+        return None
+    got = np.stack([samples(results[n], benches[n][1], readout.ir)["outputs"] for n in done])
+    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2)))
 
 
 SUMMARY = ("corner", "temp", "mc_seed", "state_agreement", "prediction_agreement", "output_rms_units", "power_W")
@@ -314,7 +353,7 @@ def _float_model(ir: IR):
     return ckpt.graph, ckpt.arrays
 
 
-def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, results: list) -> None:
+def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditions: list) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _atomic(out / "report.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     _atomic(out / "report.md", markdown(metrics))
@@ -323,12 +362,13 @@ def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, results:
     state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
     spice_out = np.stack([g["outputs"] for g in got])
     _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[_per_frame_layer(ir)]["y"]))
-    if len(results) > 1:
-        _plot_conditions(out / "conditions.png", [m for m, _ in results])
+    if len(conditions) > 1:
+        _plot_conditions(out / "conditions.png", conditions)
 
 
 def markdown(metrics: dict) -> str:
-    rows = [("sequences x frames", f"{metrics['sequences']} x {metrics['frames']} (frame {metrics['frame_period_s'] * 1e3:g} ms)"),
+    rows = [("sequences x frames", f"{metrics['sequences']} x {metrics['frames']} (frame {metrics['frame_period_s'] * 1e3:g} ms)"
+             + (f"; {metrics['simulated_sequences']} simulated" if metrics["simulation_failures"] else "")),
             ("corner, temperature", f"{metrics['corner']}, {metrics['temp']:g} C"),
             ("state agreement", metrics["state_agreement"]),
             *([("level agreement (FQ-CMRU ladders)", metrics["level_agreement"])] if "level_agreement" in metrics else []),
@@ -357,6 +397,12 @@ def markdown(metrics: dict) -> str:
     verdict = "PASS" if not metrics["failed"] else "FAIL: " + ", ".join(metrics["failed"])
     lines = ["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
              "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]
+    if metrics["simulation_failures"]:
+        lines += ["## Simulations that failed (left out of the metrics)", "",
+                  "| corner | temp | Monte Carlo seed | sequence | error |", "|---|---|---|---|---|"]
+        lines += [f"| {f['corner']} | {f['temp']:g} | {f['mc_seed']} | {f['sequence']} | {f['error']} |"
+                  for f in metrics["simulation_failures"]]
+        lines.append("")
     if metrics.get("isolated_disagreements"):
         lines += ["## Cell decisions that differ alone on golden inputs", "",
                   "| cell | sequence | frame | unit | candidate | beta_lo | beta_hi | reference -> SPICE |", "|---|---|---|---|---|---|---|---|"]
@@ -434,6 +480,8 @@ def add_arguments(parser) -> None:
                         help="local: a pool of ngspice processes; dask: dask.distributed")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address (default with --executor dask: a LocalCluster of -j workers)")
+    parser.add_argument("--sim-timeout", type=float, default=None,
+                        help="seconds each simulation may run; one that runs longer fails and is reported")
     parser.add_argument("--tolerances", default=None,
                         help="YAML of metric: {min: x} / {max: x} bounds that replace the defaults")
 
@@ -441,6 +489,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.sequences < 1 or args.mc < 0 or (args.frames is not None and args.frames < 1):
         raise UsageError("--sequences and --frames must be at least 1 and --mc at least 0")
+    if args.sim_timeout is not None and args.sim_timeout <= 0:
+        raise UsageError("--sim-timeout must be a positive number of seconds")
     corners = args.corner.split(",") if args.corner else None
     for corner in corners or ():
         if corner not in CORNERS:
@@ -448,7 +498,7 @@ def run(args) -> int:
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     metrics = verify(args.directory, args.sequences, args.jobs, corners, args.temp, args.mc,
                      partitioned=args.partitioned, executor=args.executor, scheduler=args.scheduler,
-                     tolerances=tolerances, frames=args.frames)
+                     tolerances=tolerances, frames=args.frames, sim_timeout=args.sim_timeout)
     print(markdown(metrics))
     print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
     return 1 if metrics["failed"] else 0

@@ -97,11 +97,13 @@ def test_runner_rejects_unknown_benchmarks():
         bench_run.main(["no_such_benchmark"])
 
 
-def test_verify_cli_rejects_zero_frames(tmp_path):
+@pytest.mark.parametrize("bad", [{"frames": 0}, {"sim_timeout": 0.0}])
+def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, bad):
     from flows.verify import run
 
-    args = argparse.Namespace(directory=str(tmp_path), sequences=1, frames=0, mc=0, corner=None, temp=None, jobs=1,
-                              partitioned=False, executor="local", scheduler=None, tolerances=None)
+    args = argparse.Namespace(**{"directory": str(tmp_path), "sequences": 1, "frames": None, "mc": 0, "corner": None,
+                                 "temp": None, "jobs": 1, "partitioned": False, "executor": "local", "scheduler": None,
+                                 "tolerances": None, "sim_timeout": None, **bad})
     with pytest.raises(UsageError):
         run(args)
 

@@ -51,6 +51,20 @@ def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path
     assert "## Conditions" in (out / "verify" / "report.md").read_text()
 
 
+def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path):
+    out = tmp_path / "b"
+    build(small_ckpt, out, log=lambda *_: None)
+    whole = verify(out, sequences=1, frames=3, log=None)  # sequence 0, simulated and cached
+    metrics = verify(out, sequences=2, frames=3, log=None, sim_timeout=0.01)  # sequence 1 cannot finish in 10 ms
+    assert metrics["sequences"] == 2 and metrics["simulated_sequences"] == 1
+    (failure,) = metrics["simulation_failures"]
+    assert failure["sequence"] == 1 and failure["error"].startswith("SimulationTimeout")
+    assert "simulations" in metrics["failed"]
+    assert metrics["state_agreement"] == whole["state_agreement"]  # compared on sequence 0 alone
+    assert metrics["output_rms_units"] == pytest.approx(whole["output_rms_units"], rel=1e-4)
+    assert "## Simulations that failed" in (out / "verify" / "report.md").read_text()
+
+
 def test_verify_needs_a_build_directory(tmp_path):
     with pytest.raises(NotABuild, match="python -m compiler build"):
         verify(tmp_path)
