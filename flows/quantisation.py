@@ -6,8 +6,8 @@ model's task test split, with the share of test sequences on which their predict
 
 Decision margins: a memory cell whose candidate sits within TIE of a threshold is decided by the
 circuit's calibration error and mismatch, not by the model, so verification cannot expect it to agree.
-Quantisation makes such ties common when the candidates fall on a lattice that contains the bias grid
-the thresholds are programmed on (the digits models: inputs and weights on 1/16 grids).
+Quantisation makes such ties common when the candidates fall on a lattice as fine as a threshold can be
+placed (the d=4 digits model: 1/112 of a unit, 0.4-0.9 % of its thresholds; README "Ties").
 """
 
 from __future__ import annotations
