@@ -41,5 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_status
 
 
+def terminate_as_exit(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so the ngspice processes a run waits on are killed on the way
+    (compiler/ngspice.py `kill_running`)."""
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
     sys.exit(main())

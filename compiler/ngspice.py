@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -172,9 +173,15 @@ class Runner:
         sims = list(sims)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice process
             futures = [pool.submit(self.run, s) for s in sims]
-            for future in as_completed(futures):
-                if on_done is not None:
-                    on_done(future.exception() or future.result())
+            try:
+                for future in as_completed(futures):
+                    if on_done is not None:
+                        on_done(future.exception() or future.result())
+            except BaseException:  # Ctrl-C or an error: stop the queue and the running ngspice processes
+                for future in futures:
+                    future.cancel()
+                kill_running()
+                raise
             return [outcome(f.exception(), f.result, keep_going) for f in futures]
 
 
@@ -204,6 +211,23 @@ def ngspice_version(executable: str = "ngspice") -> str:
     return f"{name.group(1) if name else 'ngspice-unknown'} ({built.group(1).strip() if built else 'unknown build'})"
 
 
+_RUNNING: set[int] = set()  # process groups of the ngspice processes running now
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running() -> None:
+    """Kill every ngspice process this program started and is still waiting on. Each runs in its own
+    session (so a timeout can kill its whole group), which also hides it from Ctrl-C and from the
+    end of this program: an interrupted sweep must stop them itself."""
+    with _RUNNING_LOCK:
+        groups = list(_RUNNING)
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tuple[str, bytes, float]:
     path = shutil.which(executable)
     if path is None:
@@ -219,6 +243,8 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
             start_new_session=True,
         )
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc.pid)
         try:
             log, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -228,6 +254,12 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
                 f"ngspice ran longer than {timeout:g} s and was killed. Shorten the transient, loosen "
                 "the time step, or raise the timeout."
             ) from None
+        except BaseException:  # interrupted while waiting (Ctrl-C, SIGTERM): ngspice must not outlive it
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc.pid)
         wall = time.perf_counter() - start
         _raise_for_failure(log, proc.returncode, deck)
         if not raw.is_file() or raw.stat().st_size == 0:

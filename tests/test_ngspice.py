@@ -1,11 +1,15 @@
 """The ngspice runner against circuits whose answers are known by hand, and its named errors."""
 
 import math
+import os
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
 
+from compiler import ngspice
 from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationTimeout
 from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
 from compiler.simcache import SimCache
@@ -150,6 +154,46 @@ def test_timeout_kills_ngspice(fresh_runner):
     circuit = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"
     with pytest.raises(SimulationTimeout, match="killed"):
         fresh_runner.run(Simulation(circuit, timeout=1.0))
+
+
+def test_runner_timeout_caps_each_simulation(fresh_runner):
+    circuit = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"
+    runner = Runner(cache=fresh_runner.cache, timeout=1.0)
+    with pytest.raises(SimulationTimeout, match="1 s"):
+        runner.run(Simulation(circuit, timeout=3600))
+
+
+def test_a_failed_simulation_stays_in_its_place_when_the_sweep_keeps_going(fresh_runner):
+    good = Simulation("V1 a 0 1.8\nR1 a 0 1k\n.op")
+    slow = Simulation("V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p", timeout=1.0)
+    first, failed = Runner(cache=fresh_runner.cache).run_many([good, slow], jobs=2, keep_going=True)
+    assert first["i(v1)"][0] == pytest.approx(-1.8e-3) and isinstance(failed, SimulationTimeout)
+    with pytest.raises(SimulationTimeout):  # without keep_going the sweep fails as a whole
+        fresh_runner.run_many([good, slow], jobs=2)
+
+
+def test_an_interrupted_run_kills_its_ngspice(fresh_runner):
+    """ngspice runs in its own session, out of reach of Ctrl-C: an interruption must kill it."""
+    slow = Simulation("V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p")
+    errors = []
+    worker = threading.Thread(target=lambda: _record_error(errors, fresh_runner.run, slow))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not ngspice._RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (group,) = ngspice._RUNNING
+    ngspice.kill_running()
+    worker.join(10)
+    assert not worker.is_alive() and errors  # the run ended with an error instead of waiting an hour
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
+
+
+def _record_error(errors: list, run, sim) -> None:
+    try:
+        run(sim)
+    except Exception as error:  # noqa: BLE001 - the test inspects whatever the killed run raised
+        errors.append(error)
 
 
 def test_raw_without_results_is_rejected():
