@@ -1,7 +1,5 @@
-import signal
 import sys
 
-from compiler.cli import main, terminate_as_exit
+from compiler.cli import main
 
-signal.signal(signal.SIGTERM, terminate_as_exit)
 sys.exit(main())

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from compiler.errors import CompilerError
 
@@ -34,16 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate_as_exit) if main_thread else None
     try:
         return int(importlib.import_module(args.module).run(args) or 0)
     except CompilerError as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return error.exit_status
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def terminate_as_exit(signum, frame):
-    """SIGTERM unwinds like Ctrl-C, so the ngspice processes a run waits on are killed on the way
-    (compiler/ngspice.py `kill_running`)."""
+    """SIGTERM (a CI job's cancel, `kill`) unwinds like Ctrl-C, so the ngspice processes a run waits on
+    are killed on the way (compiler/ngspice.py `kill_running`)."""
     raise SystemExit(128 + signum)
 
 

@@ -43,6 +43,10 @@ class SimulationTimeout(SimulationError):
     """ngspice ran past its time limit and was killed."""
 
 
+class SimulationKilled(SimulationError):
+    """ngspice was stopped by a signal: the run was interrupted, or the system killed it (out of memory)."""
+
+
 class CellParameterError(UsageError):
     """A cell parameter is outside what the circuit can realise (e.g. a current outside weak inversion)."""
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationTimeout
+from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
+                             SimulationTimeout)
 from compiler.pdk import ModelLibrary, devices_in, find_models
 from compiler.simcache import SimCache, default_cache
 
@@ -171,18 +172,21 @@ class Runner:
         instead of discarding the others: one bad sequence must not cost an hour's sweep.
         """
         sims = list(sims)
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice process
-            futures = [pool.submit(self.run, s) for s in sims]
-            try:
-                for future in as_completed(futures):
-                    if on_done is not None:
-                        on_done(future.exception() or future.result())
-            except BaseException:  # Ctrl-C or an error: stop the queue and the running ngspice processes
-                for future in futures:
-                    future.cancel()
-                kill_running()
-                raise
-            return [outcome(f.exception(), f.result, keep_going) for f in futures]
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice
+                futures = [pool.submit(self.run, s) for s in sims]
+                try:
+                    for future in as_completed(futures):
+                        if on_done is not None:
+                            on_done(future.exception() or future.result())
+                except BaseException:  # Ctrl-C or an error: stop the queue and the running ngspice processes
+                    for future in futures:
+                        future.cancel()
+                    kill_running()
+                    raise
+                return [outcome(f.exception(), f.result, keep_going) for f in futures]
+        finally:
+            _STOPPING.clear()  # the pool has drained: later runs may start ngspice again
 
 
 def outcome(error: BaseException | None, result, keep_going: bool):
@@ -213,13 +217,17 @@ def ngspice_version(executable: str = "ngspice") -> str:
 
 _RUNNING: set[int] = set()  # process groups of the ngspice processes running now
 _RUNNING_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set by kill_running until its sweep drains: a worker about to start
+                               # ngspice kills it at once instead
 
 
-def kill_running() -> None:
-    """Kill every ngspice process this program started and is still waiting on. Each runs in its own
-    session (so a timeout can kill its whole group), which also hides it from Ctrl-C and from the
-    end of this program: an interrupted sweep must stop them itself."""
+def kill_running(drain: bool = True) -> None:
+    """Kill every ngspice process this program started and is still waiting on and, with `drain`, any a
+    worker starts until the interrupted `run_many` has drained. Each runs in its own session (so a
+    timeout can kill its whole group), which also hides it from Ctrl-C and from the end of this program."""
     with _RUNNING_LOCK:
+        if drain:
+            _STOPPING.set()
         groups = list(_RUNNING)
     for group in groups:
         try:
@@ -245,6 +253,8 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
         )
         with _RUNNING_LOCK:
             _RUNNING.add(proc.pid)
+            if _STOPPING.is_set():  # the sweep was interrupted while this worker was preparing
+                os.killpg(proc.pid, signal.SIGKILL)
         try:
             log, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -256,6 +266,7 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
             ) from None
         except BaseException:  # interrupted while waiting (Ctrl-C, SIGTERM): ngspice must not outlive it
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             raise
         finally:
             with _RUNNING_LOCK:
@@ -268,6 +279,9 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
 
 
 def _raise_for_failure(log: str, returncode: int, deck: str) -> None:
+    if returncode < 0:
+        raise SimulationKilled(f"ngspice was killed by {signal.Signals(-returncode).name}: the run was interrupted "
+                               "or the system stopped it (out of memory?).\n" + _tail(log))
     errors = [m.group(0).strip() for m in _ERROR.finditer(log)]
     if _CONVERGENCE.search(log) and (returncode != 0 or "simulation(s) aborted" in log.lower()):
         raise ConvergenceError(

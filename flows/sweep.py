@@ -10,7 +10,7 @@ file system and has ngspice (the simulation cache is then shared through it too)
 from __future__ import annotations
 
 from compiler.errors import UsageError
-from compiler.ngspice import Runner, outcome
+from compiler.ngspice import Runner, kill_running, outcome
 
 EXECUTORS = ("local", "dask")
 
@@ -41,9 +41,14 @@ def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", 
         raise ExecutorUnavailable(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
     with client:
         futures = client.map(runner.run, sims, pure=False)
-        for future in as_completed(futures):
-            if on_done is not None:
-                on_done(future.result() if future.status == "finished" else future.exception())
+        try:
+            for future in as_completed(futures):
+                if on_done is not None:
+                    on_done(future.result() if future.status == "finished" else future.exception())
+        except BaseException:  # interrupted: the workers' ngspice processes run in their own sessions
+            client.cancel(futures)
+            client.run(kill_running, False)
+            raise
         results = [outcome(f.exception() if f.status == "error" else None, f.result, keep_going) for f in futures]
         if not scheduler:
             client.cluster.close()

@@ -23,7 +23,8 @@ from compiler.ngspice import Simulation, Stimulus
 from compiler.passes.schedule_phases import window
 
 EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin: 1 us edges stopped ngspice
-                     # (timestep too small) on a random sequence of the CMRU network, as on the ladder bench
+                     # (timestep too small) on a random sequence of the CMRU network, as on the ladder bench;
+EDGE_SHARE = 1e-3    # at most this share of a frame (frames shorter than 10 ms)
 SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
 OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
                      # readout whose receivers all carry zero floats (the small test network's two first
@@ -42,13 +43,17 @@ class Bench:
 
 
 def _pwl(values: np.ndarray, period: float, scale: float, at: float = 0.0) -> tuple[tuple, tuple]:
-    """Piecewise-constant frames: each value is reached EDGE after `at` (a fraction of the frame) into
+    """Piecewise-constant frames: each value is reached an edge after `at` (a fraction of the frame) into
     its frame and held until as far into the next."""
     times, levels = [0.0], [0.0]
     for t, v in enumerate(values):
-        times += [(t + at) * period + EDGE, (t + 1 + at) * period]
+        times += [(t + at) * period + _edge(period), (t + 1 + at) * period]
         levels += [float(v) * scale] * 2
     return tuple(times), tuple(levels)
+
+
+def _edge(period: float) -> float:
+    return min(EDGE, EDGE_SHARE * period)
 
 
 def golden_outputs(ir: IR, cell: str, q: np.ndarray, period: float) -> list[tuple[tuple, tuple]]:
@@ -66,7 +71,7 @@ def _phase_pwl(phase: int, phases: int, frames: int, period: float, vdd: float) 
     times, levels = [0.0], [0.0]
     for t in range(frames):
         for at, level in ((rise, vdd), (fall, 0.0)):
-            times += [(t + at) * period, (t + at) * period + EDGE]
+            times += [(t + at) * period, (t + at) * period + _edge(period)]
             levels += [levels[-1], level]
     return tuple(times), tuple(levels)
 

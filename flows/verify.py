@@ -12,6 +12,7 @@ fails, but the other sequences are still compared: the metrics cover the sequenc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -119,7 +120,9 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     temps = [config.get("temp")] if temps is None else list(temps)
     conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
     frame = config.get("frame_period")
-    runner = runner or Runner(timeout=sim_timeout)
+    runner = runner or Runner()
+    if sim_timeout is not None:
+        runner = dataclasses.replace(runner, timeout=sim_timeout)
     tolerances = {**TOLERANCES, **(tolerances or {})}
     rounds = len(partitions(ir)) if partitioned else 1
     start = time.perf_counter()
@@ -135,18 +138,18 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     for i, (corner, temp, seed) in enumerate(conditions):
         got = flat[i * len(x):(i + 1) * len(x)]
         done = [n for n, g in enumerate(got) if "error" not in g]
-        failed_sims += [{"corner": corner, "temp": temp, "mc_seed": seed, "sequence": n, "error": g["error"]}
-                        for n, g in enumerate(got) if "error" in g]
+        failed_sims += [{"corner": corner, "temp": temp, "mc_seed": seed, "sequence": n, "bench": g["bench"],
+                         "error": g["error"]} for n, g in enumerate(got) if "error" in g]
         if not done and i == 0:
             raise SimulationError(f"every sequence failed to simulate at the nominal condition; the first: "
                                   f"{got[0]['error']}")
         got = [got[n] for n in done]
-        metrics = _compare(ir, task, _take(traces, done), got, y[done]) if got else {}
-        metrics.update({"corner": corner, "temp": temp, "mc_seed": seed, "cached": sum(g["cached"] for g in got)})
+        metrics = _compare(ir, task, _take(traces, done), got, y[done], done) if got else {}
+        metrics.update({"corner": corner, "temp": temp, "mc_seed": seed, "simulated_sequences": len(got),
+                        "cached": sum(g["cached"] for g in got)})
         results.append((metrics, got, done))
     nominal, got, done = results[0]
-    nominal.update({"sequences": len(x), "simulated_sequences": len(got), "simulation_failures": failed_sims,
-                    "frames": int(x.shape[1]), "frame_period_s": frame,
+    nominal.update({"sequences": len(x), "frames": int(x.shape[1]), "frame_period_s": frame,
                     "simulation": "partitioned" if partitioned else "monolithic", "partitions": rounds,
                     "wall_s": round(wall, 2), "wall_s_per_sequence": round(wall / len(flat), 2),
                     "reference_s": round(reference_s, 3),  # the behavioural model on the same sequences
@@ -155,15 +158,18 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     if task.pool:
         float_out, _ = apply(*_float_model(ir), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
-    nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"] = _isolated(
+    nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed = _isolated(
         ir, traces, len(x), frame, corners[0], temps[0], sweep)
-    nominal["isolated_output_rms_units"] = _isolated_readout(ir, directory, config, traces, x, frame, corners[0],
-                                                             temps[0], sweep)
+    failed_sims += failed
+    nominal["isolated_output_rms_units"], failed = _isolated_readout(ir, directory, config, traces, x, frame,
+                                                                     corners[0], temps[0], sweep)
+    failed_sims += failed
+    nominal["simulation_failures"] = failed_sims
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _, _ in results]
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
     if failed_sims:
         nominal["failed"].append("simulations")
-    _write_reports(directory / "verify", nominal, got, _take(traces, done), ir, [m for m, _, _ in results])
+    _write_reports(directory / "verify", nominal, got, _take(traces, done), ir, [m for m, _, _ in results], done[0])
     return nominal
 
 
@@ -189,13 +195,13 @@ def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sw
     write_netlist(ir, netlist, config, supply_probes=True)
     benches = [bench(ir, netlist, seq, frame, c, t, seed) for c, t, seed in conditions for seq in x]
     results = sweep.run([sim for sim, _ in benches])
-    return [_failed(r) if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
+    return [_failed(r, "network") if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
             for r, (_, where) in zip(results, benches)]
 
 
-def _failed(error: SimulationError) -> dict:
-    """The sample of a simulation that failed: its error's first line, for the report."""
-    return {"error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+def _failed(error: SimulationError, bench_name: str) -> dict:
+    """The sample of a simulation that failed: which bench, and its error's first line, for the report."""
+    return {"bench": bench_name, "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
 
 
 def _take(traces: dict, sequences: list) -> dict:
@@ -223,7 +229,7 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
         results = sweep.run([sim for sim, _ in benches])
         for i, result, (_, where) in zip(live, results, benches):
             if isinstance(result, SimulationError):
-                merged[i] = _failed(result)
+                merged[i] = _failed(result, f"partition {part.name}")
                 continue
             got, into = samples(result, where, part.ir), merged[i]
             into["states"].update(got["states"])
@@ -244,20 +250,23 @@ ISOLATED_LISTED = 50  # isolated disagreements listed in the report (the agreeme
 
 
 def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: float,
-              sweep: _Sweep) -> tuple[dict, list]:
+              sweep: _Sweep) -> tuple[dict, list, list]:
     """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
     the layers before it propagate. Compared with the in-network agreement it locates a fault. Also the
     decisions that differ, with the candidate and the unit's realised thresholds (units): a candidate
-    within the calibration error of a threshold is a tie the circuit cannot be expected to break alike."""
+    within the calibration error of a threshold is a tie the circuit cannot be expected to break alike.
+    Last, the simulations that failed (left out of the agreement)."""
     jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
                  for cell in ir.of_kind(Bistable) if not isinstance(cell, Ladder)  # a ladder: cells/cmru.py tests
                  for n in range(sequences)]
     results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler,
                       keep_going=True)
-    agree, differ = {}, []
+    agree, differ, failed = {}, [], []
     scale = ir.meta["i_unit"]
     for (cell, n, _, states), result in zip(jobs_list, results):
-        if isinstance(result, SimulationError):  # reported with the network's failures; compared without it
+        if isinstance(result, SimulationError):
+            failed.append({"corner": corner, "temp": temp, "mc_seed": None, "sequence": n,
+                           **_failed(result, f"{cell} alone on golden inputs")})
             continue
         got = isolated_states(result, states, traces[cell]["q"].shape[1], frame, ir.meta["vdd"])
         same = got == np.asarray(traces[cell]["q"][n])
@@ -269,16 +278,17 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
                            "candidate_units": round(float(traces[cell]["h"][n][t, k]), 5),
                            "beta_hi_units": round(stage.thresh[k] / scale, 5),
                            "beta_lo_units": round((stage.thresh[k] - stage.width[k]) / scale, 5)})
-    return {cell: float(np.mean(a)) for cell, a in agree.items()}, differ
+    return {cell: float(np.mean(a)) for cell, a in agree.items()}, differ, failed
 
 
 def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float,
-                      sweep: _Sweep) -> float | None:
+                      sweep: _Sweep) -> tuple[float | None, list]:
     """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
-    error the readout makes by itself, next to the one it shows inside the network."""
+    error the readout makes by itself, next to the one it shows inside the network; and the simulations
+    that failed."""
     readout = partitions(ir)[-1]
     if not readout.replays:
-        return None
+        return None, []
     netlist = directory / "verify" / "isolated" / READOUT
     write_netlist(readout.ir, netlist, config)
     benches = [bench(readout.ir, netlist, x[n], frame, corner, temp,
@@ -286,18 +296,22 @@ def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, 
                for n in range(len(x))]
     results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler,
                       keep_going=True)
+    failed = [{"corner": corner, "temp": temp, "mc_seed": None, "sequence": n, **_failed(r, "readout alone")}
+              for n, r in enumerate(results) if isinstance(r, SimulationError)]
     done = [n for n, r in enumerate(results) if not isinstance(r, SimulationError)]
     if not done:
-        return None
+        return None, failed
     got = np.stack([samples(results[n], benches[n][1], readout.ir)["outputs"] for n in done])
-    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2)))
+    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2))), failed
 
 
-SUMMARY = ("corner", "temp", "mc_seed", "state_agreement", "prediction_agreement", "output_rms_units", "power_W")
+SUMMARY = ("corner", "temp", "mc_seed", "simulated_sequences", "state_agreement", "prediction_agreement",
+           "output_rms_units", "power_W")
 
 
-def _compare(ir: IR, task, traces, got: list, y) -> dict:
-    """DOMAIN.md section 6 metrics of one condition's samples against the reference traces."""
+def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
+    """DOMAIN.md section 6 metrics of one condition's samples against the reference traces (`sequences`:
+    the test sequence each sample is of)."""
     ref_out = np.asarray(traces[_per_frame_layer(ir)]["y"])
     spice_out = np.stack([g["outputs"] for g in got])
     cells = list(got[0]["states"])
@@ -323,18 +337,18 @@ def _compare(ir: IR, task, traces, got: list, y) -> dict:
                         "circuit_accuracy": float(np.mean(spice_pred == y)),
                         "reference_accuracy": float(np.mean(ref_pred == y)),
                         "disagreements": _disagreements(ref_out.mean(axis=1) if task.pool else ref_out[:, -1],
-                                                        spice_pred, agree)})
+                                                        spice_pred, agree, sequences)})
     return metrics
 
 
-def _disagreements(ref_scores, spice_pred, agree: dict) -> list[dict]:
+def _disagreements(ref_scores, spice_pred, agree: dict, sequences: list) -> list[dict]:
     """Each sequence whose SPICE prediction differs: the reference's margin (top score minus the runner-up,
     units) and how many cell states differed. States that all agree point at the readout's own error against
     a small margin; a differing state points at a cell decision upstream."""
     ranked = np.sort(ref_scores, -1)
     rows = []
     for n in np.flatnonzero(np.argmax(ref_scores, -1) != spice_pred):
-        rows.append({"sequence": int(n), "reference": int(np.argmax(ref_scores[n])), "spice": int(spice_pred[n]),
+        rows.append({"sequence": int(sequences[n]), "reference": int(np.argmax(ref_scores[n])), "spice": int(spice_pred[n]),
                      "reference_margin_units": round(float(ranked[n, -1] - ranked[n, -2]), 4),
                      "state_mismatches": {c: int(np.sum(~a[n])) for c, a in agree.items()}})
     return rows
@@ -353,7 +367,8 @@ def _float_model(ir: IR):
     return ckpt.graph, ckpt.arrays
 
 
-def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditions: list) -> None:
+def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditions: list, first: int) -> None:
+    """report.json, report.md and the plots; `first` is the test sequence of got[0] (the traces plot's)."""
     out.mkdir(parents=True, exist_ok=True)
     _atomic(out / "report.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     _atomic(out / "report.md", markdown(metrics))
@@ -361,7 +376,7 @@ def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditio
     state_spice = {c: np.stack([g["states"][c] for g in got]) for c in cells}
     state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
     spice_out = np.stack([g["outputs"] for g in got])
-    _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[_per_frame_layer(ir)]["y"]))
+    _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[_per_frame_layer(ir)]["y"]), first)
     if len(conditions) > 1:
         _plot_conditions(out / "conditions.png", conditions)
 
@@ -399,8 +414,8 @@ def markdown(metrics: dict) -> str:
              "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]
     if metrics["simulation_failures"]:
         lines += ["## Simulations that failed (left out of the metrics)", "",
-                  "| corner | temp | Monte Carlo seed | sequence | error |", "|---|---|---|---|---|"]
-        lines += [f"| {f['corner']} | {f['temp']:g} | {f['mc_seed']} | {f['sequence']} | {f['error']} |"
+                  "| corner | temp | Monte Carlo seed | sequence | bench | error |", "|---|---|---|---|---|---|"]
+        lines += [f"| {f['corner']} | {f['temp']:g} | {f['mc_seed']} | {f['sequence']} | {f['bench']} | {f['error']} |"
                   for f in metrics["simulation_failures"]]
         lines.append("")
     if metrics.get("isolated_disagreements"):
@@ -443,7 +458,7 @@ def _save(fig, path: Path, plt) -> None:
     os.replace(tmp, path)
 
 
-def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
+def _plot(path: Path, state_spice, state_ref, spice_out, ref_out, sequence: int) -> None:
     plt = agg_pyplot()
     cells = list(state_spice)
     fig, axes = plt.subplots(1 + len(cells), 1, figsize=(8, 2.2 * (1 + len(cells))), squeeze=False)
@@ -451,7 +466,7 @@ def _plot(path: Path, state_spice, state_ref, spice_out, ref_out) -> None:
     for k in range(spice_out.shape[2]):
         line, = axes[0, 0].plot(frames, spice_out[0, :, k], "o-", ms=3)
         axes[0, 0].plot(frames, ref_out[0, :, k], "--", color=line.get_color())
-    axes[0, 0].set_title("sequence 0: output currents (units), SPICE (o-) vs reference (--)")
+    axes[0, 0].set_title(f"sequence {sequence}: output currents (units), SPICE (o-) vs reference (--)")
     for ax, c in zip(axes[1:, 0], cells):
         ax.imshow(np.concatenate([state_spice[c][0].T, state_ref[c][0].T]), aspect="auto", cmap="Greys",
                   interpolation="nearest")

@@ -3,6 +3,7 @@
 import math
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 
 from compiler import ngspice
-from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationTimeout
+from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationKilled, SimulationTimeout
 from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
 from compiler.simcache import SimCache
 
 U_T = 0.025865  # kT/q at 27 C
+SLOW = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"  # hours of time steps
 
 
 def test_resistor_divider_matches_ohms_law(fresh_runner):
@@ -151,49 +153,84 @@ def test_non_convergence_is_a_named_error(fresh_runner):
 
 
 def test_timeout_kills_ngspice(fresh_runner):
-    circuit = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"
     with pytest.raises(SimulationTimeout, match="killed"):
-        fresh_runner.run(Simulation(circuit, timeout=1.0))
+        fresh_runner.run(Simulation(SLOW, timeout=1.0))
 
 
 def test_runner_timeout_caps_each_simulation(fresh_runner):
-    circuit = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"
     runner = Runner(cache=fresh_runner.cache, timeout=1.0)
     with pytest.raises(SimulationTimeout, match="1 s"):
-        runner.run(Simulation(circuit, timeout=3600))
+        runner.run(Simulation(SLOW, timeout=3600))
 
 
 def test_a_failed_simulation_stays_in_its_place_when_the_sweep_keeps_going(fresh_runner):
     good = Simulation("V1 a 0 1.8\nR1 a 0 1k\n.op")
-    slow = Simulation("V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p", timeout=1.0)
+    slow = Simulation(SLOW, timeout=1.0)
     first, failed = Runner(cache=fresh_runner.cache).run_many([good, slow], jobs=2, keep_going=True)
     assert first["i(v1)"][0] == pytest.approx(-1.8e-3) and isinstance(failed, SimulationTimeout)
     with pytest.raises(SimulationTimeout):  # without keep_going the sweep fails as a whole
         fresh_runner.run_many([good, slow], jobs=2)
 
 
-def test_an_interrupted_run_kills_its_ngspice(fresh_runner):
-    """ngspice runs in its own session, out of reach of Ctrl-C: an interruption must kill it."""
-    slow = Simulation("V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p")
-    errors = []
-    worker = threading.Thread(target=lambda: _record_error(errors, fresh_runner.run, slow))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while not ngspice._RUNNING and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (group,) = ngspice._RUNNING
-    ngspice.kill_running()
-    worker.join(10)
-    assert not worker.is_alive() and errors  # the run ended with an error instead of waiting an hour
+def test_an_interrupted_sweep_kills_its_ngspice(fresh_runner):
+    """ngspice runs in its own session, out of reach of Ctrl-C: an interrupted sweep must kill it."""
+    quick = Simulation("V1 a 0 1.8\nR1 a 0 1k\n.op")
+    groups = []
+
+    def interrupt(_):  # Ctrl-C as the first result comes in, with the slow runs started or queued
+        groups.extend(ngspice._RUNNING)
+        raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        fresh_runner.run_many([quick, Simulation(SLOW), Simulation(SLOW + "\n* another")], jobs=2, on_done=interrupt)
+    assert time.monotonic() - start < 60 and not ngspice._RUNNING and groups
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
+    assert fresh_runner.run(quick)["i(v1)"][0] == pytest.approx(-1.8e-3)  # and the next run is not refused
+
+
+def test_an_interrupted_run_kills_its_ngspice_and_a_killed_one_is_named(fresh_runner):
+    groups = []
+
+    def interrupt(signum, frame):
+        groups.extend(ngspice._RUNNING)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fresh_runner.run(Simulation(SLOW))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    (group,) = groups
     with pytest.raises(ProcessLookupError):
         os.killpg(group, 0)
 
 
-def _record_error(errors: list, run, sim) -> None:
+def test_ngspice_killed_from_outside_is_a_simulation_error_not_a_netlist_error(fresh_runner):
+    result = []
+    worker = threading.Thread(target=lambda: result.append(_error_of(fresh_runner.run, Simulation(SLOW))))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not ngspice._RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for group in list(ngspice._RUNNING):
+        os.killpg(group, signal.SIGKILL)  # what the out-of-memory killer does
+    worker.join(30)
+    (error,) = result
+    assert isinstance(error, SimulationKilled) and "SIGKILL" in str(error)
+
+
+def _error_of(run, sim):
     try:
         run(sim)
-    except Exception as error:  # noqa: BLE001 - the test inspects whatever the killed run raised
-        errors.append(error)
+    except Exception as error:  # noqa: BLE001 - the test inspects what the killed run raised
+        return error
+    return None
 
 
 def test_raw_without_results_is_rejected():

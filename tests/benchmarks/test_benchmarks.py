@@ -97,14 +97,14 @@ def test_runner_rejects_unknown_benchmarks():
         bench_run.main(["no_such_benchmark"])
 
 
-@pytest.mark.parametrize("bad", [{"frames": 0}, {"sim_timeout": 0.0}])
-def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, bad):
+@pytest.mark.parametrize("bad, message", [({"frames": 0}, "--frames"), ({"sim_timeout": 0.0}, "--sim-timeout")])
+def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, bad, message):
     from flows.verify import run
 
     args = argparse.Namespace(**{"directory": str(tmp_path), "sequences": 1, "frames": None, "mc": 0, "corner": None,
                                  "temp": None, "jobs": 1, "partitioned": False, "executor": "local", "scheduler": None,
                                  "tolerances": None, "sim_timeout": None, **bad})
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=message):
         run(args)
 
 

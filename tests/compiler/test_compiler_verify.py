@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from compiler.ir import IR
+from compiler.ngspice import Runner
+from compiler.simcache import SimCache
 from flows.build import build
 from flows.verify import NotABuild, _disagreements, verify
 
@@ -54,11 +56,15 @@ def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path
 def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
-    whole = verify(out, sequences=1, frames=3, log=None)  # sequence 0, simulated and cached
-    metrics = verify(out, sequences=2, frames=3, log=None, sim_timeout=0.01)  # sequence 1 cannot finish in 10 ms
+    runner = Runner(cache=SimCache(tmp_path / "cache"))
+    whole = verify(out, sequences=1, frames=3, log=None, runner=runner)  # sequence 0, simulated and cached
+    metrics = verify(out, sequences=2, frames=3, log=None, runner=runner, sim_timeout=0.01)  # 1 can't finish in 10 ms
     assert metrics["sequences"] == 2 and metrics["simulated_sequences"] == 1
-    (failure,) = metrics["simulation_failures"]
-    assert failure["sequence"] == 1 and failure["error"].startswith("SimulationTimeout")
+    failures = metrics["simulation_failures"]  # the network and the isolated benches of sequence 1 not cached
+    assert {f["sequence"] for f in failures} == {1} and all(f["error"].startswith("SimulationTimeout") for f in failures)
+    benches = {f["bench"] for f in failures}  # (a bench whose golden inputs equal sequence 0's is a cache hit)
+    assert {"network", "cell1 alone on golden inputs"} <= benches <= {
+        "network", "cell1 alone on golden inputs", "cell2 alone on golden inputs", "readout alone"}
     assert "simulations" in metrics["failed"]
     assert metrics["state_agreement"] == whole["state_agreement"]  # compared on sequence 0 alone
     assert metrics["output_rms_units"] == pytest.approx(whole["output_rms_units"], rel=1e-4)
@@ -72,8 +78,9 @@ def test_verify_needs_a_build_directory(tmp_path):
 
 def test_a_prediction_disagreement_names_the_sequence_its_margin_and_the_states_that_differed():
     ref_scores = np.array([[0.1, 2.0, 0.5], [1.0, 1.2, 0.0], [3.0, 0.0, 0.0]])
-    spice_pred = np.array([1, 0, 0])   # sequence 1 flipped: its reference margin was 0.2 units
+    spice_pred = np.array([1, 0, 0])   # the second flipped: its reference margin was 0.2 units
     agree = {"cell1": np.array([[True, True], [True, False], [True, True]]), "cell2": np.ones((3, 2), bool)}
-    assert _disagreements(ref_scores, spice_pred, agree) == [
-        {"sequence": 1, "reference": 1, "spice": 0, "reference_margin_units": 0.2,
+    simulated = [0, 2, 3]  # test sequence 1 failed to simulate: the rows name test sequences, not positions
+    assert _disagreements(ref_scores, spice_pred, agree, simulated) == [
+        {"sequence": 2, "reference": 1, "spice": 0, "reference_margin_units": 0.2,
          "state_mismatches": {"cell1": 1, "cell2": 0}}]
