@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.errors import SimulationError
 from compiler.ngspice import Runner
 from compiler.simcache import SimCache
 
@@ -111,6 +112,9 @@ def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dic
     start = time.perf_counter()
     metrics = verify(directory, sequences, jobs, frames=frames, partitioned=partitioned,
                      runner=Runner(cache=SimCache(cache)), log=None)
+    if metrics["simulation_failures"]:  # a time over fewer simulations than asked would mislead
+        raise SimulationError(f"{len(metrics['simulation_failures'])} simulations failed in a benchmark's "
+                              f"verification of {directory}: {metrics['simulation_failures'][0]['error']}")
     return {**metrics, "command_s": time.perf_counter() - start}  # all of it: SPICE, reference, reports
 
 
