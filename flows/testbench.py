@@ -22,9 +22,9 @@ from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
 from compiler.ngspice import Simulation, Stimulus
 from compiler.passes.schedule_phases import window
 
-EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin: 1 us edges stopped ngspice
-                     # (timestep too small) on a random sequence of the CMRU network, as on the ladder bench;
-EDGE_SHARE = 1e-3    # at most this share of a frame (frames shorter than 10 ms)
+EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin, as on the ladder bench
+                     # (cells/cmru.py): 1 us edges stopped ngspice (timestep too small) there
+EDGE_SHARE = 1e-3    # and at most this share of a frame, so frames under 10 ms keep rising times
 SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
 OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
                      # readout whose receivers all carry zero floats (the small test network's two first

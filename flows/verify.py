@@ -138,8 +138,7 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     for i, (corner, temp, seed) in enumerate(conditions):
         got = flat[i * len(x):(i + 1) * len(x)]
         done = [n for n, g in enumerate(got) if "error" not in g]
-        failed_sims += [{"corner": corner, "temp": temp, "mc_seed": seed, "sequence": n, "bench": g["bench"],
-                         "error": g["error"]} for n, g in enumerate(got) if "error" in g]
+        failed_sims += [g for g in got if "error" in g]
         if not done and i == 0:
             raise SimulationError(f"every sequence failed to simulate at the nominal condition; the first: "
                                   f"{got[0]['error']}")
@@ -158,13 +157,11 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     if task.pool:
         float_out, _ = apply(*_float_model(ir), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
-    nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed = _isolated(
+    nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed_cells = _isolated(
         ir, traces, len(x), frame, corners[0], temps[0], sweep)
-    failed_sims += failed
-    nominal["isolated_output_rms_units"], failed = _isolated_readout(ir, directory, config, traces, x, frame,
-                                                                     corners[0], temps[0], sweep)
-    failed_sims += failed
-    nominal["simulation_failures"] = failed_sims
+    nominal["isolated_output_rms_units"], failed_readout = _isolated_readout(ir, directory, config, traces, x, frame,
+                                                                             corners[0], temps[0], sweep)
+    nominal["simulation_failures"] = failed_sims + failed_cells + failed_readout
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _, _ in results]
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
     if failed_sims:
@@ -193,15 +190,17 @@ def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sw
     a 0 V supply probe per block (verify/netlist/), so SPICE gives the power of each block."""
     netlist = directory / "verify" / "netlist"
     write_netlist(ir, netlist, config, supply_probes=True)
-    benches = [bench(ir, netlist, seq, frame, c, t, seed) for c, t, seed in conditions for seq in x]
+    runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
+    benches = [bench(ir, netlist, x[n], frame, c, t, seed) for c, t, seed, n in runs]
     results = sweep.run([sim for sim, _ in benches])
-    return [_failed(r, "network") if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
-            for r, (_, where) in zip(results, benches)]
+    return [_failed(r, "network", *run) if isinstance(r, SimulationError)
+            else {**samples(r, where, ir), "cached": r.cached} for r, (_, where), run in zip(results, benches, runs)]
 
 
-def _failed(error: SimulationError, bench_name: str) -> dict:
-    """The sample of a simulation that failed: which bench, and its error's first line, for the report."""
-    return {"bench": bench_name, "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
+def _failed(error: SimulationError, bench_name: str, corner: str, temp: float, seed, sequence: int) -> dict:
+    """A report row for a simulation that failed: its condition, sequence, bench and error's first line."""
+    return {"corner": corner, "temp": temp, "mc_seed": seed, "sequence": sequence, "bench": bench_name,
+            "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
 
 
 def _take(traces: dict, sequences: list) -> dict:
@@ -224,12 +223,12 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
         netlist = directory / "verify" / "partitions" / part.name
         write_netlist(part.ir, netlist, config, supply_probes=True)
         live = [i for i in range(len(runs)) if "error" not in merged[i]]
-        benches = [bench(part.ir, netlist, x[n], frame, c, t, seed, replay={r: recorded[i][r] for r in part.replays})
-                   for c, t, seed, n in (runs[i] for i in live)]
+        benches = [bench(part.ir, netlist, x[runs[i][3]], frame, *runs[i][:3],
+                         replay={r: recorded[i][r] for r in part.replays}) for i in live]
         results = sweep.run([sim for sim, _ in benches])
         for i, result, (_, where) in zip(live, results, benches):
             if isinstance(result, SimulationError):
-                merged[i] = _failed(result, f"partition {part.name}")
+                merged[i] = _failed(result, f"partition {part.name}", *runs[i])
                 continue
             got, into = samples(result, where, part.ir), merged[i]
             into["states"].update(got["states"])
@@ -265,8 +264,7 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
     scale = ir.meta["i_unit"]
     for (cell, n, _, states), result in zip(jobs_list, results):
         if isinstance(result, SimulationError):
-            failed.append({"corner": corner, "temp": temp, "mc_seed": None, "sequence": n,
-                           **_failed(result, f"{cell} alone on golden inputs")})
+            failed.append(_failed(result, f"{cell} alone on golden inputs", corner, temp, None, n))
             continue
         got = isolated_states(result, states, traces[cell]["q"].shape[1], frame, ir.meta["vdd"])
         same = got == np.asarray(traces[cell]["q"][n])
@@ -296,8 +294,8 @@ def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, 
                for n in range(len(x))]
     results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler,
                       keep_going=True)
-    failed = [{"corner": corner, "temp": temp, "mc_seed": None, "sequence": n, **_failed(r, "readout alone")}
-              for n, r in enumerate(results) if isinstance(r, SimulationError)]
+    failed = [_failed(r, "readout alone", corner, temp, None, n) for n, r in enumerate(results)
+              if isinstance(r, SimulationError)]
     done = [n for n, r in enumerate(results) if not isinstance(r, SimulationError)]
     if not done:
         return None, failed

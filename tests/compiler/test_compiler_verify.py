@@ -53,18 +53,21 @@ def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path
     assert "## Conditions" in (out / "verify" / "report.md").read_text()
 
 
-def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path):
+@pytest.mark.parametrize("partitioned, network", [(False, "network"), (True, "partition cell1")])
+def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path, partitioned,
+                                                                               network):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     runner = Runner(cache=SimCache(tmp_path / "cache"))
-    whole = verify(out, sequences=1, frames=3, log=None, runner=runner)  # sequence 0, simulated and cached
-    metrics = verify(out, sequences=2, frames=3, log=None, runner=runner, sim_timeout=0.01)  # 1 can't finish in 10 ms
+    kwargs = {"frames": 3, "log": None, "runner": runner, "partitioned": partitioned}
+    whole = verify(out, sequences=1, **kwargs)  # sequence 0, simulated and cached
+    metrics = verify(out, sequences=2, sim_timeout=0.01, **kwargs)  # sequence 1 cannot finish in 10 ms
     assert metrics["sequences"] == 2 and metrics["simulated_sequences"] == 1
     failures = metrics["simulation_failures"]  # the network and the isolated benches of sequence 1 not cached
     assert {f["sequence"] for f in failures} == {1} and all(f["error"].startswith("SimulationTimeout") for f in failures)
-    benches = {f["bench"] for f in failures}  # (a bench whose golden inputs equal sequence 0's is a cache hit)
-    assert {"network", "cell1 alone on golden inputs"} <= benches <= {
-        "network", "cell1 alone on golden inputs", "cell2 alone on golden inputs", "readout alone"}
+    benches = [f["bench"] for f in failures]  # a partitioned run stops at its first failed partition
+    assert benches.count(network) == 1 and "cell1 alone on golden inputs" in benches
+    assert set(benches) <= {network, "cell1 alone on golden inputs", "cell2 alone on golden inputs", "readout alone"}
     assert "simulations" in metrics["failed"]
     assert metrics["state_agreement"] == whole["state_agreement"]  # compared on sequence 0 alone
     assert metrics["output_rms_units"] == pytest.approx(whole["output_rms_units"], rel=1e-4)
