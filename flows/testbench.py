@@ -19,8 +19,9 @@ import numpy as np
 
 from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
 from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
-from compiler.ngspice import Simulation, Stimulus
+from compiler.ngspice import MANDATORY_OPTIONS, Simulation, Stimulus
 from compiler.passes.schedule_phases import window
+from cells import cmru
 
 EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin, as on the ladder bench
                      # (cells/cmru.py): 1 us edges stopped ngspice (timestep too small) there
@@ -115,8 +116,9 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
         ".save " + " ".join(saves),
         f".tran {frame_period / 200:g} {frames * frame_period:g} 0 {frame_period / 50:g}",
     ]
+    options = cmru.OPTIONS if ir.of_kind(Ladder) else MANDATORY_OPTIONS
     sim = Simulation("\n".join(lines), title="verification bench", corner=corner, temp=temp, mc_seed=mc_seed,
-                     stimuli=tuple(stimuli), timeout=3600)
+                     stimuli=tuple(stimuli), options=options, timeout=3600)
     sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
     return sim, Bench(states, candidates, outputs, sample_times, blocks)
 
@@ -125,9 +127,7 @@ def _state_nodes(cell, k: int) -> tuple:
     """The node `b` of a bistable unit, or those of its ladder's stages (an FQ-CMRU unit: level = count set)."""
     base = f"v(xnet.x{net(cell.name, k)}"
     if isinstance(cell, Ladder):
-        from cells.cmru import state_node
-
-        return tuple(f"{base}.{state_node(j)})" for j in range(1, cell.levels + 1))
+        return tuple(f"{base}.{cmru.state_node(j)})" for j in range(1, cell.levels + 1))
     return (f"{base}.b)",)
 
 

@@ -73,3 +73,18 @@ def test_build_and_verify_the_event_counting_model(tmp_path):
     build(ZOO, tmp_path / "b", layout=False, log=None)
     m = verify(tmp_path / "b", sequences=1, jobs=1, log=None)
     assert m["level_agreement"] >= 0.99 and m["prediction_agreement"] == 1.0
+
+
+def test_ladder_benches_tie_every_node_weakly_to_ground(tmp_path, small_ckpt):
+    """A ladder's switched-off series switches leave nodes that only junctions hold: its decks add rshunt
+    (cells/cmru.py OPTIONS), a network of bistable cells keeps the mandatory options alone."""
+    from compiler.backends.spice import write_netlist
+    from compiler.ir import CurrentInput
+    from compiler.ngspice import MANDATORY_OPTIONS
+    from flows.testbench import bench
+
+    for path, options in ((ZOO, cmru.OPTIONS), (small_ckpt, MANDATORY_OPTIONS)):
+        ir, _ = run_pipeline(lower(load_network(path)), CONFIG)
+        write_netlist(ir, tmp_path / path.stem, CONFIG)
+        sim, _ = bench(ir, tmp_path / path.stem, np.zeros((2, ir.of_kind(CurrentInput)[0].size)), 0.01)
+        assert sim.options == options and sim.deck().count(".option rshunt=1e15") == (options == cmru.OPTIONS)
