@@ -69,13 +69,13 @@ K_MAX = 16
 W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (saturating comparators)
 MAX_RATIO = 64
 W_CLEAR, L_CLEAR = 1.0, 4.0    # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
-# The simulator options of every deck holding a ladder: 1e-15 S from each node to ground (at most 1.8 fA,
-# 0.004 % of the zoo model's 47 pA DPI leak). The ladder's series switches (keepers, block, pin and clear
-# switches) leave nodes that only junction leakage holds while they are off, and the network transient was
-# lost at a phase edge there ("timestep too small" in 3 of 6 event-counting sequences). On a restart of the
-# failing edge, 1e17 ohm still failed and 1e16 ohm passed; 1e15 ohm cured that sequence, not the other two
-# (cells/README).
-OPTIONS = MANDATORY_OPTIONS + "\n.option rshunt=1e15"
+# The simulator options of every deck holding a ladder: 1e-13 S from each node to ground (at most 0.18 pA,
+# 0.4 % of the zoo model's 47 pA DPI leak, less on the DPI capacitor at a few hundred mV). The ladder's
+# series switches (keepers, block, pin and clear switches) leave nodes that only junction leakage holds
+# while they are off, and the network transient was lost at a phase edge there ("timestep too small" in 3
+# of 6 event-counting sequences). On a restart of the failing edge, 1e17 ohm still failed and 1e16 ohm
+# passed; 1e15 ohm cured that sequence but not the other two, 1e13 ohm all three (cells/README).
+OPTIONS = MANDATORY_OPTIONS + "\n.option rshunt=1e13"
 
 TEMPLATE = """\
 * FQ-CMRU ladder, K = {{ K }} levels, DPI C = {{ c_pf }} pF, pin x{{ n_pin }}

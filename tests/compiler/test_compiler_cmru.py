@@ -87,4 +87,4 @@ def test_ladder_benches_tie_every_node_weakly_to_ground(tmp_path, small_ckpt):
         ir, _ = run_pipeline(lower(load_network(path)), CONFIG)
         write_netlist(ir, tmp_path / path.stem, CONFIG)
         sim, _ = bench(ir, tmp_path / path.stem, np.zeros((2, ir.of_kind(CurrentInput)[0].size)), 0.01)
-        assert sim.options == options and sim.deck().count(".option rshunt=1e15") == (options == cmru.OPTIONS)
+        assert sim.options == options and sim.deck().count(".option rshunt=1e13") == (options == cmru.OPTIONS)
