@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from cells import cmru
-from compiler.backends.spice import network_netlist
+from compiler.backends.spice import network_netlist, write_netlist
 from compiler.config import Config
 from compiler.frontend import DesignRuleError, load_network
-from compiler.ir import IR, Ladder
+from compiler.ir import IR, CurrentInput, Ladder
 from compiler.lower import lower
+from compiler.ngspice import MANDATORY_OPTIONS
 from compiler.passes import lower_cmru, run_pipeline
+from flows.testbench import bench
 from models.backbone import build_graph
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.network import init_arrays
@@ -78,13 +80,8 @@ def test_build_and_verify_the_event_counting_model(tmp_path):
 def test_ladder_benches_tie_every_node_weakly_to_ground(tmp_path, small_ckpt):
     """A ladder's switched-off series switches leave nodes that only junctions hold: its decks add rshunt
     (cells/cmru.py OPTIONS), a network of bistable cells keeps the mandatory options alone."""
-    from compiler.backends.spice import write_netlist
-    from compiler.ir import CurrentInput
-    from compiler.ngspice import MANDATORY_OPTIONS
-    from flows.testbench import bench
-
     for path, options in ((ZOO, cmru.OPTIONS), (small_ckpt, MANDATORY_OPTIONS)):
         ir, _ = run_pipeline(lower(load_network(path)), CONFIG)
         write_netlist(ir, tmp_path / path.stem, CONFIG)
         sim, _ = bench(ir, tmp_path / path.stem, np.zeros((2, ir.of_kind(CurrentInput)[0].size)), 0.01)
-        assert sim.options == options and sim.deck().count(".option rshunt=1e13") == (options == cmru.OPTIONS)
+        assert sim.options == options and ("rshunt" in sim.deck()) == (options == cmru.OPTIONS)
