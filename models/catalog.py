@@ -45,6 +45,13 @@ def shipped() -> list[Path]:
     return sorted(ZOO_DIR.glob("*.ckpt"))
 
 
+def build_config(checkpoint) -> Path | None:
+    """The build configuration a zoo model ships with (zoo/<name>.yaml: settings its circuit needs to
+    verify, e.g. a longer frame), or None where the compiler's defaults do."""
+    path = ZOO_DIR / f"{Path(checkpoint).stem}.yaml"
+    return path if path.is_file() else None
+
+
 def _num(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
 

@@ -26,6 +26,11 @@ jax/jaxlib/CPU the stated tolerance is 0.02 absolute on the test metric. The che
 `tests/models/test_models_zoo.py::test_retraining_reproduces_metric` (marked slow; run with
 `pytest -m slow tests/models`).
 CI re-evaluates the shipped files on their test split instead of retraining them.
+
+**Build configurations.** `<name>.yaml` beside a checkpoint, where there is one, holds the build
+settings its circuit needs to verify (`python -m compiler build models/zoo/<name>.ckpt --config
+models/zoo/<name>.yaml`); `make demo` and `make bench` build with it. `fq_bmru_d4_digits_rows.yaml`
+sets 40 ms frames: the readout's large mirror gates settle too slowly for the default 10 ms.
 """
 
 

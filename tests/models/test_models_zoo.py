@@ -3,7 +3,8 @@ metric stored at save time (CI does this instead of retraining)."""
 
 import pytest
 
-from models.catalog import ZOO, shipped, zoo_path
+from compiler.config import load_config
+from models.catalog import ZOO, ZOO_DIR, build_config, shipped, zoo_path
 from models.checkpoint import load_checkpoint
 from models.evaluate import evaluate_checkpoint
 from models.network import is_hardware_mappable
@@ -20,6 +21,14 @@ def test_zoo_is_complete_and_small():
     assert names == set(ZOO)
     for p in shipped():
         assert p.stat().st_size < 64 * 1024
+
+
+def test_zoo_build_configs_load_and_belong_to_a_shipped_model():
+    configs = sorted(ZOO_DIR.glob("*.yaml"))
+    assert configs and {c.stem for c in configs} <= set(ZOO)
+    assert all(load_config(c) for c in configs)  # validated: a typo in a key is an error
+    assert load_config(build_config(zoo_path("fq_bmru_d4_digits_rows"))).get("frame_period") == 0.04  # README "Settling"
+    assert build_config(zoo_path("fq_bmru_d4_flipflop")) is None
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
