@@ -6,14 +6,14 @@ so each is timed on its own (DRC and LVS of the larger models only with --full).
 
 from __future__ import annotations
 
-from benchmarks.common import Settings, built, rounded, workdir, zoo_models
+from benchmarks.common import Settings, build_command, built, rounded, workdir, zoo_models
 from compiler.errors import CompilerError
 
 
 def run(settings: Settings) -> list[dict]:
     rows = []
     for ckpt in zoo_models(settings.build_models):
-        command = f"python -m compiler build models/zoo/{ckpt.name} -o DIR [--no-layout]"
+        command = f"{build_command(ckpt.stem)} [--no-layout]"
         row = {"benchmark": "build", "model": ckpt.stem}
         try:
             _, manifest, plain_s = built(ckpt, layout=False)

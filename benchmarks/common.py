@@ -18,6 +18,7 @@ from pathlib import Path
 from compiler.errors import SimulationError
 from compiler.ngspice import Runner
 from compiler.simcache import SimCache
+from models.catalog import build_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "models" / "zoo"
@@ -54,7 +55,7 @@ MODES = {
     "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1,
                       (((2,), (0.6,), (10,), 0),)),
     "default": Settings(("tt", "ss"), ("*",), (FLIPFLOP, "fq_bmru_d8_event_count"), FLIPFLOP, 2, 1, 1,
-                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, 1, (((4,), (0.3, 0.6), (10,), 0),)),
+                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, None, (((4,), (0.3, 0.6), (10,), 0),)),
     "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), ("*",), PUBLISHED_MODEL, 4, 8, 2, (4, 16, 64), (4, 16, 64),
                      ("*",), 8, None, CMRU_LIMITS_FULL),
 }
@@ -78,15 +79,25 @@ def workdir(name: str) -> Path:
     return path
 
 
+def build_command(checkpoint: str) -> str:
+    """`python -m compiler build` of a zoo model's name or a path, with its benchmark configuration."""
+    if (ZOO / f"{checkpoint}.ckpt").is_file():
+        checkpoint = f"models/zoo/{checkpoint}.ckpt"
+    config = build_config(checkpoint)
+    option = f" --config {config.relative_to(ROOT)}" if config else ""
+    return f"python -m compiler build {checkpoint}{option} -o DIR"
+
+
 def built(checkpoint: Path, layout: bool) -> tuple[Path, dict, float]:
-    """(build directory, manifest, wall seconds) of a fresh build, made once per run."""
+    """(build directory, manifest, wall seconds) of a fresh build with its benchmark configuration, made
+    once per run."""
     key = (Path(checkpoint), layout)
     if key not in _BUILDS:
         from flows.build import build
 
         out = workdir(Path(checkpoint).stem) / "build"
         start = time.perf_counter()
-        manifest = build(checkpoint, out, layout=layout, log=lambda *_: None)
+        manifest = build(checkpoint, out, build_config(checkpoint), layout=layout, log=lambda *_: None)
         _BUILDS[key] = (out, manifest, time.perf_counter() - start)
     return _BUILDS[key]
 
@@ -121,11 +132,9 @@ def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dic
 def verify_command(checkpoint: str, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False,
                    cache: str = "$(mktemp -d)") -> str:
     """The command line that measures a verification figure; `checkpoint` a zoo model's name or a path."""
-    if (ZOO / f"{checkpoint}.ckpt").is_file():
-        checkpoint = f"models/zoo/{checkpoint}.ckpt"
     part = " --partitioned" if partitioned else ""
     frames = f" --frames {frames}" if frames else ""
-    return (f"python -m compiler build {checkpoint} -o DIR --no-layout && FQRNN_CACHE_DIR={cache} "
+    return (f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "
             f"python -m compiler verify DIR --sequences {sequences}{frames} -j {jobs}{part}")
 
 

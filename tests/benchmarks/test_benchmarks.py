@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks import run as bench_run
-from benchmarks.common import MODES, Settings, rounded, verify_command, zoo_models
+from benchmarks.common import (MODES, Settings, build_command, rounded, verify_command,
+                               zoo_models)
 from benchmarks.scaling import fit_exponent, synthetic_checkpoint
 from cells import cmru
 from compiler.errors import UsageError
@@ -60,10 +61,17 @@ def test_zoo_models_picks_by_name():
 
 def test_verify_command_reproduces_the_settings():
     command = verify_command("fq_bmru_d4_digits_rows", 2, 1, jobs=2, partitioned=True)
-    assert command == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt -o DIR --no-layout && "
+    assert command == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt --config "
+                       "models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR --no-layout && "
                        "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
                        "--partitioned")
     assert "build C16.ckpt -o DIR" in verify_command("C16.ckpt", 1, 1)
+
+
+def test_build_command_passes_a_zoo_models_own_config():
+    assert build_command("fq_bmru_d4_digits_rows") == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt "
+                                                       "--config models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR")
+    assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
 
 
 def test_rounded_keeps_significant_digits():
