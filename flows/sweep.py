@@ -9,8 +9,10 @@ file system and has ngspice (the simulation cache is then shared through it too)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from compiler.errors import UsageError
-from compiler.ngspice import Runner, kill_running, outcome
+from compiler.ngspice import Runner, kill_running, outcome, threads_per_process
 
 EXECUTORS = ("local", "dask")
 
@@ -39,6 +41,8 @@ def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", 
                                          dashboard_address=None))
     except OSError as exc:
         raise ExecutorUnavailable(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
+    if not runner.threads:  # a LocalCluster shares this machine; a remote cluster's cores are unknown
+        runner = replace(runner, threads=1 if scheduler else threads_per_process(jobs))
     with client:
         futures = client.map(runner.run, sims, pure=False)
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from compiler import ngspice
 from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationKilled, SimulationTimeout
-from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
+from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw, threads_per_process
 from compiler.simcache import SimCache
 
 U_T = 0.025865  # kT/q at 27 C
@@ -76,6 +76,22 @@ def test_hspice_compatibility_mode_changes_no_result(tmp_path):
     assert fast.key != plain.key
     np.testing.assert_allclose(fast["v(d)"], plain["v(d)"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fast["i(vdd)"], plain["i(vdd)"], rtol=1e-9, atol=1e-18)
+
+
+def test_parallel_runs_share_the_cores_out():
+    """ngspice's own OpenMP default (2 threads) made two runs on 2 cores spin against each other."""
+    sim = Simulation("V1 a 0 1\nR1 a 0 1k\n.control\necho threads=$num_threads\n.endc\n.op", models="none")
+    alone = Runner(cache=None).run(sim)
+    together = Runner(cache=None).run_many([sim, sim], jobs=2)
+    assert f"threads={threads_per_process(1)}" in alone.log and threads_per_process(1) == (os.cpu_count() or 1)
+    assert all(f"threads={max(1, (os.cpu_count() or 1) // 2)}" in r.log for r in together)
+
+
+def test_thread_count_changes_no_result_and_no_cache_key(tmp_path):
+    circuit = "XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nVD d 0 0.9\nVG g 0 0.3\n.dc VG 0.2 0.6 0.05\n"
+    one = Runner(cache=SimCache(tmp_path / "a"), threads=1).run(Simulation(circuit))
+    two = Runner(cache=SimCache(tmp_path / "b"), threads=2).run(Simulation(circuit))
+    assert one.key == two.key and one["i(vd)"].tobytes() == two["i(vd)"].tobytes()
 
 
 def test_mandatory_options_are_in_every_deck():
