@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +156,10 @@ class Runner:
     executable: str = "ngspice"
     spiceinit: str = SPICEINIT
     timeout: float | None = None  # s, caps every simulation's own limit (a sweep's budget per simulation)
-    threads: int | None = None    # OpenMP threads per ngspice; None: every core for a lone run, shared by run_many
+    threads: int | None = None    # OpenMP threads per ngspice; None: the cores, shared among the runs at once
 
-    def run(self, sim: Simulation) -> SimResult:
+    def run(self, sim: Simulation, threads: int | None = None) -> SimResult:
+        """One simulation, from the cache when it holds it; `threads` (run_many's share) yields to self.threads."""
         version = ngspice_version(self.executable)
         library = self.library or (find_models() if sim.models != "none" else None)
         deck = sim.deck(library)
@@ -169,7 +170,7 @@ class Runner:
                 log, raw, wall = hit
                 return SimResult(parse_raw(raw), log, version, wall, cached=True, key=key)
         timeout = sim.timeout if self.timeout is None else min(sim.timeout, self.timeout)
-        threads = self.threads or threads_per_process(1)
+        threads = self.threads or threads or threads_per_process(1)
         log, raw, wall = _run_deck(deck, timeout, self.executable, f"{self.spiceinit}set num_threads={threads}\n")
         if self.cache:
             self.cache.put(key, log, raw, wall)
@@ -183,10 +184,10 @@ class Runner:
         instead of discarding the others: one bad sequence must not cost an hour's sweep.
         """
         sims = list(sims)
-        runner = self if self.threads else replace(self, threads=threads_per_process(jobs))
+        threads = threads_per_process(jobs)
         try:
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice
-                futures = [pool.submit(runner.run, s) for s in sims]
+                futures = [pool.submit(self.run, s, threads=threads) for s in sims]
                 try:
                     for future in as_completed(futures):
                         if on_done is not None:

@@ -40,8 +40,8 @@ class _CountingRunner(Runner):
         self.ran = self.hits = 0
         self.ngspice_seconds = 0.0  # ngspice wall time of every result, cached ones at their original cost
 
-    def run(self, sim):
-        result = super().run(sim)
+    def run(self, sim, **kwargs):
+        result = super().run(sim, **kwargs)
         self.ran += 1
         self.hits += int(result.cached)
         self.ngspice_seconds += result.wall_time

@@ -9,8 +9,6 @@ file system and has ngspice (the simulation cache is then shared through it too)
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from compiler.errors import UsageError
 from compiler.ngspice import Runner, kill_running, outcome, threads_per_process
 
@@ -41,10 +39,9 @@ def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", 
                                          dashboard_address=None))
     except OSError as exc:
         raise ExecutorUnavailable(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
-    if not runner.threads:  # a LocalCluster shares this machine; a remote cluster's cores are unknown
-        runner = replace(runner, threads=1 if scheduler else threads_per_process(jobs))
+    threads = 1 if scheduler else threads_per_process(jobs)  # a remote cluster's cores are unknown
     with client:
-        futures = client.map(runner.run, sims, pure=False)
+        futures = client.map(runner.run, sims, pure=False, threads=threads)
         try:
             for future in as_completed(futures):
                 if on_done is not None:

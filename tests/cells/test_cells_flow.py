@@ -39,8 +39,8 @@ class _Counting(Runner):
         super().__init__(cache=SimCache(root))
         self.ran = self.hits = 0
 
-    def run(self, sim):
-        result = super().run(sim)
+    def run(self, sim, **kwargs):
+        result = super().run(sim, **kwargs)
         self.ran += 1
         self.hits += int(result.cached)
         return result
