@@ -27,7 +27,7 @@ PUBLISHED_MODEL = "fq_bmru_d4_digits_rows"  # the d=4 digits network next to the
 
 @dataclass(frozen=True)
 class Settings:
-    """The size of a benchmark run: `quick` to try the runner, `default` (~15 min on 2 cores), `full`."""
+    """The size of a benchmark run: `quick` to try the runner, `default` (~8 min on 2 cores), `full`."""
 
     corners: tuple              # model_load
     build_models: tuple         # build: zoo models built ("*" = all FQ models) ...
@@ -80,10 +80,10 @@ def workdir(name: str) -> Path:
 
 
 def build_command(checkpoint: str) -> str:
-    """`python -m compiler build` of a zoo model's name or a path, with its benchmark configuration."""
+    """`python -m compiler build` of a zoo model's name (with the config it ships) or of a path."""
+    config = build_config(ZOO / f"{checkpoint}.ckpt")
     if (ZOO / f"{checkpoint}.ckpt").is_file():
         checkpoint = f"models/zoo/{checkpoint}.ckpt"
-    config = build_config(checkpoint)
     option = f" --config {config.relative_to(ROOT)}" if config else ""
     return f"python -m compiler build {checkpoint}{option} -o DIR"
 
@@ -136,6 +136,21 @@ def verify_command(checkpoint: str, sequences: int, frames: int, jobs: int = 1, 
     frames = f" --frames {frames}" if frames else ""
     return (f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "
             f"python -m compiler verify DIR --sequences {sequences}{frames} -j {jobs}{part}")
+
+
+def task_frames(directory: Path) -> int:
+    """Frames in one test sequence of a build's task."""
+    from compiler.ir import IR
+    from models.tasks import get_task
+
+    return int(get_task(IR.from_json((Path(directory) / "ir.json").read_text()).meta["task"]).test.x.shape[1])
+
+
+def whole_sequence_prediction(metrics: dict, directory: Path):
+    """The prediction agreement of a verification, None when it simulated only the first frames: a
+    pooled readout predicts after the whole sequence."""
+    whole = metrics["frames"] == task_frames(directory)
+    return rounded(metrics.get("prediction_agreement")) if whole else None
 
 
 def rounded(value, digits: int = 3):

@@ -8,8 +8,8 @@ prediction is the readout after the whole sequence, so it is compared only when 
 
 from __future__ import annotations
 
-from benchmarks.common import (PUBLISHED_MODEL, Settings, build_command, built, rounded, verified,
-                               verify_command, zoo_models)
+from benchmarks.common import (PUBLISHED_MODEL, Settings, build_command, built, rounded, task_frames, verified,
+                               verify_command, whole_sequence_prediction, zoo_models)
 from compiler.errors import CompilerError
 
 # DOMAIN.md section 4: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network.
@@ -20,8 +20,6 @@ PUBLISHED = {"benchmark": "zoo_figures", "model": "published d=4, 2 layers (180 
 
 
 def run(settings: Settings) -> list[dict]:
-    from models.tasks import get_task
-
     rows = []
     for ckpt in zoo_models(settings.zoo_figure_models, prefix="fq_bmru_"):
         sequences, frames = ((settings.sequences, settings.frames) if ckpt.stem == settings.timing_model  # its run
@@ -33,7 +31,7 @@ def run(settings: Settings) -> list[dict]:
             rows.append({"benchmark": "zoo_figures", "model": ckpt.stem,
                          "command": f"{type(error).__name__}: {str(error)[:80]}"})
             continue
-        full_frames = get_task(_task(directory)).test.x.shape[1]
+        full_frames = task_frames(directory)
         blocks = metrics["power_by_block_W"]
         rows.append({
             "benchmark": "zoo_figures", "model": ckpt.stem,
@@ -43,7 +41,7 @@ def run(settings: Settings) -> list[dict]:
             "power_nW": rounded(metrics["power_W"] * 1e9),
             **{f"{b}_nW": rounded(blocks[b] * 1e9) if b in blocks else "" for b in ("cells", "arrays", "bias")},
             "energy_per_inference_nJ": rounded(metrics["power_W"] * full_frames * metrics["frame_period_s"] * 1e9),
-            "prediction_agreement": rounded(metrics.get("prediction_agreement")) if metrics["frames"] == full_frames else "",
+            "prediction_agreement": whole_sequence_prediction(metrics, directory),
             "state_agreement": rounded(metrics["state_agreement"]),
             "sequences": metrics["sequences"], "frames": f"{metrics['frames']} of {full_frames}",
             "command": verify_command(ckpt.stem, sequences, frames)
@@ -53,8 +51,3 @@ def run(settings: Settings) -> list[dict]:
             rows.append(dict(PUBLISHED))
     return rows
 
-
-def _task(directory) -> str:
-    from compiler.ir import IR
-
-    return IR.from_json((directory / "ir.json").read_text()).meta["task"]

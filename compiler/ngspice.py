@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
-                             SimulationTimeout)
+                             SimulationTimeout, UsageError)
 from compiler.pdk import ModelLibrary, devices_in, find_models
 from compiler.simcache import SimCache, default_cache
 
@@ -37,12 +37,26 @@ SPICEINIT = "set ngbehavior=hsa\n"
 INSTALL_HINT = "install it with `sudo apt-get install ngspice` (Debian/Ubuntu) or run `make setup`"
 
 
+CORES_VARIABLE = "FQRNN_NGSPICE_CORES"  # cores one command's ngspice runs share (default: those it may use)
+
+
 def threads_per_process(jobs: int) -> int:
     """OpenMP threads (sky130's BSIM4 device evaluation) for each of `jobs` ngspice processes at once:
-    this machine's cores, shared out. ngspice sets its own count (2 unless `set num_threads`) and
-    ignores OMP_NUM_THREADS; two 2-thread runs on 2 cores spin against each other (a 3-s deck took
-    22 s). The count does not change results (raw files identical), so it is not in the cache key."""
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    the cores, shared out. ngspice sets its own count (2 unless `set num_threads`) and ignores
+    OMP_NUM_THREADS; two 2-thread runs on 2 cores spin against each other (a 3-s deck took 22 s).
+    The count does not change results (raw files identical), so it is not in the cache key."""
+    return max(1, available_cores() // max(1, jobs))
+
+
+def available_cores() -> int:
+    """$FQRNN_NGSPICE_CORES, else the CPUs this process may run on (its affinity, not the host's count)."""
+    value = os.environ.get(CORES_VARIABLE, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"{CORES_VARIABLE}={value!r} is not a positive whole number of cores; set it to "
+                             "e.g. 1 for each of two commands that simulate at once on 2 cores, or unset it.")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 _CONVERGENCE = re.compile(
@@ -149,7 +163,8 @@ class SimResult:
 
 @dataclass
 class Runner:
-    """Runs simulations, through the cache, one or many at a time."""
+    """Runs simulations, through the cache, one or many at a time. A subclass overriding `run` passes its
+    keyword arguments on (run_many hands each simulation its thread share)."""
 
     cache: SimCache | None = field(default_factory=default_cache)
     library: ModelLibrary | None = None
@@ -157,6 +172,10 @@ class Runner:
     spiceinit: str = SPICEINIT
     timeout: float | None = None  # s, caps every simulation's own limit (a sweep's budget per simulation)
     threads: int | None = None    # OpenMP threads per ngspice; None: the cores, shared among the runs at once
+
+    def __post_init__(self):
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"Runner threads must be at least 1 (or None to share the cores out), not {self.threads}")
 
     def run(self, sim: Simulation, threads: int | None = None) -> SimResult:
         """One simulation, from the cache when it holds it; `threads` (run_many's share) yields to self.threads."""
@@ -171,7 +190,8 @@ class Runner:
                 return SimResult(parse_raw(raw), log, version, wall, cached=True, key=key)
         timeout = sim.timeout if self.timeout is None else min(sim.timeout, self.timeout)
         threads = self.threads or threads or threads_per_process(1)
-        log, raw, wall = _run_deck(deck, timeout, self.executable, f"{self.spiceinit}set num_threads={threads}\n")
+        spiceinit = f"{self.spiceinit.rstrip()}\nset num_threads={threads}\n".lstrip()
+        log, raw, wall = _run_deck(deck, timeout, self.executable, spiceinit)
         if self.cache:
             self.cache.put(key, log, raw, wall)
         return SimResult(parse_raw(raw), log, version, wall, cached=False, key=key)
@@ -184,7 +204,7 @@ class Runner:
         instead of discarding the others: one bad sequence must not cost an hour's sweep.
         """
         sims = list(sims)
-        threads = threads_per_process(jobs)
+        threads = threads_per_process(min(jobs, len(sims)))
         try:
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each worker waits on its ngspice
                 futures = [pool.submit(self.run, s, threads=threads) for s in sims]

@@ -9,6 +9,7 @@ wall times (and how many simulations came from the cache), power at nominal bias
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -38,13 +39,15 @@ class _CountingRunner(Runner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.ran = self.hits = 0
+        self._lock = threading.Lock()  # run_many calls run from several threads
         self.ngspice_seconds = 0.0  # ngspice wall time of every result, cached ones at their original cost
 
     def run(self, sim, **kwargs):
         result = super().run(sim, **kwargs)
-        self.ran += 1
-        self.hits += int(result.cached)
-        self.ngspice_seconds += result.wall_time
+        with self._lock:
+            self.ran += 1
+            self.hits += int(result.cached)
+            self.ngspice_seconds += result.wall_time
         return result
 
 

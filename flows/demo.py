@@ -2,17 +2,17 @@
 
 It builds the model with the configuration it ships with (netlist, layout, reference, report), then
 simulates the circuit in ngspice on the first test sequences and compares it with the model, frame by
-frame. Every number it prints is computed in this run; the exit status is `verify`'s.
+frame. Every number it prints is computed in this run. Exit status: the build's if it fails, else `verify`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from compiler.cli import main as compiler
+from compiler.cli import main as cli
+from compiler.ngspice import available_cores
 from models.catalog import build_config, zoo_path
 
 DEFAULT_MODEL = zoo_path("fq_bmru_d4_digits_rows")
@@ -27,11 +27,11 @@ def main(argv=None) -> int:
     if args.sequences < 0:
         parser.error("--sequences must be 0 (build only) or more")
     config = build_config(DEFAULT_MODEL)
-    status = compiler(["build", str(DEFAULT_MODEL), "-o", args.out, "-f", *(["--config", str(config)] if config else [])])
+    status = cli(["build", str(DEFAULT_MODEL), "-o", args.out, "-f", *(["--config", str(config)] if config else [])])
     if status or args.sequences < 1:
         return status
-    jobs = min(os.cpu_count() or 1, 2 * args.sequences)  # the sequences' partitions run side by side
-    return compiler(["verify", args.out, "--sequences", str(args.sequences), "--partitioned", "-j", str(jobs)])
+    jobs = min(available_cores(), 2 * args.sequences)  # its widest batch: each sequence's cells alone
+    return cli(["verify", args.out, "--sequences", str(args.sequences), "--partitioned", "-j", str(jobs)])
 
 
 if __name__ == "__main__":

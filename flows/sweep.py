@@ -2,9 +2,10 @@
 
 Every simulation of a sweep (sequences x corners x temperatures x Monte Carlo seeds x partitions) is
 independent, so they go to an executor as one batch. `local` runs `jobs` ngspice processes at once on
-this machine. `dask` sends them to dask.distributed: a LocalCluster of `jobs` single-threaded worker
-processes by default, or the scheduler at `scheduler` (tcp://host:8786) for a cluster that shares this
-file system and has ngspice (the simulation cache is then shared through it too).
+this machine. `dask` sends them to dask.distributed: a LocalCluster of `jobs` worker processes by
+default, or the scheduler at `scheduler` (tcp://host:8786) for a cluster that shares this file system
+and has ngspice (the simulation cache is then shared through it too). Each ngspice gets its share of
+this machine's cores as OpenMP threads; on a remote cluster, whose cores are unknown, one thread.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", 
                                          dashboard_address=None))
     except OSError as exc:
         raise ExecutorUnavailable(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
-    threads = 1 if scheduler else threads_per_process(jobs)  # a remote cluster's cores are unknown
+    threads = 1 if scheduler else threads_per_process(min(jobs, len(sims)))
     with client:
         futures = client.map(runner.run, sims, pure=False, threads=threads)
         try:

@@ -46,10 +46,11 @@ def shipped() -> list[Path]:
 
 
 def build_config(checkpoint) -> Path | None:
-    """The build configuration a zoo model ships with (zoo/<name>.yaml: settings its circuit needs to
-    verify, e.g. a longer frame), or None where the compiler's defaults do."""
-    path = ZOO_DIR / f"{Path(checkpoint).stem}.yaml"
-    return path if path.is_file() else None
+    """The build configuration a zoo checkpoint ships with (zoo/<name>.yaml: settings its circuit needs to
+    verify, e.g. a longer frame), or None where the compiler's defaults do or it is not in the zoo."""
+    checkpoint = Path(checkpoint).resolve()
+    path = ZOO_DIR / f"{checkpoint.stem}.yaml"
+    return path if checkpoint.parent == ZOO_DIR.resolve() and path.is_file() else None
 
 
 def _num(value) -> str:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from compiler import ngspice
-from compiler.errors import ConvergenceError, NetlistError, NgspiceNotFound, SimulationKilled, SimulationTimeout
-from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw, threads_per_process
+from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
+                             SimulationTimeout, UsageError)
+from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
 from compiler.simcache import SimCache
 
 U_T = 0.025865  # kT/q at 27 C
@@ -78,20 +79,48 @@ def test_hspice_compatibility_mode_changes_no_result(tmp_path):
     np.testing.assert_allclose(fast["i(vdd)"], plain["i(vdd)"], rtol=1e-9, atol=1e-18)
 
 
-def test_parallel_runs_share_the_cores_out():
-    """ngspice's own OpenMP default (2 threads) made two runs on 2 cores spin against each other."""
-    sim = Simulation("V1 a 0 1\nR1 a 0 1k\n.control\necho threads=$num_threads\n.endc\n.op", models="none")
-    alone = Runner(cache=None).run(sim)
-    together = Runner(cache=None).run_many([sim, sim], jobs=2)
-    assert f"threads={threads_per_process(1)}" in alone.log and threads_per_process(1) == (os.cpu_count() or 1)
-    assert all(f"threads={max(1, (os.cpu_count() or 1) // 2)}" in r.log for r in together)
+def _thread_counts(monkeypatch) -> list:
+    """The `set num_threads` of every run from now on (ngspice itself is not started)."""
+    seen = []
+
+    def fake(deck, timeout, executable, spiceinit):
+        seen.append(int(spiceinit.rsplit("set num_threads=", 1)[1]))
+        raise SimulationError("not run")
+
+    monkeypatch.setattr(ngspice, "_run_deck", fake)
+    return seen
 
 
-def test_thread_count_changes_no_result_and_no_cache_key(tmp_path):
-    circuit = "XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nVD d 0 0.9\nVG g 0 0.3\n.dc VG 0.2 0.6 0.05\n"
-    one = Runner(cache=SimCache(tmp_path / "a"), threads=1).run(Simulation(circuit))
-    two = Runner(cache=SimCache(tmp_path / "b"), threads=2).run(Simulation(circuit))
-    assert one.key == two.key and one["i(vd)"].tobytes() == two["i(vd)"].tobytes()
+def test_parallel_runs_share_the_cores_out(monkeypatch):
+    """ngspice's own OpenMP default (2 threads each) made two runs on 2 cores spin against each other."""
+    monkeypatch.setenv(ngspice.CORES_VARIABLE, "4")
+    seen, sim = _thread_counts(monkeypatch), Simulation("R1 a 0 1k\n.op", models="none")
+    runner = Runner(cache=None)
+    for jobs, sims in ((1, 1), (2, 4), (4, 4), (8, 2)):  # 2 simulations on 8 jobs: 2 processes, 2 threads each
+        runner.run_many([sim] * sims, jobs=jobs, keep_going=True)
+    assert seen == [4] + [2] * 4 + [1] * 4 + [2] * 2
+    with pytest.raises(SimulationError):
+        Runner(cache=None, threads=3).run(sim)
+    assert seen[-1] == 3  # a fixed count wins
+
+
+def test_cores_variable_must_be_a_positive_count(monkeypatch):
+    monkeypatch.setenv(ngspice.CORES_VARIABLE, "two")
+    with pytest.raises(UsageError, match=ngspice.CORES_VARIABLE):
+        ngspice.available_cores()
+    with pytest.raises(UsageError):
+        Runner(threads=0)
+
+
+def test_thread_count_changes_no_result(tmp_path):
+    """Why the count stays out of the cache key: 16 devices evaluated by 1 or 2 threads, same bytes."""
+    deck = "\n".join(["VDD vdd 0 1.8", "IREF d0 0 1n"]
+                     + [f"XM{i} d{i} d0 vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4 m={1 + i % 4}" for i in range(16)]
+                     + [f"V{i} d{i} 0 0.9" for i in range(1, 16)] + [".tran 10u 2m"])
+    one = Runner(cache=SimCache(tmp_path / "a"), threads=1).run(Simulation(deck))
+    two = Runner(cache=SimCache(tmp_path / "b"), threads=2).run(Simulation(deck))
+    assert not one.cached and not two.cached and one.key == two.key
+    assert one["i(v15)"].tobytes() == two["i(v15)"].tobytes() and one["time"].tobytes() == two["time"].tobytes()
 
 
 def test_mandatory_options_are_in_every_deck():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks import run as bench_run
-from benchmarks.common import (MODES, Settings, build_command, rounded, verify_command,
-                               zoo_models)
+from benchmarks.common import (MODES, ZOO, Settings, build_command, rounded, task_frames, verify_command,
+                               whole_sequence_prediction, zoo_models)
 from benchmarks.scaling import fit_exponent, synthetic_checkpoint
 from cells import cmru
 from compiler.errors import UsageError
@@ -72,6 +72,15 @@ def test_build_command_passes_a_zoo_models_own_config():
     assert build_command("fq_bmru_d4_digits_rows") == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt "
                                                        "--config models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR")
     assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
+
+
+def test_prediction_agreement_counts_only_over_whole_sequences(tmp_path):
+    from flows.build import build
+
+    build(ZOO / "fq_bmru_d4_flipflop.ckpt", tmp_path / "b", layout=False, log=lambda *_: None)
+    assert task_frames(tmp_path / "b") == 64
+    assert whole_sequence_prediction({"frames": 64, "prediction_agreement": 0.5}, tmp_path / "b") == 0.5
+    assert whole_sequence_prediction({"frames": 1, "prediction_agreement": 0.5}, tmp_path / "b") is None
 
 
 def test_rounded_keeps_significant_digits():
