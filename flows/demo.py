@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from compiler.cli import main as cli
+from compiler.errors import UsageError
 from compiler.ngspice import available_cores
 from models.catalog import build_config, zoo_path
 
@@ -26,11 +27,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.sequences < 0:
         parser.error("--sequences must be 0 (build only) or more")
+    try:
+        jobs = min(available_cores(), 2 * args.sequences)  # its widest batch: each sequence's cells alone
+    except UsageError as error:  # a bad FQRNN_NGSPICE_CORES
+        parser.error(str(error))
     config = build_config(DEFAULT_MODEL)
     status = cli(["build", str(DEFAULT_MODEL), "-o", args.out, "-f", *(["--config", str(config)] if config else [])])
     if status or args.sequences < 1:
         return status
-    jobs = min(available_cores(), 2 * args.sequences)  # its widest batch: each sequence's cells alone
     return cli(["verify", args.out, "--sequences", str(args.sequences), "--partitioned", "-j", str(jobs)])
 
 
