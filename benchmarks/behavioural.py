@@ -6,12 +6,13 @@ one ngspice process from an empty cache. Same simulations as the verification be
 
 from __future__ import annotations
 
-from benchmarks.common import ZOO, Settings, built, rounded, verified, verify_command, whole_sequence_prediction
+from benchmarks.common import (ZOO, Settings, built, rounded, task_frames, verified, verify_command,
+                               whole_sequence_prediction)
 
 
 def run(settings: Settings) -> list[dict]:
     directory, _, _ = built(ZOO / f"{settings.timing_model}.ckpt", layout=True)
-    rows = []
+    rows, frames = [], task_frames(directory)
     for partitioned in (False, True):
         metrics, _ = verified(directory, settings.sequences, settings.frames, 1, partitioned)
         rows.append({
@@ -20,7 +21,7 @@ def run(settings: Settings) -> list[dict]:
             "behavioural_s": rounded(metrics["reference_s"]),
             "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]),
             "state_agreement": rounded(metrics["state_agreement"]),
-            "prediction_agreement": whole_sequence_prediction(metrics, directory),
+            "prediction_agreement": whole_sequence_prediction(metrics, frames),
             "output_rms_units": rounded(metrics["output_rms_units"]),
             "command": verify_command(settings.timing_model, settings.sequences, settings.frames, 1, partitioned),
         })

@@ -146,11 +146,10 @@ def task_frames(directory: Path) -> int:
     return int(get_task(IR.from_json((Path(directory) / "ir.json").read_text()).meta["task"]).test.x.shape[1])
 
 
-def whole_sequence_prediction(metrics: dict, directory: Path):
-    """The prediction agreement of a verification, None when it simulated only the first frames: a
-    pooled readout predicts after the whole sequence."""
-    whole = metrics["frames"] == task_frames(directory)
-    return rounded(metrics.get("prediction_agreement")) if whole else None
+def whole_sequence_prediction(metrics: dict, full_frames: int):
+    """The prediction agreement of a verification, None when it simulated fewer than the task's
+    `full_frames`: a pooled readout predicts after the whole sequence."""
+    return rounded(metrics.get("prediction_agreement")) if metrics["frames"] == full_frames else None
 
 
 def rounded(value, digits: int = 3):

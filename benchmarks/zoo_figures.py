@@ -41,7 +41,7 @@ def run(settings: Settings) -> list[dict]:
             "power_nW": rounded(metrics["power_W"] * 1e9),
             **{f"{b}_nW": rounded(blocks[b] * 1e9) if b in blocks else "" for b in ("cells", "arrays", "bias")},
             "energy_per_inference_nJ": rounded(metrics["power_W"] * full_frames * metrics["frame_period_s"] * 1e9),
-            "prediction_agreement": whole_sequence_prediction(metrics, directory),
+            "prediction_agreement": whole_sequence_prediction(metrics, full_frames),
             "state_agreement": rounded(metrics["state_agreement"]),
             "sequences": metrics["sequences"], "frames": f"{metrics['frames']} of {full_frames}",
             "command": verify_command(ckpt.stem, sequences, frames)

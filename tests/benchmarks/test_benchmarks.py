@@ -79,8 +79,8 @@ def test_prediction_agreement_counts_only_over_whole_sequences(tmp_path):
 
     build(ZOO / "fq_bmru_d4_flipflop.ckpt", tmp_path / "b", layout=False, log=lambda *_: None)
     assert task_frames(tmp_path / "b") == 64
-    assert whole_sequence_prediction({"frames": 64, "prediction_agreement": 0.5}, tmp_path / "b") == 0.5
-    assert whole_sequence_prediction({"frames": 1, "prediction_agreement": 0.5}, tmp_path / "b") is None
+    assert whole_sequence_prediction({"frames": 64, "prediction_agreement": 0.5}, 64) == 0.5
+    assert whole_sequence_prediction({"frames": 1, "prediction_agreement": 0.5}, 64) is None
 
 
 def test_rounded_keeps_significant_digits():
