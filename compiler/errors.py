@@ -2,7 +2,43 @@
 
 `UsageError` and its subclasses are the user's to fix (bad input, missing tool): exit status 2.
 `SimulationError` and its subclasses are failures of a simulation that was well formed: exit status 3.
+A message quotes a value the user gave only through `shown` / `clip`, so it stays short whatever the input.
 """
+
+import reprlib
+
+SHOWN_CHARS = 80
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters (an ellipsis marks the cut): error messages stay short."""
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib with few levels and items, and no decimal formatting of huge integers (Python refuses those)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 3, SHOWN_CHARS, SHOWN_CHARS, SHOWN_CHARS
+
+    def repr_int(self, x, level):
+        bits = x.bit_length()
+        return f"<integer of {bits} bits>" if bits > 128 else super().repr_int(x, level)
+
+
+_BOUNDED_REPR = _BoundedRepr()
+
+
+def shown(value, limit: int = SHOWN_CHARS) -> str:
+    """A repr of any user value for an error message: bounded in length and in the work it takes."""
+    return clip(_BOUNDED_REPR.repr(value), limit)
+
+
+def file_label(path) -> str:
+    """A path as printed in an error message (a path, too, is user input: bounded)."""
+    return clip(str(path), 4 * SHOWN_CHARS)
+
 
 
 class CompilerError(Exception):

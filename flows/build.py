@@ -1,18 +1,24 @@
 """`python -m compiler build MODEL.ckpt -o DIR`: checkpoint -> IR -> passes -> netlist, reference, report.
 
 A build is an ordered list of steps over one `Build` object; each step writes its artifacts into the
-build directory and records its time in `manifest.json`. The directory is assembled in a temporary
-sibling and renamed into place at the end, so a failed build leaves nothing half-written. A build
-directory whose manifest matches the inputs (checkpoint and config hashes, tool version) is resumed:
-only the steps that have not run are run. `-f` rebuilds from scratch.
+build directory and records their hashes and its time in `manifest.json`. The directory is assembled in
+a temporary sibling and renamed into place at the end, so a failed build leaves nothing half-written. A
+build directory whose manifest matches the inputs (checkpoint and config hashes, tool version) is
+resumed: the steps whose outputs are all still there, unchanged, are skipped. `-f` rebuilds from
+scratch, and only ever replaces a directory this tool made and nothing but its outputs: a directory
+holding anything else is refused, so no user file is ever deleted. The checkpoint is copied into the
+build (`model.ckpt`), so a build directory is self-contained.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +30,7 @@ import yaml
 from compiler.config import Config, load_config
 from compiler.errors import UsageError
 from compiler.frontend import Network, load_network
-from compiler.ir import IR
+from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
 from compiler.passes import run_pipeline
 
@@ -33,6 +39,25 @@ TOOL_VERSION = "0.1.0"
 
 class BuildExists(UsageError):
     """The output directory holds a build of different inputs."""
+
+
+class OutputNotReplaceable(UsageError):
+    """The output path is not a directory the build may write or replace (a file, a link, a folder of
+    other files, the current or home directory)."""
+
+
+class DesignTooLarge(UsageError):
+    """The circuit exceeds the configured ceiling on unit transistors or area."""
+
+
+class BuildModified(UsageError):
+    """A build directory's outputs differ from what its manifest recorded (edited, deleted or replaced)."""
+
+
+# Everything a build directory may hold: the build's outputs and the folders later commands write.
+OUTPUTS = frozenset({"manifest.json", "config.yaml", "ir.json", "model.ckpt", "netlist", "layout", "reports"})
+LATER = frozenset({"verify", "drc", "lvs"})
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # the disk says no
 
 
 @dataclass
@@ -53,11 +78,13 @@ class Build:
 
 def step_load(build: Build) -> None:
     build.network = load_network(build.checkpoint)
+    shutil.copyfile(build.checkpoint, build.directory / "model.ckpt")  # verify reads the float model here
     build.write("config.yaml", yaml.safe_dump(build.config.resolved(), sort_keys=True))
 
 
 def step_compile(build: Build) -> None:
     lowered = lower(build.network)
+    build.config.check_stages([stage.name for stage in lowered.stages], STAGE_TYPES)
     build.ir, timings = run_pipeline(lowered, build.config)
     build.facts["pass_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     build.write("ir.json", build.ir.to_json())
@@ -67,6 +94,21 @@ def step_netlist(build: Build) -> None:
     from compiler.backends.spice import write_netlist
 
     build.facts["netlist"] = write_netlist(build.ir, build.directory / "netlist", build.config)
+    check_size(build.facts["netlist"], build.config)
+
+
+def check_size(netlist: dict, config: Config) -> None:
+    """The configured ceilings on transistors and area, checked before the layout spends memory on them."""
+    from flows.report import LAYOUT_OVERHEAD
+
+    units, limit = netlist["unit_devices"], config.get("max_unit_devices")
+    area_mm2 = netlist["gate_area_um2"] * LAYOUT_OVERHEAD / 1e6
+    if units > limit:
+        raise DesignTooLarge(f"the circuit has {units} unit transistors, over the ceiling max_unit_devices = "
+                             f"{limit}; shrink the model or raise the ceiling in the config.")
+    if area_mm2 > config.get("max_area_mm2"):
+        raise DesignTooLarge(f"the circuit's estimated area is {area_mm2:.3g} mm^2, over the ceiling max_area_mm2 = "
+                             f"{config.get('max_area_mm2'):g}; shrink the model or raise the ceiling in the config.")
 
 
 def step_layout(build: Build) -> None:
@@ -115,22 +157,26 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
     checkpoint, out = Path(checkpoint), Path(out)
     config = load_config(config_path)
     if not checkpoint.is_file():
-        raise UsageError(f"checkpoint {checkpoint} does not exist; pass the path of a .ckpt file.")
+        raise UsageError(f"checkpoint {str(checkpoint)[:200]} does not exist or is not a file; pass the path of a "
+                         ".ckpt file.")
     inputs = _inputs(checkpoint, config)
-    previous = _previous_manifest(out)
+    previous = check_output_directory(out)
     if previous is not None and not force and previous.get("inputs") != inputs:
         raise BuildExists(f"{out} holds a build of other inputs (checkpoint or config changed); "
                           "use -f to rebuild it or choose another -o directory.")
-    if out.exists() and previous is None and any(out.iterdir()) and not force:
-        raise BuildExists(f"{out} exists and is not a build directory; choose another -o or use -f.")
     resume = previous is not None and not force
-    done = set(previous.get("steps", {})) if resume else set()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    work.chmod(0o755)  # mkdtemp makes it private; a build directory is shared like any output
+    done = intact_steps(out, previous) if resume else set()
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_work(out)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    except OSError as exc:
+        raise OutputNotReplaceable(f"cannot create the build directory beside {out}: {exc.strerror}; choose a "
+                                   "writable -o.") from None
+    try:
+        work.chmod(0o755)  # mkdtemp makes it private; a build directory is shared like any output
         if resume:
-            shutil.copytree(out, work, dirs_exist_ok=True)
+            shutil.copytree(out, work, dirs_exist_ok=True, symlinks=True)
         state = Build(checkpoint, work, config,
                       facts=dict(previous.get("facts", {})) if resume else {})
         manifest = _manifest_base(inputs, previous if resume else None)
@@ -141,24 +187,115 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
             needed = needed or (name == "report" and "layout" in manifest["steps"] and "layout" not in done)
             if not needed or name in skipped:
                 continue
+            before = _stats(work)
             start = time.perf_counter()
             step(state)
             manifest["steps"][name] = round(time.perf_counter() - start, 3)
+            written = [p for p, stat in _stats(work).items() if before.get(p) != stat]
+            manifest["outputs"][name] = {p: _sha256(work / p) for p in written}
             log(f"  {name:<10} {manifest['steps'][name]:8.3f} s")
         manifest["facts"] = state.facts
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         _swap_into_place(work, out)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise OutputNotReplaceable(f"cannot write the build into {out}: {exc.strerror or exc}; free space or "
+                                   "choose a writable -o.") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return manifest
 
 
+def check_output_directory(out: Path) -> dict | None:
+    """The manifest of the build at `out` (None: `out` is absent or empty), or a named error when `out` is
+    not a directory the build may write into and replace."""
+    shown = str(out)[:200]
+    if out.is_symlink():
+        raise OutputNotReplaceable(f"{shown} is a symbolic link; pass the directory itself (or a new path) as -o.")
+    if out.exists() and not out.is_dir():
+        raise OutputNotReplaceable(f"{shown} exists and is not a directory; choose another -o.")
+    resolved, here = out.resolve(), Path.cwd().resolve()
+    if resolved in (Path(resolved.anchor), Path.home().resolve(), here) or resolved in here.parents:
+        raise OutputNotReplaceable(f"{shown} is the root, home or current directory (or holds it); a build "
+                                   "replaces its whole directory: choose a new -o such as build/NAME.")
+    if not out.exists() or not any(out.iterdir()):
+        return None
+    previous = _previous_manifest(out)
+    if previous is None:
+        raise OutputNotReplaceable(f"{shown} exists, is not empty and is not a build directory (no valid "
+                                   "manifest.json); the build never replaces such a directory: choose a new "
+                                   "or empty -o.")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS | LATER)
+    recorded = {p for files in previous.get("outputs", {}).values() for p in files}
+    foreign += sorted(str(p.relative_to(out)) for sub in ("netlist", "layout", "reports") if recorded
+                      for p in (out / sub).rglob("*") if not p.is_dir() and str(p.relative_to(out)) not in recorded)
+    if foreign:
+        raise OutputNotReplaceable(f"{shown} holds files the build did not make ({', '.join(foreign[:5])[:300]}"
+                                   f"{', ...' if len(foreign) > 5 else ''}); move them out or choose another -o.")
+    return previous
+
+
+def intact_steps(out: Path, manifest: dict) -> set:
+    """The steps of a previous build whose outputs are all present and unchanged, up to the first that is
+    not: a later step may depend on an earlier one's files, so everything after a damaged step reruns."""
+    outputs, intact = manifest.get("outputs"), set()
+    if outputs is None:  # a manifest that recorded no outputs: nothing can be trusted to be there
+        return intact
+    for name, _ in STEPS:
+        if name not in manifest.get("steps", {}):
+            continue
+        if name not in outputs or changed_outputs(out, outputs[name]):
+            break
+        intact.add(name)
+    return intact
+
+
+def changed_outputs(directory: Path, recorded: dict) -> list[str]:
+    """The recorded files (relative path -> sha256) that are missing or differ under `directory`."""
+    changed = []
+    for relative, digest in sorted(recorded.items()):
+        path = directory / relative
+        if not path.is_file() or path.is_symlink() or _sha256(path) != digest:
+            changed.append(relative)
+    return changed
+
+
+def check_build_outputs(directory: Path, relatives) -> None:
+    """A named error when any of the given outputs of a build differs from what its manifest recorded."""
+    manifest = _previous_manifest(directory)
+    if manifest is None or "outputs" not in manifest:
+        raise BuildModified(f"{directory} has no manifest of its outputs; rebuild it with `python -m compiler "
+                            "build MODEL.ckpt -o DIR` (a plain rebuild resumes and records them).")
+    recorded = {p: h for files in manifest["outputs"].values() for p, h in files.items()}
+    wanted = {p: h for p, h in recorded.items() if any(p == r or p.startswith(r.rstrip("/") + "/") for r in relatives)}
+    missing = [r for r in relatives if not any(p == r or p.startswith(r.rstrip("/") + "/") for p in recorded)]
+    changed = missing + changed_outputs(directory, wanted)
+    if changed:
+        raise BuildModified(f"{directory}: {', '.join(changed[:5])} changed since the build (manifest.json records "
+                            "each output's hash); rebuild with `python -m compiler build` (it redoes what changed).")
+
+
+def _stats(directory: Path) -> dict:
+    """relative path -> (inode, size, mtime) of every file under `directory`: what a step wrote changes it."""
+    stats = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink() and path.name != "manifest.json":
+            stat = path.stat()
+            stats[str(path.relative_to(directory))] = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return stats
+
+
 def _previous_manifest(out: Path) -> dict | None:
     try:
-        return json.loads((out / "manifest.json").read_text())
-    except (OSError, ValueError):
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+    if not isinstance(manifest, dict) or not {"inputs", "steps"} <= set(manifest):
+        return None
+    return manifest
 
 
 def _manifest_base(inputs: dict, previous: dict | None) -> dict:
@@ -172,7 +309,28 @@ def _manifest_base(inputs: dict, previous: dict | None) -> dict:
         "versions": {"tool": TOOL_VERSION, "pdk": find_models().source, "ngspice": ngspice_version(),
                      "python": platform.python_version(), "jax": jax.__version__},
         "steps": dict(previous.get("steps", {})) if previous else {},
+        "outputs": dict(previous.get("outputs", {})) if previous else {},
     }
+
+
+def sweep_stale_work(out: Path) -> None:
+    """Remove the temporary siblings (`.NAME.tmp-PID-*`, `.NAME.old-PID`) that a killed build of `out` left:
+    only those whose process is gone, so a build running beside this one keeps its own."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp-(\d+)-\w+|old-(\d+))")
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and not _alive(int(match[1] or match[2])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _swap_into_place(work: Path, out: Path) -> None:

@@ -17,19 +17,20 @@ import cells
 from cells import common
 from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
+from flows.arguments import JOBS, TEMPERATURE, count
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("cells", nargs="*", metavar="CELL",
                         help=f"cells to characterise (default: all of {', '.join(cells.names())})")
     parser.add_argument("--corner", default="tt", choices=CORNERS, help="process corner (default tt)")
-    parser.add_argument("--temp", type=float, default=27.0, help="temperature in Celsius (default 27)")
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="ngspice processes at once (default 2)")
+    parser.add_argument("--temp", type=TEMPERATURE, default=27.0, help="temperature in Celsius (default 27)")
+    parser.add_argument("-j", "--jobs", type=JOBS, default=2, help="ngspice processes at once (default 2)")
     parser.add_argument("-o", "--output", type=Path, default=common.CALIBRATION_DIR,
                         help=f"directory for tables, plots and report (default {common.CALIBRATION_DIR})")
     parser.add_argument("--validate", action="store_true",
                         help="also compare ideal and calibrated models with SPICE on held-out stimuli")
-    parser.add_argument("--mc", type=int, default=0, metavar="N",
+    parser.add_argument("--mc", type=count(0, 10_000), default=0, metavar="N",
                         help="also run PDK mismatch Monte Carlo with N instances per cell parameter")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from compiler.cli import main as cli
 from compiler.errors import UsageError
 from compiler.ngspice import available_cores
+from flows.arguments import count
 from models.catalog import build_config, zoo_path
 
 DEFAULT_MODEL = zoo_path("fq_bmru_d4_digits_rows")
@@ -23,10 +24,8 @@ OUT = Path("build") / "demo"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default=str(OUT), help=f"build directory (default: {OUT})")
-    parser.add_argument("--sequences", type=int, default=2, help="test sequences to verify (0: build only)")
+    parser.add_argument("--sequences", type=count(0, 100_000), default=2, help="test sequences to verify (0: build only)")
     args = parser.parse_args(argv)
-    if args.sequences < 0:
-        parser.error("--sequences must be 0 (build only) or more")
     try:
         jobs = min(available_cores(), 2 * args.sequences)  # its widest batch: each sequence's cells alone
     except UsageError as error:  # a bad FQRNN_NGSPICE_CORES

@@ -1,7 +1,7 @@
 """`python -m compiler verify DIR`: simulate the built circuit in ngspice and compare it, frame by frame,
 with the behavioural reference (the network the compiler meant to build, run by the zoo's own code).
 
-Metrics (DOMAIN.md section 6): state agreement over (cell, frame) pairs; RMS error of the candidate
+Metrics: state agreement over (cell, frame) pairs; RMS error of the candidate
 currents and of the outputs in units of i_unit; prediction agreement over sequences (classifiers); the
 circuit's task metric on the simulated sequences next to the float model's. Exit status 1 when a
 tolerance fails, so a designer can regression-test circuit fidelity in CI.
@@ -27,44 +27,23 @@ from tqdm import tqdm
 from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
-from compiler.config import Config
+from compiler.config import Config, read_user_yaml
 from compiler.errors import SimulationError, UsageError
 from compiler.ir import IR, Bistable, CurrentOutput, Ladder
 from compiler.ngspice import Runner
 from compiler.pdk import CORNERS
+from flows.build import check_build_outputs
+from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.partition import READOUT, partitions, replay_waveform
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
+from flows.tolerances import ToleranceFileError, load_tolerances  # noqa: F401 (ToleranceFileError: re-exported)
 from models.checkpoint import load_checkpoint
 from models.network import apply
 from models.tasks import get_task
 
-# The default verdict (DOMAIN.md section 6 targets): metric -> {"min": x} or {"max": x} at the nominal condition.
+# The default verdict (state agreement >= 0.99, prediction agreement >= 0.98): metric -> {"min": x} or {"max": x} at the nominal condition.
 TOLERANCES = {"state_agreement": {"min": 0.99}, "prediction_agreement": {"min": 0.98}}
-
-
-class ToleranceFileError(UsageError):
-    """The tolerance file is malformed or names a metric the verification does not report."""
-
-
-CHECKABLE = ("state_agreement", "prediction_agreement", "output_rms_units", "circuit_accuracy")
-
-
-def load_tolerances(path) -> dict:
-    """A YAML file of `metric: {min: x}` / `metric: {max: x}` entries; they replace the defaults they name."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ToleranceFileError(f"cannot read the tolerance file {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ToleranceFileError(f"{path}: expected a mapping like `state_agreement: {{min: 0.99}}`")
-    for metric, bound in data.items():
-        if metric not in CHECKABLE:
-            raise ToleranceFileError(f"{path}: unknown metric {metric!r}; choose from {', '.join(CHECKABLE)}")
-        if not (isinstance(bound, dict) and len(bound) == 1 and next(iter(bound)) in ("min", "max")
-                and isinstance(next(iter(bound.values())), (int, float))):
-            raise ToleranceFileError(f"{path}: {metric} must be {{min: number}} or {{max: number}}, not {bound!r}")
-    return data
 
 
 def failures(metrics: dict, tolerances: dict) -> list[str]:
@@ -82,15 +61,20 @@ class NotABuild(UsageError):
 
 
 def _load(directory: Path) -> tuple[IR, Config]:
+    """The build's IR and config, after checking that they, the model and the netlist are what the build
+    wrote (manifest hashes): a verification is of the delivered circuit or of nothing."""
+    if not (directory / "ir.json").is_file() or not (directory / "config.yaml").is_file():
+        raise NotABuild(f"{str(directory)[:200]} is not a build directory (no ir.json / config.yaml); run "
+                        "`python -m compiler build MODEL.ckpt -o DIR` first.")
+    check_build_outputs(directory, ("ir.json", "config.yaml", "model.ckpt", "netlist/"))
     try:
         ir = IR.from_json((directory / "ir.json").read_text())
-        resolved = yaml.safe_load((directory / "config.yaml").read_text())
-    except OSError:
-        raise NotABuild(f"{directory} is not a build directory (no ir.json / config.yaml); run "
-                        "`python -m compiler build MODEL.ckpt -o DIR` first.") from None
-    if not (directory / "netlist" / "network.spice").is_file():
-        raise NotABuild(f"{directory} has no netlist; rebuild it with `python -m compiler build`.")
-    return ir, Config(**resolved)
+        config = Config(**read_user_yaml(directory / "config.yaml", "build configuration", NotABuild))
+        get_task(ir.meta["task"])
+    except (ValueError, TypeError, KeyError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise NotABuild(f"{str(directory)[:200]}: ir.json or config.yaml cannot be read ({type(exc).__name__}); "
+                        "rebuild it with `python -m compiler build`.") from None
+    return ir, config
 
 
 def _per_frame_layer(ir: IR) -> str:
@@ -155,7 +139,7 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
                     "energy_per_inference_J": nominal["power_W"] * x.shape[1] * frame,
                     "power_estimate_W": _build_estimate(directory)})
     if task.pool:
-        float_out, _ = apply(*_float_model(ir), x)
+        float_out, _ = apply(*_float_model(directory), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
     nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed_cells = _isolated(
         ir, traces, len(x), frame, corners[0], temps[0], sweep)
@@ -308,7 +292,7 @@ SUMMARY = ("corner", "temp", "mc_seed", "simulated_sequences", "state_agreement"
 
 
 def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
-    """DOMAIN.md section 6 metrics of one condition's samples against the reference traces (`sequences`:
+    """The verification metrics of one condition's samples against the reference traces (`sequences`:
     the test sequence each sample is of)."""
     ref_out = np.asarray(traces[_per_frame_layer(ir)]["y"])
     spice_out = np.stack([g["outputs"] for g in got])
@@ -360,8 +344,9 @@ def _build_estimate(directory: Path) -> float | None:
         return None
 
 
-def _float_model(ir: IR):
-    ckpt = load_checkpoint(ir.meta["model"])
+def _float_model(directory: Path):
+    """The trained model, from the build's own copy of its checkpoint."""
+    ckpt = load_checkpoint(directory / "model.ckpt")
     return ckpt.graph, ckpt.arrays
 
 
@@ -480,30 +465,26 @@ def _atomic(path: Path, text: str) -> None:
 
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="a build directory (`python -m compiler build ... -o DIR`)")
-    parser.add_argument("--sequences", type=int, default=8, help="test sequences to simulate")
-    parser.add_argument("--frames", type=int, default=None, help="simulate only the first N frames of each (default: all)")
+    parser.add_argument("--sequences", type=count(1, 100_000), default=8, help="test sequences to simulate")
+    parser.add_argument("--frames", type=count(1, 100_000), default=None, help="simulate only the first N frames of each (default: all)")
     parser.add_argument("--corner", default=None,
                         help="comma-separated process corners, e.g. tt,ss,ff (default: the build's)")
-    parser.add_argument("--temp", type=float, nargs="+", default=None, help="temperatures in C (default: the build's)")
-    parser.add_argument("--mc", type=int, default=0, help="PDK mismatch Monte Carlo runs (seeds 1..N)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="ngspice processes (or Dask workers) at once")
+    parser.add_argument("--temp", type=TEMPERATURE, nargs="+", default=None, help="temperatures in C (default: the build's)")
+    parser.add_argument("--mc", type=count(0, 10_000), default=0, help="PDK mismatch Monte Carlo runs (seeds 1..N)")
+    parser.add_argument("-j", "--jobs", type=JOBS, default=1, help="ngspice processes (or Dask workers) at once")
     parser.add_argument("--partitioned", action="store_true",
                         help="simulate layer by layer, replaying recorded cell currents (faster on large networks)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="local: a pool of ngspice processes; dask: dask.distributed")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address (default with --executor dask: a LocalCluster of -j workers)")
-    parser.add_argument("--sim-timeout", type=float, default=None,
+    parser.add_argument("--sim-timeout", type=SECONDS, default=None,
                         help="seconds each simulation may run; one that runs longer fails and is reported")
     parser.add_argument("--tolerances", default=None,
-                        help="YAML of metric: {min: x} / {max: x} bounds that replace the defaults")
+                        help="YAML of metric: {min: x, max: y} bounds (either or both) that replace the defaults")
 
 
 def run(args) -> int:
-    if args.sequences < 1 or args.mc < 0 or (args.frames is not None and args.frames < 1):
-        raise UsageError("--sequences and --frames must be at least 1 and --mc at least 0")
-    if args.sim_timeout is not None and args.sim_timeout <= 0:
-        raise UsageError("--sim-timeout must be a positive number of seconds")
     corners = args.corner.split(",") if args.corner else None
     for corner in corners or ():
         if corner not in CORNERS:

@@ -60,8 +60,8 @@ def _num(value) -> str:
 def _row(path: Path) -> list[str]:
     """One table row from a checkpoint's metadata ('?' where a foreign file lacks a field)."""
     md = load_checkpoint(path).metadata
-    cfg = md.get("train_config") or {}
-    m = md.get("metrics") or {}
+    cfg = _mapping(md.get("train_config"))
+    m = {k: v for k, v in _mapping(md.get("metrics")).items() if isinstance(v, (int, float))}
     metric = md.get("metric", "?")
     extra = ", ".join(f"{k}={v:.4g}" for k, v in m.items()
                       if k.startswith(f"test_{metric}_") or k == "test_frame_acc")
@@ -70,6 +70,11 @@ def _row(path: Path) -> list[str]:
             str(cfg.get("layers", "?")), {True: "yes", False: "no"}.get(hw, "?"), metric,
             _num(m.get(f"val_{metric}")), _num(m.get(f"test_{metric}")), extra or "-",
             str(md.get("best_step", "?")), f"{path.stat().st_size / 1024:.1f}"]
+
+
+def _mapping(value) -> dict:
+    """A metadata field that should be an object; anything else (a foreign file's) reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 HEADER = ["model", "task", "cell", "d", "layers", "hardware", "metric", "val", "test", "more (test)",

@@ -1,34 +1,46 @@
 """Command line: ``python -m models {train, eval, zoo, build-zoo, compare}``.
 
-Exit status 0 on success, 2 on bad input (unknown task or cell, unreadable or invalid checkpoint),
-with a message saying what to do.
+Exit status 0 on success; 2 on bad input (an option out of range, an output path that cannot be
+written, an unreadable or invalid checkpoint), with a named error saying what to do, checked before
+any training starts; 130 on Ctrl-C and 143 on SIGTERM, leaving no partial output.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
+import os
+import re
+import signal
 import sys
+import threading
+from functools import partial
 from pathlib import Path
 
 from models.backbone import CELLS
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from models.tasks import TASKS
+from models.errors import UsageError
 
-EXIT_BAD_INPUT = 2
+# The modules that import JAX are imported by the commands, inside main's handling of Ctrl-C.
+
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+MAX_SEEDS = 100  # compare: seeds per configuration
+MAX_SIZE = 1024  # compare: state size per layer
 
 
-class UsageError(ValueError):
-    """A command-line value is out of range."""
+class BadOption(UsageError):
+    """A command-line value is out of range or names nothing that exists."""
 
 
 def _cmd_train(args) -> int:
+    from models.checkpoint import check_output_path, save_checkpoint
     from models.train import TrainConfig, train
 
     cfg = TrainConfig(task=args.task, cell=args.cell, d=args.d, layers=args.layers, seed=args.seed,
                       steps=args.steps, lr=args.lr, mlp=args.mlp, K=args.K, batch=args.batch,
                       head=args.head, eps_hold=args.eps_hold, eps_decay=args.eps_decay,
                       patience=args.patience)
+    check_output_path(args.output)
     result = train(cfg, progress=not args.quiet)
     save_checkpoint(args.output, result.checkpoint)
     md = result.checkpoint.metadata
@@ -40,6 +52,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from models.checkpoint import load_checkpoint
     from models.evaluate import evaluate_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -52,26 +65,32 @@ def _cmd_eval(args) -> int:
 
 def _cmd_zoo(args) -> int:
     from models.catalog import markdown_table, shipped, table_rows
+    from models.network import shown
 
+    if args.dir and not Path(args.dir).is_dir():
+        raise BadOption(f"--dir {shown(args.dir)} is not a directory; pass a directory of "
+                        ".ckpt files")
     paths = sorted(Path(args.dir).glob("*.ckpt")) if args.dir else shipped()
     if not paths:
-        print(f"no checkpoints found in {args.dir or 'models/zoo'}; run `python -m models "
-              "build-zoo` to train them", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise BadOption(f"no checkpoints found in {shown(args.dir or 'models/zoo')}; run "
+                        "`python -m models build-zoo` to train them")
     print(markdown_table(table_rows(paths)))
     return 0
 
 
 def _cmd_build_zoo(args) -> int:
     from models.catalog import ZOO, zoo_path
+    from models.checkpoint import check_output_path, save_checkpoint
+    from models.network import shown
     from models.train import train
     from models.zoo_readme import write_readme
 
     names = args.only or list(ZOO)
     unknown = sorted(set(names) - set(ZOO))
     if unknown:
-        print(f"unknown zoo entries {unknown}; choose from {sorted(ZOO)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise BadOption(f"unknown zoo entries {shown(unknown)}; choose from {sorted(ZOO)}")
+    for name in names:
+        check_output_path(zoo_path(name))
     for name in names:
         result = train(ZOO[name], progress=not args.quiet)
         save_checkpoint(zoo_path(name), result.checkpoint)
@@ -85,6 +104,7 @@ def _cmd_build_zoo(args) -> int:
 def _cmd_compare(args) -> int:
     from models.compare import run_comparison
 
+    _check_compare(args)
     run_comparison(Path(args.output), seeds=tuple(range(args.seeds)), sizes=tuple(args.sizes),
                    progress=not args.quiet, tasks=tuple(args.tasks),
                    results=Path(args.results) if args.results else None,
@@ -93,7 +113,9 @@ def _cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
+    from models.tasks import TASKS
+
+    p = _Parser(prog="python -m models", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one model and save a .ckpt")
@@ -153,25 +175,75 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(args) -> None:
-    for key in ("d", "layers", "batch", "K", "patience"):
-        if getattr(args, key, 1) < 1:
-            raise UsageError(f"--{key} must be a positive integer")
-    for key in ("head", "eps_hold", "eps_decay"):
-        if getattr(args, key, 0) < 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
-    if getattr(args, "steps", 0) < 0 or getattr(args, "lr", 1.0) <= 0:
-        raise UsageError("--steps must be >= 0 and --lr > 0")
+def _check_compare(args) -> None:
+    """Bound the comparison's plan and check where it writes, before any run."""
+    from models.checkpoint import check_output_path
+    from models.network import shown
+
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise BadOption(f"--seeds must be an integer in [1, {MAX_SEEDS}], got {shown(args.seeds)}")
+    bad = [d for d in args.sizes if not 1 <= d <= MAX_SIZE]
+    if bad:
+        raise BadOption(f"--sizes must be integers in [1, {MAX_SIZE}], got {shown(bad)}")
+    check_output_path(args.output)
+    check_output_path(args.results or Path(args.output).with_suffix(".jsonl"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose error messages cut every long word, so they never echo an unbounded
+    argument (a 5000-digit number, a huge invalid choice)."""
+
+    def error(self, message):
+        super().error(re.sub(r"\S{81,}", lambda m: m.group()[:80] + "...", message)[:2000])
+
+
+def _unwind_on_sigterm(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so a checkpoint being written removes its temporary file."""
+    raise SystemExit(128 + signum)
+
+
+def _redeliver_interrupt(previous_hook, unraisable) -> None:
+    """A Ctrl-C that lands in a garbage-collector callback (JAX registers one) is swallowed and
+    printed by Python; deliver it again shortly, once the main thread is back in the command's
+    code, so that the command stops instead of running on."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        timer = threading.Timer(0.05, _thread.interrupt_main)
+        timer.daemon = True
+        timer.start()
+    else:
+        previous_hook(unraisable)
+
+
+def _run(argv) -> int:
+    """Parse and run the command; a named error or Ctrl-C becomes a message and an exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command and return its exit status.
+
+    Called without argv (as the program), an interrupted command ends the process right after its
+    message: after an interrupted XLA compilation, JAX can crash in the interpreter's teardown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _run(argv)
+    previous = signal.signal(signal.SIGTERM, _unwind_on_sigterm), sys.unraisablehook
+    sys.unraisablehook = partial(_redeliver_interrupt, previous[1])
     try:
-        _positive(args)
-        return args.func(args)
-    except CheckpointError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        status = _run(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        sys.unraisablehook = previous[1]
+    if status == EXIT_INTERRUPTED and argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

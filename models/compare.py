@@ -15,12 +15,17 @@ from pathlib import Path
 
 import jax
 
+from models.errors import UsageError
 from models.tasks import get_task
 from models.train import TrainConfig, train
 
 COMPARE_CELLS = ("fq_bmru", "bmru", "cmru", "acmru", "lru", "mingru")
 COMPARE_TASKS = ("copy_first", "digits_rows")
 COUNTING_CELLS = ("fq_cmru", "fq_bmru")
+
+
+class BadResults(UsageError):
+    """The results file of a comparison holds lines this command did not write."""
 
 
 def memoryless_baseline(task_name: str = "digits_rows") -> float:
@@ -129,9 +134,13 @@ def run_comparison(output: Path, seeds=(0, 1, 2), sizes=(8, 16), progress=True,
         happened to run the same one."""
         runs = {}
         if results.exists():
-            for line in results.read_text().splitlines():
-                r = json.loads(line)
-                runs.setdefault((r["task"], r["cell"], r["d"], r["seed"]), r)
+            for number, line in enumerate(results.read_text().splitlines(), 1):
+                try:
+                    r = json.loads(line)
+                    runs.setdefault((r["task"], r["cell"], r["d"], r["seed"]), r)
+                except (ValueError, KeyError, TypeError):
+                    raise BadResults(f"{str(results)[:200]}: line {number} is not a result this command wrote; move the file "
+                                     "away or pass another --results") from None
         return list(runs.values())
 
     if not render_only:

@@ -1,13 +1,25 @@
-"""Named errors for model descriptions and checkpoint files.
+"""Named errors for model descriptions, checkpoint files and the ``python -m models`` command line.
 
-Every failure to load or validate a model derives from ``CheckpointError`` (a ``ValueError``), so a
-caller can catch one class; each subclass names one kind of failure and its message says what to do.
+Every error the user can fix derives from ``UsageError`` (exit status 2, like the compiler's
+``UsageError``, which this package cannot subclass: it sits below the compiler). Every failure to
+load or validate a model derives from ``CheckpointError``, so a caller can catch one class; each
+subclass names one kind of failure and its message says what to do.
 """
 
 from __future__ import annotations
 
 
-class CheckpointError(ValueError):
+class UsageError(ValueError):
+    """Bad input the user can fix (an option, a path, a file): exit status 2."""
+
+    exit_status = 2
+
+
+class OutputPathError(UsageError):
+    """An output path cannot be written: missing or non-directory parent, a directory, read-only."""
+
+
+class CheckpointError(UsageError):
     """Base class: the checkpoint or model graph cannot be used."""
 
 
@@ -49,3 +61,7 @@ class NonFiniteArray(CheckpointError):
 
 class ConstraintViolation(CheckpointError):
     """A hardware parameter is out of its physical range (e.g. a negative bias current)."""
+
+
+class TaskMismatch(CheckpointError):
+    """The network's input or output does not fit the task the checkpoint names."""

@@ -8,9 +8,10 @@ from functools import lru_cache
 import jax
 import numpy as np
 
+from models.checkpoint import check_task
 from models.errors import CheckpointError
-from models.network import apply
-from models.tasks import Split, Task, get_task
+from models.network import apply, shown
+from models.tasks import SHAPES, Split, Task, get_task
 
 EVAL_BATCH = 256  # every batch is padded to this size so each sequence length compiles once
 
@@ -70,12 +71,13 @@ def evaluate(graph, arrays, task: Task, splits=("val", "test"), extra_tests: boo
 
 
 def evaluate_checkpoint(ckpt, splits=("test",), extra_tests: bool = True) -> dict:
-    """Re-measure a loaded checkpoint on its own task's splits."""
+    """Re-measure a loaded checkpoint on its own task's splits (TaskMismatch if the network's input,
+    readout or output width does not fit the task)."""
     task_name = ckpt.metadata.get("task")
     if not isinstance(task_name, str):
         raise CheckpointError("checkpoint metadata has no 'task'; it cannot be evaluated")
-    try:
-        task = get_task(task_name)
-    except KeyError as exc:
-        raise CheckpointError(f"checkpoint task {task_name!r} is unknown to this package") from exc
-    return evaluate(ckpt.graph, ckpt.arrays, task, splits, extra_tests)
+    if task_name not in SHAPES:
+        raise CheckpointError(f"checkpoint task {shown(task_name)} is unknown to this package; "
+                              f"it knows {', '.join(SHAPES)}")
+    check_task(ckpt.graph, task_name)
+    return evaluate(ckpt.graph, ckpt.arrays, get_task(task_name), splits, extra_tests)

@@ -14,10 +14,11 @@ import re
 import jax.numpy as jnp
 import numpy as np
 
+from compiler.errors import shown  # noqa: F401 (models' modules import it from here)
 from models.errors import InvalidGraph, UnknownLayerType
 from models.layers import LAYER_TYPES, Context
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_LAYERS = 256
 MAX_FEATURES = 1 << 16
 
@@ -27,7 +28,7 @@ def _check_hyper(layer: dict, spec: dict) -> None:
     allowed = {"name", "type"} | set(spec)
     extra = set(layer) - allowed
     if extra:
-        raise InvalidGraph(f"layer {name!r} has unknown hyperparameters {sorted(extra)}; "
+        raise InvalidGraph(f"layer {name!r} has unknown hyperparameters {shown(sorted(extra))}; "
                            f"a {layer['type']} layer takes {sorted(spec)}")
     for key, kind in spec.items():
         if key not in layer:
@@ -43,7 +44,7 @@ def _check_hyper(layer: dict, spec: dict) -> None:
             ok = ok and lo_ok and hi_ok
             want = "a number in [0, 1]" if kind == "prob" else "a number in (0, 1)"
         if not ok:
-            raise InvalidGraph(f"layer {name!r}: hyperparameter {key}={v!r} must be {want}")
+            raise InvalidGraph(f"layer {name!r}: hyperparameter {key}={shown(v)} must be {want}")
 
 
 def validate_graph(graph) -> dict:
@@ -62,27 +63,32 @@ def validate_graph(graph) -> dict:
         if not isinstance(layer, dict) or not isinstance(layer.get("name"), str) \
                 or not isinstance(layer.get("type"), str):
             raise InvalidGraph(f"layer #{i} must be an object with string 'name' and 'type'")
-        if not _NAME.match(layer["name"]):
-            raise InvalidGraph(f"layer name {layer['name']!r} must match {_NAME.pattern}")
+        if not _NAME.fullmatch(layer["name"]):
+            raise InvalidGraph(f"layer name {shown(layer['name'])} must match {_NAME.pattern}")
         if layer["name"] in order:
             raise InvalidGraph(f"duplicate layer name {layer['name']!r}")
         if layer["type"] not in LAYER_TYPES:
-            raise UnknownLayerType(f"layer {layer['name']!r} has unknown type {layer['type']!r}; "
+            raise UnknownLayerType(f"layer {layer['name']!r} has unknown type {shown(layer['type'])}; "
                                    f"known types: {sorted(LAYER_TYPES)}. Upgrade the package or "
                                    "re-export the model with supported layers")
         _check_hyper(layer, LAYER_TYPES[layer["type"]].hyper)
         order[layer["name"]] = i
     if not isinstance(edges, list):
         raise InvalidGraph("graph 'edges' must be a list of [src, dst] pairs")
+    if len(edges) > MAX_LAYERS * MAX_LAYERS:
+        raise InvalidGraph(f"graph has {len(edges)} edges; at most {MAX_LAYERS * MAX_LAYERS} are allowed")
     preds = {name: [] for name in order}
     for e in edges:
         if not (isinstance(e, list) and len(e) == 2 and all(isinstance(n, str) for n in e)):
-            raise InvalidGraph(f"edge {e!r} must be a [src, dst] pair of layer names")
+            raise InvalidGraph(f"edge {shown(e, 160)} must be a [src, dst] pair of layer names")
         src, dst = e
         if src not in order or dst not in order:
-            raise InvalidGraph(f"edge {e!r} names a layer that does not exist")
+            raise InvalidGraph(f"edge {shown(e, 160)} names a layer that does not exist")
         if order[src] >= order[dst]:
             raise InvalidGraph(f"edge {e!r} points backwards: list layers in dataflow order")
+        if src in preds[dst]:
+            raise InvalidGraph(f"edge {e!r} is listed twice: a layer takes each input once (to add a signal "
+                               "to itself, scale it with a linear layer)")
         preds[dst].append(src)
     for key in ("inputs", "outputs"):
         names = graph[key]

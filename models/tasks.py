@@ -36,6 +36,24 @@ class Split:
 
 
 @dataclass(frozen=True)
+class TaskShape:
+    """What a network for the task must take and give, known without generating the data."""
+
+    n_in: int  # input features per frame
+    n_out: int  # output features (logits or values) per frame
+    pool: bool  # classification by the mean over time of per-frame logits
+
+
+SHAPES = {
+    "copy_first": TaskShape(2, 1, False),
+    "digits_rows": TaskShape(8, 10, True),
+    "digits_pixels": TaskShape(1, 10, True),
+    "flipflop": TaskShape(4, 2, False),
+    "event_count": TaskShape(1, 5, False),
+}
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     description: str
@@ -162,10 +180,16 @@ def _digits_splits(pixels: bool):
 # ---------------------------------------------------------------------------- registry
 
 
+def _shape(name: str) -> tuple:
+    """(n_in, n_out, pool) of a task, in the order of the Task fields."""
+    s = SHAPES[name]
+    return s.n_in, s.n_out, s.pool
+
+
 def _make(name: str) -> Task:
     if name == "copy_first":
         T = 64
-        return Task(name, "noisy copy-first-input (regression at the last frame)", 2, 1, False,
+        return Task(name, "noisy copy-first-input (regression at the last frame)", *_shape(name),
                     _copy_first(4096, T, 101), _copy_first(512, T, 102), _copy_first(1024, T, 103),
                     _last_mse, _last_mae, "mae", False,
                     {"T256": _copy_first(512, 256, 104), "T1024": _copy_first(256, 1024, 105)})
@@ -173,22 +197,22 @@ def _make(name: str) -> Task:
         pixels = name == "digits_pixels"
         train, val, test = _digits_splits(pixels)
         how = "pixel by pixel (T=64)" if pixels else "row by row (T=8)"
-        return Task(name, f"sklearn 8x8 digits {how}", 1 if pixels else 8, 10, True,
-                    train, val, test, _ce_loss, _acc, "acc", True)
+        return Task(name, f"sklearn 8x8 digits {how}", *_shape(name), train, val, test,
+                    _ce_loss, _acc, "acc", True)
     if name == "flipflop":
         T = 64
-        return Task(name, "2-bit latching flip-flop (per-frame state)", 4, 2, False,
+        return Task(name, "2-bit latching flip-flop (per-frame state)", *_shape(name),
                     _flipflop(2048, T, 201), _flipflop(256, T, 202), _flipflop(512, T, 203),
                     _bce_loss, _bit_acc, "acc", True)
     if name == "event_count":
         T = 32
-        return Task(name, "count supra-threshold pulses (0..4, read at the last frame)", 1, 5,
-                    False, _event_count(4096, T, 301), _event_count(512, T, 302),
+        return Task(name, "count supra-threshold pulses (0..4, read at the last frame)",
+                    *_shape(name), _event_count(4096, T, 301), _event_count(512, T, 302),
                     _event_count(1024, T, 303), _count_loss, _count_acc, "acc", True)
-    raise KeyError(f"unknown task {name!r}; choose one of {TASKS}")
+    raise KeyError(f"unknown task {str(name)[:80]!r}; choose one of {TASKS}")
 
 
-TASKS = ("copy_first", "digits_rows", "digits_pixels", "flipflop", "event_count")
+TASKS = tuple(SHAPES)
 
 
 @lru_cache(maxsize=None)

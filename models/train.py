@@ -8,6 +8,7 @@ timestamps, so the same config gives the same checkpoint bytes on the same softw
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -19,13 +20,58 @@ import optax
 from tqdm import tqdm
 
 from models import __version__
-from models.backbone import build_graph
+from models.backbone import CELLS, build_graph
 from models.checkpoint import SCHEMA_VERSION, Checkpoint
+from models.errors import UsageError
 from models.evaluate import evaluate, loss_value, predict, predictor
 from models.layers import NON_NEGATIVE
-from models.network import apply, has_annealed_cells, init_arrays, is_hardware_mappable
+from models.network import apply, has_annealed_cells, init_arrays, is_hardware_mappable, shown
 from models.schedule import EpsSchedule, cosine_lr
-from models.tasks import get_task
+from models.tasks import TASKS, get_task
+
+
+class BadTrainConfig(UsageError):
+    """A training setting is of the wrong kind or outside its range."""
+
+
+class TrainingDiverged(UsageError):
+    """Training ended with non-finite parameters (the learning rate is too high for the model)."""
+
+
+MAX_STEPS = 1_000_000
+# Integer settings: (lowest, highest). The highest bound what one training run on a CPU can hold.
+INT_RANGES = {
+    "d": (1, 1024), "layers": (1, 16), "head": (0, 1024), "K": (1, 16), "batch": (1, 1024),
+    "steps": (0, MAX_STEPS), "eps_hold": (0, MAX_STEPS), "eps_decay": (0, MAX_STEPS),
+    "eval_every": (1, MAX_STEPS), "patience": (1, 10_000), "seed": (0, 2**32 - 1),
+}
+# Real settings: (lowest, highest, lowest included).
+REAL_RANGES = {"lr": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, True),
+               "clip": (0.0, 1e6, False)}
+
+
+NOT_OPTIONS = frozenset({"eval_every", "weight_decay", "clip"})  # not options of `train`
+
+
+def _setting(key: str) -> str:
+    """A setting's name as the command line spells it (--eps-hold), or its field name."""
+    return key if key in NOT_OPTIONS else "--" + key.replace("_", "-")
+
+
+def _check_int(key: str, value) -> None:
+    lo, hi = INT_RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadTrainConfig(f"{_setting(key)} must be an integer in [{lo}, {hi}], got "
+                             f"{shown(value)}")
+
+
+def _check_real(key: str, value) -> None:
+    lo, hi, closed = REAL_RANGES[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and (lo <= value if closed else lo < value) and value <= hi):
+        interval = f"{'[' if closed else '('}{lo:g}, {hi:g}]"
+        raise BadTrainConfig(f"{_setting(key)} must be a finite number in {interval}, got "
+                             f"{shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +93,21 @@ class TrainConfig:
     mlp: bool = False
     K: int = 4
     head: int = 0  # width of a linear+ReLU layer before the readout (0: none)
+
+    def __post_init__(self):
+        """Refuse a config that cannot train (BadTrainConfig), before any data or compilation."""
+        if self.task not in TASKS:
+            raise BadTrainConfig(f"unknown task {shown(self.task)}; choose one of "
+                                 f"{', '.join(TASKS)}")
+        if self.cell not in CELLS:
+            raise BadTrainConfig(f"unknown cell {shown(self.cell)}; choose one of "
+                                 f"{', '.join(CELLS)}")
+        if not isinstance(self.mlp, bool):
+            raise BadTrainConfig(f"mlp must be true or false, got {shown(self.mlp)}")
+        for key in INT_RANGES:
+            _check_int(key, getattr(self, key))
+        for key in REAL_RANGES:
+            _check_real(key, getattr(self, key))
 
     def total_steps(self, annealed: bool) -> int:
         if self.steps:
@@ -138,33 +199,33 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
 
     best, best_score, best_step, stale, losses = None, None, 0, 0, []
     step, start = 0, time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, desc=f"{cfg.cell} d={cfg.d} {cfg.task}",
-               leave=False)
-    while step < total:
-        n = min(cfg.eval_every, total - step)
-        idx = rng.integers(0, len(train_x), (n, cfg.batch))
-        params, opt_state, _, loss = chunk(params, opt_state, jnp.int32(step), train_x[idx],
-                                           train_y[idx])
-        step += n
-        losses.append(float(loss))
-        bar.update(n)
-        if step < settled and step < total:
-            continue
-        np_params = {k: np.asarray(v) for k, v in params.items()}
-        out = predict(fwd, np_params, task.val.x)
-        score = (task.metrics(out, task.val.y)[task.metric], loss_value(task, out, task.val.y))
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
-        if best is None or task.better(score[0], best_score[0]) or \
-                (score[0] == best_score[0] and score[1] < best_score[1]):
-            best, best_score, best_step, stale = np_params, score, step, 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    bar.close()
+    with tqdm(total=total, disable=not progress, desc=f"{cfg.cell} d={cfg.d} {cfg.task}",
+              leave=False) as bar:  # closed (its line cleared) on Ctrl-C too
+        while step < total:
+            n = min(cfg.eval_every, total - step)
+            idx = rng.integers(0, len(train_x), (n, cfg.batch))
+            params, opt_state, _, loss = chunk(params, opt_state, jnp.int32(step), train_x[idx],
+                                               train_y[idx])
+            step += n
+            losses.append(float(loss))
+            bar.update(n)
+            if step < settled and step < total:
+                continue
+            np_params = {k: np.asarray(v) for k, v in params.items()}
+            out = predict(fwd, np_params, task.val.x)
+            score = (task.metrics(out, task.val.y)[task.metric], loss_value(task, out, task.val.y))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
+            if best is None or task.better(score[0], best_score[0]) or \
+                    (score[0] == best_score[0] and score[1] < best_score[1]):
+                best, best_score, best_step, stale = np_params, score, step, 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
     seconds = time.perf_counter() - start
     if not np.all([np.all(np.isfinite(v)) for v in best.values()]):
-        raise FloatingPointError("training diverged (non-finite parameters); lower --lr")
+        raise TrainingDiverged(f"training diverged at --lr {cfg.lr:g} (the parameters became "
+                               "NaN or Inf); lower --lr")
     metrics = evaluate(graph, best, task)
     metadata = {
         "schema_version": SCHEMA_VERSION,
@@ -191,4 +252,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
 
 def config_from_metadata(metadata: dict, **overrides) -> TrainConfig:
     """Rebuild the training config stored in a checkpoint (to retrain it)."""
-    return replace(TrainConfig(**metadata["train_config"]), **overrides)
+    stored = metadata.get("train_config")
+    if not isinstance(stored, dict):
+        raise BadTrainConfig("the checkpoint metadata holds no 'train_config'; it cannot be "
+                             "retrained")
+    try:
+        return replace(TrainConfig(**stored), **overrides)
+    except TypeError as exc:
+        raise BadTrainConfig(f"the stored train_config does not fit this package "
+                             f"({shown(str(exc), 160)}); "
+                             "retrain with explicit settings") from None

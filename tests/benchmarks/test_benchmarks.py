@@ -1,6 +1,5 @@
 """The benchmark modules on tiny inputs: the exponent fit, the settings, the tables, the commands."""
 
-import argparse
 import json
 
 import numpy as np
@@ -11,7 +10,6 @@ from benchmarks.common import (MODES, ZOO, Settings, build_command, rounded, tas
                                whole_sequence_prediction, zoo_models)
 from benchmarks.scaling import fit_exponent, synthetic_checkpoint
 from cells import cmru
-from compiler.errors import UsageError
 from models.checkpoint import load_checkpoint
 
 
@@ -114,15 +112,13 @@ def test_runner_rejects_unknown_benchmarks():
         bench_run.main(["no_such_benchmark"])
 
 
-@pytest.mark.parametrize("bad, message", [({"frames": 0}, "--frames"), ({"sim_timeout": 0.0}, "--sim-timeout")])
-def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, bad, message):
-    from flows.verify import run
+@pytest.mark.parametrize("option", ["--frames", "--sim-timeout"])
+def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, option, capsys):
+    from compiler.cli import main
 
-    args = argparse.Namespace(**{"directory": str(tmp_path), "sequences": 1, "frames": None, "mc": 0, "corner": None,
-                                 "temp": None, "jobs": 1, "partitioned": False, "executor": "local", "scheduler": None,
-                                 "tolerances": None, "sim_timeout": None, **bad})
-    with pytest.raises(UsageError, match=message):
-        run(args)
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", str(tmp_path), option, "0"])
+    assert stop.value.code == 2 and option in capsys.readouterr().err
 
 
 def test_verify_simulates_only_the_first_frames(tmp_path, fresh_runner):

@@ -23,7 +23,7 @@ CONFIG = Config()
 
 
 def cmru_checkpoint(path, K=3):
-    graph = build_graph("fq_cmru", 2, 3, 2, K=K)
+    graph = build_graph("fq_cmru", 1, 3, 2, K=K)
     save_checkpoint(path, Checkpoint(graph, init_arrays(graph, 0), {"task": "event_count"}))
     return path
 

@@ -14,7 +14,7 @@ from models.network import init_arrays
 
 
 def _ckpt(cell="fq_bmru", **kw):
-    graph = build_graph(cell, 3, 4, 2, layers=2, pool=True, **kw)
+    graph = build_graph(cell, 8, 4, 2, layers=2, pool=True, **kw)  # digits_rows: 8 inputs, pooled
     meta = {"task": "digits_rows", "metrics": {"test_acc": 0.5}, "seed": 0, "schema_version": 1}
     return ck.Checkpoint(graph, init_arrays(graph, seed=0), meta)
 
@@ -172,3 +172,40 @@ def test_fuzz_header_values(good_bytes, data):
         parent[path[-1]] = value
     raw = json.dumps(header).encode()
     _only_named_errors(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n:])
+
+
+def _dumps_repeating(obj, target) -> str:
+    """JSON text of obj in which the object `target` (compared by identity) names its first key
+    twice: the second time with the value null."""
+    if isinstance(obj, dict):
+        items = [f"{json.dumps(k)}:{_dumps_repeating(v, target)}" for k, v in obj.items()]
+        if obj is target:
+            items.append(f"{json.dumps(next(iter(obj)))}:null")
+        return "{" + ",".join(items) + "}"
+    if isinstance(obj, list):
+        return "[" + ",".join(_dumps_repeating(v, target) for v in obj) + "]"
+    return json.dumps(obj)
+
+
+def _objects(node):
+    """Every non-empty JSON object in a parsed header, depth first."""
+    if isinstance(node, dict):
+        if node:
+            yield node
+        for v in node.values():
+            yield from _objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _objects(v)
+
+
+@_FUZZ
+@given(st.data())
+def test_repeated_header_key_is_refused_anywhere(good_bytes, data):
+    """A key named twice in any object of the header (which value counts is a guess) is refused."""
+    n = struct.unpack_from("<Q", good_bytes, 12)[0]
+    header = json.loads(good_bytes[20:20 + n])
+    target = data.draw(st.sampled_from(list(_objects(header))))
+    raw = _dumps_repeating(header, target).encode()
+    with pytest.raises(ck.CorruptCheckpoint, match="repeats the key"):
+        ck.decode(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n:])
