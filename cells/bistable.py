@@ -3,24 +3,22 @@
 Behaviour (ideal): the state sets when the input exceeds beta_hi = I_thresh, resets when it falls
 below beta_lo = I_thresh - I_width, and holds in between; the output sinks I_gain when set, 0 else.
 
-Topology (22 transistors; the 9-transistor starved-inverter core of research/circuits.md section 5,
-with three changes that remove its systematic offsets):
+Topology (22 transistors: a 9-transistor current-starved-inverter core whose input copy and output
+source are cascoded, so its threshold and level carry no systematic offset, plus a phase keeper):
 * input: a cascoded nfet diode stack (4/8 under 4/4) takes the candidate current into ``in``; it is
   also the layer's ReLU (a net negative current only pulls ``in`` to ground). A cascoded copy sinks
-  the input from the decision node ``a``, so the copy no longer depends on the voltage of ``a``
-  (this removed the -8 % threshold offset of the plain nfet input mirror);
+  the input from the decision node ``a``, so the copy does not depend on the voltage of ``a``;
 * ``a`` is pulled up by I_thresh (pfet 4/8 mirror of the pfet diode on port ``ith``);
 * a current-starved inverter (10 nA from the shared ``vsp``/``vsn`` biases) drives ``b`` = state;
 * positive feedback: when ``b`` is high, a switch adds an I_width sink (nfet 4/8) on ``a``;
 * output: a cascoded nfet source (4/8 under 4/4, mirrored from the cascoded diode on port ``ig``)
-  sinks I_gain from ``out`` through a switch on ``b`` placed between the source and its cascode
-  (this removed the +7.6 % level offset; with the switch under the cascode, the turn-on glitch on
-  ``out`` fell from 104x I_gain / 73 fC excess charge to 5.9x / 1.7 fC at the nominal bias).
+  sinks I_gain from ``out`` through a switch on ``b`` placed between the source and its cascode, which
+  keeps the turn-on glitch on ``out`` small (docs/measurements.md).
 * phase keeper (4 switches): while ``en`` is low, a switch path gated by the state pulls ``a`` hard to the
   rail that agrees with ``b`` (ground when set, VDD when reset), so the cell holds whatever its input does.
   A network enables each layer in its own slot of the frame, after the layer before it has settled:
   a cell then never latches a transient candidate (the inter-layer race of free-running cells).
-  With ``en`` tied to VDD and ``enb`` to ground the cell runs free, as the unclocked published cell.
+  With ``en`` tied to VDD and ``enb`` to ground the cell runs free (unclocked).
 
 Ports: ``vdd in out ith iw ig vsp vsn en enb``
 * ``in``   candidate current, sourced into the cell (>= 0; negative net current reads as 0)
@@ -47,7 +45,7 @@ from cells.common import Subckt
 NAME = "bistable"
 PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "vsp", "vsn", "en", "enb")
 FREE_RUNNING = ("vdd", "0")      # (en, enb) of a cell that is always enabled
-W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (mismatch: research section 5, 4/8)
+W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (threshold mismatch sigma 4.2 % measured at 4/8)
 L_CASCODE = 4.0
 I_STARVE = 10e-9              # inverter starving current (shared bias)
 MIN_WIDTH_RATIO = 0.1         # I_width / I_thresh below this loses the hysteresis to mismatch

@@ -4,43 +4,16 @@ Behaviour (the model's, models/cells.py `fq_cmru_step`): per frame, the level q 
 when the candidate h > beta_hi, one down when h < beta_lo, and holds otherwise; the output sinks
 q * alpha.
 
-Topology (thermometer code: stage k is set <=> q >= k; K bistable cells, K DPIs, small mirrors, switches):
-* the candidate h enters ``in`` (cascoded nfet diode, the ReLU) and is copied (pfet 4/8) to the input
-  of every stage;
-* stage k is a bistable cell (cells/bistable.py) with the layer's I_thresh, I_width, I_gain, and the
-  phase keeper on ``en``/``enb``: it can only switch while the layer's phase is high;
-* its output sinks I_gain from the input diode of DPI k (cells/dpi.py), a low-pass of time constant
-  tau: d_k = DPI output / G, with G its settled output, is a *delayed* copy of the stage's state;
-* a pfet copy (the DPI's own 16/2 input device size) of that input current is the stage's share of the
-  ladder output; the K shares meet at a cascoded nfet mirror that sinks q * I_gain from ``out``;
-* block (stage k >= 2): a current comparator node nb_k gets G/2 sourced (the ``ix`` bias, 2 units) and
-  DPI k-1's output sunk; it sits near VDD while d_{k-1} < 1/2 and falls to ground above. It gates a pfet
-  switch in series with stage k's copy of h: while stage k-1 is reset, stage k sees no input and cannot set;
-* clear (every stage): two series nfets from DPI k's capacitor to ground, gated by ``enb`` and by stage k's
-  decision node ``a`` (high when reset), empty the DPI once the window has closed on a reset stage. Without
-  them a stage set in the frame right after a reset started from a residual d of about 0.2, its DPI crossed
-  1/2 inside the window and the ladder climbed two levels (measured: K = 4, alpha 3.2 nA, 2 -> 4). The clear
-  waits for the window's end, so inside the window a reset DPI still decays slowly and the pin holds (t_down);
-  a block at 3G/4 instead fixed that case but released late or never on others, and was reverted;
-* pin (stage k <= K-1): a comparator node np_k gets G/4 sourced (``ix``, 1 unit) and DPI k+1's output
-  sunk; it falls once d_{k+1} > 1/4 and turns on a pfet switch that sources P = n_pin I_x (> 2 beta_hi)
-  into stage k: while stage k+1 is set, stage k sees h + P and cannot reset;
-* a DPI read by both neighbours (2 <= k <= K-1) fans out through a pfet and a cascoded nfet mirror.
-The comparators switch fully (rail to rail) once the DPI crosses G/2 or G/4, so the two *live* stages,
-the top set one (can reset) and the one above it (can set), see exactly h: the ladder's thresholds are
-the bistable cell's. Every other stage is cut off from h or pinned. (A first version subtracted a
-rectified ReLU(G/2 - G d) current instead: its linear range let a large candidate through at d = 0.25,
-and ladders climbed two levels in one frame.)
-
-Timing (why exactly one level per frame): the stages switch only in the enable window of the frame
-(duration W), a switch takes t_sw (cells/bistable.py delay table), and a neighbour learns of it only
-once the DPI has crossed its comparator level: t_up (rise from off to G/2, about (ln(I_th/i_off)/
-(I_gain/I_tau - 1) + ln 2) tau, from an empty DPI: the clear leaves no residual d0, which would shorten it to
-ln(2 (1 - d0)) tau) or t_down (decay from G to G/4, ln 4 tau). One level per frame needs
+Stage k (a bistable cell, cells/bistable.py) is set <=> q >= k, and its DPI (cells/dpi.py) turns the
+stage's state into a delayed copy d_k. Current comparators on those copies block stage k while stage k-1
+is reset and pin it while stage k+1 is set, so only the two live stages (the top set one and the one
+above it) see h, and the ladder's thresholds are the bistable cell's. A reset stage's DPI is cleared once
+the enable window closes. The DPI delay, not a second phase, keeps it to one level per frame:
     t_sw + min(t_up, t_down) > W             (no cascade inside a window)
     t_sw + max(t_up, t_down) < T_f + W - t_sw  (the neighbour knows before the next window closes)
-measured on SPICE staircases by `characterize` (free-running ladder: one step per t_up or t_down; en stays
-high there, so the clear never acts).
+with W the enable window, t_sw the stage's switching delay and t_up, t_down the times until a DPI crosses
+its comparator level (G/2 rising, G/4 falling); `characterize` measures them on free-running staircases.
+Topology in detail: cells/README.md; measurements and design history: docs/measurements.md.
 
 Ports: ``vdd in out ith iw ig itau idth ix vsp vsn en enb``
 * ``in``   candidate current sourced into the ladder; ``out`` sinks q * I_gain (keep it at 0.5..1.5 V)
@@ -69,12 +42,10 @@ K_MAX = 16
 W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (saturating comparators)
 MAX_RATIO = 64
 W_CLEAR, L_CLEAR = 1.0, 4.0    # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
-# The simulator options of every deck holding a ladder: 1e-13 S from each node to ground (at most 0.18 pA,
-# 0.4 % of the zoo model's 47 pA DPI leak, less on the DPI capacitor at a few hundred mV). The ladder's
-# series switches (keepers, block, pin and clear switches) leave nodes that only junction leakage holds
-# while they are off, and the network transient was lost at a phase edge there ("timestep too small" in 3
-# of 6 event-counting sequences). On a restart of the failing edge, 1e17 ohm still failed and 1e16 ohm
-# passed; 1e15 ohm cured that sequence but not the other two, 1e13 ohm all three (cells/README).
+# The simulator options of every deck holding a ladder: 1e-13 S from each node to ground (at most 0.18 pA
+# per node). The ladder's series switches (keepers, block, pin and clear switches) leave nodes that only
+# junction leakage holds while they are off, and without this tie ngspice lost network transients at a
+# phase edge ("timestep too small"); the rshunt sweep is in docs/measurements.md.
 OPTIONS = MANDATORY_OPTIONS + "\n.option rshunt=1e13"
 
 TEMPLATE = """\
@@ -245,7 +216,7 @@ def ladder_power(result, params_list) -> float:
 
 FRAME = 10e-3          # s, the compiler's default frame period
 SAMPLE_AT = 0.97       # fraction of the frame at which a level is read (flows/testbench.py)
-EDGE = 10e-6          # s, input and phase edges: with 1 us edges one random sequence stopped ngspice (timestep too small)
+EDGE = 10e-6          # s, input and phase edges: 1 us edges stopped ngspice ("timestep too small")
 
 
 def window(phases: int = 1, phase: int = 1) -> tuple[float, float]:
@@ -332,7 +303,7 @@ def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down
 
 TAU_OVER_FRAME = 0.6      # DPI time constant / frame period (timing rules in the module docstring)
 G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at G/2 and G/4
-X_RISE = 33.0             # I_gain / I_tau of every DPI: t_up = 0.74 tau measured there (0.51 tau at 100)
+X_RISE = 33.0             # I_gain / I_tau of every DPI: a larger ratio shortens t_up below the window
 C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
 

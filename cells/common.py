@@ -31,7 +31,7 @@ I_UNIT = 1e-9  # one software unit of current
 SCHEMA = 1
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
-# Weak-inversion operating range of the cells' current sources (research/circuits.md section 8).
+# Weak-inversion operating range of the cells' current sources.
 I_MIN = 0.1e-9
 I_MAX = 10e-9
 

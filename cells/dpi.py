@@ -5,7 +5,7 @@ The full ideal equation of this circuit, which the behavioural models integrate,
 (u = ln I_out):  tau * du/dt = (I_in / I_tau) / (1 + (I_out / I_th)^a) - 1, with a = 1 ideally; its
 steady state is I_out = I_th * (I_in / I_tau - 1)^(1/a), i.e. (I_th / I_tau) * I_in when I_in >> I_tau.
 
-Topology (research/circuits.md section 4, n-type; every exponential device W/L 16/2):
+Topology (n-type; every exponential device W/L 16/2):
 * a pfet diode takes I_in out of port ``in`` and mirrors it into the tail of a pfet pair;
 * pair branch 1 (gate = drain = ``vc``) charges the MIM capacitor C (``sky130_fd_pr__cap_mim_m3_1``,
   2 fF/um^2, square); branch 2 (gate = the I_th diode) dumps to ground;
@@ -36,7 +36,7 @@ from cells.common import Subckt
 NAME = "dpi"
 PORTS = ("vdd", "in", "out", "ith", "itau")
 W, L = 16.0, 2.0
-KAPPA = 0.69          # nfet 16/2 subthreshold slope factor at 0.1-1 nA (research/circuits.md section 2)
+KAPPA = 0.69          # nfet 16/2 subthreshold slope factor at 0.1-1 nA (the ideal model; calibration fits tau)
 C_MIN, C_MAX = 0.5e-12, 20e-12
 I_LO, I_HI = 10e-12, 10e-9
 

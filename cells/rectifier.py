@@ -4,7 +4,7 @@ Currents of the layer (sourcing pfet mirrors for positive weights and biases, si
 negative weights) meet at ``in``. A positive net current flows into the diode stack; a negative one
 cannot (the node falls to ground and the sinking mirrors starve), so the diode current is
 ReLU(sum). Outputs ``out<k>`` sink ratios[k] x that current (cascoded, so exact from 0.5 V up).
-The voltage of ``in`` (about 0.55-0.8 V for 0.1-10 nA) is the output voltage the layer's mirrors see;
+The voltage of ``in`` (measured 0.56-0.95 V for 0.1-10 nA) is the output voltage the layer's mirrors see;
 the table records it so their calibration can be read at the right V_out.
 
 Ports: ``in out1 .. outN``. Ideal: I_out,k = ratios[k] * max(I_in, 0).

@@ -13,7 +13,7 @@ from compiler.ir import IR, BiasArray, Bistable, Receiver, WeightArray
 from compiler.passes.schedule_phases import slot as phase_slot
 
 C_GATE_F_PER_UM2 = 8.4e-15   # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
-V_ON = 0.4                   # V the gate moves from off to weak inversion at ~1 nA (research/circuits.md)
+V_ON = 0.4                   # V the gate moves from off to weak inversion at ~1 nA
 N_UT = 0.034                 # V: slope factor n ~ 1.3 times U_T at 27 C, one e-fold of weak-inversion current
 SETTLE_TAUS = 4              # time constants to settle within 2 % of a step
 KEEP_ALIVE = "keep-alive"    # the source of the bias arrays keep_alive adds (no model parameter)

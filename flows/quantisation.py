@@ -7,7 +7,7 @@ model's task test split, with the share of test sequences on which their predict
 Decision margins: a memory cell whose candidate sits within TIE of a threshold is decided by the
 circuit's calibration error and mismatch, not by the model, so verification cannot expect it to agree.
 Quantisation makes such ties common when the candidates fall on a lattice as fine as a threshold can be
-placed (the d=4 digits model: 1/112 of a unit, 0.4-0.9 % of its thresholds; README "Ties").
+placed (the d=4 digits model: 1/112 of a unit, 0.4-0.9 % of its thresholds; docs/measurements.md, "Ties").
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def quantisation_report(network: Network, ir: IR) -> dict:
     return report
 
 
-TIE = 0.004  # relative distance of a candidate to a threshold (README "Ties": the d=4 digits model lost
-             # decisions at 0.14-0.30 % and kept them at 0.46 %; the bistable calibration errs by 0.144 %)
+TIE = 0.004  # relative distance of a candidate to a threshold: above the bistable calibration's held-out
+             # error (0.144 %) and the distances at which the d=4 digits model lost decisions
+             # (docs/measurements.md, "Ties")
 
 
 def decision_ties(ir: IR, x) -> dict:

@@ -24,12 +24,12 @@ from compiler.passes.schedule_phases import window
 from cells import cmru
 
 EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin, as on the ladder bench
-                     # (cells/cmru.py): 1 us edges stopped ngspice (timestep too small) there
+                     # (cells/cmru.py): 1 us edges stopped ngspice ("timestep too small") there
 EDGE_SHARE = 1e-3    # and at most this share of a frame, so frames under 10 ms keep rising times
 SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
 OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
-                     # readout whose receivers all carry zero floats (the small test network's two first
-                     # frames: over 270 s of CPU at exactly zero, 3.8 s at 1 pA)
+                     # readout whose receivers all carry exactly zero floats and simulates far slower
+                     # (docs/measurements.md, "the golden cells' off current")
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ def _state_nodes(cell, k: int) -> tuple:
 
 
 def samples(result, where: Bench, ir: IR) -> dict:
-    """Per-frame samples: states (0/1, a ladder's level 0..K), candidates and outputs in software units; mean supply power."""
+    """Per-frame samples: states (0/1, a ladder's level 0..K), candidates and outputs in software units;
+    mean supply power."""
     time = result["time"]
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
 

@@ -1,9 +1,10 @@
-"""Backbone graphs of DOMAIN.md section 2, built as plain data for any cell.
+"""Backbone graphs: residual stacks of memory-cell blocks, built as plain data for any cell.
 
 Each block is ``cell -> [linear -> relu] -> residual add`` (the residual once widths match), followed
 by an optional ``linear -> relu`` head and a linear readout giving per-frame logits and, for
-sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable (mirror arrays, diode ReLU, current
-summing, no normalisation); with the other cells the same skeleton gives the comparison models.
+sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable
+(mirror arrays, diode ReLU, current summing, no normalisation); with the other cells the same skeleton
+gives the comparison models.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The recurrent cells of DOMAIN.md section 1: per-step coefficients, single steps and scan forms.
+"""The recurrent cells (BMRU, CMRU, alpha-CMRU, their FQ forms; LRU and minGRU baselines): per-step
+coefficients, single steps and scan forms.
 
 This is the only place the cell equations live. The network layers, the training loop and the
 compiler's behavioural backend all call these functions, so software and circuit reference can never

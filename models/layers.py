@@ -140,7 +140,7 @@ def _sym_shapes(hp, extra=()):
 
 
 def _sym_init(rng, hp, with_alpha=True, with_step=False):
-    """Threshold bias near +1 so units start in 'hold' (DOMAIN.md s1)."""
+    """Threshold bias near +1 so units start in 'hold'."""
     d, n = hp["d"], hp["in"]
     out = {
         "Wc": _normal(rng, (d, n), n),
@@ -193,7 +193,7 @@ def _lru_shapes(hp):
 
 
 def _lru_init(rng, hp):
-    """Eigenvalues uniform on the ring r in [r_min, r_max] (LRU paper), normalised input gain."""
+    """Eigenvalues uniform on the ring r in [r_min, r_max], normalised input gain."""
     d, n = hp["d"], hp["in"]
     r_min, r_max = hp["r_min"], hp["r_max"]
     u = rng.uniform(size=d)

@@ -10,7 +10,7 @@ import optax
 
 @dataclass(frozen=True)
 class EpsSchedule:
-    """eps = 1 for ``hold`` steps, linear decay to 0 over ``decay`` steps, then 0 (DOMAIN.md s1).
+    """eps = 1 for ``hold`` steps, linear decay to 0 over ``decay`` steps, then 0.
 
     Training starts as a CMRU (gradients pass every switch) and ends as the bistable cell that is
     deployed; checkpoints are only kept once eps has reached 0.
@@ -32,5 +32,5 @@ class EpsSchedule:
 
 
 def cosine_lr(lr: float, total_steps: int):
-    """lr with cosine decay to 1 % of its value over the run (published setup)."""
+    """lr with cosine decay to 1 % of its value over the run."""
     return optax.cosine_decay_schedule(lr, max(total_steps, 1), alpha=0.01)

@@ -43,9 +43,9 @@ TARGETS = [
 NOTES = """
 ## Notes on the targets
 
-- The memoryless baseline of the issue ("about 77 %") was not reproduced with the definition given:
-  a logistic regression on the time average of the row-by-row input (8 column means) scores about
-  0.53 on this test split (`python -m models compare` prints it as "Memoryless baseline").
+- A memoryless baseline, a logistic regression on the time average of the row-by-row input (8 column
+  means), scores about 0.53 on this test split (`python -m models compare` prints it as "Memoryless
+  baseline").
 - What limits the FQ-BMRU on digits: every unit holds one bit, and mean-over-time pooling of a
   linear readout only sees how long each bit was on. A linear+ReLU head on the residual stream
   (hardware-mappable: a mirror array and diode rectifiers) lets the per-frame logits combine the

@@ -5,8 +5,9 @@ primary one's diode sits on the summing node (nfet for nodes that take sourced c
 nodes that take sunk ones) and a 1:1 copy feeds the other polarity's diode. Every weight read from
 that signal is one output of the array of the side its sign needs: a sourcing (pfet) output adds
 current to a node that takes sourced currents, a sinking (nfet) output subtracts it. Bistable cells
-are instances of cells/bistable.py, FQ-CMRU units ladders of cells/cmru.py; every DC current is an output of the bias generator (cells/bias.py)
-on the reference pin `iref`, from which the reference current is drawn.
+are instances of cells/bistable.py, FQ-CMRU units ladders of cells/cmru.py; every DC current is an
+output of the bias generator (cells/bias.py) on the reference pin `iref`, from which the reference
+current is drawn.
 
 Files written (deterministic for a given IR and config):
   cells.spice    every subcircuit used, sorted by name

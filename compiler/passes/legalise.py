@@ -2,10 +2,11 @@
 
 A bistable cell's currents must lie in the cells' weak-inversion range (cells.common.I_MIN..I_MAX at
 the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
-(narrower windows shrink in silicon, research/circuits.md section 5). A narrow window is widened about
-its centre, one reaching down to zero input is capped at 0.9 of the threshold; a gain too small to realise becomes 0 (the unit's output is switched off). The recorded
-adjustments go to the build report, and the behavioural reference uses the legalised values, so
-verification compares SPICE with the circuit the compiler meant to build.
+(narrower windows lose their hysteresis to mismatch). A narrow window is widened about its centre, one
+reaching down to zero input is capped at 0.9 of the threshold; a gain too small to realise becomes 0 (the
+unit's output is switched off). The recorded adjustments go to the build report, and the behavioural
+reference uses the legalised values, so verification compares SPICE with the circuit the compiler meant
+to build.
 """
 
 from __future__ import annotations

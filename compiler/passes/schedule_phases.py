@@ -7,7 +7,7 @@ of layer l - 1. So the frame is cut into equal slots: slot 0 lets the input curr
 enables the cells of phase p (their phase keeper holds them otherwise, cells/bistable.py), and the last
 slot lets the outputs settle before the frame is sampled. A cell's phase is its depth among the
 bistable layers (1 + the largest phase upstream of it). With `phased: false` every cell runs free
-(phase 0): the published, unclocked behaviour.
+(phase 0), unclocked.
 """
 
 from __future__ import annotations

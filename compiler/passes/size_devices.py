@@ -1,10 +1,11 @@
 """Size devices: the unit device of each receiver's mirrors, from the mismatch budget (Pelgrom).
 
 One mirror output of r unit devices against a diode of D units has a relative current sigma of about
-A * sqrt(1/r + 1/D) / sqrt(W * L); A is about 30 %um for nfets and 20 %um for pfets in sky130
-(research/circuits.md section 3). The smallest catalogue device that keeps the smallest used ratio of a
-receiver's arrays within `mismatch_budget` is chosen; when none does, the largest is used and the
-shortfall is recorded for the build report.
+A * sqrt(1/r + 1/D) / sqrt(W * L), with A (`PELGROM`) about 30 %um for nfets and 20 %um for pfets in
+sky130: at or above the sigmas measured on the cell library's mirrors (docs/measurements.md). The
+smallest catalogue device that keeps the smallest used ratio of a receiver's arrays within
+`mismatch_budget` is chosen; when none does, the largest is used and the shortfall is recorded for the
+build report.
 """
 
 from __future__ import annotations

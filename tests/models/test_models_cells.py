@@ -1,4 +1,4 @@
-"""Cell equations: scan forms agree, states live where DOMAIN.md says, gradients behave as designed."""
+"""Cell equations: scan forms agree, states take only their cell's values, gradients behave as designed."""
 
 import jax
 import jax.numpy as jnp
