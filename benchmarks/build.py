@@ -7,7 +7,7 @@ so each is timed on its own (DRC and LVS of the larger models only with --full).
 from __future__ import annotations
 
 from benchmarks.common import Settings, build_command, built, rounded, workdir, zoo_models
-from compiler.errors import CompilerError
+from compiler.foundation.errors import CompilerError
 
 
 def run(settings: Settings) -> list[dict]:

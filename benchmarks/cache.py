@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ZOO, Settings, built, reverified, rounded, verify_command
-from compiler.ngspice import Runner, Simulation
-from compiler.simcache import SimCache
+from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.simcache import SimCache
 
 # A 16-stage pfet mirror ladder under a slow transient: a small but real simulation.
 STAGES = 16

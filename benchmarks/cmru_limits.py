@@ -9,8 +9,8 @@ calibrated rules of cells/cmru.py (positive: met). The simulation cache is this 
 from __future__ import annotations
 
 from benchmarks.common import Settings, rounded, workdir
-from compiler.ngspice import Runner
-from compiler.simcache import SimCache
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simcache import SimCache
 
 
 def run(settings: Settings):

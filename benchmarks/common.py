@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.errors import SimulationError
-from compiler.ngspice import Runner
-from compiler.simcache import SimCache
+from compiler.foundation.errors import SimulationError
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simcache import SimCache
 from models.catalog import build_config
 
 ROOT = Path(__file__).resolve().parent.parent

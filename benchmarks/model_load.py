@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner, Simulation
 from benchmarks.common import Settings, rounded
 
 DECK = """

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import MODES, Settings
-from compiler.ngspice import ngspice_version
+from compiler.foundation.ngspice import ngspice_version
 
 # The slowest and least certain last: an interrupted run has saved the others.
 BENCHMARKS = ("model_load", "build", "zoo_figures", "cache", "verification", "behavioural", "cmru_limits", "scaling")

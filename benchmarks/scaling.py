@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from benchmarks.common import Settings, built, rounded, verified, verify_command, workdir
-from compiler.errors import CompilerError
+from compiler.foundation.errors import CompilerError
 
 WIDTH = 4           # cells per layer
 TASK = "flipflop"   # 4 input channels, 2 outputs per frame

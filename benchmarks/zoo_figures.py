@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from benchmarks.common import (PUBLISHED_MODEL, Settings, build_command, built, rounded, task_frames, verified,
                                verify_command, whole_sequence_prediction, zoo_models)
-from compiler.errors import CompilerError
+from compiler.foundation.errors import CompilerError
 
 # Published figures: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network.
 PUBLISHED = {"benchmark": "zoo_figures", "model": "published d=4, 2 layers (180 nm, schematic)", "transistors": 768,

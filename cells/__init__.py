@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 
 CELLS: dict[str, str] = {
     "mirror": "cells.mirror",

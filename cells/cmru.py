@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import CellParameterError
-from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus
 from cells import bistable, common, dpi, mirror
 from cells.common import Subckt
 
@@ -221,7 +221,7 @@ EDGE = 10e-6          # s, input and phase edges: 1 us edges stopped ngspice ("t
 
 def window(phases: int = 1, phase: int = 1) -> tuple[float, float]:
     """The enable window (fractions of the frame) of a ladder in layer `phase` of `phases`."""
-    from compiler.passes.schedule_phases import window as slot
+    from compiler.foundation.timing import window as slot
 
     return slot(phase, phases)
 
@@ -413,7 +413,7 @@ def _measure_staircase(res, p: Params, stim) -> dict:
 def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
     """Staircases at the nominal thresholds over I_gain: the gating step times t_up, t_down (as multiples of
     the DPI's ideal tau, against I_gain / I_tau), the level per stage and the ladder's thresholds."""
-    from compiler.errors import CalibrationMissing
+    from compiler.foundation.errors import CalibrationMissing
 
     try:
         dpi_cal = dpi.load_calibration(corner, temp)

@@ -19,7 +19,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from compiler.errors import CalibrationMissing, CellParameterError
+from compiler.foundation.errors import CalibrationMissing, CellParameterError
 
 NFET = "sky130_fd_pr__nfet_01v8"
 PFET = "sky130_fd_pr__pfet_01v8"
@@ -88,8 +88,8 @@ def table_path(cell: str, corner: str, temp: float, directory: Path | None = Non
 def write_table(cell: str, corner: str, temp: float, data: dict, fit: dict, *, wall_time: float,
                 directory: Path | None = None, extra: dict | None = None) -> Path:
     """Write a versioned calibration table atomically and return its path."""
-    from compiler.ngspice import ngspice_version
-    from compiler.pdk import find_models
+    from compiler.foundation.ngspice import ngspice_version
+    from compiler.foundation.pdk import find_models
 
     table = {
         "schema": SCHEMA, "cell": cell, "corner": corner, "temp": temp,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import CellParameterError
-from compiler.ngspice import Runner, Simulation, Stimulus
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import Runner, Simulation, Stimulus
 from cells import common
 from cells.common import Subckt
 

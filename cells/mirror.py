@@ -24,8 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from compiler.errors import CellParameterError
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import Runner, Simulation
 from cells import common
 from cells.common import Subckt
 

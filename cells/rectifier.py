@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner, Simulation
 from cells import common, mirror
 from cells.common import Subckt
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import CellParameterError
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import Runner, Simulation
 from cells import common
 from cells.common import Subckt
 

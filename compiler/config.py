@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from compiler.errors import SHOWN_CHARS, UsageError, clip, file_label, shown  # noqa: F401 (re-exported)
+from compiler.foundation.errors import SHOWN_CHARS, UsageError, clip, file_label, shown  # noqa: F401 (re-exported)
 
 
 class ConfigError(UsageError):

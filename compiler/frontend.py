@@ -13,7 +13,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError
 

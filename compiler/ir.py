@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 
 
 class IRError(UsageError):

@@ -10,7 +10,7 @@ time constant C * n * U_T / I_0. A node has one phase slot of the frame to settl
 from __future__ import annotations
 
 from compiler.ir import IR, BiasArray, Bistable, Receiver, WeightArray
-from compiler.passes.schedule_phases import slot as phase_slot
+from compiler.foundation.timing import slot as phase_slot
 
 C_GATE_F_PER_UM2 = 8.4e-15   # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
 V_ON = 0.4                   # V the gate moves from off to weak inversion at ~1 nA

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from compiler.config import Config, load_config
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 from compiler.frontend import Network, load_network
 from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
@@ -299,8 +299,8 @@ def _previous_manifest(out: Path) -> dict | None:
 
 
 def _manifest_base(inputs: dict, previous: dict | None) -> dict:
-    from compiler.ngspice import ngspice_version
-    from compiler.pdk import find_models
+    from compiler.foundation.ngspice import ngspice_version
+    from compiler.foundation.pdk import find_models
 
     import jax
 

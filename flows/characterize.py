@@ -15,8 +15,8 @@ from pathlib import Path
 
 import cells
 from cells import common
-from compiler.ngspice import Runner
-from compiler.pdk import CORNERS
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.pdk import CORNERS
 from flows.arguments import JOBS, TEMPERATURE, count
 
 

@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from compiler.cli import main as cli
-from compiler.errors import UsageError
-from compiler.ngspice import available_cores
+from flows.cli import main as cli
+from compiler.foundation.errors import UsageError
+from compiler.foundation.ngspice import available_cores
 from flows.arguments import count
 from models.catalog import build_config, zoo_path
 

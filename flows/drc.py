@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from compiler.errors import RuleTableError
+from compiler.foundation.errors import RuleTableError
 from flows.gds import SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 RULES_PATH = SKY130_DIR / "drc_rules.yaml"

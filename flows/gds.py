@@ -13,8 +13,8 @@ from typing import Callable
 
 import yaml
 
-from compiler.errors import LayoutMissing, RuleTableError
-from compiler.pdk import DEVICE_TABLE_PATH
+from compiler.foundation.errors import LayoutMissing, RuleTableError
+from compiler.foundation.pdk import DEVICE_TABLE_PATH
 
 SKY130_DIR = DEVICE_TABLE_PATH.parent
 OPERATORS = ("and", "or", "not", "interacting", "not_interacting")   # of derived layers

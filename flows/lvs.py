@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from compiler.errors import RuleTableError, SchematicMissing
-from compiler.pdk import device_table
+from compiler.foundation.errors import RuleTableError, SchematicMissing
+from compiler.foundation.pdk import device_table
 from flows.gds import (LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map,
                        load_layout, read_yaml)
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from compiler.config import file_label, starter_config
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 from compiler.frontend import load_network
 from compiler.lower import lower
 

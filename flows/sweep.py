@@ -14,8 +14,8 @@ address with distributed's TLS settings (client certificate and CA).
 
 from __future__ import annotations
 
-from compiler.errors import UsageError, clip, shown
-from compiler.ngspice import Runner, kill_running, outcome, threads_per_process
+from compiler.foundation.errors import UsageError, clip, shown
+from compiler.foundation.ngspice import Runner, kill_running, outcome, threads_per_process
 
 EXECUTORS = ("local", "dask")
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # distributed's transports that reach another process
@@ -30,7 +30,7 @@ class ExecutorUnavailable(UsageError):
 def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", scheduler: str | None = None,
             on_done=None, keep_going: bool = False) -> list:
     """Results of `sims` in input order; `on_done(result)` after each finishes. With `keep_going` a failed
-    simulation leaves its SimulationError in its place (compiler/ngspice.py `outcome`)."""
+    simulation leaves its SimulationError in its place (compiler/foundation/ngspice.py `outcome`)."""
     if executor == "local":
         return runner.run_many(sims, jobs=jobs, on_done=on_done, keep_going=keep_going)
     if executor != "dask":

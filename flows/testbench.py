@@ -19,8 +19,8 @@ import numpy as np
 
 from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
 from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
-from compiler.ngspice import MANDATORY_OPTIONS, Simulation, Stimulus
-from compiler.passes.schedule_phases import window
+from compiler.foundation.ngspice import MANDATORY_OPTIONS, Simulation, Stimulus
+from compiler.foundation.timing import window
 from cells import cmru
 
 EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin, as on the ladder bench

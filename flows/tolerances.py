@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from compiler.config import did_you_mean, file_label, read_user_yaml, shown
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 
 CHECKABLE = ("state_agreement", "prediction_agreement", "output_rms_units", "circuit_accuracy")
 BOUNDS = ("min", "max")

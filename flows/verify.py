@@ -28,10 +28,10 @@ from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config, read_user_yaml
-from compiler.errors import SimulationError, UsageError
+from compiler.foundation.errors import SimulationError, UsageError
 from compiler.ir import IR, Bistable, CurrentOutput, Ladder
-from compiler.ngspice import Runner
-from compiler.pdk import CORNERS
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.pdk import CORNERS
 from flows.build import check_build_outputs
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.partition import READOUT, partitions, replay_waveform

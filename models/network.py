@@ -14,7 +14,7 @@ import re
 import jax.numpy as jnp
 import numpy as np
 
-from compiler.errors import shown  # noqa: F401 (models' modules import it from here)
+from compiler.foundation.errors import shown  # noqa: F401 (models' modules import it from here)
 from models.errors import InvalidGraph, UnknownLayerType
 from models.layers import LAYER_TYPES, Context
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from compiler.ngspice import Runner
-from compiler.simcache import SimCache
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simcache import SimCache
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from compiler import ngspice
-from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
+from compiler.foundation import ngspice
+from compiler.foundation.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
                              SimulationTimeout, UsageError)
-from compiler.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
-from compiler.simcache import SimCache
+from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
+from compiler.foundation.simcache import SimCache
 
 U_T = 0.025865  # kT/q at 27 C
 SLOW = "V1 a 0 SIN(0 1 1meg)\nR1 a b 1k\nC1 b 0 1p\n.tran 1p 1 0 1p"  # hours of time steps

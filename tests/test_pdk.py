@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from compiler.errors import PdkError
-from compiler.ngspice import Runner, Simulation
-from compiler.pdk import CORNERS, devices_in, find_models
+from compiler.foundation.errors import PdkError
+from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.pdk import CORNERS, devices_in, find_models
 
 NFET, PFET, CAP = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8", "sky130_fd_pr__cap_mim_m3_1"
 

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from compiler import ngspice, simcache
-from compiler.errors import NetlistError, UsageError
-from compiler.ngspice import CoresSettingError, RawFileError, Runner, Simulation, parse_raw
-from compiler.simcache import CacheWarning, SimCache
+from compiler.foundation import ngspice, simcache
+from compiler.foundation.errors import NetlistError, UsageError
+from compiler.foundation.ngspice import CoresSettingError, RawFileError, Runner, Simulation, parse_raw
+from compiler.foundation.simcache import CacheWarning, SimCache
 
 REPO = Path(__file__).resolve().parents[1]
 CIRCUIT = "V1 a 0 1\nR1 a 0 1k\n.op\n.dc V1 0 1 0.5"
@@ -223,8 +223,8 @@ def test_cores_setting_is_a_count_in_range_or_a_named_error(value):
 
 CHILD = textwrap.dedent("""
     import threading, time
-    from compiler import ngspice
-    from compiler.ngspice import Runner, Simulation
+    from compiler.foundation import ngspice
+    from compiler.foundation.ngspice import Runner, Simulation
 
     def report():
         while len(ngspice._RUNNING) < 2:
@@ -236,7 +236,7 @@ CHILD = textwrap.dedent("""
     Runner(cache=None).run_many([Simulation(slow, models="none"), Simulation(slow + "\\n* b", models="none")], jobs=2)
 """).format(slow=SLOW)
 
-NEXT_START = ("from compiler.ngspice import Runner, Simulation\n"
+NEXT_START = ("from compiler.foundation.ngspice import Runner, Simulation\n"
               "Runner(cache=None).run(Simulation('R1 a 0 1k\\n.op', models='none'))")
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner, Simulation
 from flows.sweep import ExecutorUnavailable, check_scheduler_address, run_all
 
 pytest.importorskip("dask.distributed")

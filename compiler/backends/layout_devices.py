@@ -25,7 +25,7 @@ import kfactory as kf
 import klayout.db as kdb
 import yaml
 
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 
 LAYERS_FILE = Path(__file__).resolve().parents[2] / "sky130" / "layers.yaml"
 DRC_RULES_FILE = LAYERS_FILE.parent / "drc_rules.yaml"

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import cells
 from compiler.ir import IR, BiasArray, BiasGenerator, Bistable, CurrentInput, CurrentOutput, Ladder, Receiver, WeightArray
-from compiler.ngspice import SPICEINIT
+from compiler.foundation.ngspice import SPICEINIT
 from compiler.passes.assign_biases import node_polarity
 from compiler.passes.lower_cmru import LADDER_PORTS, params as ladder_params
-from compiler.pdk import devices_in, find_models
+from compiler.foundation.pdk import devices_in, find_models
 
 TOP = "fqrnn_network"
 V_OUT = 0.9          # output pins are held here by the harness (both mirror sides in saturation)

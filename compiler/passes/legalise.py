@@ -12,7 +12,7 @@ to build.
 from __future__ import annotations
 
 from cells.common import I_MAX, I_MIN
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 from compiler.ir import IR, Bistable
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import cells
 from cells import cmru
-from compiler.errors import UsageError
+from compiler.foundation.errors import UsageError
 from compiler.ir import IR, BiasGenerator, Ladder
 from compiler.passes.assign_biases import grid_units, on_grid
 

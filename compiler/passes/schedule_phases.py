@@ -7,14 +7,12 @@ of layer l - 1. So the frame is cut into equal slots: slot 0 lets the input curr
 enables the cells of phase p (their phase keeper holds them otherwise, cells/bistable.py), and the last
 slot lets the outputs settle before the frame is sampled. A cell's phase is its depth among the
 bistable layers (1 + the largest phase upstream of it). With `phased: false` every cell runs free
-(phase 0), unclocked.
+(phase 0), unclocked. The slots themselves are `compiler/foundation/timing.py`'s.
 """
 
 from __future__ import annotations
 
 from compiler.ir import IR, Bistable
-
-GUARD = 0.02    # fraction of a slot left between one phase falling and the next rising (non-overlap)
 
 
 def run(ir: IR, config) -> IR:
@@ -26,14 +24,3 @@ def run(ir: IR, config) -> IR:
         depth[stage.name] = upstream + isinstance(stage, Bistable)
     new = {c.name: c.replace(phase=depth[c.name]) for c in ir.of_kind(Bistable)}
     return ir.replace_stages(new).with_meta(phases=max((c.phase for c in new.values()), default=0))
-
-
-def slot(phases: int) -> float:
-    """One slot as a fraction of the frame: the inputs', each phase's and the outputs' (phases + 2)."""
-    return 1.0 / (phases + 2)
-
-
-def window(phase: int, phases: int) -> tuple[float, float]:
-    """(rise, fall) of a phase as fractions of the frame: slots 1..phases of phases + 2 equal slots."""
-    width = slot(phases)
-    return phase * width + GUARD * width, (phase + 1) * width - GUARD * width

@@ -114,7 +114,7 @@ def test_runner_rejects_unknown_benchmarks():
 
 @pytest.mark.parametrize("option", ["--frames", "--sim-timeout"])
 def test_verify_cli_rejects_zero_frames_and_timeout(tmp_path, option, capsys):
-    from compiler.cli import main
+    from flows.cli import main
 
     with pytest.raises(SystemExit) as stop:
         main(["verify", str(tmp_path), option, "0"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from compiler.ngspice import Runner
+from compiler.foundation.ngspice import Runner
 
 
 @pytest.fixture(scope="session")

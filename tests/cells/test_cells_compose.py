@@ -3,7 +3,7 @@
 import pytest
 
 from cells import bias, bistable
-from compiler.ngspice import Simulation, Stimulus
+from compiler.foundation.ngspice import Simulation, Stimulus
 from cells import common
 
 

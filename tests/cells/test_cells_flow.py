@@ -2,9 +2,9 @@
 
 import json
 
-from compiler.cli import main
-from compiler.ngspice import Runner
-from compiler.simcache import SimCache
+from flows.cli import main
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simcache import SimCache
 from flows.characterize import characterize_cell
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import cells
 from cells import bias, bistable, cmru, common, dpi, mirror, rectifier, wta
-from compiler.errors import CalibrationMissing, CellParameterError, UsageError
+from compiler.foundation.errors import CalibrationMissing, CellParameterError, UsageError
 
 INTERFACE = ("Params", "subckt", "ideal", "characterize", "load_calibration", "Calibration", "validate",
              "mismatch", "plot", "NAME")

@@ -8,7 +8,7 @@ calibrated model of that corner against SPICE on the held-out stimuli.
 import pytest
 
 import cells
-from compiler.pdk import CORNERS
+from compiler.foundation.pdk import CORNERS
 from flows.characterize import characterize_cell
 
 pytestmark = pytest.mark.slow

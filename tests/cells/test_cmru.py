@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cells import cmru, dpi
-from compiler.errors import CellParameterError
+from compiler.foundation.errors import CellParameterError
 
 
 def nominal(**changes):

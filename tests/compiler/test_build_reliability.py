@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.cli import main as cli
+from flows.cli import main as cli
 from compiler.frontend import CurrentNotRealisable, NameClash, NetworkTooLarge, load_network
 from flows.build import BuildModified, OutputNotReplaceable, build, check_output_directory
 from flows.verify import _float_model, _load

@@ -11,7 +11,7 @@ from compiler.config import Config
 from compiler.frontend import DesignRuleError, load_network
 from compiler.ir import IR, CurrentInput, Ladder
 from compiler.lower import lower
-from compiler.ngspice import MANDATORY_OPTIONS
+from compiler.foundation.ngspice import MANDATORY_OPTIONS
 from compiler.passes import lower_cmru, run_pipeline
 from flows.testbench import bench
 from models.backbone import build_graph

@@ -8,9 +8,9 @@ from compiler.config import Config
 from compiler.frontend import load_network
 from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
 from compiler.lower import lower
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner, Simulation
 from compiler.passes import run_pipeline
-from compiler.passes.schedule_phases import window
+from compiler.foundation.timing import window
 from flows.build import build
 from flows.partition import READOUT, load_name, partitions, replay_waveform
 from flows.sweep import run_all

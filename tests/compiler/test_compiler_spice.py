@@ -8,7 +8,7 @@ from compiler.config import Config
 from compiler.frontend import load_network
 from compiler.ir import WeightArray
 from compiler.lower import lower
-from compiler.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner, Simulation
 from compiler.passes import run_pipeline
 from models.checkpoint import Checkpoint, save_checkpoint
 

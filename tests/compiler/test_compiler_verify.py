@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from compiler.ir import IR
-from compiler.ngspice import Runner
-from compiler.simcache import SimCache
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simcache import SimCache
 from flows.build import build
 from flows.verify import NotABuild, _disagreements, verify
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main
+from flows.cli import main
 from flows.build import build
 
 ROOT = Path(__file__).resolve().parents[2]

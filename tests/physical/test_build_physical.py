@@ -12,7 +12,7 @@ import pytest
 
 import cells
 from compiler.backends.layout import write_layout
-from compiler.cli import main
+from flows.cli import main
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_bmru_*.ckpt"))   # fq_cmru_d8_event_count does not build yet (IRError)

@@ -244,8 +244,8 @@ def test_hierarchical_layouts_are_checked_through_their_cells(tmp_path):
 
 
 def test_unknown_rule_name_is_a_named_error_with_exit_2(tmp_path):
-    from compiler.cli import main
-    from compiler.errors import RuleTableError
+    from flows.cli import main
+    from compiler.foundation.errors import RuleTableError
 
     gds = mirror_layout().save(tmp_path / "mirror.gds")
     with pytest.raises(RuleTableError):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from compiler.cli import main
-from compiler.errors import SchematicMissing
+from flows.cli import main
+from compiler.foundation.errors import SchematicMissing
 from drawn import MIRROR, MIRROR_SPICE, mirror_layout
 from flows.lvs import run_lvs
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from compiler.errors import PdkError
+from compiler.foundation.errors import PdkError
 
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
-DEVICE_TABLE_PATH = Path(__file__).resolve().parent.parent / "sky130" / "devices.yaml"
+DEVICE_TABLE_PATH = Path(__file__).resolve().parents[2] / "sky130" / "devices.yaml"
 
 _INCLUDE = re.compile(r"""^\s*\.include\s+["']?([^"'\s]+)["']?""", re.IGNORECASE)
 _DEVICE_FILE = re.compile(r"^sky130_fd_pr__(.+?)(?:__|\.)")

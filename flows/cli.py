@@ -7,20 +7,20 @@ this file only wires them up and turns named errors into exit statuses (2 for ba
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sys
 import threading
 
-from compiler.errors import CompilerError
+from compiler.foundation.errors import CompilerError
+from flows import build, characterize, drc, lvs, starter_config, verify
 
 SUBCOMMANDS = {
-    "build": ("flows.build", "compile a checkpoint into a sky130 netlist, reference model and report"),
-    "config": ("flows.starter_config", "write a starter build configuration for a checkpoint"),
-    "verify": ("flows.verify", "simulate the built circuit and compare it with the model, frame by frame"),
-    "characterize": ("flows.characterize", "SPICE-characterise cells and write calibration tables"),
-    "drc": ("flows.drc", "design-rule check of the built layout (KLayout, sky130 periphery rules)"),
-    "lvs": ("flows.lvs", "compare the built layout's extracted netlist with the built SPICE netlist (KLayout)"),
+    "build": (build, "compile a checkpoint into a sky130 netlist, reference model and report"),
+    "config": (starter_config, "write a starter build configuration for a checkpoint"),
+    "verify": (verify, "simulate the built circuit and compare it with the model, frame by frame"),
+    "characterize": (characterize, "SPICE-characterise cells and write calibration tables"),
+    "drc": (drc, "design-rule check of the built layout (KLayout, sky130 periphery rules)"),
+    "lvs": (lvs, "compare the built layout's extracted netlist with the built SPICE netlist (KLayout)"),
 }
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(module=module)
-        importlib.import_module(module).add_arguments(sub)
+        module.add_arguments(sub)
     return parser
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, terminate_as_exit) if main_thread else None
     try:
-        return int(importlib.import_module(args.module).run(args) or 0)
+        return int(args.module.run(args) or 0)
     except CompilerError as error:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return error.exit_status
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def terminate_as_exit(signum, frame):
     """SIGTERM (a CI job's cancel, `kill`) unwinds like Ctrl-C, so the ngspice processes a run waits on
-    are killed on the way (compiler/ngspice.py `kill_running`)."""
+    are killed on the way (compiler/foundation/ngspice.py `kill_running`)."""
     raise SystemExit(128 + signum)
 
 

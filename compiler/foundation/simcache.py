@@ -23,8 +23,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from compiler.errors import clip
-from compiler.pdk import files_read_by
+from compiler.foundation.errors import clip
+from compiler.foundation.pdk import files_read_by
 
 FORMAT = 2  # 2: the entry names its key
 

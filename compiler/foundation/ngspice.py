@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
+from compiler.foundation.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
                              SimulationTimeout, UsageError, shown)
-from compiler.pdk import ModelLibrary, devices_in, find_models
-from compiler.simcache import SimCache, default_cache
+from compiler.foundation.pdk import ModelLibrary, devices_in, find_models
+from compiler.foundation.simcache import SimCache, default_cache
 
 MANDATORY_OPTIONS = ".option gmin=1e-15 abstol=1e-15 reltol=1e-4 method=gear"
 # Read by ngspice before it parses a deck. The sky130 devices are subcircuits holding ~180 binned models
