@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ZOO, Settings, built, reverified, rounded, verify_command
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import Simulation, Tran
 from compiler.foundation.simcache import SimCache
 
 # A 16-stage pfet mirror ladder under a slow transient: a small but real simulation.
@@ -16,7 +17,6 @@ DECK = "\n".join(
     ["VDD vdd 0 1.8", "IREF d0 0 1n"]
     + [f"XM{i} d{i} d0 vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4 m={1 + i % 4}" for i in range(STAGES)]
     + [f"V{i} d{i} 0 0.9" for i in range(1, STAGES)]
-    + [".tran 10u 20m"]
 )
 
 
@@ -27,7 +27,7 @@ def run(settings: Settings) -> list[dict]:
 def _simulation() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(cache=SimCache(Path(tmp)))
-        sim = Simulation(DECK)
+        sim = Simulation(DECK, analyses=(Tran(10e-6, 20e-3),))
         start = time.perf_counter()
         cold = runner.run(sim)
         cold_s = time.perf_counter() - start

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import Op, Simulation
 from benchmarks.common import Settings, rounded
 
 DECK = """
@@ -12,7 +13,6 @@ XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4
 XMP d g vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4
 VDD vdd 0 1.8
 VG g 0 0.9
-.op
 """
 
 
@@ -29,8 +29,8 @@ def _wall(sim: Simulation, repeats: int) -> float:
 def run(settings: Settings) -> list[dict]:
     rows = []
     for corner in settings.corners:
-        full = _wall(Simulation(DECK, corner=corner, models="full"), 1)
-        sliced = _wall(Simulation(DECK, corner=corner), 3)
+        full = _wall(Simulation(DECK, analyses=(Op(),), corner=corner, models="full"), 1)
+        sliced = _wall(Simulation(DECK, analyses=(Op(),), corner=corner), 3)
         rows.append({
             "benchmark": "model_load", "corner": corner, "full_s": rounded(full), "sliced_s": rounded(sliced),
             "speedup": rounded(full / sliced),

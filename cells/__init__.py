@@ -11,7 +11,10 @@ Every cell module exposes the same small interface (see cells/README.md):
 * ``validate(runner, corner, temp, jobs)``: held-out SPICE checks, ideal against calibrated error;
 * ``plot(table, path)``: the figure a designer looks at.
 
-Adding a cell means adding a module and one line to ``CELLS``; the compiler never changes.
+A memory cell also declares ``FACTS`` (cells/facts.py): its ports with their roles and bias polarities,
+its limits, its power model, the calibration that programs it and its state nodes; the compiler reads
+them and repeats none. Adding a cell means adding a module and one line to ``CELLS``; a memory cell the
+compiler places also needs its stage kind (compiler/ir.py) and a lowering rule (compiler/lower.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Simulation, current, voltage
 from cells import common, mirror
 from cells.common import Subckt
 
@@ -115,6 +116,7 @@ def quantize(current: float, i_ref: float = 1e-9, den: int = 8) -> int:
 
 V_SRC, V_SNK = 0.6, 1.1   # an nfet bias diode (sources feed it) and a pfet bias diode (sinks drain it)
 CHAR = Params(sources=(1, 2, 4, 8), sinks=(1, 2, 4, 8), den=4, starve=0)
+CONTROL = voltage("ctl")  # the swept control voltage: log10 of I_ref over 100 pA
 
 
 def _sim(p: Params, corner, temp, sweep=(0.0, 2.0, 0.125), mc_seed=None):
@@ -130,15 +132,16 @@ def _sim(p: Params, corner, temp, sweep=(0.0, 2.0, 0.125), mc_seed=None):
     if p.starve:
         nets += ["vsp", "vsn"]
     lines.append(sub.instance("B", nets))
-    saves = [f"i(vs{k + 1})" for k in range(len(p.sources))] + [f"i(vk{k + 1})" for k in range(len(p.sinks))]
-    lines += [f".save v(ctl) i(vdd) {' '.join(saves)}", f".dc Vctl {sweep[0]:g} {sweep[1]:g} {sweep[2]:g}"]
-    return Simulation("\n".join(lines), title=f"bias {p}", corner=corner, temp=temp, mc_seed=mc_seed)
+    saves = [current(f"vs{k + 1}") for k in range(len(p.sources))]
+    saves += [current(f"vk{k + 1}") for k in range(len(p.sinks))]
+    return Simulation("\n".join(lines), analyses=(DC("Vctl", *sweep),), saves=(CONTROL, current("vdd"), *saves),
+                      title=f"bias {p}", corner=corner, temp=temp, mc_seed=mc_seed)
 
 
 def _outputs(res, p: Params):
-    i_ref = 1e-10 * 10 ** res["v(ctl)"]
-    src = [res[f"i(vs{k + 1})"] / (i_ref * m / p.den) - 1 for k, m in enumerate(p.sources)]
-    snk = [-res[f"i(vk{k + 1})"] / (i_ref * m / p.den) - 1 for k, m in enumerate(p.sinks)]
+    i_ref = 1e-10 * 10 ** res[CONTROL]
+    src = [res[current(f"vs{k + 1}")] / (i_ref * m / p.den) - 1 for k, m in enumerate(p.sources)]
+    snk = [-res[current(f"vk{k + 1}")] / (i_ref * m / p.den) - 1 for k, m in enumerate(p.sinks)]
     return i_ref, np.array(src), np.array(snk)
 
 
@@ -155,7 +158,7 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     p1 = Params(sources=(1,), sinks=(1,))
     r1 = runner.run(_sim(p1, corner, temp, sweep=(1.0, 1.0, 1.0)))
     power = {"i_ref": 1e-9, "outputs": "1 source + 1 sink of 1 nA",
-             "watts": float(common.VDD * (-r1["i(vdd)"][0] - r1["i(vk1)"][0]))}
+             "watts": float(common.VDD * (-r1[current("vdd")][0] - r1[current("vk1")][0]))}
     return data, fit, {"power": power}
 
 
@@ -203,8 +206,8 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
     """Sigma of a 1-unit source and sink output over n Monte Carlo draws (I_ref = 1 nA)."""
     p = Params(sources=(1,), sinks=(1,))
     results = runner.run_many([_sim(p, corner, temp, sweep=(1.0, 1.0, 1.0), mc_seed=seed + k) for k in range(n)], jobs=jobs)
-    src = np.array([r["i(vs1)"][0] / 1e-9 for r in results])
-    snk = np.array([-r["i(vk1)"][0] / 1e-9 for r in results])
+    src = np.array([r[current("vs1")][0] / 1e-9 for r in results])
+    snk = np.array([-r[current("vk1")][0] / 1e-9 for r in results])
     return {"n": n, "source": {"mean": float(src.mean()), "sigma": float(src.std(ddof=1))},
             "sink": {"mean": float(snk.mean()), "sigma": float(snk.std(ddof=1))}}
 

@@ -38,12 +38,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner, Simulation, Stimulus
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
 from cells import common
 from cells.common import Subckt
+from cells.facts import Limits, MemoryCell, Port, SharedBias
 
 NAME = "bistable"
-PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "vsp", "vsn", "en", "enb")
+# The ports with their roles (cells/facts.py): I_thresh is drawn out of `ith`, I_width and I_gain are
+# sourced into `iw` and `ig`; each takes the stage field of its name.
+PORT_ROLES = (Port("vdd", "supply"), Port("in", "input"), Port("out", "output"),
+              Port("ith", "bias", field="thresh", polarity="n"), Port("iw", "bias", field="width", polarity="p"),
+              Port("ig", "bias", field="gain", polarity="p"), Port("vsp", "shared"), Port("vsn", "shared"),
+              Port("en", "enable"), Port("enb", "enable_b"))
+PORTS = tuple(p.name for p in PORT_ROLES)
 FREE_RUNNING = ("vdd", "0")      # (en, enb) of a cell that is always enabled
 W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (threshold mismatch sigma 4.2 % measured at 4/8)
 L_CASCODE = 4.0
@@ -149,12 +157,32 @@ def ideal(params: Params) -> tuple[float, float, float]:
     return params.I_thresh, params.I_thresh - params.I_width, params.I_gain
 
 
+def supply_current(bias: dict) -> float:
+    """Current (A) cells draw from VDD through their own devices, given the per-unit currents of each bias
+    field (``bias["thresh"]``: every unit's I_thresh): I_thresh through the pfet diode on ``ith`` and
+    again through its copy onto ``a`` (I_width and I_gain come from the bias generator's pfets)."""
+    return 2 * sum(bias["thresh"])
+
+
+def state_nodes(levels: int = 1) -> tuple[str, ...]:
+    """The node holding a cell's state: ``b`` (high when set)."""
+    return ("b",)
+
+
+# The starving current every bistable inverter shares: one bias-generator tap per chip, whose vsn pfet
+# output and vsp diode each carry it from VDD.
+STARVE = SharedBias("bistable_starve", "starve", I_STARVE, ports=("vsp", "vsn"), branches=2)
+FACTS = MemoryCell(NAME, PORT_ROLES, Limits(common.I_MIN, common.I_MAX), calibration=NAME,
+                   supply_current=supply_current, state_nodes=state_nodes, shared=STARVE, subckt=subckt)
+
+
 # ----------------------------------------------------------------------------------------------
 # Testbenches
 
 RAMP_TIME = 0.1    # seconds per slow window: quasi-static (the window spans 0.3 * I_thresh)
 SPAN = 0.15        # half-width of each slow window, as a fraction of I_thresh
 HOLD = 2e-3
+OUT, SUPPLY = current("vout"), current("vdd")  # a bench's output and supply currents
 
 
 def _ramp_stimulus(p: Params, ramp_time=RAMP_TIME):
@@ -177,18 +205,17 @@ def _hysteresis_sim(p: Params, corner, temp, ramp_time=RAMP_TIME, mc_seed=None) 
         f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
         f"Vout vo 0 {V_OUT:g}",
         subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *FREE_RUNNING]),
-        ".save i(vout) i(vdd)",
-        f".tran {ramp_time / 1000:g} {pts[-1][0]:g} 0 {ramp_time / 100:g}",
     ])
     times, values = common.pwl(pts)
-    sim = Simulation(circuit, title=f"bistable hysteresis {p}", corner=corner, temp=temp, mc_seed=mc_seed,
-                     stimuli=(Stimulus("in", "vddb", "in", times, values),))
+    sim = Simulation(circuit, analyses=(Tran(ramp_time / 1000, pts[-1][0], tmax=ramp_time / 100),),
+                     saves=(OUT, SUPPLY), stimuli=(Pwl("in", "vddb", "in", times, values),),
+                     title=f"bistable hysteresis {p}", corner=corner, temp=temp, mc_seed=mc_seed)
     return sim, pts
 
 
 def _measure_hysteresis(res, p: Params, pts) -> dict:
-    t = res["time"]
-    i_out = -res["i(vout)"]
+    t = res[TIME]
+    i_out = -res[OUT]
     times, values = common.pwl(pts)
     i_in = np.interp(t, times, values)
     half = 0.5 * p.I_gain
@@ -200,7 +227,7 @@ def _measure_hysteresis(res, p: Params, pts) -> dict:
     level = common.mean_between(t, i_out, times[2] + 0.2 * HOLD, times[3])
     low = common.mean_between(t, i_out, *reset_window)
     # supply of the cell: its vdd pin plus the bias currents it takes from the bias generator
-    i_supply = -res["i(vdd)"] + p.I_width + p.I_gain
+    i_supply = -res[SUPPLY] + p.I_width + p.I_gain
     p_set = common.VDD * common.mean_between(t, i_supply, times[2] + 0.2 * HOLD, times[3])
     p_reset = common.VDD * common.mean_between(t, i_supply, *reset_window)
     # turn-on glitch: peak output and the charge above I_gain in the 200 us after the set crossing
@@ -233,12 +260,11 @@ def _delay_sim(p: Params, up: float, corner, temp) -> tuple[Simulation, float]:
                   f"Ig{k} vddb ig{k} {p.I_gain:.6g}", f"Vout{k} vo{k} 0 {V_OUT:g}",
                   subckt().instance(f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn",
                                                      *FREE_RUNNING])]
-        stimuli.append(Stimulus(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end),
-                                (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up)))
-    lines += [".save " + " ".join(f"i(vout{k})" for k in range(len(OVERDRIVES))),
-              f".tran {t_end / 2000:g} {t_end:g} 0 {t_end / 400:g}"]
-    return Simulation("\n".join(lines), title=f"bistable delay {p}", corner=corner, temp=temp,
-                      stimuli=tuple(stimuli)), t0
+        stimuli.append(Pwl(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end),
+                           (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up)))
+    return Simulation("\n".join(lines), analyses=(Tran(t_end / 2000, t_end, tmax=t_end / 400),),
+                      saves=tuple(current(f"vout{k}") for k in range(len(OVERDRIVES))), stimuli=tuple(stimuli),
+                      title=f"bistable delay {p}", corner=corner, temp=temp), t0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +301,7 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         sims.append((_delay_sim(Params(i, 0.25 * i, 1e-9), row["up"], corner, temp), i))
     delays = {}
     for ((sim, t0), i), res in zip(sims, runner.run_many([s for (s, _), _ in sims], jobs=jobs)):
-        delays[f"{i:g}"] = [common.crossing(res["time"], -res[f"i(vout{k})"], 0.5e-9, True) - t0
+        delays[f"{i:g}"] = [common.crossing(res[TIME], -res[current(f"vout{k}")], 0.5e-9, True) - t0
                             for k in range(len(OVERDRIVES))]
     fit["delay"] = {"overdrive": list(OVERDRIVES), "by_thresh": delays}
     data = {"hysteresis": [{k: v for k, v in r.items() if k != "loop"} for r in hyst],
@@ -380,7 +406,7 @@ def _frames_sim(p: Params, h, corner, temp, enable=None):
     for k, v in enumerate(h):
         times += [k * FRAME + 1e-6 if k else 0.0, (k + 1) * FRAME]
         values += [float(v), float(v)]
-    stimuli = [Stimulus("in", "vddb", "in", tuple(times[1:]), tuple(values[1:]))]
+    stimuli = [Pwl("in", "vddb", "in", tuple(times[1:]), tuple(values[1:]))]
     phase = list(FREE_RUNNING)
     if enable is not None:
         phase = ["en", "enb"]
@@ -392,22 +418,22 @@ def _frames_sim(p: Params, h, corner, temp, enable=None):
                 v_en += [0.0, VDD_PHASE, VDD_PHASE, 0.0]
         t_en.append(len(h) * FRAME)
         v_en.append(0.0)
-        stimuli += [Stimulus("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
-                    Stimulus("enb", "enb", "0", tuple(t_en), tuple(VDD_PHASE - v for v in v_en), kind="V")]
+        stimuli += [Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
+                    Pwl("enb", "enb", "0", tuple(t_en), tuple(VDD_PHASE - v for v in v_en), kind="V")]
     circuit = "\n".join([
         subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
         starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
         f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
-        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *phase]),
-        ".save i(vout)", f".tran {FRAME / 200:g} {len(h) * FRAME:g} 0 {FRAME / 50:g}"])
-    return Simulation(circuit, title="bistable frames", corner=corner, temp=temp, stimuli=tuple(stimuli))
+        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *phase])])
+    return Simulation(circuit, analyses=(Tran(FRAME / 200, len(h) * FRAME, tmax=FRAME / 50),), saves=(OUT,),
+                      stimuli=tuple(stimuli), title="bistable frames", corner=corner, temp=temp)
 
 
 def _frame_outputs(runner: Runner, p: Params, h, corner, temp, enable=None) -> np.ndarray:
     """Output current at the end of each frame."""
     res = runner.run(_frames_sim(p, h, corner, temp, enable))
     ends = (np.arange(len(h)) + 1) * FRAME - 0.02 * FRAME
-    return np.interp(ends, res["time"], -res["i(vout)"])
+    return np.interp(ends, res[TIME], -res[OUT])
 
 
 def phase_check(runner: Runner, corner: str = "tt", temp: float = 27.0) -> dict:

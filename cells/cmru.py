@@ -32,21 +32,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import (TIME, InitialCondition, Option, Pwl, Simulation, Tran, Voltage, current,
+                                            voltage)
 from cells import bistable, common, dpi, mirror
 from cells.common import Subckt
+from cells.facts import MemoryCell, Port
 
 NAME = "cmru"
-PORTS = ("vdd", "in", "out", "ith", "iw", "ig", "itau", "idth", "ix", "vsp", "vsn", "en", "enb")
+# The ports with their roles (cells/facts.py): a bistable stage's, plus the DPI and gating biases; each
+# bias port takes the stage field of its name (`ith` and `ix` drawn out, the others sourced in).
+PORT_ROLES = (Port("vdd", "supply"), Port("in", "input"), Port("out", "output"),
+              Port("ith", "bias", field="thresh", polarity="n"), Port("iw", "bias", field="width", polarity="p"),
+              Port("ig", "bias", field="gain", polarity="p"), Port("itau", "bias", field="tau", polarity="p"),
+              Port("idth", "bias", field="dth", polarity="p"), Port("ix", "bias", field="x", polarity="n"),
+              Port("vsp", "shared"), Port("vsn", "shared"), Port("en", "enable"), Port("enb", "enable_b"))
+PORTS = tuple(p.name for p in PORT_ROLES)
 K_MAX = 16
 W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (saturating comparators)
 MAX_RATIO = 64
 W_CLEAR, L_CLEAR = 1.0, 4.0    # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
-# The simulator options of every deck holding a ladder: 1e-13 S from each node to ground (at most 0.18 pA
-# per node). The ladder's series switches (keepers, block, pin and clear switches) leave nodes that only
-# junction leakage holds while they are off, and without this tie ngspice lost network transients at a
-# phase edge ("timestep too small"); the rshunt sweep is in docs/measurements.md.
-OPTIONS = MANDATORY_OPTIONS + "\n.option rshunt=1e13"
+# The simulator option of every deck holding a ladder (on top of the mandatory ones): 1e-13 S from each
+# node to ground (at most 0.18 pA per node). The ladder's series switches (keepers, block, pin and clear
+# switches) leave nodes that only junction leakage holds while they are off, and without this tie ngspice
+# lost network transients at a phase edge ("timestep too small"); the rshunt sweep is in
+# docs/measurements.md.
+OPTIONS = (Option("rshunt", "1e13"),)
 
 TEMPLATE = """\
 * FQ-CMRU ladder, K = {{ K }} levels, DPI C = {{ c_pf }} pF, pin x{{ n_pin }}
@@ -117,8 +128,9 @@ class Params:
     def port_currents(self) -> dict:
         """The bias current each port takes (A), with its direction ('n': drawn out, 'p': sourced in)."""
         K = self.K
-        return {"ith": (K * self.I_thresh, "n"), "iw": (K * self.I_width, "p"), "ig": (K * self.I_gain, "p"),
-                "itau": (K * self.I_tau, "p"), "idth": (K * self.I_th, "p"), "ix": (self.I_x, "n")}
+        values = {"ith": K * self.I_thresh, "iw": K * self.I_width, "ig": K * self.I_gain,
+                  "itau": K * self.I_tau, "idth": K * self.I_th, "ix": self.I_x}
+        return {port.name: (values[port.name], port.polarity) for port in PORT_ROLES if port.role == "bias"}
 
 
 def subckt(params: Params) -> Subckt:
@@ -140,6 +152,18 @@ def subckt(params: Params) -> Subckt:
 def state_node(k: int) -> str:
     """The node holding stage k's state (the bistable cell's `b`, 1..K) inside the ladder."""
     return f"s{k}_b"
+
+
+def state_nodes(levels: int) -> tuple[str, ...]:
+    """The nodes of a ladder's stages 1..K: its level is the number set (a thermometer code)."""
+    return tuple(state_node(k) for k in range(1, levels + 1))
+
+
+# Each unit's subcircuit depends on its design (`design`), so the compiler builds it per unit. The
+# ladder's thresholds are its stages', so the bistable calibration programs it; its power estimate
+# before simulation is its stage's threshold branch (`ladder_power` measures a whole ladder).
+FACTS = MemoryCell(NAME, PORT_ROLES, bistable.FACTS.limits, calibration=bistable.NAME,
+                   supply_current=bistable.supply_current, state_nodes=state_nodes, shared=bistable.STARVE)
 
 
 def flatten(text: str, library: dict) -> str:
@@ -206,8 +230,8 @@ def model_levels(p: Params, h) -> np.ndarray:
 def ladder_power(result, params_list) -> float:
     """Mean power per ladder (W) of a frames simulation: the supply pin plus every ladder's bias port
     currents, at VDD; the chip's starving bias (one per chip, shared by every bistable stage) excluded."""
-    t = result["time"]
-    supply = -np.trapezoid(result["i(vdd)"], t) / (t[-1] - t[0])
+    t = result[TIME]
+    supply = -np.trapezoid(result[SUPPLY], t) / (t[-1] - t[0])
     bias = sum(v for p in params_list for v, _ in p.port_currents().values())
     return float(common.VDD * (supply + bias) / len(params_list))
 
@@ -217,6 +241,17 @@ def ladder_power(result, params_list) -> float:
 FRAME = 10e-3          # s, the compiler's default frame period
 SAMPLE_AT = 0.97       # fraction of the frame at which a level is read (flows/testbench.py)
 EDGE = 10e-6          # s, input and phase edges: 1 us edges stopped ngspice ("timestep too small")
+SUPPLY = current("vdd")
+
+
+def _output(i: int):
+    """The output current of ladder i of a bench (its pin, held by source Vu<i>out)."""
+    return current(f"vu{i}out")
+
+
+def _stage_states(i: int, p: Params) -> tuple[Voltage, ...]:
+    """The state nodes of ladder i's stages 1..K (instance XL<i> of a bench)."""
+    return tuple(voltage(f"xl{i}", state_node(k)) for k in range(1, p.K + 1))
 
 
 def window(phases: int = 1, phase: int = 1) -> tuple[float, float]:
@@ -254,8 +289,7 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
         for k, v in enumerate(h):
             times += [k * frame + EDGE if k else EDGE, (k + 1) * frame]
             values += [float(v), float(v)]
-        stimuli.append(Stimulus(f"h{i}", "vddb", f"u{i}in", tuple(times[1:]), tuple(values[1:])))
-        lines += [f".ic v(xl{i}.{state_node(k)})=0" for k in range(1, p.K + 1)]
+        stimuli.append(Pwl(f"h{i}", "vddb", f"u{i}in", tuple(times[1:]), tuple(values[1:])))
     if free_running:
         lines += ["Ven en 0 1.8", "Venb enb 0 0"]
     else:
@@ -264,24 +298,25 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
             for at, level in ((win[0], 1.8), (win[1], 0.0)):
                 t_en += [(k + at) * frame, (k + at) * frame + EDGE]
                 v_en += [v_en[-1], level]
-        stimuli += [Stimulus("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
-                    Stimulus("enb", "enb", "0", tuple(t_en), tuple(1.8 - v for v in v_en), kind="V")]
-    saves = [f"i(vu{i}out)" for i in range(len(params_list))] + ["i(vdd)"]
-    saves += [f"v(xl{i}.{state_node(k)})" for i, p in enumerate(params_list) for k in range(1, p.K + 1)]
-    lines += [".save " + " ".join(saves), f".tran {frame / 200:g} {frames * frame:g} 0 {frame / 50:g}"]
-    return Simulation("\n".join(lines), title=f"cmru frames K={params_list[0].K}", corner=corner, temp=temp,
-                      mc_seed=mc_seed, stimuli=tuple(stimuli), options=OPTIONS, timeout=3600)
+        stimuli += [Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
+                    Pwl("enb", "enb", "0", tuple(t_en), tuple(1.8 - v for v in v_en), kind="V")]
+    states = [v for i, p in enumerate(params_list) for v in _stage_states(i, p)]
+    return Simulation("\n".join(lines), analyses=(Tran(frame / 200, frames * frame, tmax=frame / 50),),
+                      saves=(*map(_output, range(len(params_list))), SUPPLY, *states),
+                      initial=tuple(InitialCondition(v, 0.0) for v in states), stimuli=tuple(stimuli),
+                      options=OPTIONS, title=f"cmru frames K={params_list[0].K}", corner=corner, temp=temp,
+                      mc_seed=mc_seed, timeout=3600)
 
 
 def levels(result, params_list, frames: int, frame=FRAME) -> dict:
     """Per ladder, per frame (read at SAMPLE_AT): the output current (A), the nearest ladder level of it,
     and the thermometer count of set stages."""
-    t = result["time"]
+    t = result[TIME]
     at = (np.arange(frames) + SAMPLE_AT) * frame
     out = {"current": [], "level": [], "stages": []}
     for i, p in enumerate(params_list):
-        cur = np.interp(at, t, -result[f"i(vu{i}out)"])
-        states = np.stack([np.interp(at, t, result[f"v(xl{i}.{state_node(k)})"]) > 0.9 for k in range(1, p.K + 1)], -1)
+        cur = np.interp(at, t, -result[_output(i)])
+        states = np.stack([np.interp(at, t, result[v]) > 0.9 for v in _stage_states(i, p)], -1)
         out["current"].append(cur)
         out["level"].append(np.clip(np.round(cur / p.I_gain), 0, p.K))
         out["stages"].append(states.sum(-1))
@@ -387,15 +422,16 @@ def _staircase_sim(p: Params, corner, temp, mc_seed=None) -> tuple[Simulation, d
     times, values = common.pwl(pts)
     lines = [subckt(p).text, bistable.starve_bias().text, "Vdd vdd 0 1.8",
              "Vbias vddb 0 1.8", bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]), "Ven en 0 1.8", "Venb enb 0 0",
-             *_bench_lines(p, "L0", "u0"), *[f".ic v(xl0.{state_node(k)})=0" for k in range(1, p.K + 1)],
-             ".save i(vu0out) i(vdd)", f".tran {tau / 100:g} {t:g} 0 {tau / 20:g}"]
-    sim = Simulation("\n".join(lines), title=f"cmru staircase {p}", corner=corner, temp=temp, mc_seed=mc_seed,
-                     stimuli=(Stimulus("h0", "vddb", "u0in", times, values),), options=OPTIONS, timeout=3600)
+             *_bench_lines(p, "L0", "u0")]
+    sim = Simulation("\n".join(lines), analyses=(Tran(tau / 100, t, tmax=tau / 20),), saves=(_output(0), SUPPLY),
+                     initial=tuple(InitialCondition(v, 0.0) for v in _stage_states(0, p)),
+                     stimuli=(Pwl("h0", "vddb", "u0in", times, values),), options=OPTIONS,
+                     title=f"cmru staircase {p}", corner=corner, temp=temp, mc_seed=mc_seed, timeout=3600)
     return sim, {"times": times, "values": values, "marks": marks}
 
 
 def _measure_staircase(res, p: Params, stim) -> dict:
-    t, i_out = res["time"], -res["i(vu0out)"]
+    t, i_out = res[TIME], -res[_output(0)]
     times, values, m = stim["times"], stim["values"], stim["marks"]
     a = p.I_gain
     ups = [common.crossing(t, i_out, (k + 0.5) * a, True, after=m["pre"]) for k in range(p.K)]

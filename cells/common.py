@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from compiler.foundation.data import package_path
 from compiler.foundation.errors import CalibrationMissing, CellParameterError
 
 NFET = "sky130_fd_pr__nfet_01v8"
@@ -29,7 +30,7 @@ MIM_F_PER_UM2 = 2.0e-15  # typical cap_mim_m3_1 area capacitance (sky130/devices
 VDD = 1.8
 I_UNIT = 1e-9  # one software unit of current
 SCHEMA = 1
-CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+CALIBRATION_DIR = package_path("cells", "calibration")
 
 # Weak-inversion operating range of the cells' current sources.
 I_MIN = 0.1e-9

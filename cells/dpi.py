@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner, Simulation, Stimulus
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
 from cells import common
 from cells.common import Subckt
 
@@ -172,12 +173,12 @@ def _steps_sim(instances, levels, hold_taus, corner, temp, mc_seed=None):
         for j, lev in enumerate(levels):
             times += [j * t_hold + (1e-3 * tau if j else 0.0), (j + 1) * t_hold]
             values += [lev * p.I_tau, lev * p.I_tau]
-        stimuli.append(Stimulus(f"in{k}", f"in{k}", "0", tuple(times), tuple(values)))
+        stimuli.append(Pwl(f"in{k}", f"in{k}", "0", tuple(times), tuple(values)))
     t_end = len(levels) * t_hold
-    lines += [".save " + " ".join(f"i(vout{k}) i(vdd{k})" for k in range(len(instances))),
-              f".tran {tau / 50:g} {t_end:g} 0 {tau / 10:g}"]
-    sim = Simulation("\n".join(lines), title=f"dpi steps I_tau={p0.I_tau:g} C={p0.C:g}", corner=corner,
-                     temp=temp, stimuli=tuple(stimuli), mc_seed=mc_seed)
+    saves = [v for k in range(len(instances)) for v in (current(f"vout{k}"), current(f"vdd{k}"))]
+    sim = Simulation("\n".join(lines), analyses=(Tran(tau / 50, t_end, tmax=tau / 10),), saves=tuple(saves),
+                     stimuli=tuple(stimuli), title=f"dpi steps I_tau={p0.I_tau:g} C={p0.C:g}", corner=corner,
+                     temp=temp, mc_seed=mc_seed)
     dt = tau / SAMPLES_PER_TAU
     grid = np.arange(int(round(t_end / dt))) * dt
     return sim, grid, dt, t_hold
@@ -222,8 +223,8 @@ def measure(runner: Runner, groups, corner="tt", temp=27.0, jobs=2, levels=LEVEL
     out = []
     for group, (sim, grid, dt, t_hold), res in zip(groups, built, results):
         for k, p in enumerate(group):
-            i_out = np.interp(grid, res["time"], -res[f"i(vout{k})"])
-            i_vdd = np.interp(grid, res["time"], -res[f"i(vdd{k})"])
+            i_out = np.interp(grid, res[TIME], -res[current(f"vout{k}")])
+            i_vdd = np.interp(grid, res[TIME], -res[current(f"vdd{k}")])
             out.append((p, grid, dt, _input_on_grid(grid, dt, levels, t_hold, p.I_tau), i_out, i_vdd))
     return out
 
@@ -341,7 +342,7 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
     results = runner.run_many([b[0] for b in built], jobs=jobs)
     taus, finals = [], []
     for (sim, grid, dt, t_hold), res in zip(built, results):
-        i_out = np.interp(grid, res["time"], -res["i(vout0)"])
+        i_out = np.interp(grid, res[TIME], -res[current("vout0")])
         finals.append(float(np.interp(2 * t_hold - dt, grid, i_out)))
         k0 = int(np.searchsorted(grid, 2 * t_hold)) + 1
         decay = i_out[k0:]

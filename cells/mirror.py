@@ -25,7 +25,8 @@ from fractions import Fraction
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Op, Simulation, current, voltage
 from cells import common
 from cells.common import Subckt
 
@@ -133,12 +134,15 @@ GAIN_SET = ((1, (1, 2, 4, 8)), (2, (1, 3)), (4, (3, 5)))
 V_OUT_SET = (0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5)
 
 
-def _bench(polarity: str, instances, decades=SWEEP_DECADES) -> tuple[str, list[tuple[int, int, float, str]]]:
-    """A netlist of independent mirrors driven by one swept control voltage.
+CONTROL = voltage("ctl")  # the swept control voltage: log10 of the unit current over 100 pA
+
+
+def _bench(polarity: str, instances, decades=SWEEP_DECADES, **settings) -> tuple[Simulation, list]:
+    """A bench of independent mirrors driven by one swept control voltage.
 
     `instances` is [(n_in, ratios, v_out)]; every input current is n_in * 100 pA * 10**v(ctl) so the
-    unit devices of every instance carry the same current. Returns the circuit and, per output,
-    (n_in, ratio, v_out, vector name).
+    unit devices of every instance carry the same current. Returns the simulation (`settings`: its title,
+    corner, temperature) and, per output, (n_in, ratio, v_out, vector).
     """
     lines, outputs, defs = ["Vdd vdd 0 1.8", "Vctl ctl 0 0"], [], {}
     for j, (n_in, ratios, v_out) in enumerate(instances):
@@ -151,16 +155,15 @@ def _bench(polarity: str, instances, decades=SWEEP_DECADES) -> tuple[str, list[t
         lines.append(sub.instance(f"M{j}", nets))
         for k, r in enumerate(ratios):
             lines.append(f"Vo{j}_{k} o{j}_{k} 0 {v_out:g}")
-            outputs.append((n_in, r, v_out, f"i(vo{j}_{k})"))
-    start, stop, step = decades
-    saves = " ".join(o[3] for o in outputs)
-    circuit = "\n".join([*defs.values(), *lines, f".save v(ctl) i(vdd) {saves}", f".dc Vctl {start} {stop} {step}"])
-    return circuit, outputs
+            outputs.append((n_in, r, v_out, current(f"vo{j}_{k}")))
+    sim = Simulation("\n".join([*defs.values(), *lines]), analyses=(DC("Vctl", *decades),),
+                     saves=(CONTROL, current("vdd"), *(o[3] for o in outputs)), **settings)
+    return sim, outputs
 
 
 def _gains(result, polarity, outputs):
     sign = 1.0 if polarity == "p" else -1.0
-    i_unit = 1e-10 * 10 ** result["v(ctl)"]
+    i_unit = 1e-10 * 10 ** result[CONTROL]
     rows = []
     for n_in, r, v_out, vec in outputs:
         i_out = sign * result[vec]
@@ -175,8 +178,8 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         inst_a = [(n_in, ratios, V_OUT_NOMINAL) for n_in, ratios in GAIN_SET]
         inst_b = [(1, (1,), v) for v in V_OUT_SET]
         for kind, inst in (("ratio", inst_a), ("vout", inst_b)):
-            circuit, outputs = _bench(pol, inst)
-            sims.append(Simulation(circuit, title=f"mirror {pol} {kind}", corner=corner, temp=temp))
+            sim, outputs = _bench(pol, inst, title=f"mirror {pol} {kind}", corner=corner, temp=temp)
+            sims.append(sim)
             meta.append((pol, kind, outputs))
     results = runner.run_many(sims, jobs=jobs)
     data = {"i_unit": None, "v_out": list(V_OUT_SET), "v_out_nominal": V_OUT_NOMINAL}
@@ -267,8 +270,9 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     n_in, ratios = HELD_OUT
     sims, metas = [], []
     for pol in POLARITIES:
-        circuit, outputs = _bench(pol, [(n_in, ratios, v) for v in HELD_OUT_V], HELD_OUT_DECADES)
-        sims.append(Simulation(circuit, title=f"mirror {pol} held-out", corner=corner, temp=temp))
+        sim, outputs = _bench(pol, [(n_in, ratios, v) for v in HELD_OUT_V], HELD_OUT_DECADES,
+                              title=f"mirror {pol} held-out", corner=corner, temp=temp)
+        sims.append(sim)
         metas.append((pol, outputs))
     report = {}
     for (pol, outputs), res in zip(metas, runner.run_many(sims, jobs=jobs)):
@@ -302,13 +306,13 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 40
                 src = f"I{j} in{j} 0 {i_in:g}" if pol == "p" else f"I{j} vdd in{j} {i_in:g}"
                 lines += [src, sub.instance(f"M{j}", (["vdd"] if pol == "p" else []) + [f"in{j}", f"o{j}"]),
                           f"Vo{j} o{j} 0 {V_OUT_NOMINAL:g}"]
-            lines += [".save " + " ".join(f"i(vo{j})" for j in range(c, min(n, c + chunk))), ".op"]
-            sims.append(Simulation("\n".join(lines), title=f"mirror {pol} mismatch", corner=corner, temp=temp,
-                                   mc_seed=seed + c))
+            sims.append(Simulation("\n".join(lines), analyses=(Op(),),
+                                   saves=tuple(current(f"vo{j}") for j in range(c, min(n, c + chunk))),
+                                   title=f"mirror {pol} mismatch", corner=corner, temp=temp, mc_seed=seed + c))
         sign = 1 if pol == "p" else -1
         gains = []
         for c, res in zip(range(0, n, chunk), runner.run_many(sims, jobs=jobs)):
-            gains += [sign * res[f"i(vo{j})"][0] / i_in for j in range(c, min(n, c + chunk))]
+            gains += [sign * res[current(f"vo{j}")][0] / i_in for j in range(c, min(n, c + chunk))]
         gains = np.array(gains)
         report[pol] = {"n": n, "mean": float(gains.mean()), "sigma": float(gains.std(ddof=1)),
                        "area_um2_per_unit": W_UNIT * L_UNIT}

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Simulation, current, swept, voltage
 from cells import common, mirror
 from cells.common import Subckt
 
@@ -49,30 +50,32 @@ def ideal(params: Params, i_in):
 
 LINEAR = (-2e-9, 10e-9, 0.25e-9)
 V_OUT = 0.7
+INPUT, OUT, CONTROL = voltage("in"), current("vo"), voltage("ctl")  # the input node, output and log control
+LINEAR_INPUT = swept("Iin")  # the input current of the linear sweep
 
 
 def _sim(corner, temp, kind, v_out=V_OUT, sweep=None):
     sub = subckt(Params((1,)))
     lines = [sub.text, "Vdd vdd 0 1.8", f"Vo o 0 {v_out:g}", sub.instance("R", ["in", "o"])]
     if kind == "linear":
-        start, stop, step = sweep or LINEAR
-        lines += ["Iin vdd in 0", ".save v(in) i(vo)", f".dc Iin {start:g} {stop:g} {step:g}"]
+        lines.append("Iin vdd in 0")
+        analysis, saves = DC("Iin", *(sweep or LINEAR)), (INPUT, OUT)
     else:
-        start, stop, step = sweep or (-1.0, 2.0, 0.125)  # 10 pA .. 10 nA
-        lines += ["Vctl ctl 0 0", "Bin vdd in I=1e-10*pow(10,v(ctl))", ".save v(in) i(vo) v(ctl)",
-                  f".dc Vctl {start:g} {stop:g} {step:g}"]
-    return Simulation("\n".join(lines), title=f"rectifier {kind}", corner=corner, temp=temp)
+        lines += ["Vctl ctl 0 0", "Bin vdd in I=1e-10*pow(10,v(ctl))"]
+        analysis, saves = DC("Vctl", *(sweep or (-1.0, 2.0, 0.125))), (INPUT, OUT, CONTROL)  # 10 pA .. 10 nA
+    return Simulation("\n".join(lines), analyses=(analysis,), saves=saves, title=f"rectifier {kind}", corner=corner,
+                      temp=temp)
 
 
 def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
     lin, log = runner.run_many([_sim(corner, temp, "linear"), _sim(corner, temp, "log")], jobs=jobs)
-    i_lin = lin["i(i-sweep)"]
-    i_log = 1e-10 * 10 ** log["v(ctl)"]
-    out_log = -log["i(vo)"]
+    i_lin = lin[LINEAR_INPUT]
+    i_log = 1e-10 * 10 ** log[CONTROL]
+    out_log = -log[OUT]
     fit = {"i_in": i_log.tolist(), "gain_error": (out_log / i_log - 1).tolist(),
-           "leak": float(np.max(np.abs(-lin["i(vo)"][i_lin < 0])))}
-    data = {"linear": {"i_in": i_lin.tolist(), "i_out": (-lin["i(vo)"]).tolist(), "v_in": lin["v(in)"].tolist()},
-            "log": {"i_in": i_log.tolist(), "i_out": out_log.tolist(), "v_in": log["v(in)"].tolist()}}
+           "leak": float(np.max(np.abs(-lin[OUT][i_lin < 0])))}
+    data = {"linear": {"i_in": i_lin.tolist(), "i_out": (-lin[OUT]).tolist(), "v_in": lin[INPUT].tolist()},
+            "log": {"i_in": i_log.tolist(), "i_out": out_log.tolist(), "v_in": log[INPUT].tolist()}}
     k = int(np.argmin(np.abs(i_log - 1e-9)))
     power = {"i_in": 1e-9, "watts": float(common.VDD * (i_log[k] + out_log[k]))}
     return data, fit, {"power": power}
@@ -107,8 +110,8 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     """Output error on input currents and an output voltage (1.0 V) not characterised."""
     cal = calibration or load_calibration(corner, temp)
     res = runner.run(_sim(corner, temp, "linear", v_out=1.0, sweep=HELD_OUT_SWEEP))
-    i_in = res["i(i-sweep)"]
-    spice = -res["i(vo)"]
+    i_in = res[LINEAR_INPUT]
+    spice = -res[OUT]
     pos = i_in > 0.05e-9
     ideal_out, cal_out = ideal(Params(), i_in)[:, 0], cal.output(i_in)
     return {"ideal_max_rel_error": float(np.max(np.abs(ideal_out[pos] / spice[pos] - 1))),

@@ -17,12 +17,13 @@ A classifier's mean-over-time pooling can precede it as a DPI per class (cells.d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Simulation, current, voltage
 from cells import common
 from cells.common import Subckt
 
@@ -76,6 +77,12 @@ def soft(i_in, I_bias, n, g):
 
 GRID = ((1e-9, 1e-9), (1e-9, 4e-9), (4e-9, 1e-9), (0.3e-9, 1e-9))   # (I_ref input, I_bias)
 SWEEP = (-0.3, 0.3, 0.0125)   # log10(I_1 / I_2)
+CONTROL = voltage("ctl")      # the swept log10(I_1 / I_2)
+
+
+def _out(j: int, k: int):
+    """Output k of WTA j of a bench (its pin, held by source Vo<j>_<k>)."""
+    return current(f"vo{j}_{k}")
 
 
 def _sim(settings, corner, temp, sweep=SWEEP, n_inputs=2, extra=()):
@@ -92,9 +99,9 @@ def _sim(settings, corner, temp, sweep=SWEEP, n_inputs=2, extra=()):
             lines.append(f"Vo{j}_{k} o{j}_{k} 0 {V_OUT:g}")
         lines.append(sub.instance(f"W{j}", [f"i{j}_{k}" for k in range(1, n_inputs + 1)] +
                                   [f"o{j}_{k}" for k in range(1, n_inputs + 1)] + [f"ib{j}"]))
-    saves = " ".join(f"i(vo{j}_{k})" for j in range(len(settings)) for k in range(1, n_inputs + 1))
-    lines += [f".save v(ctl) i(vdd) {saves}", f".dc Vctl {sweep[0]:g} {sweep[1]:g} {sweep[2]:g}"]
-    return Simulation("\n".join(lines), title="wta", corner=corner, temp=temp)
+    saves = [_out(j, k) for j in range(len(settings)) for k in range(1, n_inputs + 1)]
+    return Simulation("\n".join(lines), analyses=(DC("Vctl", *sweep),), saves=(CONTROL, current("vdd"), *saves),
+                      title="wta", corner=corner, temp=temp)
 
 
 def _fit(ratio, out1, out2, i_bias):
@@ -111,19 +118,19 @@ def _fit(ratio, out1, out2, i_bias):
 
 def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
     res = runner.run(_sim(GRID, corner, temp))
-    ratio = 10 ** res["v(ctl)"]
+    ratio = 10 ** res[CONTROL]
     points = []
     for j, (i_ref, i_bias) in enumerate(GRID):
-        o1, o2 = -res[f"i(vo{j}_1)"], -res[f"i(vo{j}_2)"]
+        o1, o2 = -res[_out(j, 1)], -res[_out(j, 2)]
         n, g, err = _fit(ratio, o1, o2, i_bias)
         # resolution: input ratio at which the winner carries 90 % of its final share
         share = o1 / (o1 + o2)
         r90 = float(np.interp(0.9, share, ratio))
         points.append({"I_in": i_ref, "I_bias": i_bias, "n": n, "g": g, "fit_rms_of_bias": err,
                        "ratio_for_90pct": r90, "out1": o1.tolist(), "out2": o2.tolist()})
-    k = int(np.argmin(np.abs(res["v(ctl)"])))
+    k = int(np.argmin(np.abs(res[CONTROL])))
     power = {"I_in": "2 x 1 nA", "I_bias": 1e-9,
-             "watts": float(common.VDD * (2e-9 + 1e-9 + -res["i(vo0_1)"][k] - res["i(vo0_2)"][k]))}
+             "watts": float(common.VDD * (2e-9 + 1e-9 + -res[_out(0, 1)][k] - res[_out(0, 2)][k]))}
     fit = {"grid": [[p["I_in"], p["I_bias"]] for p in points], "n": [p["n"] for p in points],
            "g": [p["g"] for p in points], "ratio_for_90pct": [p["ratio_for_90pct"] for p in points]}
     return {"ratio": ratio.tolist(), "points": points}, fit, {"power": power}
@@ -155,8 +162,8 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     cal = calibration or load_calibration(corner, temp)
     sweep = (-0.2, 0.2, 0.02)
     res = runner.run(_sim([(1e-9, 1e-9)], corner, temp, sweep=sweep, n_inputs=3, extra=(0.8,)))
-    ratio = 10 ** res["v(ctl)"]
-    spice = np.stack([-res[f"i(vo0_{k})"] for k in (1, 2, 3)], axis=-1)
+    ratio = 10 ** res[CONTROL]
+    spice = np.stack([-res[_out(0, k)] for k in (1, 2, 3)], axis=-1)
     inputs = np.stack([ratio, np.ones_like(ratio), 0.8 * np.ones_like(ratio)], axis=-1) * 1e-9
     p = Params(3, 1e-9)
     e_ideal = common.rms(ideal(p, inputs) - spice) / 1e-9
@@ -167,12 +174,11 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
 
 def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8, seed: int = 1, jobs: int = 2) -> dict:
     """Input offset: the I_1/I_2 ratio at which outputs balance, over n Monte Carlo draws."""
-    sims = [Simulation(_sim([(1e-9, 1e-9)], corner, temp).circuit, title="wta mc", corner=corner, temp=temp,
-                       mc_seed=seed + k) for k in range(n)]
+    sims = [replace(_sim([(1e-9, 1e-9)], corner, temp), title="wta mc", mc_seed=seed + k) for k in range(n)]
     offsets = []
     for res in runner.run_many(sims, jobs=jobs):
-        ratio = 10 ** res["v(ctl)"]
-        o1, o2 = -res["i(vo0_1)"], -res["i(vo0_2)"]
+        ratio = 10 ** res[CONTROL]
+        o1, o2 = -res[_out(0, 1)], -res[_out(0, 2)]
         offsets.append(float(np.interp(0.5, o1 / (o1 + o2), np.log(ratio))))
     offsets = np.array(offsets)
     return {"n": n, "balance_log_ratio": {"mean": float(offsets.mean()), "sigma": float(offsets.std(ddof=1))}}

@@ -13,13 +13,14 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from cells import cmru
 from compiler.foundation.errors import UsageError
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError
 
 SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru", "fq_cmru")
 FQ_CELLS = ("fq_bmru", "fq_cmru")
-MAX_LEVELS = 16        # stages of one CMRU ladder (cells/cmru.py K_MAX)
+MAX_LEVELS = cmru.K_MAX  # stages of one CMRU ladder
 MAX_STATE = 64          # units per layer the compiler places
 MAX_WEIGHT = 64.0       # largest |weight| the 64-unit mirror grid realises (denominator 1)
 MAX_CURRENT = 64.0      # largest bias, threshold, width or gain (units of i_unit) a cell's bias taps realise

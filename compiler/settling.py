@@ -9,7 +9,7 @@ time constant C * n * U_T / I_0. A node has one phase slot of the frame to settl
 
 from __future__ import annotations
 
-from compiler.ir import IR, BiasArray, Bistable, Receiver, WeightArray
+from compiler.ir import IR, Receiver
 from compiler.foundation.timing import slot as phase_slot
 
 C_GATE_F_PER_UM2 = 8.4e-15   # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
@@ -27,12 +27,12 @@ def keep_alive_name(stage: str) -> str:
 
 def slot_seconds(ir: IR, config) -> float:
     """The time a signal node has to settle: one phase slot of the frame."""
-    return config.get("frame_period") * phase_slot(ir.meta.get("phases", 0))
+    return config.get("frame_period") * phase_slot(ir.meta.phases or 0)
 
 
 def gate_capacitance(ir: IR, rx: Receiver) -> list[float]:
     """Per receiver input: the gate capacitance (F) of its diode and of every mirror output reading it."""
-    arrays = [ir.stage(n) for n in ir.successors(rx.name) if isinstance(ir.stage(n), WeightArray)]
+    arrays = ir.readers(rx.name)
     if not arrays or not arrays[0].pos_ratios:
         return []
     unit_area = arrays[0].unit_w * arrays[0].unit_l
@@ -41,10 +41,9 @@ def gate_capacitance(ir: IR, rx: Receiver) -> list[float]:
 
 
 def smallest_current(ir: IR, rx: Receiver) -> float:
-    """The smallest non-zero current the node carries: the smallest gain of the cells feeding it."""
-    gains = [g for p in ir.predecessors(rx.name) if isinstance(ir.stage(p), Bistable)
-             for g in ir.stage(p).gain if g > 0]
-    return min(gains) if gains else ir.meta["i_unit"]
+    """The smallest non-zero current the node carries: the smallest gain of the memory cells feeding it."""
+    gains = [g for p in ir.predecessors(rx.name) if ir.stage(p).memory for g in ir.stage(p).gain if g > 0]
+    return min(gains) if gains else ir.meta.i_unit
 
 
 def turn_on(ir: IR, rx: Receiver, c_gate: float) -> float:
@@ -60,6 +59,6 @@ def settle_with(c_gate: float, standing: float) -> float:
 def standing_currents(ir: IR, rx: Receiver) -> tuple:
     """The keep-alive current of each input of the receiver (zeros when it has none)."""
     kept = keep_alive_name(rx.name)
-    if kept in ir.predecessors(rx.name) and isinstance(ir.stage(kept), BiasArray):
+    if kept in ir.predecessors(rx.name):   # only keep_alive makes a stage of that name
         return ir.stage(kept).values
     return (0.0,) * rx.size

@@ -8,6 +8,11 @@ resumed: the steps whose outputs are all still there, unchanged, are skipped. `-
 scratch, and only ever replaces a directory this tool made and nothing but its outputs: a directory
 holding anything else is refused, so no user file is ever deleted. The checkpoint is copied into the
 build (`model.ckpt`), so a build directory is self-contained.
+
+The compile step saves the IR after lowering and after each pass (`ir/00_lower.json`,
+`ir/NN_<pass>.json`; the last is `ir.json`). `--from PASS` resumes a build at a pass: it reads the IR
+saved before that pass (checked against the manifest), runs the pipeline from there and redoes every
+step after it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from compiler.foundation.errors import UsageError
 from compiler.frontend import Network, load_network
 from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
-from compiler.passes import run_pipeline
+from compiler.passes import PIPELINE, check_name, run_pipeline
 
 TOOL_VERSION = "0.1.0"
 
@@ -54,8 +59,13 @@ class BuildModified(UsageError):
     """A build directory's outputs differ from what its manifest recorded (edited, deleted or replaced)."""
 
 
+class CannotResume(UsageError):
+    """`--from PASS` without a build to resume there: no build, no intact IR saved before the pass, or -f."""
+
+
 # Everything a build directory may hold: the build's outputs and the folders later commands write.
-OUTPUTS = frozenset({"manifest.json", "config.yaml", "ir.json", "model.ckpt", "netlist", "layout", "reports"})
+OUTPUT_FOLDERS = frozenset({"netlist", "layout", "reports", "ir"})
+OUTPUTS = frozenset({"manifest.json", "config.yaml", "ir.json", "model.ckpt"}) | OUTPUT_FOLDERS
 LATER = frozenset({"verify", "drc", "lvs"})
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # the disk says no
 
@@ -68,6 +78,7 @@ class Build:
     network: Network | None = None
     ir: IR | None = None
     facts: dict = field(default_factory=dict)   # figures steps hand to the report
+    start: str | None = None                    # the pass to resume at (`--from`); None: lower and run all
 
     def write(self, relative: str, text: str) -> Path:
         path = self.directory / relative
@@ -83,11 +94,33 @@ def step_load(build: Build) -> None:
 
 
 def step_compile(build: Build) -> None:
+    """Lower and run the passes (from `build.start`, on the IR saved before it), saving the IR after each."""
     lowered = lower(build.network)
     build.config.check_stages([stage.name for stage in lowered.stages], STAGE_TYPES)
-    build.ir, timings = run_pipeline(lowered, build.config)
+    if build.start is None:
+        ir = lowered
+        build.write(saved_ir(0, "lower"), ir.to_json())
+    else:
+        ir = IR.from_json((build.directory / ir_before(build.start)).read_text())
+    number = {name: index for index, name in enumerate(PIPELINE, 1)}
+
+    def save(name: str, ir: IR) -> None:
+        build.write(saved_ir(number[name], name), ir.to_json())
+
+    build.ir, timings = run_pipeline(ir, build.config, start=build.start, after_pass=save)
     build.facts["pass_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     build.write("ir.json", build.ir.to_json())
+
+
+def saved_ir(number: int, name: str) -> str:
+    """The build-relative path of the IR after step `number` of the compile step (0: lowering)."""
+    return f"ir/{number:02d}_{name}.json"
+
+
+def ir_before(start: str) -> str:
+    """The build-relative path of the IR a pipeline resumed at pass `start` reads."""
+    index = PIPELINE.index(check_name(start))
+    return saved_ir(index, PIPELINE[index - 1] if index else "lower")
 
 
 def step_netlist(build: Build) -> None:
@@ -152,9 +185,13 @@ def _inputs(checkpoint: Path, config: Config) -> dict:
     }
 
 
-def build(checkpoint, out, config_path=None, *, force: bool = False, layout: bool = True, log=print) -> dict:
-    """Build (or resume) a build directory; returns its manifest. `layout=False` skips the GDS."""
+def build(checkpoint, out, config_path=None, *, force: bool = False, layout: bool = True, start: str | None = None,
+          log=print) -> dict:
+    """Build (or resume) a build directory; returns its manifest. `layout=False` skips the GDS. `start`
+    resumes the build at that pass (`--from`): every step from the compile step on is redone."""
     checkpoint, out = Path(checkpoint), Path(out)
+    if start is not None:
+        check_name(start)
     config = load_config(config_path)
     if not checkpoint.is_file():
         raise UsageError(f"checkpoint {str(checkpoint)[:200]} does not exist or is not a file; pass the path of a "
@@ -164,8 +201,10 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
     if previous is not None and not force and previous.get("inputs") != inputs:
         raise BuildExists(f"{out} holds a build of other inputs (checkpoint or config changed); "
                           "use -f to rebuild it or choose another -o directory.")
+    if start is not None:
+        check_resumable(out, previous, start, force)
     resume = previous is not None and not force
-    done = intact_steps(out, previous) if resume else set()
+    done = intact_steps(out, previous) if resume and start is None else set()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale_work(out)
@@ -178,7 +217,7 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
         if resume:
             shutil.copytree(out, work, dirs_exist_ok=True, symlinks=True)
         state = Build(checkpoint, work, config,
-                      facts=dict(previous.get("facts", {})) if resume else {})
+                      facts=dict(previous.get("facts", {})) if resume else {}, start=start)
         manifest = _manifest_base(inputs, previous if resume else None)
         skipped = set() if layout else {"layout"}
         for name, step in STEPS:
@@ -192,7 +231,9 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
             step(state)
             manifest["steps"][name] = round(time.perf_counter() - start, 3)
             written = [p for p, stat in _stats(work).items() if before.get(p) != stat]
-            manifest["outputs"][name] = {p: _sha256(work / p) for p in written}
+            kept = {p: h for p, h in manifest["outputs"].get(name, {}).items()  # earlier outputs it did not redo
+                    if p not in written and (work / p).is_file()}
+            manifest["outputs"][name] = {**kept, **{p: _sha256(work / p) for p in written}}
             log(f"  {name:<10} {manifest['steps'][name]:8.3f} s")
         manifest["facts"] = state.facts
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -228,14 +269,27 @@ def check_output_directory(out: Path) -> dict | None:
         raise OutputNotReplaceable(f"{shown} exists, is not empty and is not a build directory (no valid "
                                    "manifest.json); the build never replaces such a directory: choose a new "
                                    "or empty -o.")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS | LATER)
+    folders = OUTPUT_FOLDERS | LATER   # a file named like one of them is no output either
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in OUTPUTS | LATER or (p.name in folders) != p.is_dir())
     recorded = {p for files in previous.get("outputs", {}).values() for p in files}
-    foreign += sorted(str(p.relative_to(out)) for sub in ("netlist", "layout", "reports") if recorded
+    foreign += sorted(str(p.relative_to(out)) for sub in sorted(OUTPUT_FOLDERS) if recorded
                       for p in (out / sub).rglob("*") if not p.is_dir() and str(p.relative_to(out)) not in recorded)
     if foreign:
         raise OutputNotReplaceable(f"{shown} holds files the build did not make ({', '.join(foreign[:5])[:300]}"
                                    f"{', ...' if len(foreign) > 5 else ''}); move them out or choose another -o.")
     return previous
+
+
+def check_resumable(out: Path, previous: dict | None, start: str, force: bool) -> None:
+    """A named error unless `out` holds a build whose IR saved before pass `start` is intact."""
+    if force:
+        raise CannotResume("-f rebuilds from scratch and --from resumes a build at a pass; use one of them.")
+    saved = ir_before(start)
+    recorded = (previous or {}).get("outputs", {}).get("compile", {})
+    if saved not in recorded or changed_outputs(out, {saved: recorded[saved]}):
+        raise CannotResume(f"{str(out)[:200]} holds no intact {saved} (the IR before pass {start}) to resume from; "
+                           "build it without --from first (a plain build saves the IR after every pass).")
 
 
 def intact_steps(out: Path, manifest: dict) -> set:
@@ -350,12 +404,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML build configuration (`python -m compiler config`)")
     parser.add_argument("-f", "--force", action="store_true", help="rebuild from scratch")
     parser.add_argument("--no-layout", action="store_true", help="skip the GDS layout (layout/top.gds, top.png)")
+    parser.add_argument("--from", dest="start", metavar="PASS", default=None,
+                        help="resume the build at this pass, from the IR saved before it (ir/NN_<pass>.json), "
+                             f"redoing every later step; passes: {', '.join(PIPELINE)}")
 
 
 def run(args) -> int:
     out = Path(args.out) if args.out else Path("build") / Path(args.checkpoint).stem
     print(f"building {args.checkpoint} -> {out}")
-    manifest = build(args.checkpoint, out, args.config, force=args.force, layout=not args.no_layout)
+    manifest = build(args.checkpoint, out, args.config, force=args.force, layout=not args.no_layout,
+                     start=args.start)
     print((out / "reports" / "build.md").read_text().split("\n## Parameter mapping")[0])
     print(f"build directory: {out} ({sum(manifest['steps'].values()):.2f} s)")
     return 0

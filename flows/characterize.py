@@ -9,12 +9,14 @@ wall times (and how many simulations came from the cache), power at nominal bias
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import cells
 from cells import common
+from compiler.foundation.errors import UsageError, file_label
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.pdk import CORNERS
 from flows.arguments import JOBS, TEMPERATURE, count
@@ -26,12 +28,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--corner", default="tt", choices=CORNERS, help="process corner (default tt)")
     parser.add_argument("--temp", type=TEMPERATURE, default=27.0, help="temperature in Celsius (default 27)")
     parser.add_argument("-j", "--jobs", type=JOBS, default=2, help="ngspice processes at once (default 2)")
-    parser.add_argument("-o", "--output", type=Path, default=common.CALIBRATION_DIR,
-                        help=f"directory for tables, plots and report (default {common.CALIBRATION_DIR})")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help=f"directory for tables, plots and report (default {common.CALIBRATION_DIR}, "
+                             "the tables the compiler reads)")
     parser.add_argument("--validate", action="store_true",
                         help="also compare ideal and calibrated models with SPICE on held-out stimuli")
     parser.add_argument("--mc", type=count(0, 10_000), default=0, metavar="N",
                         help="also run PDK mismatch Monte Carlo with N instances per cell parameter")
+
+
+class CalibrationReadOnly(UsageError):
+    """`characterize` without -o writes into the installed calibration folder, and that folder is read-only."""
+
+
+def output_dir(output: Path | str | None) -> Path:
+    """Where tables go: `output`, else the calibration folder the compiler reads (in a checkout, the
+    repository's cells/calibration/), which must then be writable: an installed package's often is not."""
+    if output is not None:
+        return Path(output)
+    if not os.access(common.CALIBRATION_DIR, os.W_OK | os.X_OK):
+        raise CalibrationReadOnly(f"cannot write calibration tables into {file_label(common.CALIBRATION_DIR)}: "
+                                  "the installed package's calibration folder is read-only. Pass -o DIR to "
+                                  "write them elsewhere, or characterize in a checkout (editable install).")
+    return common.CALIBRATION_DIR
 
 
 class _CountingRunner(Runner):
@@ -57,13 +76,13 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
                       runner: Runner | None = None) -> dict:
     """Characterise one cell; write its table and plot; return a summary for the report."""
     module = cells.get(name)
+    output = output_dir(output)  # a read-only default fails before the sweep
     runner = runner or _CountingRunner()
     ran0, hits0 = getattr(runner, "ran", 0), getattr(runner, "hits", 0)
     spice0 = getattr(runner, "ngspice_seconds", 0.0)
     start = time.perf_counter()
     data, fit, extra = module.characterize(runner, corner, temp, jobs)
     wall = time.perf_counter() - start
-    output = Path(output or common.CALIBRATION_DIR)
     spice = round(getattr(runner, "ngspice_seconds", 0.0) - spice0, 2)
     path = common.write_table(name, corner, temp, data, fit, wall_time=wall, directory=output,
                               extra={"ngspice_seconds": spice, **extra})
@@ -115,16 +134,16 @@ def run(args) -> int:
     names = args.cells or list(cells.names())
     for name in names:
         cells.get(name)  # unknown names fail before any simulation
+    out = output_dir(args.output)
     runner = _CountingRunner()
     summaries = []
     for name in names:
-        summary = characterize_cell(name, args.corner, args.temp, max(1, args.jobs), args.output,
+        summary = characterize_cell(name, args.corner, args.temp, max(1, args.jobs), out,
                                     args.validate, args.mc, runner)
         summaries.append(summary)
         print(f"{name}: {summary['simulations']} simulations ({summary['cached']} cached) in "
               f"{summary['wall_time']} s -> {summary['table']}", flush=True)
     report = _markdown(summaries)
-    out = Path(args.output)
     stem = f"report_{args.corner}_{args.temp:g}C"
     (out / f"{stem}.md").write_text(report)
     (out / f"{stem}.json").write_text(json.dumps(summaries, indent=1) + "\n")

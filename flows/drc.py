@@ -15,10 +15,11 @@ from pathlib import Path
 
 import yaml
 
+from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError
-from flows.gds import SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.gds import LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
-RULES_PATH = SKY130_DIR / "drc_rules.yaml"
+RULES_PATH = sky130_file("drc_rules.yaml")
 KINDS = {  # kind -> number of layers it takes
     "width": 1, "space": 1, "separation": 2, "enclosure": 2, "enclosure_adjacent": 2, "extension": 2,
     "edge_length": 2, "exact_size": 1, "area": 1, "covered": 2, "contains": 2, "forbidden": 1,

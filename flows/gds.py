@@ -13,12 +13,11 @@ from typing import Callable
 
 import yaml
 
+from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import LayoutMissing, RuleTableError
-from compiler.foundation.pdk import DEVICE_TABLE_PATH
 
-SKY130_DIR = DEVICE_TABLE_PATH.parent
 OPERATORS = ("and", "or", "not", "interacting", "not_interacting")   # of derived layers
-LAYER_MAP_PATH = SKY130_DIR / "layers.yaml"
+LAYER_MAP_PATH = sky130_file("layers.yaml")
 LAYOUT_FILE = Path("layout") / "top.gds"   # where a build keeps its layout
 
 

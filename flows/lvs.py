@@ -19,12 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError, SchematicMissing
 from compiler.foundation.pdk import device_table
-from flows.gds import (LAYER_MAP_PATH, SKY130_DIR, LayerMap, Layers, check_layer, find_gds, load_layer_map,
+from flows.gds import (LAYER_MAP_PATH, LayerMap, Layers, check_layer, find_gds, load_layer_map,
                        load_layout, read_yaml)
 
-EXTRACTION_PATH = SKY130_DIR / "lvs.yaml"
+EXTRACTION_PATH = sky130_file("lvs.yaml")
 SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
 TOLERANCE = {"W": 0.001, "L": 0.001}                 # um, absolute
 C_RELATIVE_TOLERANCE = 0.001

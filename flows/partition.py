@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir import IR, BiasGenerator, Bistable, CurrentInput, CurrentOutput
+from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput
 
 READOUT = "readout"
 
@@ -41,7 +41,7 @@ def load_name(cell: str) -> str:
 
 def partitions(ir: IR) -> list[Partition]:
     """The partitions of `ir` in dependency order (cells in dataflow order, then the readout)."""
-    targets = [c.name for c in ir.of_kind(Bistable)] + [ir.of_kind(CurrentOutput)[0].name]
+    targets = [c.name for c in ir.memory_cells()] + [ir.of_kind(CurrentOutput)[0].name]
     return [_partition(ir, target) for target in targets]
 
 
@@ -51,7 +51,7 @@ def _partition(ir: IR, target: str) -> Partition:
         name = todo.pop()
         if name in members or name in boundary:
             continue
-        if isinstance(ir.stage(name), Bistable):
+        if ir.stage(name).memory:
             boundary.add(name)  # an upstream cell: replayed, not simulated
             continue
         members.add(name)
@@ -63,18 +63,19 @@ def _partition(ir: IR, target: str) -> Partition:
         elif stage.name in members:
             stages.append(stage)
     target_stage = ir.stage(target)
-    if isinstance(target_stage, Bistable):
+    shared = ()   # the chip-wide bias the target cells share (their cell's facts)
+    if target_stage.memory:
         load = load_name(target)
         stages.append(CurrentOutput(load, target_stage.size, source=target_stage.source))
         edges.append((target, load))
-    used = members | {load_name(target)}
+        shared = (target_stage.facts.shared.tap,) if target_stage.facts.shared else ()
+    used = members | {load_name(target)} | set(shared)
     for generator in ir.of_kind(BiasGenerator):
-        taps = tuple(t for t in generator.taps if t[0] in used or
-                     (t[0] == "bistable_starve" and isinstance(target_stage, Bistable)))
+        taps = tuple(tap for tap in generator.taps if tap.stage in used)
         if taps:
             stages.append(generator.replace(taps=taps, size=len(taps)))
-    name = target if isinstance(target_stage, Bistable) else READOUT
-    return Partition(name, IR(tuple(stages), tuple(edges), dict(ir.meta)),
+    name = target if target_stage.memory else READOUT
+    return Partition(name, IR(tuple(stages), tuple(edges), ir.meta),
                      tuple(s.name for s in ir.stages if s.name in boundary))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from compiler.backends.behavioural import arrays_from_ir, reference
 from compiler.frontend import Network
-from compiler.ir import IR, Bistable
+from compiler.ir import IR
 from models.evaluate import predict, predictor
 from models.tasks import get_task
 
@@ -49,10 +49,10 @@ TIE = 0.004  # relative distance of a candidate to a threshold: above the bistab
 def decision_ties(ir: IR, x) -> dict:
     """Per memory-cell stage, on inputs x: the share of (sequence, frame, unit) candidates within TIE of the
     unit's beta_hi or beta_lo (relative to beta_hi), and the units with the most."""
-    scale = ir.meta.get("i_unit", 1.0) if ir.meta.get("units") == "A" else 1.0
+    scale = ir.meta.i_unit if ir.meta.units == "A" else 1.0
     _, traces = reference(ir, x)
     ties = {}
-    for stage in ir.of_kind(Bistable):
+    for stage in ir.memory_cells():
         h = np.asarray(traces[stage.name]["h"])
         hi = np.asarray(stage.thresh) / scale
         lo = hi - np.asarray(stage.width) / scale

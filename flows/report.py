@@ -2,9 +2,9 @@
 
 Power is an estimate before simulation: every current drawn from VDD passes through exactly one pfet
 whose source is on VDD, so the supply current is the sum of those pfets' currents: bias outputs and
-reference, the bistable cells' threshold branches, and the signal copies and positive weights of the
-mirrors (their signal currents taken as the mean over the task's test inputs, from the behavioural
-reference). Area is the laid-out area (layout/top.gds: the top cell's outline, each block's outline)
+reference, the memory cells' own supply current and that of the bias they share (each cell's facts,
+cells/facts.py), and the signal copies and positive weights of the mirrors (their signal currents taken
+as the mean over the task's test inputs, from the behavioural reference). Area is the laid-out area (layout/top.gds: the top cell's outline, each block's outline)
 when the build drew a layout, else the gate area of every device times a layout overhead.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.backends.behavioural import reference
-from compiler.ir import BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray
+from compiler.ir import PROGRAMMED, BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray, for_kind
 from compiler.passes.assign_biases import node_polarity
 from compiler.settling import KEEP_ALIVE, standing_currents
 from flows.quantisation import TIE
@@ -31,11 +31,10 @@ def mean_signals(build) -> dict:
     except KeyError:
         return {}
     _, traces = reference(ir, x)
-    i_unit = ir.meta["i_unit"]
+    i_unit, inputs = ir.meta.i_unit, {s.name for s in ir.of_kind(CurrentInput)}
     out = {}
     for rx in ir.of_kind(Receiver):
-        producers = ir.predecessors(rx.name)
-        if any(isinstance(ir.stage(p), CurrentInput) for p in producers):
+        if inputs & set(ir.predecessors(rx.name)):
             signal = np.asarray(x)
         else:
             signal = np.maximum(np.asarray(traces[rx.source]["y"]), 0.0)  # the receiver is the ReLU
@@ -44,20 +43,21 @@ def mean_signals(build) -> dict:
 
 
 def power_estimate(build) -> dict:
-    ir, vdd = build.ir, build.ir.meta["vdd"]
+    ir, vdd = build.ir, build.ir.meta.vdd
     signals = mean_signals(build)
     blocks = {"bias generator": 0.0, "bistable cells": 0.0, "weight mirrors": 0.0}
+    shared = ir.shared_biases()
     for generator in ir.of_kind(BiasGenerator):
-        sinks = any(t[3] == "n" for t in generator.taps)
+        sinks = any(tap.polarity == "n" for tap in generator.taps)
         blocks["bias generator"] += generator.i_ref * (2 if sinks else 1)  # reference and its nfet copy
-        for stage, field, _, polarity, units in generator.taps:
-            current = generator.current(units)
-            if stage == "bistable_starve":
-                blocks["bistable cells"] += 2 * current  # the vsn pfet output and the vsp diode
-            elif polarity == "p":
+        for tap in generator.taps:
+            current = generator.current(tap.units)
+            if tap.stage in shared:   # the memory cells' shared bias: its branches from VDD
+                blocks["bistable cells"] += shared[tap.stage].branches * current
+            elif tap.polarity == "p":
                 blocks["bias generator"] += current
-    for cell in ir.of_kind(Bistable):
-        blocks["bistable cells"] += 2 * sum(cell.programmed["thresh"])  # diode and source of I_thresh
+    for cell in ir.memory_cells():
+        blocks["bistable cells"] += cell.facts.supply_current({field: cell.programmed[field] for field in PROGRAMMED})
     for rx in ir.of_kind(Receiver):
         mean = signals.get(rx.name)
         if mean is None:
@@ -79,34 +79,56 @@ def power_estimate(build) -> dict:
 
 def mapping_rows(ir) -> list[dict]:
     """One row per learned parameter: where it went and the value the circuit realises."""
+    i_unit = ir.meta.i_unit if ir.meta.i_unit is not None else 1.0
+    return [row for stage in ir.stages for row in for_kind(MAPPING, stage, default=_no_rows)(stage, i_unit)]
+
+
+def _no_rows(stage, i_unit: float) -> list[dict]:
+    """A stage kind that realises no model parameter (pins, receivers, the bias generator)."""
+    return []
+
+
+def _weight_rows(stage: WeightArray, i_unit: float) -> list[dict]:
+    """A layer's W (not the copies lowering adds): each weight's unit devices."""
+    if stage.source != stage.name:
+        return []
     rows = []
-    i_unit = ir.meta.get("i_unit", 1.0)
-    for stage in ir.stages:
-        if isinstance(stage, WeightArray) and stage.source == stage.name:
-            for k in range(stage.size):
-                for j in range(stage.n_in):
-                    w, p, n = stage.weights[k][j], stage.pos_ratios[k][j], stage.neg_ratios[k][j]
-                    units = p or n
-                    element = (f"{'+' if p else '-'}{units} unit{'s' if units > 1 else ''} "
-                               f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}") if units else "no device"
-                    rows.append({"parameter": f"{stage.name}[{k},{j}]", "value": w, "element": element,
-                                 "realised": (p - n) / stage.denominator})
-        elif isinstance(stage, BiasArray) and stage.source != KEEP_ALIVE:
-            for k, value in enumerate(stage.values):
-                rows.append({"parameter": f"{stage.source}[{k}]", "value": None,
-                             "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
-                             "realised": value / i_unit})
-        elif isinstance(stage, Bistable):
-            for k in range(stage.size):
-                prog = {f: stage.programmed[f][k] for f in ("thresh", "width", "gain")}
-                element = (f"bistable {stage.name}[{k}]: I_thresh {prog['thresh'] * 1e9:.4g} nA, "
-                           f"I_width {prog['width'] * 1e9:.4g} nA, I_gain {prog['gain'] * 1e9:.4g} nA")
-                lo = (stage.thresh[k] - stage.width[k]) / i_unit
-                for name, realised in (("beta_lo", lo), ("delta", stage.width[k] / i_unit),
-                                       ("alpha", stage.gain[k] / i_unit)):
-                    rows.append({"parameter": f"{stage.name}.{name}[{k}]", "value": None, "element": element,
-                                 "realised": realised})
+    for k in range(stage.size):
+        for j in range(stage.n_in):
+            w, p, n = stage.weights[k][j], stage.pos_ratios[k][j], stage.neg_ratios[k][j]
+            units = p or n
+            element = (f"{'+' if p else '-'}{units} unit{'s' if units > 1 else ''} "
+                       f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}") if units else "no device"
+            rows.append({"parameter": f"{stage.name}[{k},{j}]", "value": w, "element": element,
+                         "realised": (p - n) / stage.denominator})
     return rows
+
+
+def _bias_rows(stage: BiasArray, i_unit: float) -> list[dict]:
+    """A layer's b (keep-alive currents are no parameter): each bias tap."""
+    if stage.source == KEEP_ALIVE:
+        return []
+    return [{"parameter": f"{stage.source}[{k}]", "value": None,
+             "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
+             "realised": value / i_unit} for k, value in enumerate(stage.values)]
+
+
+def _cell_rows(stage: Bistable, i_unit: float) -> list[dict]:
+    """A memory cell's beta_lo, delta and alpha: each unit's programmed bias currents."""
+    rows = []
+    for k in range(stage.size):
+        prog = stage.programmed
+        element = (f"bistable {stage.name}[{k}]: I_thresh {prog.thresh[k] * 1e9:.4g} nA, "
+                   f"I_width {prog.width[k] * 1e9:.4g} nA, I_gain {prog.gain[k] * 1e9:.4g} nA")
+        lo = (stage.thresh[k] - stage.width[k]) / i_unit
+        for name, realised in (("beta_lo", lo), ("delta", stage.width[k] / i_unit), ("alpha", stage.gain[k] / i_unit)):
+            rows.append({"parameter": f"{stage.name}.{name}[{k}]", "value": None, "element": element,
+                         "realised": realised})
+    return rows
+
+
+# Stage kind -> the rows of the model parameters it realises (a kind it extends when it has no entry).
+MAPPING = {WeightArray: _weight_rows, BiasArray: _bias_rows, Bistable: _cell_rows}
 
 
 def _original_values(build, rows) -> None:
@@ -131,8 +153,8 @@ def build_report(build) -> tuple[str, dict]:
         "cells": netlist.get("by_cell", {}), "power_estimate": power,
         "area_estimate_um2": round(area_um2, 1), "gate_area_um2": netlist.get("gate_area_um2"),
         "layout": facts.get("layout"),
-        "adjustments": ir.meta.get("adjustments", []), "sizing_shortfalls": ir.meta.get("sizing", []),
-        "calibrated": ir.meta.get("calibrated"), "pass_seconds": facts.get("pass_seconds"),
+        "adjustments": ir.meta.adjustments or [], "sizing_shortfalls": ir.meta.sizing or [],
+        "calibrated": ir.meta.calibrated, "pass_seconds": facts.get("pass_seconds"),
         "mapping": rows,
     }
     lines = [
@@ -157,7 +179,7 @@ def build_report(build) -> tuple[str, dict]:
         lines.append(quant.get("note", "not measured"))
     lines += _ties_section(quant.get("ties"))
     lines += _layout_section(data["layout"])
-    lines += _settling_section(ir.meta.get("settling"))
+    lines += _settling_section(ir.meta.settling)
     lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
     lines += [f"- {a['stage']}[{a['unit']}]: {a['reason']}" for a in data["adjustments"]] or ["none"]
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]

@@ -3,7 +3,7 @@
 Each input feature is a piecewise-constant current (x * i_unit) per frame of `frame_period`, with a short
 edge. Output pins are held at 0.9 V and their currents measured; every bistable cell's candidate current
 is read through the 0 V source in series with its input, and its state from its internal node `b`.
-At t = 0 every cell is reset (`.ic` on `b`, a power-on reset), matching the model's initial state.
+At t = 0 every cell is reset (an initial condition on `b`, a power-on reset), matching the model's initial state.
 An FQ-CMRU unit's state is its level: the number of set stages of its ladder (a thermometer code,
 cells/cmru.py), read from each stage's node `b`.
 Each phase pin is high in its slot of every frame (compiler/passes/schedule_phases.py), so the layers
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
-from compiler.ir import IR, Bistable, CurrentInput, CurrentOutput, Ladder
-from compiler.foundation.ngspice import MANDATORY_OPTIONS, Simulation, Stimulus
+from compiler.ir import IR, CurrentInput, CurrentOutput, Ladder
+from compiler.foundation.simulation import TIME, InitialCondition, Pwl, Simulation, Tran, current, voltage
 from compiler.foundation.timing import window
 from cells import cmru
 
@@ -30,15 +30,16 @@ SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
 OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
                      # readout whose receivers all carry exactly zero floats and simulates far slower
                      # (docs/measurements.md, "the golden cells' off current")
+SUPPLY = current("vdd")  # the current of the bench's supply source
 
 
 @dataclass(frozen=True)
 class Bench:
-    """Where the per-frame signals of one simulation are: vector names, frame times."""
+    """Where the per-frame signals of one simulation are: vectors (compiler/foundation/simulation.py), frame times."""
 
-    states: dict        # cell -> [(vector names of the nodes b) per unit]: one, or a ladder's K
-    candidates: dict    # cell -> [vector name per unit] (current into the cell)
-    outputs: list       # vector name per output pin (current sourced into the pin)
+    states: dict        # cell -> [(voltages of the nodes b) per unit]: one, or a ladder's K
+    candidates: dict    # cell -> [current per unit] (into the cell)
+    outputs: list       # current per output pin (sourced into the pin)
     sample_times: np.ndarray
     blocks: dict        # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
 
@@ -94,47 +95,49 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
             times, levels = replay[stage.name][k] if stage.name in replay else _pwl(x[:, k], frame_period, i_unit)
             pin = f"in_{first + k}"  # a pfet receiver takes the current sunk out of its node
             plus, minus = (pin, "0") if ir.stage(receiver).polarity == "p" else ("0", pin)
-            stimuli.append(Stimulus(f"IN{first + k}", plus, minus, tuple(times), tuple(levels)))
+            stimuli.append(Pwl(f"IN{first + k}", plus, minus, tuple(times), tuple(levels)))
     phases = ir.meta.get("phases", 0)
     for p, pin in enumerate(phase_pins(ir), 1):
         times, levels = _phase_pwl(p, phases, frames, frame_period, vdd)
-        stimuli.append(Stimulus(pin.upper(), pin, "0", times, levels, kind="V"))
-    cells = ir.of_kind(Bistable)
+        stimuli.append(Pwl(pin.upper(), pin, "0", times, levels, kind="V"))
+    cells = ir.memory_cells()
     states = {c.name: [_state_nodes(c, k) for k in range(c.size)] for c in cells}
-    candidates = {c.name: [f"i(v.xnet.v{probe(c.name, k)})".lower() for k in range(c.size)] for c in cells}
-    outputs = [f"i(vout{k})" for k in range(n_out)]
+    candidates = {c.name: [current("xnet", f"v{probe(c.name, k)}".lower()) for k in range(c.size)] for c in cells}
+    outputs = [current(f"vout{k}") for k in range(n_out)]
     network = (netlist_dir / "network.spice").read_text()
-    blocks = {b: f"i(v.xnet.v{power_probe(b)})".lower() for b in BLOCKS if f"V{power_probe(b)} " in network}
-    saves = [v for group in candidates.values() for v in group] + outputs + ["i(vdd)", *blocks.values()]
-    saves += [v for group in states.values() for unit in group for v in unit]
+    blocks = {b: current("xnet", f"v{power_probe(b)}".lower()) for b in BLOCKS if f"V{power_probe(b)} " in network}
+    saves = [v for group in candidates.values() for v in group] + outputs + [SUPPLY, *blocks.values()]
+    nodes = [v for group in states.values() for unit in group for v in unit]
     lines = [
         (netlist_dir / "cells.spice").read_text(), network,
         f"VDD vdd 0 {vdd:g}", f"IREF iref 0 {i_unit:g}",
         *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
         f"XNET {' '.join(pins(ir))} {TOP}",
-        *[f".ic {v}=0" for group in states.values() for unit in group for v in unit],
-        ".save " + " ".join(saves),
-        f".tran {frame_period / 200:g} {frames * frame_period:g} 0 {frame_period / 50:g}",
     ]
-    options = cmru.OPTIONS if ir.of_kind(Ladder) else MANDATORY_OPTIONS
-    sim = Simulation("\n".join(lines), title="verification bench", corner=corner, temp=temp, mc_seed=mc_seed,
-                     stimuli=tuple(stimuli), options=options, timeout=3600)
+    sim = Simulation("\n".join(lines), analyses=(_transient(frames, frame_period),), saves=(*saves, *nodes),
+                     initial=tuple(InitialCondition(v, 0.0) for v in nodes), stimuli=tuple(stimuli),
+                     options=cmru.OPTIONS if ir.of_kind(Ladder) else (), title="verification bench", corner=corner,
+                     temp=temp, mc_seed=mc_seed, timeout=3600)
     sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
     return sim, Bench(states, candidates, outputs, sample_times, blocks)
 
 
+def _transient(frames: int, frame_period: float) -> Tran:
+    """A transient of `frames` frames: 200 results a frame, the step capped at a 50th of one."""
+    return Tran(frame_period / 200, frames * frame_period, tmax=frame_period / 50)
+
+
 def _state_nodes(cell, k: int) -> tuple:
-    """The node `b` of a bistable unit, or those of its ladder's stages (an FQ-CMRU unit: level = count set)."""
-    base = f"v(xnet.x{net(cell.name, k)}"
-    if isinstance(cell, Ladder):
-        return tuple(f"{base}.{cmru.state_node(j)})" for j in range(1, cell.levels + 1))
-    return (f"{base}.b)",)
+    """The nodes of a memory-cell unit whose count set is its level (its cell's facts: a bistable's `b`,
+    an FQ-CMRU ladder's stages')."""
+    unit = f"x{net(cell.name, k)}"
+    return tuple(voltage("xnet", unit, node) for node in cell.facts.state_nodes(cell.top_level))
 
 
 def samples(result, where: Bench, ir: IR) -> dict:
     """Per-frame samples: states (0/1, a ladder's level 0..K), candidates and outputs in software units;
     mean supply power."""
-    time = result["time"]
+    time = result[TIME]
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
 
     def at(name):
@@ -144,7 +147,7 @@ def samples(result, where: Bench, ir: IR) -> dict:
         return float(sign * np.trapezoid(result[name], time) / (time[-1] - time[0]) * vdd)
 
     return {
-        "power_W": mean_power("i(vdd)", -1),
+        "power_W": mean_power(SUPPLY, -1),
         "power_by_block_W": {b: mean_power(name, 1) for b, name in where.blocks.items()},
         "states": {c: np.stack([sum(at(v) > vdd / 2 for v in unit) for unit in units], -1).astype(float)
                    for c, units in where.states.items()},
@@ -170,17 +173,17 @@ def isolated_bench(ir: IR, cell: str, h: np.ndarray, frame_period: float, corner
                   f"Iig{k} vdd ig{k} {prog['gain']:g}", f"Vo{k} out{k} 0 {bistable.V_OUT:g}",
                   subckt.instance(f"C{k}", {"vdd": "vdd", "in": f"in{k}", "out": f"out{k}", "ith": f"ith{k}",
                                             "iw": f"iw{k}", "ig": f"ig{k}", "vsp": "vsp", "vsn": "vsn",
-                                            "en": bistable.FREE_RUNNING[0], "enb": bistable.FREE_RUNNING[1]}),
-                  f".ic v(xc{k}.b)=0"]
+                                            "en": bistable.FREE_RUNNING[0], "enb": bistable.FREE_RUNNING[1]})]
         times, levels = _pwl(h[:, k], frame_period, i_unit)
-        stimuli.append(Stimulus(f"H{k}", "0", f"in{k}", times, levels))
-    states = [f"v(xc{k}.b)" for k in range(stage.size)]
-    lines += [".save " + " ".join(states), f".tran {frame_period / 200:g} {h.shape[0] * frame_period:g} 0 {frame_period / 50:g}"]
-    sim = Simulation("\n".join(lines), title=f"isolated {cell}", corner=corner, temp=temp, stimuli=tuple(stimuli))
+        stimuli.append(Pwl(f"H{k}", "0", f"in{k}", times, levels))
+    states = [voltage(f"xc{k}", "b") for k in range(stage.size)]
+    sim = Simulation("\n".join(lines), analyses=(_transient(h.shape[0], frame_period),), saves=tuple(states),
+                     initial=tuple(InitialCondition(v, 0.0) for v in states), stimuli=tuple(stimuli),
+                     title=f"isolated {cell}", corner=corner, temp=temp)
     return sim, states
 
 
 def isolated_states(result, states: list, frames: int, frame_period: float, vdd: float) -> np.ndarray:
     """States [T, units] sampled at the end of each frame."""
     times = (np.arange(frames) + SAMPLE_AT) * frame_period
-    return np.stack([np.interp(times, result["time"], result[s]) > vdd / 2 for s in states], -1).astype(float)
+    return np.stack([np.interp(times, result[TIME], result[s]) > vdd / 2 for s in states], -1).astype(float)

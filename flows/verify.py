@@ -29,8 +29,9 @@ from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config, read_user_yaml
 from compiler.foundation.errors import SimulationError, UsageError
-from compiler.ir import IR, Bistable, CurrentOutput, Ladder
+from compiler.ir import IR, CurrentOutput
 from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import TIME
 from compiler.foundation.pdk import CORNERS
 from flows.build import check_build_outputs
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
@@ -224,7 +225,7 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
             if part.name == READOUT:
                 into["outputs"] = got["outputs"]
             else:  # the current each cell output sinks, replayed by the partitions downstream
-                recorded[i][part.name] = [replay_waveform(result["time"], -result[name], tolerance)
+                recorded[i][part.name] = [replay_waveform(result[TIME], -result[name], tolerance)
                                           for name in where.outputs]
     return merged
 
@@ -240,7 +241,7 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
     within the calibration error of a threshold is a tie the circuit cannot be expected to break alike.
     Last, the simulations that failed (left out of the agreement)."""
     jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
-                 for cell in ir.of_kind(Bistable) if not isinstance(cell, Ladder)  # a ladder: cells/cmru.py tests
+                 for cell in ir.memory_cells() if cell.facts.name == "bistable"  # its bench is the bistable's
                  for n in range(sequences)]
     results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler,
                       keep_going=True)
@@ -307,7 +308,7 @@ def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
         "power_W": float(np.mean([g["power_W"] for g in got])),
         "power_by_block_W": {b: float(np.mean([g["power_by_block_W"][b] for g in got])) for b in got[0]["power_by_block_W"]},
     }
-    ladders = [c for c in cells if isinstance(ir.stage(c), Ladder)]
+    ladders = [c for c in cells if ir.stage(c).top_level > 1]
     if ladders:  # an FQ-CMRU unit's state is its level (0..K): level agreement per (unit, frame)
         metrics["level_agreement"] = float(np.mean(np.concatenate([agree[c].ravel() for c in ladders])))
     per_frame_classifier = np.ndim(y) == 2 and ref_out.shape[-1] > 1   # e.g. event_count: read at the last frame

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from compiler.foundation.data import package_path
 from models.checkpoint import load_checkpoint
 from models.train import TrainConfig
 
-ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+ZOO_DIR = package_path("models", "zoo")
 
 # Settings shared by the FQ-BMRU digit models, chosen on the validation split: two layers, a
 # 64-wide linear+ReLU head before the readout, and no eps-annealing (on this task annealing from

@@ -6,6 +6,7 @@ from compiler.config import load_config
 from flows import demo
 
 
+@pytest.mark.tools
 def test_demo_builds_the_default_model_with_its_own_config(tmp_path):
     out = tmp_path / "demo"
     assert demo.main(["-o", str(out), "--sequences", "0"]) == 0

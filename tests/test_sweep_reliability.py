@@ -29,6 +29,7 @@ def _listening_addresses() -> list:
     return found
 
 
+@pytest.mark.tools
 def test_the_local_cluster_listens_on_loopback_only_without_a_dashboard():
     seen = []
     results = run_all(Runner(cache=None), SIMS, jobs=1, executor="dask",

@@ -18,17 +18,17 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import gdsfactory as gf
 import kfactory as kf
 import klayout.db as kdb
 import yaml
 
+from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import UsageError
 
-LAYERS_FILE = Path(__file__).resolve().parents[2] / "sky130" / "layers.yaml"
-DRC_RULES_FILE = LAYERS_FILE.parent / "drc_rules.yaml"
+LAYERS_FILE = sky130_file("layers.yaml")
+DRC_RULES_FILE = sky130_file("drc_rules.yaml")
 NFET = "sky130_fd_pr__nfet_01v8"
 PFET = "sky130_fd_pr__pfet_01v8"
 MIM = "sky130_fd_pr__cap_mim_m3_1"

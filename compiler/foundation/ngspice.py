@@ -1,5 +1,9 @@
 """Run ngspice in batch mode as a subprocess and read its binary raw file into numpy.
 
+This is the one module that writes ngspice syntax: `deck` writes the input file of a `Simulation`
+(compiler/foundation/simulation.py, records of analyses, saves, initial conditions, options and stimuli)
+and `SimResult` looks vectors up by the same records.
+
 A subprocess (not the shared library) keeps us independent of libngspice's ABI and of the Python
 bindings' version quirks. Every deck gets the simulator options that sub-nA work needs
 (`MANDATORY_OPTIONS`: without them ngspice shows 1 % offsets and non-physical currents at pA-nA levels)
@@ -35,8 +39,12 @@ from compiler.foundation.errors import (ConvergenceError, NetlistError, NgspiceN
                              SimulationTimeout, UsageError, shown)
 from compiler.foundation.pdk import ModelLibrary, devices_in, find_models
 from compiler.foundation.simcache import SimCache, default_cache
+from compiler.foundation.simulation import (DC, Current, InitialCondition, Op, Option, Pwl, Simulation, Swept, Time,
+                                            Tran, Voltage)
 
-MANDATORY_OPTIONS = ".option gmin=1e-15 abstol=1e-15 reltol=1e-4 method=gear"
+Stimulus = Pwl  # a piecewise-linear stimulus, by its other name
+# The options of every deck, on one card ahead of a simulation's own.
+MANDATORY = (Option("gmin", "1e-15"), Option("abstol", "1e-15"), Option("reltol", "1e-4"), Option("method", "gear"))
 # Read by ngspice before it parses a deck. The sky130 devices are subcircuits holding ~180 binned models
 # each; in ngspice's default mode their expansion grows faster than quadratically with the instance count,
 # in HSPICE-compatibility mode about linearly, with identical results (tests/test_ngspice.py checks both;
@@ -86,61 +94,88 @@ _CONVERGENCE = re.compile(
 _ERROR = re.compile(r"^\s*(error\b.*|.*\berror:.*|unknown (subckt|model|device).*)$", re.IGNORECASE | re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Stimulus:
-    """A piecewise-linear source: `kind` 'I' drives current from `plus` through the source to `minus`."""
+def deck(sim: Simulation, library: ModelLibrary | None = None) -> str:
+    """The complete ngspice input file of `sim`: title, options, temperature, models, the circuit, its
+    initial conditions, saves and analyses, its stimuli, `.end`."""
+    seed = () if sim.mc_seed is None else (Option("seed", int(sim.mc_seed)),)
+    lines = [f"* {sim.title}", MANDATORY_OPTIONS, *(options_card((o,)) for o in sim.options + seed)]
+    lines.append(f".temp {sim.temp:g}")
+    lines.extend(_models(sim, library))
+    lines.append(sim.circuit.rstrip())
+    lines.extend(initial_card(c) for c in sim.initial)
+    if sim.saves:
+        lines.append(".save " + " ".join(map(vector_name, sim.saves)))
+    lines.extend(map(analysis_card, sim.analyses))
+    lines.extend(map(source_card, sim.stimuli))
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
 
-    name: str
-    plus: str
-    minus: str
-    times: tuple[float, ...]
-    values: tuple[float, ...]
-    kind: str = "I"
 
-    def card(self) -> str:
-        points = " ".join(f"{t:.9g} {v:.9g}" for t, v in zip(self.times, self.values))
-        return f"{self.kind}{self.name} {self.plus} {self.minus} PWL({points})"
+def _models(sim: Simulation, library: ModelLibrary | None) -> list[str]:
+    """The model cards of the devices the circuit uses: those devices' slices, the whole library section, or none."""
+    devices = devices_in(sim.circuit)
+    if sim.models == "none" or not devices:
+        return []
+    library = library or find_models()
+    if sim.models == "full":
+        return [f".param mc_mm_switch={int(sim.mc_seed is not None)}", library.full_block(sim.corner).rstrip()]
+    if sim.models == "sliced":
+        return [library.model_block(devices, sim.corner, sim.mc_seed is not None).rstrip()]
+    raise ValueError(f"models must be 'sliced', 'full' or 'none', not {sim.models!r}")
 
 
-@dataclass(frozen=True)
-class Simulation:
-    """One ngspice run: a circuit with its analyses, how to load models, and run limits.
+def analysis_card(analysis: Op | Tran | DC) -> str:
+    """`.op`, `.tran step stop [start [tmax]] [uic]` or `.dc source start stop step`."""
+    if isinstance(analysis, Op):
+        return ".op"
+    if isinstance(analysis, Tran):
+        times = [analysis.step, analysis.stop]
+        if analysis.tmax is not None:
+            times += [analysis.start, analysis.tmax]
+        elif analysis.start:
+            times.append(analysis.start)
+        return " ".join([".tran", *(f"{t:g}" for t in times), *(["uic"] if analysis.uic else [])])
+    if isinstance(analysis, DC):
+        return f".dc {analysis.source} {analysis.start:g} {analysis.stop:g} {analysis.step:g}"
+    raise TypeError(f"not an analysis: {analysis!r}")
 
-    `circuit` holds elements, subcircuits, `.save` lines and analysis cards (no `.end`).
-    `models` is 'sliced' (only the devices used), 'full' (the whole library section, slow) or 'none'.
-    `mc_seed` turns on the PDK's mismatch Monte Carlo with that random seed.
-    """
 
-    circuit: str
-    title: str = "fqrnn simulation"
-    corner: str = "tt"
-    temp: float = 27.0
-    models: str = "sliced"
-    mc_seed: int | None = None
-    stimuli: tuple[Stimulus, ...] = ()
-    options: str = MANDATORY_OPTIONS
-    timeout: float = 600.0
+def vector_name(vector: Voltage | Current | Swept | Time | str) -> str:
+    """A vector as ngspice names it (text passes through): v(xnet.xc0.b), i(vdd), i(v.xnet.vprobe) for a
+    source inside an instance, v(v-sweep) / i(i-sweep) for a DC sweep's value, time."""
+    if isinstance(vector, str):
+        return vector
+    if isinstance(vector, Voltage):
+        return f"v({'.'.join(vector.path)})"
+    if isinstance(vector, Current):
+        *within, source = vector.path
+        return f"i({'.'.join([source[0], *within, source])})" if within else f"i({source})"
+    if isinstance(vector, Swept):
+        letter = vector.source[0].lower()
+        return f"{letter}({letter}-sweep)"
+    if isinstance(vector, Time):
+        return "time"
+    raise TypeError(f"not a vector: {vector!r}")
 
-    def deck(self, library: ModelLibrary | None = None) -> str:
-        """The complete ngspice input file."""
-        lines = [f"* {self.title}", self.options]
-        if self.mc_seed is not None:
-            lines.append(f".option seed={int(self.mc_seed)}")
-        lines.append(f".temp {self.temp:g}")
-        devices = devices_in(self.circuit)
-        if self.models != "none" and devices:
-            library = library or find_models()
-            if self.models == "full":
-                lines.append(f".param mc_mm_switch={int(self.mc_seed is not None)}")
-                lines.append(library.full_block(self.corner).rstrip())
-            elif self.models == "sliced":
-                lines.append(library.model_block(devices, self.corner, self.mc_seed is not None).rstrip())
-            else:
-                raise ValueError(f"models must be 'sliced', 'full' or 'none', not {self.models!r}")
-        lines.append(self.circuit.rstrip())
-        lines.extend(s.card() for s in self.stimuli)
-        lines.append(".end")
-        return "\n".join(lines) + "\n"
+
+def initial_card(condition: InitialCondition) -> str:
+    """`.ic v(node)=volts`."""
+    return f".ic {vector_name(condition.node)}={condition.volts:g}"
+
+
+def options_card(options: tuple[Option, ...]) -> str:
+    """`.option name=value ...`: text and whole numbers as they are, other numbers in the shortest general form."""
+    return " ".join([".option", *(f"{o.name}={o.value if isinstance(o.value, (str, int)) else format(o.value, 'g')}"
+                                  for o in options)])
+
+
+MANDATORY_OPTIONS = options_card(MANDATORY)
+
+
+def source_card(source: Pwl) -> str:
+    """A piecewise-linear source element: `I<name> plus minus PWL(t0 v0 t1 v1 ...)` (or `V<name>`)."""
+    points = " ".join(f"{t:.9g} {v:.9g}" for t, v in zip(source.times, source.values))
+    return f"{source.kind}{source.name} {source.plus} {source.minus} PWL({points})"
 
 
 @dataclass(frozen=True)
@@ -160,13 +195,14 @@ class SimResult:
     cached: bool = False
     key: str = ""
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        """A vector of the last analysis, by its ngspice name (case-insensitive), e.g. 'v(out)'."""
+    def __getitem__(self, name) -> np.ndarray:
+        """A vector of the last analysis: a record (voltage('out'), TIME) or its ngspice name, any case."""
         return self.vector(name)
 
-    def vector(self, name: str, plot: int | str = -1) -> np.ndarray:
-        """A vector by name from a plot given by index or by its name (ngspice orders analyses itself)."""
+    def vector(self, name, plot: int | str = -1) -> np.ndarray:
+        """A vector, as for [], from a plot given by index or by its name (ngspice orders analyses itself)."""
         chosen = self.plot(plot) if isinstance(plot, str) else self.plots[plot]
+        name = vector_name(name)
         key = name.lower()
         if key not in chosen.vectors:
             raise KeyError(f"no vector {name!r} in plot {chosen.name!r}; have {sorted(chosen.vectors)}")

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import PdkError
 
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
-DEVICE_TABLE_PATH = Path(__file__).resolve().parents[2] / "sky130" / "devices.yaml"
+DEVICE_TABLE_PATH = sky130_file("devices.yaml")
 
 _INCLUDE = re.compile(r"""^\s*\.include\s+["']?([^"'\s]+)["']?""", re.IGNORECASE)
 _DEVICE_FILE = re.compile(r"^sky130_fd_pr__(.+?)(?:__|\.)")

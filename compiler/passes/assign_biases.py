@@ -3,22 +3,20 @@
 The reference current `i_ref` (= i_unit, brought in on one pin) enters an nfet diode of
 `bias_denominator` unit devices; a copy of it feeds a pfet diode of the same size. Each DC current is a
 tap: a mirror output of k unit devices on one of the two diodes, so it carries k / bias_denominator *
-i_ref, sourced (pfet) or sunk (nfet). Every chip-wide bias (the bistable cells' starving currents) is
-one more entry; the diodes are shared by all taps, which is the sharing a current-mode bias network
-allows (each current still needs its own output device).
+i_ref, sourced (pfet) or sunk (nfet). A memory cell's bias ports (its cell's facts, cells/facts.py) say
+which programmed current each takes and which way it flows. Every chip-wide bias the cells share (the
+bistable inverters' starving current) is one more entry; the diodes are shared by all taps, which is
+the sharing a current-mode bias network allows (each current still needs its own output device).
 """
 
 from __future__ import annotations
 
 import math
 
-from cells import bistable
 from cells.common import I_MIN
-from compiler.ir import IR, BiasArray, BiasGenerator, Bistable, Receiver
+from compiler.ir import IR, PROGRAMMED, BiasArray, BiasGenerator, Tap
 
-# Which way each bistable bias current flows at its port (cells/bistable.py): I_thresh is drawn out of
-# `ith` (a sinking tap), I_width and I_gain are sourced into `iw` and `ig`.
-BISTABLE_PORT_POLARITY = {"thresh": "n", "width": "p", "gain": "p"}
+REQUIRES = ("calibrate", "keep_alive")   # the programmed currents, and every bias array
 
 
 def grid(config) -> float:
@@ -41,8 +39,7 @@ def on_grid(current: float, config) -> float:
 
 def node_polarity(ir: IR, stage_name: str) -> str:
     """The direction a node accepts: 'n' nodes take sourced currents, 'p' nodes take sunk currents."""
-    stage = ir.stage(stage_name)
-    return stage.polarity if isinstance(stage, Receiver) else "n"
+    return ir.stage(stage_name).accepts
 
 
 def run(ir: IR, config) -> IR:
@@ -56,19 +53,26 @@ def run(ir: IR, config) -> IR:
             values.append((units * step) * (1 if value >= 0 else -1))
             if units:
                 source_side = (value > 0) == (accepted == "n")  # sourcing a positive into an 'n' node
-                taps.append((stage.name, "values", k, "p" if source_side else "n", units))
+                taps.append(Tap(stage.name, "values", k, "p" if source_side else "n", units))
         new[stage.name] = stage.replace(values=tuple(values))
-    cells = ir.of_kind(Bistable)
-    for cell in cells:
-        for field, polarity in BISTABLE_PORT_POLARITY.items():
-            for k, current in enumerate(cell.programmed[field]):
-                units = grid_units(current, config)
-                if units:
-                    taps.append((cell.name, field, k, polarity, units))
-    if cells:  # the starving current every bistable inverter shares (one pair of bias diodes per chip)
-        taps.append(("bistable_starve", "starve", 0, "p", round(bistable.I_STARVE / step)))
-    stages = tuple(new.get(s.name, s) for s in ir.stages if not isinstance(s, BiasGenerator))
+    for cell in ir.memory_cells():
+        taps += cell_taps(cell, config)
+    for shared in ir.shared_biases().values():   # one pair of bias diodes per chip
+        taps.append(Tap(shared.tap, shared.field, 0, shared.polarity, round(shared.current / step)))
+    stages = tuple(new.get(s.name, s) for s in ir.stages if s.kind != BiasGenerator.kind)
     if taps:
         stages += (BiasGenerator("bias", len(taps), source="all DC currents", i_ref=config.get("i_unit"),
                                  denominator=config.get("bias_denominator"), taps=tuple(taps)),)
-    return IR(stages, ir.edges, dict(ir.meta))
+    return IR(stages, ir.edges, ir.meta)
+
+
+def cell_taps(cell, config) -> list[Tap]:
+    """The taps of a memory cell's programmed currents: per bias port that takes one, per unit."""
+    taps = []
+    for port in cell.facts.bias_ports:
+        if port.field in PROGRAMMED:
+            for k, current in enumerate(cell.programmed[port.field]):
+                units = grid_units(current, config)
+                if units:
+                    taps.append(Tap(cell.name, port.field, k, port.polarity, units))
+    return taps

@@ -15,6 +15,8 @@ from __future__ import annotations
 from compiler.ir import IR, Receiver
 from compiler.settling import gate_capacitance, settle_with, slot_seconds, smallest_current, standing_currents, turn_on
 
+REQUIRES = ("size_devices", "schedule_phases", "keep_alive")   # gate areas, slots, standing currents
+
 REPORTED = 8                 # slowest nodes kept in the report
 
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 
 from cells.common import I_MIN
-from compiler.ir import IR, BiasArray, Bistable, CurrentInput, Receiver, WeightArray
+from compiler.ir import IR, BiasArray, CurrentInput, Receiver, WeightArray, for_kind
 from compiler.passes.assign_biases import grid
 from compiler.settling import KEEP_ALIVE, N_UT, SETTLE_TAUS, gate_capacitance, keep_alive_name, slot_seconds, turn_on
+
+REQUIRES = ("scale_currents", "size_devices", "schedule_phases")   # currents, gate areas and slots
 
 
 def run(ir: IR, config) -> IR:
@@ -53,19 +55,25 @@ def run(ir: IR, config) -> IR:
             stages.append(bias)
             edges.append((bias.name, dest))
         stages.append(stage)
-    return IR(tuple(stages), tuple(edges), dict(ir.meta))
+    return IR(tuple(stages), tuple(edges), ir.meta)
 
 
 def non_negative(ir: IR, stage_name: str) -> bool:
     """Whether the current a stage delivers can never be negative (so a receiver of it never cuts off
     for a reason the network means)."""
     stage = ir.stage(stage_name)
-    if isinstance(stage, (Bistable, CurrentInput)):
+    if stage.memory:   # a cell output sinks its gain or nothing
         return True
-    if isinstance(stage, BiasArray):
-        return all(v >= 0 for v in stage.values)
-    if isinstance(stage, WeightArray):
-        return not any(any(row) for row in stage.neg_ratios) and all(non_negative(ir, p) for p in ir.predecessors(stage_name))
-    if isinstance(stage, Receiver):
-        return all(non_negative(ir, p) for p in ir.predecessors(stage_name))
-    return False
+    return for_kind(NON_NEGATIVE, stage, default=lambda ir, stage: False)(ir, stage)
+
+
+def _upstream_non_negative(ir: IR, stage) -> bool:
+    return all(non_negative(ir, p) for p in ir.predecessors(stage.name))
+
+
+NON_NEGATIVE = {   # stage kind -> whether what it delivers is never negative
+    CurrentInput: lambda ir, stage: True,
+    BiasArray: lambda ir, stage: all(v >= 0 for v in stage.values),
+    WeightArray: lambda ir, stage: not any(any(row) for row in stage.neg_ratios) and _upstream_non_negative(ir, stage),
+    Receiver: _upstream_non_negative,
+}

@@ -1,7 +1,7 @@
-"""Legalise: clamp bistable-cell parameters into the window the cell realises, and record each change.
+"""Legalise: clamp memory-cell parameters into the window the cell realises, and record each change.
 
-A bistable cell's currents must lie in the cells' weak-inversion range (cells.common.I_MIN..I_MAX at
-the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
+A memory cell's currents must lie in its weak-inversion range (its facts' limits, e.g. cells/bistable.py,
+at the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
 (narrower windows lose their hysteresis to mismatch). A narrow window is widened about its centre, one
 reaching down to zero input is capped at 0.9 of the threshold; a gain too small to realise becomes 0 (the
 unit's output is switched off). The recorded adjustments go to the build report, and the behavioural
@@ -11,11 +11,10 @@ to build.
 
 from __future__ import annotations
 
-from cells.common import I_MAX, I_MIN
 from compiler.foundation.errors import UsageError
-from compiler.ir import IR, Bistable
+from compiler.ir import IR
 
-
+REQUIRES = ()             # it works in software units: scale_currents requires it
 MAX_WIDTH_RATIO = 0.9
 
 
@@ -24,18 +23,18 @@ class UnrealisableCurrent(UsageError):
 
 
 def run(ir: IR, config) -> IR:
-    adjustments = list(ir.meta.get("adjustments", []))
+    adjustments = list(ir.meta.adjustments or [])
     new = {}
-    for cell in ir.of_kind(Bistable):
-        i_unit = config.get("i_unit", cell)
-        lo, hi = I_MIN / i_unit, I_MAX / i_unit
+    for cell in ir.memory_cells():
+        i_unit, limits = config.get("i_unit", cell), cell.facts.limits
+        lo, hi = limits.i_min / i_unit, limits.i_max / i_unit
         ratio = config.get("min_width_ratio", cell)
         thresh, width, gain = list(cell.thresh), list(cell.width), list(cell.gain)
         for k in range(cell.size):
             if max(thresh[k], gain[k]) > hi:
                 raise UnrealisableCurrent(
                     f"{cell.name} unit {k}: threshold {thresh[k]:.3g} / gain {gain[k]:.3g} units exceed "
-                    f"{hi:.3g} units ({I_MAX:.3g} A at i_unit = {i_unit:g} A). Lower i_unit in the config."
+                    f"{hi:.3g} units ({limits.i_max:.3g} A at i_unit = {i_unit:g} A). Lower i_unit in the config."
                 )
             before = (thresh[k], width[k], gain[k])
             t, w = max(thresh[k], lo), width[k]

@@ -6,7 +6,8 @@ one tap per stage current. This pass
 * designs each unit's ladder for the frame period (`cells.cmru.design`: DPI time constant, gain and
   capacitor, gating comparator level and pin current), every bias current on the bias grid;
 * multiplies the unit's stage-current taps by K (the K stages' bias ports are tied inside the ladder)
-  and adds the DPI and comparator taps (`tau`, `dth`, `x`, ports `itau`, `idth`, `ix`).
+  and adds a tap for each of the ladder's other bias ports (`tau`, `dth`, `x` on `itau`, `idth`, `ix`:
+  its cell facts, cells/cmru.py), in the direction the ladder's design gives.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import cells
 from cells import cmru
 from compiler.foundation.errors import UsageError
-from compiler.ir import IR, BiasGenerator, Ladder
+from compiler.ir import IR, PROGRAMMED, BiasGenerator, Ladder, LadderDesign, Tap
 from compiler.passes.assign_biases import grid_units, on_grid
 
-LADDER_PORTS = {"tau": "itau", "dth": "idth", "x": "ix"}   # extra bias fields -> ladder ports
-PORT_FIELD = {"ith": "thresh", "iw": "width", "ig": "gain", "itau": "tau", "idth": "dth", "ix": "x"}
+REQUIRES = ("assign_biases",)   # it scales and extends the bias generator's taps
+# The ladder's own bias ports by the field they take (the others take the programmed stage currents).
+LADDER_PORTS = {port.field: port.name for port in cmru.FACTS.bias_ports if port.field not in PROGRAMMED}
 
 
 class InvisibleLevel(UsageError):
@@ -29,44 +31,39 @@ def run(ir: IR, config) -> IR:
     ladders = ir.of_kind(Ladder)
     if not ladders:
         return ir
-    dpi_cal = cells.load_calibration("dpi", config.get("corner"), config.get("temp")) if config.get("calibrated") else None
-    new, extra_taps, scale = {}, [], {}
+    dpi_cal = None
+    if config.get("calibrated"):
+        dpi_cal = cells.load_calibration("dpi", config.get("corner"), config.get("temp"))
+    new, extra_taps = {}, []
     for stage in ladders:
-        i_unit = config.get("i_unit", stage)
-        units = []
-        for k in range(stage.size):
-            prog = stage.programmed
-            gain = prog["gain"][k]
-            if not gain:
-                raise InvisibleLevel(
-                    f"{stage.name} unit {k}: alpha is below half the minimum cell current, so the ladder has no "
-                    "stage current to count with. Retrain with a larger alpha or lower i_unit in the config.")
-            p = cmru.design(stage.levels, prog["thresh"][k], prog["width"][k], gain,
-                            frame=config.get("frame_period", stage), dpi_calibration=dpi_cal,
-                            quantize=lambda current: on_grid(current, config))
-            units.append(p)
-            currents = p.port_currents()
-            for port, field in PORT_FIELD.items():
-                value, polarity = currents[port]
-                if field in LADDER_PORTS:
-                    extra_taps.append((stage.name, field, k, polarity, grid_units(value, config)))
-        scale[stage.name] = stage.levels
-        new[stage.name] = stage.replace(ladder={
-            key: tuple(getattr(p, key) for p in units)
-            for key in ("I_tau", "I_th", "C", "I_x", "n_pin")})
-    stages = []
-    for s in ir.stages:
-        s = new.get(s.name, s)
-        if isinstance(s, BiasGenerator):
-            taps = tuple((name, field, k, pol, units * scale[name] if name in scale else units)
-                         for name, field, k, pol, units in s.taps) + tuple(extra_taps)
-            s = s.replace(size=len(taps), taps=taps)
-        stages.append(s)
-    return IR(tuple(stages), ir.edges, dict(ir.meta))
+        units = [design_unit(stage, k, config, dpi_cal) for k in range(stage.size)]
+        for k, unit in enumerate(units):
+            currents = unit.port_currents()
+            extra_taps += [Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], config))
+                           for field, port in LADDER_PORTS.items()]
+        new[stage.name] = stage.replace(ladder=LadderDesign(
+            *(tuple(getattr(unit, key) for unit in units) for key in ("I_tau", "I_th", "C", "I_x", "n_pin"))))
+    for generator in ir.of_kind(BiasGenerator):
+        taps = tuple(tap._replace(units=tap.units * new[tap.stage].levels) if tap.stage in new else tap
+                     for tap in generator.taps) + tuple(extra_taps)
+        new[generator.name] = generator.replace(size=len(taps), taps=taps)
+    return ir.replace_stages(new)
+
+
+def design_unit(stage: Ladder, k: int, config, dpi_calibration) -> cmru.Params:
+    """The ladder of unit k for the frame period, from its programmed stage currents."""
+    prog = stage.programmed
+    if not prog.gain[k]:
+        raise InvisibleLevel(
+            f"{stage.name} unit {k}: alpha is below half the minimum cell current, so the ladder has no "
+            "stage current to count with. Retrain with a larger alpha or lower i_unit in the config.")
+    return cmru.design(stage.levels, prog.thresh[k], prog.width[k], prog.gain[k],
+                       frame=config.get("frame_period", stage), dpi_calibration=dpi_calibration,
+                       quantize=lambda current: on_grid(current, config))
 
 
 def params(stage: Ladder, k: int) -> cmru.Params:
     """The cell parameters of unit k of a lowered ladder stage (what the netlist instantiates)."""
     lad, prog = stage.ladder, stage.programmed
-    return cmru.Params(stage.levels, prog["thresh"][k], prog["width"][k], prog["gain"][k], lad["I_tau"][k], lad["I_th"][k],
-                       lad["C"][k], lad["I_x"][k], int(lad["n_pin"][k]))
+    return cmru.Params(stage.levels, prog.thresh[k], prog.width[k], prog.gain[k], lad.I_tau[k], lad.I_th[k],
+                       lad.C[k], lad.I_x[k], int(lad.n_pin[k]))

@@ -8,13 +8,15 @@ round(|w| * denominator) unit devices on the side of its sign.
 
 from __future__ import annotations
 
-from compiler.ir import IR, Receiver, WeightArray
+from compiler.ir import IR, Receiver
+
+REQUIRES = ("split_signs",)
 
 
 def run(ir: IR, config) -> IR:
     new = {}
     for rx in ir.of_kind(Receiver):
-        arrays = [ir.stage(n) for n in ir.successors(rx.name) if isinstance(ir.stage(n), WeightArray)]
+        arrays = ir.readers(rx.name)
         if not arrays:
             continue
         max_units = min(config.get("max_units", a) for a in arrays)

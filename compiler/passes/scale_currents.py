@@ -1,24 +1,23 @@
 """Scale to currents: every software-unit value that is a current becomes amperes (1 unit = i_unit).
 
-Weights stay dimensionless (mirror ratios); biases and the bistable cells' threshold, width and gain
-become bias currents.
+Weights stay dimensionless (mirror ratios); each stage kind names its fields that are currents
+(`CURRENTS`: a bias array's values, a memory cell's threshold, width and gain).
 """
 
 from __future__ import annotations
 
-from compiler.ir import IR, BiasArray, Bistable
+from compiler.ir import IR
+
+REQUIRES = ("legalise",)   # legalise compares software units with the cells' limits
 
 
 def run(ir: IR, config) -> IR:
-    if ir.meta.get("units") == "A":
+    if ir.meta.units == "A":
         return ir
     new = {}
-    for stage in ir.of_kind(BiasArray):
-        i_unit = config.get("i_unit", stage)
-        new[stage.name] = stage.replace(values=tuple(v * i_unit for v in stage.values))
-    for stage in ir.of_kind(Bistable):
-        i_unit = config.get("i_unit", stage)
-        new[stage.name] = stage.replace(thresh=tuple(v * i_unit for v in stage.thresh),
-                                        width=tuple(v * i_unit for v in stage.width),
-                                        gain=tuple(v * i_unit for v in stage.gain))
+    for stage in ir.stages:
+        if stage.CURRENTS:
+            i_unit = config.get("i_unit", stage)
+            new[stage.name] = stage.replace(**{name: tuple(v * i_unit for v in getattr(stage, name))
+                                               for name in stage.CURRENTS})
     return ir.replace_stages(new).with_meta(units="A", i_unit=config.get("i_unit"), vdd=config.get("vdd"))

@@ -1,4 +1,4 @@
-"""Schedule phases: each layer of bistable cells is enabled in its own slot of the frame.
+"""Schedule phases: each layer of memory cells is enabled in its own slot of the frame.
 
 Free-running cells race: a cell downstream of a layer that is still switching sees a candidate current
 that is neither last frame's nor this frame's, and its hysteresis keeps a wrong decision it latched
@@ -12,15 +12,17 @@ bistable layers (1 + the largest phase upstream of it). With `phased: false` eve
 
 from __future__ import annotations
 
-from compiler.ir import IR, Bistable
+from compiler.ir import IR
+
+REQUIRES = ()
 
 
 def run(ir: IR, config) -> IR:
     if not config.get("phased"):
-        return ir.replace_stages({c.name: c.replace(phase=0) for c in ir.of_kind(Bistable)}).with_meta(phases=0)
+        return ir.replace_stages({c.name: c.replace(phase=0) for c in ir.memory_cells()}).with_meta(phases=0)
     depth: dict[str, int] = {}
     for stage in ir.stages:  # dataflow order: predecessors come first
         upstream = max((depth[p] for p in ir.predecessors(stage.name)), default=0)
-        depth[stage.name] = upstream + isinstance(stage, Bistable)
-    new = {c.name: c.replace(phase=depth[c.name]) for c in ir.of_kind(Bistable)}
+        depth[stage.name] = upstream + stage.memory
+    new = {c.name: c.replace(phase=depth[c.name]) for c in ir.memory_cells()}
     return ir.replace_stages(new).with_meta(phases=max((c.phase for c in new.values()), default=0))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 
-from compiler.ir import IR, Receiver, WeightArray
+from compiler.ir import IR, Receiver
+
+REQUIRES = ("quantise_ratios",)
 
 PELGROM = {"n": 0.30, "p": 0.20}                  # relative sigma x um of one device
 CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))   # unit W x L in um, by area
@@ -24,9 +26,9 @@ def sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> fl
 
 
 def run(ir: IR, config) -> IR:
-    new, notes = {}, list(ir.meta.get("sizing", []))
+    new, notes = {}, list(ir.meta.sizing or [])
     for rx in ir.of_kind(Receiver):
-        arrays = [ir.stage(n) for n in ir.successors(rx.name) if isinstance(ir.stage(n), WeightArray)]
+        arrays = ir.readers(rx.name)
         if not arrays:
             continue
         budget = min(config.get("mismatch_budget", a) for a in arrays)

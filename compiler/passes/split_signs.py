@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from compiler.ir import IR, WeightArray
 
+REQUIRES = ()
+
 
 def run(ir: IR, config) -> IR:
     new = {}

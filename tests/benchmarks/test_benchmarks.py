@@ -72,6 +72,7 @@ def test_build_command_passes_a_zoo_models_own_config():
     assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
 
 
+@pytest.mark.tools
 def test_prediction_agreement_counts_only_over_whole_sequences(tmp_path):
     from flows.build import build
 

@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
+
 from flows.cli import main
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simcache import SimCache
 from flows.characterize import characterize_cell
 
 
+@pytest.mark.tools
 def test_cells_characterize_cli_writes_table_plot_and_report(tmp_path, capsys):
     assert main(["characterize", "mirror", "rectifier", "-j", "2", "-o", str(tmp_path)]) == 0
     for name in ("mirror", "rectifier"):
@@ -20,6 +23,7 @@ def test_cells_characterize_cli_writes_table_plot_and_report(tmp_path, capsys):
     assert all(r["ngspice_seconds"] > 0 for r in report)
 
 
+@pytest.mark.tools
 def test_cells_characterize_is_cached(tmp_path):
     cold = characterize_cell("bias", output=tmp_path / "a", runner=_Counting(tmp_path / "cache"))
     warm = characterize_cell("bias", output=tmp_path / "b", runner=_Counting(tmp_path / "cache"))

@@ -85,6 +85,7 @@ def test_unknown_cell_and_missing_calibration_are_named_errors(tmp_path):
         common.load_table("bistable", "ss", 85.0, directory=tmp_path)
 
 
+@pytest.mark.tools
 def test_tables_are_written_atomically_and_read_back(tmp_path):
     path = common.write_table("demo", "tt", 27.0, {"x": np.arange(3)}, {"k": np.float64(1.5)}, wall_time=1.0,
                               directory=tmp_path)

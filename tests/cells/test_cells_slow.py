@@ -5,6 +5,8 @@ characterise into a temporary directory (cached simulations make a re-run cheap)
 calibrated model of that corner against SPICE on the held-out stimuli.
 """
 
+import math
+
 import pytest
 
 import cells
@@ -47,8 +49,19 @@ def test_cells_mismatch_sigmas_at_tt(runner, report):
     report(dpi_tau_rel_sigma=d["tau"]["rel_sigma"], dpi_output_rel_sigma=d["steady_output"]["rel_sigma"])
     assert d["tau"]["rel_sigma"] < 0.2
 
+    # The bias generator and the WTA are built of the mirror's unit devices (4/8 um): their spread follows
+    # the mirror's above. A factor of 2 either way covers n = 12 draws; a spread near 0 would mean the
+    # Monte Carlo draw missed the devices.
+    p_sigma, n_sigma = m["p"]["sigma"], m["n"]["sigma"]
     g = cells.get("bias").mismatch(runner, n=12)
-    report(bias_source_sigma=g["source"]["sigma"], bias_sink_sigma=g["sink"]["sigma"])
+    source, sink = (g[k]["sigma"] / g[k]["mean"] for k in ("source", "sink"))
+    report(bias_source_rel_sigma=source, bias_sink_rel_sigma=sink)
+    assert 0.5 * p_sigma < source < 2 * p_sigma  # one pfet copy
+    series = math.hypot(p_sigma, n_sigma)        # a pfet copy, then an nfet cascode copy
+    assert 0.5 * series < sink < 2 * series
+    assert g["source"]["mean"] == pytest.approx(1.0, abs=0.1) and g["sink"]["mean"] == pytest.approx(1.0, abs=0.1)
 
-    w = cells.get("wta").mismatch(runner, n=12)
-    report(wta_offset_log_ratio_sigma=w["balance_log_ratio"]["sigma"])
+    w = cells.get("wta").mismatch(runner, n=12)["balance_log_ratio"]
+    report(wta_offset_log_ratio_sigma=w["sigma"], wta_offset_log_ratio_mean=w["mean"])
+    assert 0.5 * n_sigma < w["sigma"] < 2 * n_sigma  # the two input nfets, as in a 1:1 nfet copy
+    assert abs(w["mean"]) < w["sigma"]                # a symmetric circuit: no offset beyond the random one

@@ -31,6 +31,7 @@ def test_force_never_deletes_a_directory_it_did_not_make(small_ckpt, tmp_path):
     assert status == 2 and (users / "thesis.tex").read_text() == "x" and sorted(os.listdir(users)) == ["thesis.tex"]
 
 
+@pytest.mark.tools
 def test_force_refuses_a_build_that_holds_a_users_file(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, **QUIET)
@@ -87,6 +88,7 @@ def test_any_directory_of_other_files_is_refused(names, manifest, tmp_path_facto
     assert all((out / name).exists() for name in names)
 
 
+@pytest.mark.tools
 def test_a_deleted_output_is_rebuilt_without_force(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, **QUIET)
@@ -97,6 +99,7 @@ def test_a_deleted_output_is_rebuilt_without_force(small_ckpt, tmp_path):
     assert (out / "reports" / "build.md").read_text().startswith("# Build report")
 
 
+@pytest.mark.tools
 def test_a_build_is_self_contained(small_ckpt, tmp_path, monkeypatch):
     """The float model comes from the build's copy: moving or replacing the original changes nothing."""
     monkeypatch.chdir(small_ckpt.parent)
@@ -108,6 +111,7 @@ def test_a_build_is_self_contained(small_ckpt, tmp_path, monkeypatch):
     assert graph == original.graph and all(np.array_equal(arrays[k], original.arrays[k]) for k in arrays)
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("edited", ["ir.json", "config.yaml", "model.ckpt", "netlist/network.spice"])
 def test_verify_refuses_outputs_changed_after_the_build(small_ckpt, tmp_path, edited):
     out = tmp_path / "b"
@@ -119,6 +123,7 @@ def test_verify_refuses_outputs_changed_after_the_build(small_ckpt, tmp_path, ed
         _load(out)
 
 
+@pytest.mark.tools
 def test_bias_beyond_the_bias_taps_is_a_design_rule_error(tmp_path, checkpoint_factory):
     def huge_bias(graph, arrays):
         arrays["cell1.b"] = arrays["cell1.b"].copy()
@@ -209,6 +214,7 @@ def test_cli_reports_a_file_system_refusal_with_status_2(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.tools
 def test_a_killed_builds_temporary_directory_is_swept_at_the_next_start(small_ckpt, tmp_path):
     """A SIGKILLed build leaves `.NAME.tmp-PID-*`; the next build of NAME removes it, not a live one's."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -222,6 +228,7 @@ def test_a_killed_builds_temporary_directory_is_swept_at_the_next_start(small_ck
     assert not stale.exists() and live.exists()
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("ceiling, match", [("max_unit_devices: 100", "unit transistors"),
                                             ("max_area_mm2: 0.001", "area")])
 def test_a_circuit_over_the_configured_ceiling_is_refused_before_layout(small_ckpt, tmp_path, ceiling, match):
@@ -234,6 +241,7 @@ def test_a_circuit_over_the_configured_ceiling_is_refused_before_layout(small_ck
     assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.*"))
 
 
+@pytest.mark.tools
 def test_a_misspelt_stage_name_in_the_config_is_refused(small_ckpt, tmp_path):
     from compiler.config import ConfigError
 

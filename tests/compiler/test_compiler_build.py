@@ -15,6 +15,8 @@ from flows.build import BuildExists, build
 from flows.quantisation import decision_ties
 from models.tasks import get_task
 
+pytestmark = pytest.mark.tools  # builds: the ngspice version in the manifest, the layout in KLayout
+
 
 def test_build_writes_every_artifact(small_ckpt, tmp_path):
     out = tmp_path / "b"

@@ -9,6 +9,8 @@ import pytest
 from flows.build import build
 from flows.verify import verify
 
+pytestmark = pytest.mark.tools  # builds and verifies in ngspice
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "fidelity.json").read_text())
 

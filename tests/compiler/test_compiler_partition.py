@@ -80,6 +80,7 @@ def test_tolerance_files_replace_defaults_and_reject_mistakes(tmp_path):
             load_tolerances(tmp_path / "bad.yaml")
 
 
+@pytest.mark.tools
 def test_dask_executor_gives_the_local_results(tmp_path):
     pytest.importorskip("dask.distributed")
     sims = [Simulation(f"V1 a 0 1\nR1 a b 1k\nR2 b 0 {r}k\n.op", models="none") for r in (1, 3)]
@@ -91,6 +92,7 @@ def test_dask_executor_gives_the_local_results(tmp_path):
     assert remote[1]["v(b)"][0] == pytest.approx(0.75)
 
 
+@pytest.mark.tools
 def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)

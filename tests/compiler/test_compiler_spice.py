@@ -22,6 +22,7 @@ def _linear_model(path, weights, bias):
     return path
 
 
+@pytest.mark.tools
 def test_weights_and_biases_are_realised_in_spice(tmp_path):
     """A signed 3x4 linear layer at DC: output pin currents equal W_realised x + b within 2 %."""
     # input 2 is read by no weight: its pin still needs the receiver's diode

@@ -12,6 +12,7 @@ from flows.build import build
 from flows.verify import NotABuild, _disagreements, verify
 
 
+@pytest.mark.tools
 def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
@@ -41,18 +42,24 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert sum(blocks.values()) == pytest.approx(metrics["power_W"], rel=0.02)
 
 
+@pytest.mark.tools
 def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     metrics = verify(out, sequences=1, jobs=2, corners=["tt", "ff"], mc=1, log=None)
     conditions = metrics["conditions"]
     assert [(c["corner"], c["mc_seed"]) for c in conditions] == [("tt", None), ("ff", None), ("tt", 1)]
-    assert all(0 <= c["state_agreement"] <= 1 and c["power_W"] > 0 for c in conditions)
+    ir = IR.from_json((out / "ir.json").read_text())
+    decisions = metrics["frames"] * sum(ir.stage(cell).size for cell in ("cell1", "cell2"))  # of the one sequence
+    lost = [round((1 - c["state_agreement"]) * decisions, 6) for c in conditions]
+    assert decisions == 64 and lost == [0, 0, 6]  # every decision holds at tt and ff; mismatch draw 1 flips 6
+    assert all(c["power_W"] > 0 for c in conditions)
     assert len({c["output_rms_units"] for c in conditions}) == 3  # the corner and the mismatch draw changed the circuit
     assert (out / "verify" / "conditions.png").is_file()
     assert "## Conditions" in (out / "verify" / "report.md").read_text()
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("partitioned, network", [(False, "network"), (True, "partition cell1")])
 def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path, partitioned,
                                                                                network):

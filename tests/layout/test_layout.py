@@ -18,6 +18,8 @@ from compiler.backends.layout_devices import Item, Lib, tech
 from flows.drc import run_drc
 from layout_extract import extract, lvs_cell
 
+pytestmark = pytest.mark.tools  # draws with KLayout
+
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "layout.json"
 GOLDEN_GDS = GOLDEN.with_name("layout_tiny.gds")
 

@@ -10,6 +10,8 @@ import pytest
 from flows.cli import main
 from flows.build import build
 
+pytestmark = pytest.mark.tools  # builds with the layout
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "zoo" / "fq_bmru_d4_digits_rows.ckpt"
 

@@ -14,6 +14,8 @@ import cells
 from compiler.backends.layout import write_layout
 from flows.cli import main
 
+pytestmark = pytest.mark.tools  # DRC and LVS in KLayout
+
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_bmru_*.ckpt"))   # fq_cmru_d8_event_count does not build yet (IRError)
 

@@ -11,6 +11,8 @@ from compiler.backends.layout_devices import Lib
 from flows.drc import run_drc
 from flows.lvs import run_lvs
 
+pytestmark = pytest.mark.tools  # DRC and LVS in KLayout
+
 
 def library() -> dict:
     """One subcircuit per cell kind, with parameters that exercise m > 1, both polarities and MIM caps."""

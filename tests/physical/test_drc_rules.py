@@ -13,6 +13,8 @@ import pytest
 from drawn import LAYERS, Drawing, mirror_layout
 from flows.drc import load_rules, run_drc
 
+pytestmark = pytest.mark.tools  # DRC in KLayout
+
 TABLE = load_rules()
 VALUES = {rule.name: rule.value for rule in TABLE.rules}
 KINDS = {rule.name: rule.kind for rule in TABLE.rules}

@@ -12,6 +12,8 @@ from compiler.foundation.errors import SchematicMissing
 from drawn import MIRROR, MIRROR_SPICE, mirror_layout
 from flows.lvs import run_lvs
 
+pytestmark = pytest.mark.tools  # LVS in KLayout
+
 
 @pytest.fixture(scope="module")
 def mirror_gds(tmp_path_factory):
