@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup ngspice demo test test-quick test-slow bench clean
+.PHONY: setup ngspice demo test test-quick test-slow lint bench clean
 
 setup: ngspice $(STAMP)
 
@@ -31,6 +31,9 @@ test: setup
 
 test-quick: $(STAMP)
 	$(PY) -m pytest -q || [ $$? -eq 5 ]
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -6,8 +6,16 @@ one ngspice process from an empty cache. Same simulations as the verification be
 
 from __future__ import annotations
 
-from benchmarks.common import (ZOO, Settings, built, rounded, task_frames, verified, verify_command,
-                               whole_sequence_prediction)
+from benchmarks.common import (
+    ZOO,
+    Settings,
+    built,
+    rounded,
+    task_frames,
+    verified,
+    verify_command,
+    whole_sequence_prediction,
+)
 
 
 def run(settings: Settings) -> list[dict]:
@@ -15,14 +23,20 @@ def run(settings: Settings) -> list[dict]:
     rows, frames = [], task_frames(directory)
     for partitioned in (False, True):
         metrics, _ = verified(directory, settings.sequences, settings.frames, 1, partitioned)
-        rows.append({
-            "benchmark": "behavioural", "model": settings.timing_model, "spice": metrics["simulation"],
-            "sequences": metrics["sequences"], "frames": metrics["frames"], "spice_s": rounded(metrics["wall_s"]),
-            "behavioural_s": rounded(metrics["reference_s"]),
-            "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]),
-            "state_agreement": rounded(metrics["state_agreement"]),
-            "prediction_agreement": whole_sequence_prediction(metrics, frames),
-            "output_rms_units": rounded(metrics["output_rms_units"]),
-            "command": verify_command(settings.timing_model, settings.sequences, settings.frames, 1, partitioned),
-        })
+        rows.append(
+            {
+                "benchmark": "behavioural",
+                "model": settings.timing_model,
+                "spice": metrics["simulation"],
+                "sequences": metrics["sequences"],
+                "frames": metrics["frames"],
+                "spice_s": rounded(metrics["wall_s"]),
+                "behavioural_s": rounded(metrics["reference_s"]),
+                "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]),
+                "state_agreement": rounded(metrics["state_agreement"]),
+                "prediction_agreement": whole_sequence_prediction(metrics, frames),
+                "output_rms_units": rounded(metrics["output_rms_units"]),
+                "command": verify_command(settings.timing_model, settings.sequences, settings.frames, 1, partitioned),
+            }
+        )
     return rows

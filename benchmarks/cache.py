@@ -8,8 +8,8 @@ from pathlib import Path
 
 from benchmarks.common import ZOO, Settings, built, reverified, rounded, verify_command
 from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import Simulation, Tran
 from compiler.foundation.simcache import SimCache
+from compiler.foundation.simulation import Simulation, Tran
 
 # A 16-stage pfet mirror ladder under a slow transient: a small but real simulation.
 STAGES = 16
@@ -35,9 +35,15 @@ def _simulation() -> dict:
         warm = runner.run(sim)
         warm_s = time.perf_counter() - start
     assert not cold.cached and warm.cached
-    return {"benchmark": "cache", "what": "one simulation", "cold_s": rounded(cold_s), "repeat_s": rounded(warm_s),
-            "speedup": rounded(cold_s / warm_s), "cached": "0 -> 1",
-            "command": "python -m benchmarks.run cache  (16-device pfet mirror, 20 ms transient)"}
+    return {
+        "benchmark": "cache",
+        "what": "one simulation",
+        "cold_s": rounded(cold_s),
+        "repeat_s": rounded(warm_s),
+        "speedup": rounded(cold_s / warm_s),
+        "cached": "0 -> 1",
+        "command": "python -m benchmarks.run cache  (16-device pfet mirror, 20 ms transient)",
+    }
 
 
 def _verification(settings: Settings) -> dict:
@@ -45,9 +51,14 @@ def _verification(settings: Settings) -> dict:
     directory, _, _ = built(ZOO / f"{settings.timing_model}.ckpt", layout=True)
     cold, repeat = reverified(directory, settings.sequences, settings.frames)
     command = verify_command(settings.timing_model, settings.sequences, settings.frames, cache="C")
-    return {"benchmark": "cache", "what": f"verify {settings.timing_model} (whole command)",
-            "cold_s": rounded(cold["command_s"]), "repeat_s": rounded(repeat["command_s"]),
-            "speedup": rounded(cold["command_s"] / repeat["command_s"]),
-            "spice_cold_s": rounded(cold["wall_s"]), "spice_repeat_s": rounded(repeat["wall_s"]),
-            "cached": f"{cold['cached']} -> {repeat['cached']} of {repeat['sequences']}",
-            "command": f"{command}, twice with the same C=$(mktemp -d)"}
+    return {
+        "benchmark": "cache",
+        "what": f"verify {settings.timing_model} (whole command)",
+        "cold_s": rounded(cold["command_s"]),
+        "repeat_s": rounded(repeat["command_s"]),
+        "speedup": rounded(cold["command_s"] / repeat["command_s"]),
+        "spice_cold_s": rounded(cold["wall_s"]),
+        "spice_repeat_s": rounded(repeat["wall_s"]),
+        "cached": f"{cold['cached']} -> {repeat['cached']} of {repeat['sequences']}",
+        "command": f"{command}, twice with the same C=$(mktemp -d)",
+    }

@@ -29,19 +29,19 @@ PUBLISHED_MODEL = "fq_bmru_d4_digits_rows"  # the d=4 digits network next to the
 class Settings:
     """The size of a benchmark run: `quick` to try the runner, `default` (~8 min on 2 cores), `full`."""
 
-    corners: tuple              # model_load
-    build_models: tuple         # build: zoo models built ("*" = all FQ models) ...
-    drc_lvs_models: tuple       # ... and those also checked with DRC and LVS
-    timing_model: str           # verification, behavioural, cache: the zoo model timed ...
-    sequences: int              # ... on its first test sequences ...
-    frames: int | None          # ... and their first frames (None: all)
-    scaling_frames: int         # scaling: frames of the one sequence per network
-    monolithic_cells: tuple     # scaling: network sizes simulated whole
-    partitioned_cells: tuple    # scaling: network sizes simulated layer by layer
-    zoo_figure_models: tuple    # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU) ...
-    figure_sequences: int       # ... on their first test sequences ...
-    figure_frames: int | None   # ... and their first frames (None: all)
-    cmru_limits: tuple          # cmru_limits: plans (Ks, tau / T_f values, frame periods in ms, mismatch draws)
+    corners: tuple  # model_load
+    build_models: tuple  # build: zoo models built ("*" = all FQ models) ...
+    drc_lvs_models: tuple  # ... and those also checked with DRC and LVS
+    timing_model: str  # verification, behavioural, cache: the zoo model timed ...
+    sequences: int  # ... on its first test sequences ...
+    frames: int | None  # ... and their first frames (None: all)
+    scaling_frames: int  # scaling: frames of the one sequence per network
+    monolithic_cells: tuple  # scaling: network sizes simulated whole
+    partitioned_cells: tuple  # scaling: network sizes simulated layer by layer
+    zoo_figure_models: tuple  # zoo_figures: zoo models verified for power ("*" = all FQ-BMRU) ...
+    figure_sequences: int  # ... on their first test sequences ...
+    figure_frames: int | None  # ... and their first frames (None: all)
+    cmru_limits: tuple  # cmru_limits: plans (Ks, tau / T_f values, frame periods in ms, mismatch draws)
 
     @classmethod
     def of(cls, mode: str) -> "Settings":
@@ -49,15 +49,46 @@ class Settings:
 
 
 FLIPFLOP = "fq_bmru_d4_flipflop"
-CMRU_LIMITS_FULL = (((2, 4, 8, 12, 16), (0.6,), (10,), 0), ((4,), (0.3, 0.45, 0.9), (10,), 0),
-                    ((4,), (0.6,), (5, 20), 0), ((4, 8, 16), (0.6,), (10,), 4))
+CMRU_LIMITS_FULL = (
+    ((2, 4, 8, 12, 16), (0.6,), (10,), 0),
+    ((4,), (0.3, 0.45, 0.9), (10,), 0),
+    ((4,), (0.6,), (5, 20), 0),
+    ((4, 8, 16), (0.6,), (10,), 4),
+)
 MODES = {
-    "quick": Settings(("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1,
-                      (((2,), (0.6,), (10,), 0),)),
-    "default": Settings(("tt", "ss"), ("*",), (FLIPFLOP, "fq_bmru_d8_event_count"), FLIPFLOP, 2, 1, 1,
-                        (4, 16), (4, 16), (PUBLISHED_MODEL, FLIPFLOP), 1, None, (((4,), (0.3, 0.6), (10,), 0),)),
-    "full": Settings(("tt", "ff", "ss", "sf", "fs"), ("*",), ("*",), PUBLISHED_MODEL, 4, 8, 2, (4, 16, 64), (4, 16, 64),
-                     ("*",), 8, None, CMRU_LIMITS_FULL),
+    "quick": Settings(
+        ("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1, (((2,), (0.6,), (10,), 0),)
+    ),
+    "default": Settings(
+        ("tt", "ss"),
+        ("*",),
+        (FLIPFLOP, "fq_bmru_d8_event_count"),
+        FLIPFLOP,
+        2,
+        1,
+        1,
+        (4, 16),
+        (4, 16),
+        (PUBLISHED_MODEL, FLIPFLOP),
+        1,
+        None,
+        (((4,), (0.3, 0.6), (10,), 0),),
+    ),
+    "full": Settings(
+        ("tt", "ff", "ss", "sf", "fs"),
+        ("*",),
+        ("*",),
+        PUBLISHED_MODEL,
+        4,
+        8,
+        2,
+        (4, 16, 64),
+        (4, 16, 64),
+        ("*",),
+        8,
+        None,
+        CMRU_LIMITS_FULL,
+    ),
 }
 
 
@@ -121,21 +152,33 @@ def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dic
     from flows.verify import verify
 
     start = time.perf_counter()
-    metrics = verify(directory, sequences, jobs, frames=frames, partitioned=partitioned,
-                     runner=Runner(cache=SimCache(cache)), log=None)
+    metrics = verify(
+        directory,
+        sequences,
+        jobs,
+        frames=frames,
+        partitioned=partitioned,
+        runner=Runner(cache=SimCache(cache)),
+        log=None,
+    )
     if metrics["simulation_failures"]:  # a time over fewer simulations than asked would mislead
-        raise SimulationError(f"{len(metrics['simulation_failures'])} simulations failed in a benchmark's "
-                              f"verification of {directory}: {metrics['simulation_failures'][0]['error']}")
+        raise SimulationError(
+            f"{len(metrics['simulation_failures'])} simulations failed in a benchmark's "
+            f"verification of {directory}: {metrics['simulation_failures'][0]['error']}"
+        )
     return {**metrics, "command_s": time.perf_counter() - start}  # all of it: SPICE, reference, reports
 
 
-def verify_command(checkpoint: str, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False,
-                   cache: str = "$(mktemp -d)") -> str:
+def verify_command(
+    checkpoint: str, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False, cache: str = "$(mktemp -d)"
+) -> str:
     """The command line that measures a verification figure; `checkpoint` a zoo model's name or a path."""
     part = " --partitioned" if partitioned else ""
     frames = f" --frames {frames}" if frames else ""
-    return (f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "
-            f"python -m compiler verify DIR --sequences {sequences}{frames} -j {jobs}{part}")
+    return (
+        f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "
+        f"python -m compiler verify DIR --sequences {sequences}{frames} -j {jobs}{part}"
+    )
 
 
 def task_frames(directory: Path) -> int:

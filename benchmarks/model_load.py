@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from benchmarks.common import Settings, rounded
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simulation import Op, Simulation
-from benchmarks.common import Settings, rounded
 
 DECK = """
 XMN d g 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4
@@ -31,9 +31,14 @@ def run(settings: Settings) -> list[dict]:
     for corner in settings.corners:
         full = _wall(Simulation(DECK, analyses=(Op(),), corner=corner, models="full"), 1)
         sliced = _wall(Simulation(DECK, analyses=(Op(),), corner=corner), 3)
-        rows.append({
-            "benchmark": "model_load", "corner": corner, "full_s": rounded(full), "sliced_s": rounded(sliced),
-            "speedup": rounded(full / sliced),
-            "command": f"python -m benchmarks.run model_load  (one nfet + one pfet .op, {corner}, cache off)",
-        })
+        rows.append(
+            {
+                "benchmark": "model_load",
+                "corner": corner,
+                "full_s": rounded(full),
+                "sliced_s": rounded(sliced),
+                "speedup": rounded(full / sliced),
+                "command": f"python -m benchmarks.run model_load  (one nfet + one pfet .op, {corner}, cache off)",
+            }
+        )
     return rows

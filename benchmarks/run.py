@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.common import MODES, Settings
+from benchmarks.common import Settings
 from compiler.foundation.ngspice import ngspice_version
 
 # The slowest and least certain last: an interrupted run has saved the others.
@@ -57,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(command: str, mode: str, settings: Settings, rows: list, seconds: dict) -> dict:
     return {
-        "command": command, "mode": mode, "settings": dataclasses.asdict(settings),
+        "command": command,
+        "mode": mode,
+        "settings": dataclasses.asdict(settings),
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
-                    "python": platform.python_version(), "ngspice": ngspice_version()},
-        "wall_s": seconds, "results": rows,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "ngspice": ngspice_version(),
+        },
+        "wall_s": seconds,
+        "results": rows,
     }
 
 
@@ -73,18 +80,31 @@ def _save(out: Path, report: dict) -> None:
 
 def markdown(report: dict) -> str:
     """One table per benchmark, columns in the order the rows first give them; the command in each row."""
-    lines = ["# Benchmark results", "",
-             f"`{report['command']}` on {report['date_utc']} UTC ({report['mode']} settings): "
-             f"{report['wall_s']['total'] or 'unfinished: no total'} s in all.", "", f"Machine: `{json.dumps(report['machine'])}`", "",
-             f"Settings (benchmarks/common.py MODES): `{json.dumps(report['settings'])}`", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{report['command']}` on {report['date_utc']} UTC ({report['mode']} settings): "
+        f"{report['wall_s']['total'] or 'unfinished: no total'} s in all.",
+        "",
+        f"Machine: `{json.dumps(report['machine'])}`",
+        "",
+        f"Settings (benchmarks/common.py MODES): `{json.dumps(report['settings'])}`",
+        "",
+    ]
     by_name: dict[str, list[dict]] = {}
     for row in report["results"]:
         by_name.setdefault(row["benchmark"], []).append(row)
     for name, rows in by_name.items():
         columns = list(dict.fromkeys(k for r in rows for k in r if k not in ("benchmark", "command"))) + ["command"]
         doc = importlib.import_module(f"benchmarks.{name}").__doc__.split("\n\n")[0].replace("\n", " ")
-        lines += [f"## {name} ({report['wall_s'].get(name, '?')} s)", "", doc, "",
-                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += [
+            f"## {name} ({report['wall_s'].get(name, '?')} s)",
+            "",
+            doc,
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+        ]
         lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)

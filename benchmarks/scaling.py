@@ -15,8 +15,8 @@ import numpy as np
 from benchmarks.common import Settings, built, rounded, verified, verify_command, workdir
 from compiler.foundation.errors import CompilerError
 
-WIDTH = 4           # cells per layer
-TASK = "flipflop"   # 4 input channels, 2 outputs per frame
+WIDTH = 4  # cells per layer
+TASK = "flipflop"  # 4 input channels, 2 outputs per frame
 
 
 def fit_exponent(cells, seconds) -> tuple[float, float]:
@@ -66,13 +66,23 @@ def _network(cells: int):
 
 def _row(cells, settings: Settings, partitioned: bool, **figures) -> dict:
     if isinstance(cells, int):
-        command = (f"python -m benchmarks.scaling {cells} C{cells}.ckpt && "
-                   + verify_command(f"C{cells}.ckpt", 1, settings.scaling_frames, 1, partitioned))
+        command = f"python -m benchmarks.scaling {cells} C{cells}.ckpt && " + verify_command(
+            f"C{cells}.ckpt", 1, settings.scaling_frames, 1, partitioned
+        )
     else:
         command = "least squares log(wall_s) = a + b log(cells) over the rows above (benchmarks.scaling.fit_exponent)"
-    return {"benchmark": "scaling", "simulation": "partitioned" if partitioned else "monolithic", "cells": cells,
-            "layers": cells // WIDTH if isinstance(cells, int) else "", "frames": settings.scaling_frames,
-            "wall_s": "", "cached": "", "exponent": "", **figures, "command": command}
+    return {
+        "benchmark": "scaling",
+        "simulation": "partitioned" if partitioned else "monolithic",
+        "cells": cells,
+        "layers": cells // WIDTH if isinstance(cells, int) else "",
+        "frames": settings.scaling_frames,
+        "wall_s": "",
+        "cached": "",
+        "exponent": "",
+        **figures,
+        "command": command,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,23 @@ def run(settings: Settings) -> list[dict]:
         for jobs in (1, 2):
             metrics, _ = verified(directory, settings.sequences, settings.frames, jobs, partitioned)
             baseline = baseline or metrics["wall_s"]  # monolithic, one process
-            rows.append({
-                "benchmark": "verification", "model": settings.timing_model, "simulation": metrics["simulation"],
-                "partitions": metrics["partitions"], "jobs": jobs, "sequences": metrics["sequences"],
-                "frames": metrics["frames"], "wall_s": rounded(metrics["wall_s"]),
-                "s_per_sequence": rounded(metrics["wall_s_per_sequence"]),
-                "speedup": rounded(baseline / metrics["wall_s"]), "cached": metrics["cached"],
-                "state_agreement": rounded(metrics["state_agreement"]),
-                "command": verify_command(settings.timing_model, settings.sequences, settings.frames, jobs, partitioned),
-            })
+            rows.append(
+                {
+                    "benchmark": "verification",
+                    "model": settings.timing_model,
+                    "simulation": metrics["simulation"],
+                    "partitions": metrics["partitions"],
+                    "jobs": jobs,
+                    "sequences": metrics["sequences"],
+                    "frames": metrics["frames"],
+                    "wall_s": rounded(metrics["wall_s"]),
+                    "s_per_sequence": rounded(metrics["wall_s_per_sequence"]),
+                    "speedup": rounded(baseline / metrics["wall_s"]),
+                    "cached": metrics["cached"],
+                    "state_agreement": rounded(metrics["state_agreement"]),
+                    "command": verify_command(
+                        settings.timing_model, settings.sequences, settings.frames, jobs, partitioned
+                    ),
+                }
+            )
     return rows

@@ -8,46 +8,80 @@ prediction is the readout after the whole sequence, so it is compared only when 
 
 from __future__ import annotations
 
-from benchmarks.common import (PUBLISHED_MODEL, Settings, build_command, built, rounded, task_frames, verified,
-                               verify_command, whole_sequence_prediction, zoo_models)
+from benchmarks.common import (
+    PUBLISHED_MODEL,
+    Settings,
+    build_command,
+    built,
+    rounded,
+    task_frames,
+    verified,
+    verify_command,
+    whole_sequence_prediction,
+    zoo_models,
+)
 from compiler.foundation.errors import CompilerError
 
 # Published figures: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network.
-PUBLISHED = {"benchmark": "zoo_figures", "model": "published d=4, 2 layers (180 nm, schematic)", "transistors": 768,
-             "unit_transistors": "", "area_mm2": "", "power_nW": 83.0, "cells_nW": 44.0, "arrays_nW": "",
-             "bias_nW": "", "energy_per_inference_nJ": "", "prediction_agreement": round(49 / 50, 3),
-             "state_agreement": "", "sequences": 50, "frames": "", "command": "published (schematic only)"}
+PUBLISHED = {
+    "benchmark": "zoo_figures",
+    "model": "published d=4, 2 layers (180 nm, schematic)",
+    "transistors": 768,
+    "unit_transistors": "",
+    "area_mm2": "",
+    "power_nW": 83.0,
+    "cells_nW": 44.0,
+    "arrays_nW": "",
+    "bias_nW": "",
+    "energy_per_inference_nJ": "",
+    "prediction_agreement": round(49 / 50, 3),
+    "state_agreement": "",
+    "sequences": 50,
+    "frames": "",
+    "command": "published (schematic only)",
+}
 
 
 def run(settings: Settings) -> list[dict]:
     rows = []
     for ckpt in zoo_models(settings.zoo_figure_models, prefix="fq_bmru_"):
-        sequences, frames = ((settings.sequences, settings.frames) if ckpt.stem == settings.timing_model  # its run
-                             else (settings.figure_sequences, settings.figure_frames))
+        sequences, frames = (
+            (settings.sequences, settings.frames)
+            if ckpt.stem == settings.timing_model  # its run
+            else (settings.figure_sequences, settings.figure_frames)
+        )
         try:
             directory, manifest, _ = built(ckpt, layout=True)
             metrics, _ = verified(directory, sequences, frames)
         except CompilerError as error:
-            rows.append({"benchmark": "zoo_figures", "model": ckpt.stem,
-                         "command": f"{type(error).__name__}: {str(error)[:80]}"})
+            rows.append(
+                {
+                    "benchmark": "zoo_figures",
+                    "model": ckpt.stem,
+                    "command": f"{type(error).__name__}: {str(error)[:80]}",
+                }
+            )
             continue
         full_frames = task_frames(directory)
         blocks = metrics["power_by_block_W"]
-        rows.append({
-            "benchmark": "zoo_figures", "model": ckpt.stem,
-            "transistors": manifest["facts"]["netlist"]["transistor_instances"],
-            "unit_transistors": manifest["facts"]["netlist"]["unit_devices"],
-            "area_mm2": rounded(manifest["facts"]["layout"]["area_um2"] / 1e6),
-            "power_nW": rounded(metrics["power_W"] * 1e9),
-            **{f"{b}_nW": rounded(blocks[b] * 1e9) if b in blocks else "" for b in ("cells", "arrays", "bias")},
-            "energy_per_inference_nJ": rounded(metrics["power_W"] * full_frames * metrics["frame_period_s"] * 1e9),
-            "prediction_agreement": whole_sequence_prediction(metrics, full_frames),
-            "state_agreement": rounded(metrics["state_agreement"]),
-            "sequences": metrics["sequences"], "frames": f"{metrics['frames']} of {full_frames}",
-            "command": verify_command(ckpt.stem, sequences, frames)
-            + f"; area: {build_command(ckpt.stem)} (layout/area.json)",
-        })
+        rows.append(
+            {
+                "benchmark": "zoo_figures",
+                "model": ckpt.stem,
+                "transistors": manifest["facts"]["netlist"]["transistor_instances"],
+                "unit_transistors": manifest["facts"]["netlist"]["unit_devices"],
+                "area_mm2": rounded(manifest["facts"]["layout"]["area_um2"] / 1e6),
+                "power_nW": rounded(metrics["power_W"] * 1e9),
+                **{f"{b}_nW": rounded(blocks[b] * 1e9) if b in blocks else "" for b in ("cells", "arrays", "bias")},
+                "energy_per_inference_nJ": rounded(metrics["power_W"] * full_frames * metrics["frame_period_s"] * 1e9),
+                "prediction_agreement": whole_sequence_prediction(metrics, full_frames),
+                "state_agreement": rounded(metrics["state_agreement"]),
+                "sequences": metrics["sequences"],
+                "frames": f"{metrics['frames']} of {full_frames}",
+                "command": verify_command(ckpt.stem, sequences, frames)
+                + f"; area: {build_command(ckpt.stem)} (layout/area.json)",
+            }
+        )
         if ckpt.stem == PUBLISHED_MODEL:
             rows.append(dict(PUBLISHED))
     return rows
-

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cells import common, mirror
+from cells.common import Subckt
 from compiler.foundation.errors import CellParameterError
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simulation import DC, Simulation, current, voltage
-from cells import common, mirror
-from cells.common import Subckt
 
 NAME = "bias"
 
@@ -87,8 +87,13 @@ class Params:
 
 
 def subckt(params: Params) -> Subckt:
-    ports = ("vdd", "ref", *(f"src{k + 1}" for k in range(len(params.sources))),
-             *(f"snk{k + 1}" for k in range(len(params.sinks))), *(("vsp", "vsn") if params.starve else ()))
+    ports = (
+        "vdd",
+        "ref",
+        *(f"src{k + 1}" for k in range(len(params.sources))),
+        *(f"snk{k + 1}" for k in range(len(params.sinks))),
+        *(("vsp", "vsn") if params.starve else ()),
+    )
     name = f"bias_d{params.den}_s{'_'.join(map(str, params.sources)) or 'x'}_k{'_'.join(map(str, params.sinks)) or 'x'}"
     if params.starve:
         name += f"_st{params.starve}"
@@ -96,9 +101,18 @@ def subckt(params: Params) -> Subckt:
         import hashlib
 
         name = "bias_" + hashlib.sha1(name.encode()).hexdigest()[:12]
-    text = common.render(TEMPLATE, name=name, ports=ports, den=params.den, sources=list(params.sources),
-                         sinks=list(params.sinks), starve=params.starve, w=mirror.W_UNIT, l=mirror.L_UNIT,
-                         lc=mirror.L_CASCODE)
+    text = common.render(
+        TEMPLATE,
+        name=name,
+        ports=ports,
+        den=params.den,
+        sources=list(params.sources),
+        sinks=list(params.sinks),
+        starve=params.starve,
+        w=mirror.W_UNIT,
+        l=mirror.L_UNIT,
+        lc=mirror.L_CASCODE,
+    )
     return Subckt(name, ports, text)
 
 
@@ -114,7 +128,7 @@ def quantize(current: float, i_ref: float = 1e-9, den: int = 8) -> int:
 
 # ----------------------------------------------------------------------------------------------
 
-V_SRC, V_SNK = 0.6, 1.1   # an nfet bias diode (sources feed it) and a pfet bias diode (sinks drain it)
+V_SRC, V_SNK = 0.6, 1.1  # an nfet bias diode (sources feed it) and a pfet bias diode (sinks drain it)
 CHAR = Params(sources=(1, 2, 4, 8), sinks=(1, 2, 4, 8), den=4, starve=0)
 CONTROL = voltage("ctl")  # the swept control voltage: log10 of I_ref over 100 pA
 
@@ -134,8 +148,15 @@ def _sim(p: Params, corner, temp, sweep=(0.0, 2.0, 0.125), mc_seed=None):
     lines.append(sub.instance("B", nets))
     saves = [current(f"vs{k + 1}") for k in range(len(p.sources))]
     saves += [current(f"vk{k + 1}") for k in range(len(p.sinks))]
-    return Simulation("\n".join(lines), analyses=(DC("Vctl", *sweep),), saves=(CONTROL, current("vdd"), *saves),
-                      title=f"bias {p}", corner=corner, temp=temp, mc_seed=mc_seed)
+    return Simulation(
+        "\n".join(lines),
+        analyses=(DC("Vctl", *sweep),),
+        saves=(CONTROL, current("vdd"), *saves),
+        title=f"bias {p}",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+    )
 
 
 def _outputs(res, p: Params):
@@ -149,16 +170,29 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     res = runner.run(_sim(CHAR, corner, temp))
     i_ref, src, snk = _outputs(res, CHAR)
     i_unit = i_ref / CHAR.den
-    fit = {"i_unit": i_unit.tolist(), "source_error": src.mean(axis=0).tolist(), "sink_error": snk.mean(axis=0).tolist(),
-           "source_spread": float(np.max(src.max(0) - src.min(0))), "sink_spread": float(np.max(snk.max(0) - snk.min(0))),
-           "v_src": V_SRC, "v_snk": V_SNK}
-    data = {"params": {"sources": CHAR.sources, "sinks": CHAR.sinks, "den": CHAR.den}, "i_ref": i_ref.tolist(),
-            "source_error": src.tolist(), "sink_error": snk.tolist()}
+    fit = {
+        "i_unit": i_unit.tolist(),
+        "source_error": src.mean(axis=0).tolist(),
+        "sink_error": snk.mean(axis=0).tolist(),
+        "source_spread": float(np.max(src.max(0) - src.min(0))),
+        "sink_spread": float(np.max(snk.max(0) - snk.min(0))),
+        "v_src": V_SRC,
+        "v_snk": V_SNK,
+    }
+    data = {
+        "params": {"sources": CHAR.sources, "sinks": CHAR.sinks, "den": CHAR.den},
+        "i_ref": i_ref.tolist(),
+        "source_error": src.tolist(),
+        "sink_error": snk.tolist(),
+    }
     # power of a one-source, one-sink generator at I_ref = 1 nA: its supply plus the sinks' currents
     p1 = Params(sources=(1,), sinks=(1,))
     r1 = runner.run(_sim(p1, corner, temp, sweep=(1.0, 1.0, 1.0)))
-    power = {"i_ref": 1e-9, "outputs": "1 source + 1 sink of 1 nA",
-             "watts": float(common.VDD * (-r1[current("vdd")][0] - r1[current("vk1")][0]))}
+    power = {
+        "i_ref": 1e-9,
+        "outputs": "1 source + 1 sink of 1 nA",
+        "watts": float(common.VDD * (-r1[current("vdd")][0] - r1[current("vk1")][0])),
+    }
     return data, fit, {"power": power}
 
 
@@ -205,11 +239,16 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
 def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8, seed: int = 1, jobs: int = 2) -> dict:
     """Sigma of a 1-unit source and sink output over n Monte Carlo draws (I_ref = 1 nA)."""
     p = Params(sources=(1,), sinks=(1,))
-    results = runner.run_many([_sim(p, corner, temp, sweep=(1.0, 1.0, 1.0), mc_seed=seed + k) for k in range(n)], jobs=jobs)
+    results = runner.run_many(
+        [_sim(p, corner, temp, sweep=(1.0, 1.0, 1.0), mc_seed=seed + k) for k in range(n)], jobs=jobs
+    )
     src = np.array([r[current("vs1")][0] / 1e-9 for r in results])
     snk = np.array([-r[current("vk1")][0] / 1e-9 for r in results])
-    return {"n": n, "source": {"mean": float(src.mean()), "sigma": float(src.std(ddof=1))},
-            "sink": {"mean": float(snk.mean()), "sigma": float(snk.std(ddof=1))}}
+    return {
+        "n": n,
+        "source": {"mean": float(src.mean()), "sigma": float(src.std(ddof=1))},
+        "sink": {"mean": float(snk.mean()), "sigma": float(snk.std(ddof=1))},
+    }
 
 
 def plot(table: dict, path) -> None:

@@ -37,27 +37,35 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
 from cells import common
 from cells.common import Subckt
 from cells.facts import Limits, MemoryCell, Port, SharedBias
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
 
 NAME = "bistable"
 # The ports with their roles (cells/facts.py): I_thresh is drawn out of `ith`, I_width and I_gain are
 # sourced into `iw` and `ig`; each takes the stage field of its name.
-PORT_ROLES = (Port("vdd", "supply"), Port("in", "input"), Port("out", "output"),
-              Port("ith", "bias", field="thresh", polarity="n"), Port("iw", "bias", field="width", polarity="p"),
-              Port("ig", "bias", field="gain", polarity="p"), Port("vsp", "shared"), Port("vsn", "shared"),
-              Port("en", "enable"), Port("enb", "enable_b"))
+PORT_ROLES = (
+    Port("vdd", "supply"),
+    Port("in", "input"),
+    Port("out", "output"),
+    Port("ith", "bias", field="thresh", polarity="n"),
+    Port("iw", "bias", field="width", polarity="p"),
+    Port("ig", "bias", field="gain", polarity="p"),
+    Port("vsp", "shared"),
+    Port("vsn", "shared"),
+    Port("en", "enable"),
+    Port("enb", "enable_b"),
+)
 PORTS = tuple(p.name for p in PORT_ROLES)
-FREE_RUNNING = ("vdd", "0")      # (en, enb) of a cell that is always enabled
-W_SRC, L_SRC = 4.0, 8.0       # current sources and mirrors (threshold mismatch sigma 4.2 % measured at 4/8)
+FREE_RUNNING = ("vdd", "0")  # (en, enb) of a cell that is always enabled
+W_SRC, L_SRC = 4.0, 8.0  # current sources and mirrors (threshold mismatch sigma 4.2 % measured at 4/8)
 L_CASCODE = 4.0
-I_STARVE = 10e-9              # inverter starving current (shared bias)
-MIN_WIDTH_RATIO = 0.1         # I_width / I_thresh below this loses the hysteresis to mismatch
-V_OUT = 1.0                   # output node voltage in characterisation (a pfet diode of the next stage)
+I_STARVE = 10e-9  # inverter starving current (shared bias)
+MIN_WIDTH_RATIO = 0.1  # I_width / I_thresh below this loses the hysteresis to mismatch
+V_OUT = 1.0  # output node voltage in characterisation (a pfet diode of the next stage)
 
 TEMPLATE = """\
 * bistable memory cell: set above I_thresh, reset below I_thresh - I_width, output I_gain when set
@@ -125,14 +133,19 @@ class Params:
     def __post_init__(self):
         common.check_current(NAME, "I_thresh", self.I_thresh)
         common.check_current(NAME, "I_gain", self.I_gain)
-        if not (isinstance(self.I_width, (int, float)) and math.isfinite(self.I_width)) or self.I_width >= self.I_thresh:
+        if (
+            not (isinstance(self.I_width, (int, float)) and math.isfinite(self.I_width))
+            or self.I_width >= self.I_thresh
+        ):
             raise CellParameterError(
                 f"bistable: I_width = {self.I_width!r} A must be below I_thresh = {self.I_thresh:g} A "
-                "(the reset threshold I_thresh - I_width must stay positive).")
+                "(the reset threshold I_thresh - I_width must stay positive)."
+            )
         if self.I_width < MIN_WIDTH_RATIO * self.I_thresh:
             raise CellParameterError(
                 f"bistable: I_width = {self.I_width:g} A is below {MIN_WIDTH_RATIO:g} x I_thresh; the hysteresis "
-                "would be lost to mismatch. Widen delta in the model or clamp it to the minimum.")
+                "would be lost to mismatch. Widen delta in the model or clamp it to the minimum."
+            )
 
 
 def subckt(params: Params | None = None) -> Subckt:
@@ -143,8 +156,7 @@ def subckt(params: Params | None = None) -> Subckt:
 
 def starve_bias() -> Subckt:
     """The shared starving bias (ideal 10 nA sources; a chip takes them from the bias generator)."""
-    return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"),
-                  common.render(STARVE_BIAS, i=f"{I_STARVE:g}"))
+    return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"), common.render(STARVE_BIAS, i=f"{I_STARVE:g}"))
 
 
 def phase_driver() -> Subckt:
@@ -172,15 +184,23 @@ def state_nodes(levels: int = 1) -> tuple[str, ...]:
 # The starving current every bistable inverter shares: one bias-generator tap per chip, whose vsn pfet
 # output and vsp diode each carry it from VDD.
 STARVE = SharedBias("bistable_starve", "starve", I_STARVE, ports=("vsp", "vsn"), branches=2)
-FACTS = MemoryCell(NAME, PORT_ROLES, Limits(common.I_MIN, common.I_MAX), calibration=NAME,
-                   supply_current=supply_current, state_nodes=state_nodes, shared=STARVE, subckt=subckt)
+FACTS = MemoryCell(
+    NAME,
+    PORT_ROLES,
+    Limits(common.I_MIN, common.I_MAX),
+    calibration=NAME,
+    supply_current=supply_current,
+    state_nodes=state_nodes,
+    shared=STARVE,
+    subckt=subckt,
+)
 
 
 # ----------------------------------------------------------------------------------------------
 # Testbenches
 
-RAMP_TIME = 0.1    # seconds per slow window: quasi-static (the window spans 0.3 * I_thresh)
-SPAN = 0.15        # half-width of each slow window, as a fraction of I_thresh
+RAMP_TIME = 0.1  # seconds per slow window: quasi-static (the window spans 0.3 * I_thresh)
+SPAN = 0.15  # half-width of each slow window, as a fraction of I_thresh
 HOLD = 2e-3
 OUT, SUPPLY = current("vout"), current("vdd")  # a bench's output and supply currents
 
@@ -189,27 +209,52 @@ def _ramp_stimulus(p: Params, ramp_time=RAMP_TIME):
     """Fast to below the set threshold, slow through it, hold, fast to above reset, slow through it, hold."""
     hi, lo, span = p.I_thresh, p.I_thresh - p.I_width, SPAN * p.I_thresh
     t, pts = 0.0, [(0.0, 0.0)]
-    for dt, v in ((1e-3, hi - span), (ramp_time, hi + span), (HOLD, hi + span), (1e-3, lo + span),
-                  (ramp_time, max(lo - span, 0.0)), (HOLD, max(lo - span, 0.0))):
+    for dt, v in (
+        (1e-3, hi - span),
+        (ramp_time, hi + span),
+        (HOLD, hi + span),
+        (1e-3, lo + span),
+        (ramp_time, max(lo - span, 0.0)),
+        (HOLD, max(lo - span, 0.0)),
+    ):
         t += dt
         pts.append((t, v))
     return pts
 
 
+def _bench_circuit(p: Params, enable) -> str:
+    """One cell with its starving bias, bias currents from ideal sources, the output held at V_OUT and
+    `enable` = (en, enb) nets: the elements every bench of the cell shares (the input comes as a stimulus)."""
+    return "\n".join(
+        [
+            subckt().text,
+            starve_bias().text,
+            "Vdd vdd 0 1.8",
+            "Vbias vddb 0 1.8",
+            starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+            f"Ith ith 0 {p.I_thresh:.6g}",
+            f"Iw vddb iw {p.I_width:.6g}",
+            f"Ig vddb ig {p.I_gain:.6g}",
+            f"Vout vo 0 {V_OUT:g}",
+            subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *enable]),
+        ]
+    )
+
+
 def _hysteresis_sim(p: Params, corner, temp, ramp_time=RAMP_TIME, mc_seed=None) -> tuple[Simulation, list]:
     pts = _ramp_stimulus(p, ramp_time)
-    circuit = "\n".join([
-        subckt().text, starve_bias().text,
-        "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
-        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
-        f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
-        f"Vout vo 0 {V_OUT:g}",
-        subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *FREE_RUNNING]),
-    ])
+    circuit = _bench_circuit(p, FREE_RUNNING)
     times, values = common.pwl(pts)
-    sim = Simulation(circuit, analyses=(Tran(ramp_time / 1000, pts[-1][0], tmax=ramp_time / 100),),
-                     saves=(OUT, SUPPLY), stimuli=(Pwl("in", "vddb", "in", times, values),),
-                     title=f"bistable hysteresis {p}", corner=corner, temp=temp, mc_seed=mc_seed)
+    sim = Simulation(
+        circuit,
+        analyses=(Tran(ramp_time / 1000, pts[-1][0], tmax=ramp_time / 100),),
+        saves=(OUT, SUPPLY),
+        stimuli=(Pwl("in", "vddb", "in", times, values),),
+        title=f"bistable hysteresis {p}",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+    )
     return sim, pts
 
 
@@ -223,7 +268,7 @@ def _measure_hysteresis(res, p: Params, pts) -> dict:
     t_dn = common.crossing(t, i_out, half, rising=False, after=times[3])
     up = float(np.interp(t_up, times, values)) if math.isfinite(t_up) else float("nan")
     down = float(np.interp(t_dn, times, values)) if math.isfinite(t_dn) else float("nan")
-    set_window, reset_window = (times[2], times[3]), (times[5] + 0.2 * HOLD, times[6])
+    reset_window = (times[5] + 0.2 * HOLD, times[6])
     level = common.mean_between(t, i_out, times[2] + 0.2 * HOLD, times[3])
     low = common.mean_between(t, i_out, *reset_window)
     # supply of the cell: its vdd pin plus the bias currents it takes from the bias generator
@@ -233,10 +278,20 @@ def _measure_hysteresis(res, p: Params, pts) -> dict:
     # turn-on glitch: peak output and the charge above I_gain in the 200 us after the set crossing
     after = (t > t_up - 1e-6) & (t < t_up + 200e-6) if math.isfinite(t_up) else np.zeros_like(t, bool)
     glitch_q = float(np.trapezoid(np.clip(i_out[after] - level, 0, None), t[after])) if after.any() else float("nan")
-    return {"I_thresh": p.I_thresh, "I_width": p.I_width, "I_gain": p.I_gain, "up": up, "down": down,
-            "level": level, "low": low, "power_set": p_set, "power_reset": p_reset,
-            "peak_over_gain": float(i_out.max() / p.I_gain), "glitch_charge": glitch_q,
-            "loop": {"i_in": i_in[:: max(1, len(t) // 400)].tolist(), "i_out": i_out[:: max(1, len(t) // 400)].tolist()}}
+    return {
+        "I_thresh": p.I_thresh,
+        "I_width": p.I_width,
+        "I_gain": p.I_gain,
+        "up": up,
+        "down": down,
+        "level": level,
+        "low": low,
+        "power_set": p_set,
+        "power_reset": p_reset,
+        "peak_over_gain": float(i_out.max() / p.I_gain),
+        "glitch_charge": glitch_q,
+        "loop": {"i_in": i_in[:: max(1, len(t) // 400)].tolist(), "i_out": i_out[:: max(1, len(t) // 400)].tolist()},
+    }
 
 
 def measure(runner: Runner, params_list, corner="tt", temp=27.0, jobs=2, ramp_time=RAMP_TIME) -> list[dict]:
@@ -252,19 +307,36 @@ OVERDRIVES = (0.05, 0.1, 0.2, 0.5, 1.0)
 def _delay_sim(p: Params, up: float, corner, temp) -> tuple[Simulation, float]:
     """One netlist, one cell per overdrive: input steps from 0.5 * up to (1 + d) * up at t0."""
     t0, t_end = 0.2e-3, 0.2e-3 + 2e-3 * (1e-9 / p.I_thresh)
-    lines = [subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
-             starve_bias().instance("S", ["vddb", "vsp", "vsn"])]
+    lines = [
+        subckt().text,
+        starve_bias().text,
+        "Vdd vdd 0 1.8",
+        "Vbias vddb 0 1.8",
+        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+    ]
     stimuli = []
     for k, d in enumerate(OVERDRIVES):
-        lines += [f"Ith{k} ith{k} 0 {p.I_thresh:.6g}", f"Iw{k} vddb iw{k} {p.I_width:.6g}",
-                  f"Ig{k} vddb ig{k} {p.I_gain:.6g}", f"Vout{k} vo{k} 0 {V_OUT:g}",
-                  subckt().instance(f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn",
-                                                     *FREE_RUNNING])]
-        stimuli.append(Pwl(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end),
-                           (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up)))
-    return Simulation("\n".join(lines), analyses=(Tran(t_end / 2000, t_end, tmax=t_end / 400),),
-                      saves=tuple(current(f"vout{k}") for k in range(len(OVERDRIVES))), stimuli=tuple(stimuli),
-                      title=f"bistable delay {p}", corner=corner, temp=temp), t0
+        lines += [
+            f"Ith{k} ith{k} 0 {p.I_thresh:.6g}",
+            f"Iw{k} vddb iw{k} {p.I_width:.6g}",
+            f"Ig{k} vddb ig{k} {p.I_gain:.6g}",
+            f"Vout{k} vo{k} 0 {V_OUT:g}",
+            subckt().instance(
+                f"C{k}", ["vdd", f"in{k}", f"vo{k}", f"ith{k}", f"iw{k}", f"ig{k}", "vsp", "vsn", *FREE_RUNNING]
+            ),
+        ]
+        stimuli.append(
+            Pwl(f"in{k}", "vddb", f"in{k}", (0, t0, t0 + 1e-7, t_end), (0.5 * up, 0.5 * up, (1 + d) * up, (1 + d) * up))
+        )
+    return Simulation(
+        "\n".join(lines),
+        analyses=(Tran(t_end / 2000, t_end, tmax=t_end / 400),),
+        saves=tuple(current(f"vout{k}") for k in range(len(OVERDRIVES))),
+        stimuli=tuple(stimuli),
+        title=f"bistable delay {p}",
+        corner=corner,
+        temp=temp,
+    ), t0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,14 +353,16 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     grid = [Params(i, r * i, 1e-9) for i in GRID_THRESH for r in GRID_RATIO]
     gains = [Params(1e-9, 0.25e-9, g) for g in GRID_GAIN if g != 1e-9]
     rows = measure(runner, grid + gains, corner, temp, jobs)
-    hyst, level_rows = rows[: len(grid)], rows[len(grid):]
+    hyst, level_rows = rows[: len(grid)], rows[len(grid) :]
     nominal = next(r for r in hyst if r["I_thresh"] == 1e-9 and abs(r["I_width"] - 0.25e-9) < 1e-15)
     level_rows = sorted(level_rows + [nominal], key=lambda r: r["I_gain"])
     up = np.array([[r["up"] for r in hyst if r["I_thresh"] == i] for i in GRID_THRESH])  # [thresh, ratio]
     width = np.array([[r["up"] - r["down"] for r in hyst if r["I_thresh"] == i] for i in GRID_THRESH])
     iw = np.array(GRID_RATIO)[None, :] * np.array(GRID_THRESH)[:, None]
     fit = {
-        "grid_thresh": list(GRID_THRESH), "grid_ratio": list(GRID_RATIO), "grid_gain": list(GRID_GAIN),
+        "grid_thresh": list(GRID_THRESH),
+        "grid_ratio": list(GRID_RATIO),
+        "grid_gain": list(GRID_GAIN),
         "up_over_thresh": (up / np.array(GRID_THRESH)[:, None]).tolist(),
         "width_over_iwidth": (width / iw).tolist(),
         "level_over_gain": [r["level"] / r["I_gain"] for r in level_rows],
@@ -301,17 +375,29 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         sims.append((_delay_sim(Params(i, 0.25 * i, 1e-9), row["up"], corner, temp), i))
     delays = {}
     for ((sim, t0), i), res in zip(sims, runner.run_many([s for (s, _), _ in sims], jobs=jobs)):
-        delays[f"{i:g}"] = [common.crossing(res[TIME], -res[current(f"vout{k}")], 0.5e-9, True) - t0
-                            for k in range(len(OVERDRIVES))]
+        delays[f"{i:g}"] = [
+            common.crossing(res[TIME], -res[current(f"vout{k}")], 0.5e-9, True) - t0 for k in range(len(OVERDRIVES))
+        ]
     fit["delay"] = {"overdrive": list(OVERDRIVES), "by_thresh": delays}
-    data = {"hysteresis": [{k: v for k, v in r.items() if k != "loop"} for r in hyst],
-            "level": [{k: v for k, v in r.items() if k != "loop"} for r in level_rows],
-            "nominal_loop": nominal["loop"]}
-    fit["glitch"] = {"peak_over_gain_max": max(r["peak_over_gain"] for r in rows),
-                     "charge_max": max(r["glitch_charge"] for r in rows), "nominal_peak_over_gain": nominal["peak_over_gain"],
-                     "nominal_charge": nominal["glitch_charge"]}
-    power = {"I_thresh": 1e-9, "I_width": 0.25e-9, "I_gain": 1e-9, "set": nominal["power_set"],
-             "reset": nominal["power_reset"], "watts": 0.5 * (nominal["power_set"] + nominal["power_reset"])}
+    data = {
+        "hysteresis": [{k: v for k, v in r.items() if k != "loop"} for r in hyst],
+        "level": [{k: v for k, v in r.items() if k != "loop"} for r in level_rows],
+        "nominal_loop": nominal["loop"],
+    }
+    fit["glitch"] = {
+        "peak_over_gain_max": max(r["peak_over_gain"] for r in rows),
+        "charge_max": max(r["glitch_charge"] for r in rows),
+        "nominal_peak_over_gain": nominal["peak_over_gain"],
+        "nominal_charge": nominal["glitch_charge"],
+    }
+    power = {
+        "I_thresh": 1e-9,
+        "I_width": 0.25e-9,
+        "I_gain": 1e-9,
+        "set": nominal["power_set"],
+        "reset": nominal["power_reset"],
+        "watts": 0.5 * (nominal["power_set"] + nominal["power_reset"]),
+    }
     return data, fit, {"power": power}
 
 
@@ -333,10 +419,17 @@ class Calibration:
         self.level_tab = np.asarray(fit["level_over_gain"])
 
     def _bilinear(self, tab, i_thresh, ratio, xp=np):
-        rows = xp.stack([xp.interp(xp.log(i_thresh), xp.asarray(self.log_thresh), xp.asarray(tab[:, j]))
-                         for j in range(tab.shape[1])])
-        return xp.interp(ratio, xp.asarray(self.ratio), rows) if np.ndim(ratio) == 0 else \
-            xp.stack([xp.interp(r, xp.asarray(self.ratio), rows[:, k]) for k, r in enumerate(ratio)])
+        rows = xp.stack(
+            [
+                xp.interp(xp.log(i_thresh), xp.asarray(self.log_thresh), xp.asarray(tab[:, j]))
+                for j in range(tab.shape[1])
+            ]
+        )
+        return (
+            xp.interp(ratio, xp.asarray(self.ratio), rows)
+            if np.ndim(ratio) == 0
+            else xp.stack([xp.interp(r, xp.asarray(self.ratio), rows[:, k]) for k, r in enumerate(ratio)])
+        )
 
     def thresholds(self, I_thresh, I_width, I_gain, xp=np):
         """(beta_hi, beta_lo, alpha) the circuit realises for these bias currents (scalars; xp = numpy or jax.numpy)."""
@@ -350,7 +443,9 @@ class Calibration:
         """Bias currents whose calibrated cell has set threshold beta_hi, width delta and level alpha (A)."""
         if not (beta_hi > 0 and 0 < delta < beta_hi and alpha > 0):
             raise CellParameterError(
-                f"bistable: need 0 < delta < beta_hi and alpha > 0, got beta_hi={beta_hi:g}, delta={delta:g}, alpha={alpha:g}.")
+                f"bistable: need 0 < delta < beta_hi and alpha > 0, got beta_hi={beta_hi:g}, delta={delta:g}, "
+                f"alpha={alpha:g}."
+            )
         ith, iw = beta_hi, delta
         for _ in range(40):
             ratio = min(max(iw / ith, self.ratio[0]), self.ratio[-1])
@@ -381,8 +476,12 @@ def run_frames(h, beta_hi, beta_lo, alpha, state0=0.0):
     from models.cells import fq_bmru_run
 
     h = jnp.asarray(h, jnp.float32)
-    q = fq_bmru_run({"beta_lo": beta_lo, "delta": beta_hi - beta_lo}, h[:, None], jnp.asarray([state0], jnp.float32),
-                    mode="sequential")
+    q = fq_bmru_run(
+        {"beta_lo": beta_lo, "delta": beta_hi - beta_lo},
+        h[:, None],
+        jnp.asarray([state0], jnp.float32),
+        mode="sequential",
+    )
     return alpha * q[:, 0]
 
 
@@ -395,7 +494,7 @@ def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
 
 HELD_OUT = (Params(1.5e-9, 0.525e-9, 3e-9), Params(0.7e-9, 0.42e-9, 0.6e-9), Params(5e-9, 1e-9, 1.5e-9))
 FRAME = 1e-3
-ENABLE_WINDOW = (0.3, 0.9)     # part of an enabled frame during which the phase is high
+ENABLE_WINDOW = (0.3, 0.9)  # part of an enabled frame during which the phase is high
 VDD_PHASE = 1.8
 
 
@@ -418,15 +517,20 @@ def _frames_sim(p: Params, h, corner, temp, enable=None):
                 v_en += [0.0, VDD_PHASE, VDD_PHASE, 0.0]
         t_en.append(len(h) * FRAME)
         v_en.append(0.0)
-        stimuli += [Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
-                    Pwl("enb", "enb", "0", tuple(t_en), tuple(VDD_PHASE - v for v in v_en), kind="V")]
-    circuit = "\n".join([
-        subckt().text, starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
-        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
-        f"Ith ith 0 {p.I_thresh:.6g}", f"Iw vddb iw {p.I_width:.6g}", f"Ig vddb ig {p.I_gain:.6g}",
-        f"Vout vo 0 {V_OUT:g}", subckt().instance("C", ["vdd", "in", "vo", "ith", "iw", "ig", "vsp", "vsn", *phase])])
-    return Simulation(circuit, analyses=(Tran(FRAME / 200, len(h) * FRAME, tmax=FRAME / 50),), saves=(OUT,),
-                      stimuli=tuple(stimuli), title="bistable frames", corner=corner, temp=temp)
+        stimuli += [
+            Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
+            Pwl("enb", "enb", "0", tuple(t_en), tuple(VDD_PHASE - v for v in v_en), kind="V"),
+        ]
+    circuit = _bench_circuit(p, phase)
+    return Simulation(
+        circuit,
+        analyses=(Tran(FRAME / 200, len(h) * FRAME, tmax=FRAME / 50),),
+        saves=(OUT,),
+        stimuli=tuple(stimuli),
+        title="bistable frames",
+        corner=corner,
+        temp=temp,
+    )
 
 
 def _frame_outputs(runner: Runner, p: Params, h, corner, temp, enable=None) -> np.ndarray:
@@ -448,8 +552,12 @@ def phase_check(runner: Runner, corner: str = "tt", temp: float = 27.0) -> dict:
         if on:
             state = 1.0 if v > p.I_thresh else 0.0 if v < p.I_thresh - p.I_width else state
         expected.append(state > 0.5)
-    return {"agreement": float(np.mean(spice == np.array(expected))), "spice": spice.tolist(),
-            "expected": expected, "enable": enable.tolist()}
+    return {
+        "agreement": float(np.mean(spice == np.array(expected))),
+        "spice": spice.tolist(),
+        "expected": expected,
+        "enable": enable.tolist(),
+    }
 
 
 def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2, calibration=None) -> dict:
@@ -474,22 +582,39 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     h = np.array([0.2, 1.2, 0.8, 0.9, 0.5, 0.9, 1.4, 0.2, 0.95, 1.1]) * p.I_thresh
     spice_out = _frame_outputs(runner, p, h, corner, temp)
     model_out = np.asarray(run_frames(h, hi, lo, alpha))
-    report["frames"] = {"agreement": float(np.mean((spice_out > alpha / 2) == (model_out > alpha / 2))),
-                        "rms_error_of_alpha": common.rms((spice_out - model_out) / alpha)}
+    report["frames"] = {
+        "agreement": float(np.mean((spice_out > alpha / 2) == (model_out > alpha / 2))),
+        "rms_error_of_alpha": common.rms((spice_out - model_out) / alpha),
+    }
     return report
 
 
-def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8, seed: int = 1,
-             params: Params = NOMINAL, jobs: int = 2) -> dict:
+def mismatch(
+    runner: Runner,
+    corner: str = "tt",
+    temp: float = 27.0,
+    n: int = 8,
+    seed: int = 1,
+    params: Params = NOMINAL,
+    jobs: int = 2,
+) -> dict:
     """Sigma of set/reset thresholds, width and level over `n` Monte Carlo draws (one cell per draw)."""
     built = [_hysteresis_sim(params, corner, temp, mc_seed=seed + k) for k in range(n)]
     results = runner.run_many([s for s, _ in built], jobs=jobs)
     rows = [_measure_hysteresis(r, params, pts) for r, (_, pts) in zip(results, built)]
     out = {"n": n, "params": [params.I_thresh, params.I_width, params.I_gain]}
-    for key, f in (("up", lambda r: r["up"]), ("down", lambda r: r["down"]),
-                   ("width", lambda r: r["up"] - r["down"]), ("level", lambda r: r["level"])):
+    for key, f in (
+        ("up", lambda r: r["up"]),
+        ("down", lambda r: r["down"]),
+        ("width", lambda r: r["up"] - r["down"]),
+        ("level", lambda r: r["level"]),
+    ):
         v = np.array([f(r) for r in rows])
-        out[key] = {"mean": float(v.mean()), "sigma": float(v.std(ddof=1)), "rel_sigma": float(v.std(ddof=1) / v.mean())}
+        out[key] = {
+            "mean": float(v.mean()),
+            "sigma": float(v.std(ddof=1)),
+            "rel_sigma": float(v.std(ddof=1) / v.mean()),
+        }
     return out
 
 
@@ -498,12 +623,18 @@ def plot(table: dict, path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     loop = table["data"]["nominal_loop"]
     axes[0].plot(np.asarray(loop["i_in"]) * 1e9, np.asarray(loop["i_out"]) * 1e9)
-    axes[0].set(title="hysteresis loop (I_thresh 1 nA, I_width 0.25 nA, I_gain 1 nA)", xlabel="I_in [nA]",
-                ylabel="I_out [nA] (turn-on glitch clipped)", ylim=(-0.1, 1.5))
+    axes[0].set(
+        title="hysteresis loop (I_thresh 1 nA, I_width 0.25 nA, I_gain 1 nA)",
+        xlabel="I_in [nA]",
+        ylabel="I_out [nA] (turn-on glitch clipped)",
+        ylim=(-0.1, 1.5),
+    )
     fit = table["fit"]
     for j, r in enumerate(fit["grid_ratio"]):
         axes[1].semilogx(fit["grid_thresh"], [row[j] for row in fit["up_over_thresh"]], "o-", label=f"up, r={r:g}")
-        axes[1].semilogx(fit["grid_thresh"], [row[j] for row in fit["width_over_iwidth"]], "s--", label=f"width, r={r:g}")
+        axes[1].semilogx(
+            fit["grid_thresh"], [row[j] for row in fit["width_over_iwidth"]], "s--", label=f"width, r={r:g}"
+        )
     axes[1].semilogx(fit["grid_gain"], fit["level_over_gain"], "k^-", label="level / I_gain (vs I_gain)")
     axes[1].set(title="measured / ideal", xlabel="I_thresh (or I_gain) [A]")
     axes[1].legend(fontsize=6)

@@ -31,27 +31,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import (TIME, InitialCondition, Option, Pwl, Simulation, Tran, Voltage, current,
-                                            voltage)
 from cells import bistable, common, dpi, mirror
 from cells.common import Subckt
 from cells.facts import MemoryCell, Port
+from compiler.foundation.errors import CellParameterError
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import (
+    TIME,
+    InitialCondition,
+    Option,
+    Pwl,
+    Simulation,
+    Tran,
+    Voltage,
+    current,
+    voltage,
+)
 
 NAME = "cmru"
 # The ports with their roles (cells/facts.py): a bistable stage's, plus the DPI and gating biases; each
 # bias port takes the stage field of its name (`ith` and `ix` drawn out, the others sourced in).
-PORT_ROLES = (Port("vdd", "supply"), Port("in", "input"), Port("out", "output"),
-              Port("ith", "bias", field="thresh", polarity="n"), Port("iw", "bias", field="width", polarity="p"),
-              Port("ig", "bias", field="gain", polarity="p"), Port("itau", "bias", field="tau", polarity="p"),
-              Port("idth", "bias", field="dth", polarity="p"), Port("ix", "bias", field="x", polarity="n"),
-              Port("vsp", "shared"), Port("vsn", "shared"), Port("en", "enable"), Port("enb", "enable_b"))
+PORT_ROLES = (
+    *bistable.PORT_ROLES[:6],  # vdd, in, out and the bistable biases ith, iw, ig
+    Port("itau", "bias", field="tau", polarity="p"),
+    Port("idth", "bias", field="dth", polarity="p"),
+    Port("ix", "bias", field="x", polarity="n"),
+    *bistable.PORT_ROLES[6:],  # vsp, vsn, en, enb
+)
 PORTS = tuple(p.name for p in PORT_ROLES)
 K_MAX = 16
-W_GATE, L_GATE = 2.0, 4.0      # gating mirrors: only their sign matters (saturating comparators)
+W_GATE, L_GATE = 2.0, 4.0  # gating mirrors: only their sign matters (saturating comparators)
 MAX_RATIO = 64
-W_CLEAR, L_CLEAR = 1.0, 4.0    # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
+W_CLEAR, L_CLEAR = 1.0, 4.0  # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
 # The simulator option of every deck holding a ladder (on top of the mandatory ones): 1e-13 S from each
 # node to ground (at most 0.18 pA per node). The ladder's series switches (keepers, block, pin and clear
 # switches) leave nodes that only junction leakage holds while they are off, and without this tie ngspice
@@ -110,8 +121,8 @@ class Params:
     def __post_init__(self):
         common.check_int(NAME, "K", self.K, 2, K_MAX)
         common.check_int(NAME, "n_pin", self.n_pin, 1, MAX_RATIO)
-        self.stage()   # the bistable cell's own validation
-        self.delay()   # the DPI's
+        self.stage()  # the bistable cell's own validation
+        self.delay()  # the DPI's
         common.check_current(NAME, "I_x", self.I_x, 10e-12, common.I_MAX)
 
     def stage(self) -> bistable.Params:
@@ -128,8 +139,14 @@ class Params:
     def port_currents(self) -> dict:
         """The bias current each port takes (A), with its direction ('n': drawn out, 'p': sourced in)."""
         K = self.K
-        values = {"ith": K * self.I_thresh, "iw": K * self.I_width, "ig": K * self.I_gain,
-                  "itau": K * self.I_tau, "idth": K * self.I_th, "ix": self.I_x}
+        values = {
+            "ith": K * self.I_thresh,
+            "iw": K * self.I_width,
+            "ig": K * self.I_gain,
+            "itau": K * self.I_tau,
+            "idth": K * self.I_th,
+            "ix": self.I_x,
+        }
         return {port.name: (values[port.name], port.polarity) for port in PORT_ROLES if port.role == "bias"}
 
 
@@ -140,12 +157,24 @@ def subckt(params: Params) -> Subckt:
     # DPI k's output: straight into the one node that reads it at the ends, else into its fan-out
     dpi_out = {k: ("nb2" if k == 1 else f"np{K - 1}" if k == K else f"f{k}p") for k in range(1, K + 1)}
     name = f"cmru_k{K}_c{round(params.C * 1e15)}f_p{params.n_pin}"
-    body = common.render(TEMPLATE, name=name, K=K, c_pf=f"{params.C * 1e12:g}",
-                         n_pin=params.n_pin, stages=range(1, K + 1),
-                         stage_inputs=["s1_in"] + [f"hc{k}" for k in range(2, K + 1)],
-                         x_outputs=[f"nb{k}" for k in range(2, K + 1)] + [f"np{k}" for k in range(1, K)]
-                         + [f"pc{k}" for k in range(1, K)],
-                         dpi_out=dpi_out, wd=dpi.W, ld=dpi.L, w_clr=W_CLEAR, l_clr=L_CLEAR, **parts)
+    body = common.render(
+        TEMPLATE,
+        name=name,
+        K=K,
+        c_pf=f"{params.C * 1e12:g}",
+        n_pin=params.n_pin,
+        stages=range(1, K + 1),
+        stage_inputs=["s1_in"] + [f"hc{k}" for k in range(2, K + 1)],
+        x_outputs=[f"nb{k}" for k in range(2, K + 1)]
+        + [f"np{k}" for k in range(1, K)]
+        + [f"pc{k}" for k in range(1, K)],
+        dpi_out=dpi_out,
+        wd=dpi.W,
+        ld=dpi.L,
+        w_clr=W_CLEAR,
+        l_clr=L_CLEAR,
+        **parts,
+    )
     return Subckt(name, PORTS, flatten(body, {s.name: s for s in parts.values()}))
 
 
@@ -162,8 +191,15 @@ def state_nodes(levels: int) -> tuple[str, ...]:
 # Each unit's subcircuit depends on its design (`design`), so the compiler builds it per unit. The
 # ladder's thresholds are its stages', so the bistable calibration programs it; its power estimate
 # before simulation is its stage's threshold branch (`ladder_power` measures a whole ladder).
-FACTS = MemoryCell(NAME, PORT_ROLES, bistable.FACTS.limits, calibration=bistable.NAME,
-                   supply_current=bistable.supply_current, state_nodes=state_nodes, shared=bistable.STARVE)
+FACTS = MemoryCell(
+    NAME,
+    PORT_ROLES,
+    bistable.FACTS.limits,
+    calibration=bistable.NAME,
+    supply_current=bistable.supply_current,
+    state_nodes=state_nodes,
+    shared=bistable.STARVE,
+)
 
 
 def flatten(text: str, library: dict) -> str:
@@ -194,14 +230,15 @@ def _parts(params: Params) -> dict:
     K = params.K
     gate = dict(w=W_GATE, l=L_GATE)
     return {
-        "cell": bistable.subckt(), "delay": dpi.subckt(params.delay()),
-        "hin": mirror.subckt(mirror.Params("n", (1,))), "hout": mirror.subckt(mirror.Params("p", (1,) * K)),
+        "cell": bistable.subckt(),
+        "delay": dpi.subckt(params.delay()),
+        "hin": mirror.subckt(mirror.Params("n", (1,))),
+        "hout": mirror.subckt(mirror.Params("p", (1,) * K)),
         "xmir": mirror.subckt(mirror.Params("p", (2,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)),
         "fan_p": mirror.subckt(mirror.Params("p", (1,), **gate)),
         "fan_n": mirror.subckt(mirror.Params("n", (1, 1), **gate)),
         "yout": mirror.subckt(mirror.Params("n", (1,))),
     }
-
 
 
 def ideal(params: Params) -> tuple[float, float, float, int]:
@@ -216,10 +253,14 @@ def run_frames(h, beta_hi, beta_lo, K, q0=0.0):
     from models.cells import fq_cmru_run
 
     h = jnp.asarray(h, jnp.float32)
-    q = fq_cmru_run({"beta_lo": jnp.float32(beta_lo), "delta": jnp.float32(beta_hi - beta_lo)}, h[:, None],
-                    jnp.asarray([q0], jnp.float32), K, mode="sequential")
+    q = fq_cmru_run(
+        {"beta_lo": jnp.float32(beta_lo), "delta": jnp.float32(beta_hi - beta_lo)},
+        h[:, None],
+        jnp.asarray([q0], jnp.float32),
+        K,
+        mode="sequential",
+    )
     return np.asarray(q[:, 0])
-
 
 
 def model_levels(p: Params, h) -> np.ndarray:
@@ -235,12 +276,13 @@ def ladder_power(result, params_list) -> float:
     bias = sum(v for p in params_list for v, _ in p.port_currents().values())
     return float(common.VDD * (supply + bias) / len(params_list))
 
+
 # ----------------------------------------------------------------------------------------------
 # Testbenches
 
-FRAME = 10e-3          # s, the compiler's default frame period
-SAMPLE_AT = 0.97       # fraction of the frame at which a level is read (flows/testbench.py)
-EDGE = 10e-6          # s, input and phase edges: 1 us edges stopped ngspice ("timestep too small")
+FRAME = 10e-3  # s, the compiler's default frame period
+SAMPLE_AT = 0.97  # fraction of the frame at which a level is read (flows/testbench.py)
+EDGE = 10e-6  # s, input and phase edges: 1 us edges stopped ngspice ("timestep too small")
 SUPPLY = current("vdd")
 
 
@@ -264,24 +306,40 @@ def window(phases: int = 1, phase: int = 1) -> tuple[float, float]:
 def _bench_lines(params: Params, label: str, prefix: str = "") -> list[str]:
     """Ideal bias sources and one ladder instance; its input is node <prefix>in, its output <prefix>o."""
     currents = params.port_currents()
-    nets = {"vdd": "vdd", "in": f"{prefix}in", "out": f"{prefix}o", "vsp": "vsp", "vsn": "vsn", "en": "en", "enb": "enb"}
+    nets = {
+        "vdd": "vdd",
+        "in": f"{prefix}in",
+        "out": f"{prefix}o",
+        "vsp": "vsp",
+        "vsn": "vsn",
+        "en": "en",
+        "enb": "enb",
+    }
     lines = []
     for port, (value, direction) in currents.items():
         node = f"{prefix}{port}"
         nets[port] = node
-        lines.append(f"I{prefix}{port} {node} 0 {value:.6g}" if direction == "n" else f"I{prefix}{port} vddb {node} {value:.6g}")
+        lines.append(
+            f"I{prefix}{port} {node} 0 {value:.6g}" if direction == "n" else f"I{prefix}{port} vddb {node} {value:.6g}"
+        )
     lines += [f"V{prefix}out {prefix}o 0 {bistable.V_OUT:g}", subckt(params).instance(label, nets)]
     return lines
 
 
-def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, mc_seed=None,
-                free_running=False) -> Simulation:
+def _frames_sim(
+    params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, mc_seed=None, free_running=False
+) -> Simulation:
     """Ladders (one per params, independent) through frames of input hs[i] (A); en high in `win` of each frame."""
     win = win or window()
     frames = len(hs[0])
     parts = {s.name: s for s in map(subckt, params_list)}
-    lines = [*(parts[n].text for n in sorted(parts)), bistable.starve_bias().text, "Vdd vdd 0 1.8", "Vbias vddb 0 1.8",
-             bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"])]
+    lines = [
+        *(parts[n].text for n in sorted(parts)),
+        bistable.starve_bias().text,
+        "Vdd vdd 0 1.8",
+        "Vbias vddb 0 1.8",
+        bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+    ]
     stimuli = []
     for i, (p, h) in enumerate(zip(params_list, hs)):
         lines += _bench_lines(p, f"L{i}", f"u{i}")
@@ -298,14 +356,24 @@ def _frames_sim(params_list, hs, frame=FRAME, win=None, corner="tt", temp=27.0, 
             for at, level in ((win[0], 1.8), (win[1], 0.0)):
                 t_en += [(k + at) * frame, (k + at) * frame + EDGE]
                 v_en += [v_en[-1], level]
-        stimuli += [Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
-                    Pwl("enb", "enb", "0", tuple(t_en), tuple(1.8 - v for v in v_en), kind="V")]
+        stimuli += [
+            Pwl("en", "en", "0", tuple(t_en), tuple(v_en), kind="V"),
+            Pwl("enb", "enb", "0", tuple(t_en), tuple(1.8 - v for v in v_en), kind="V"),
+        ]
     states = [v for i, p in enumerate(params_list) for v in _stage_states(i, p)]
-    return Simulation("\n".join(lines), analyses=(Tran(frame / 200, frames * frame, tmax=frame / 50),),
-                      saves=(*map(_output, range(len(params_list))), SUPPLY, *states),
-                      initial=tuple(InitialCondition(v, 0.0) for v in states), stimuli=tuple(stimuli),
-                      options=OPTIONS, title=f"cmru frames K={params_list[0].K}", corner=corner, temp=temp,
-                      mc_seed=mc_seed, timeout=3600)
+    return Simulation(
+        "\n".join(lines),
+        analyses=(Tran(frame / 200, frames * frame, tmax=frame / 50),),
+        saves=(*map(_output, range(len(params_list))), SUPPLY, *states),
+        initial=tuple(InitialCondition(v, 0.0) for v in states),
+        stimuli=tuple(stimuli),
+        options=OPTIONS,
+        title=f"cmru frames K={params_list[0].K}",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+        timeout=3600,
+    )
 
 
 def levels(result, params_list, frames: int, frame=FRAME) -> dict:
@@ -336,15 +404,22 @@ def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down
 # Design: the ladder parameters for a cell and a frame period
 
 
-TAU_OVER_FRAME = 0.6      # DPI time constant / frame period (timing rules in the module docstring)
-G_NOMINAL = 1e-9          # settled DPI output: the gating comparators switch at G/2 and G/4
-X_RISE = 33.0             # I_gain / I_tau of every DPI: a larger ratio shortens t_up below the window
+TAU_OVER_FRAME = 0.6  # DPI time constant / frame period (timing rules in the module docstring)
+G_NOMINAL = 1e-9  # settled DPI output: the gating comparators switch at G/2 and G/4
+X_RISE = 33.0  # I_gain / I_tau of every DPI: a larger ratio shortens t_up below the window
 C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
 
-def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float = FRAME,
-           tau_over_frame: float = TAU_OVER_FRAME, dpi_calibration=None,
-           quantize=None) -> Params:
+def design(
+    K: int,
+    I_thresh: float,
+    I_width: float,
+    I_gain: float,
+    frame: float = FRAME,
+    tau_over_frame: float = TAU_OVER_FRAME,
+    dpi_calibration=None,
+    quantize=None,
+) -> Params:
     """Ladder parameters for a cell and a frame period (the compiler's inversion).
 
     * tau = tau_over_frame * frame at I_tau = max(30 pA, I_gain / X_RISE) per DPI; C follows from the DPI's
@@ -359,31 +434,49 @@ def design(K: int, I_thresh: float, I_width: float, I_gain: float, frame: float 
     I_tau = q(max(K * max(30e-12, I_gain / X_RISE), common.I_MIN)) / K
     tau = tau_over_frame * frame
     if dpi_calibration is not None:
-        lowest = dpi_calibration.table["fit"]["grid_tau"][0]   # below the table, tau scales as 1 / I_tau
+        lowest = dpi_calibration.table["fit"]["grid_tau"][0]  # below the table, tau scales as 1 / I_tau
         probe = dpi_calibration.parameters(dpi.Params(I_tau, I_tau, dpi.C_NOM))["tau"] * max(lowest / I_tau, 1.0)
         C = tau * (dpi.C_NOM + dpi_calibration.c_par) / probe - dpi_calibration.c_par
     else:
         C = tau * dpi.KAPPA * I_tau / common.thermal_voltage(27.0)
     if not C_RANGE[0] <= C <= C_RANGE[1]:
         raise CellParameterError(
-            f"cmru: tau = {tau:g} s at I_tau = {I_tau:g} A needs C = {C:g} F, outside {C_RANGE[0]:g}..{C_RANGE[1]:g} F. "
-            "Choose a frame period with tau_over_frame * frame_period in about 1.5-60 ms.")
+            f"cmru: tau = {tau:g} s at I_tau = {I_tau:g} A needs C = {C:g} F, "
+            f"outside {C_RANGE[0]:g}..{C_RANGE[1]:g} F. "
+            "Choose a frame period with tau_over_frame * frame_period in about 1.5-60 ms."
+        )
     C = round(C * 1e13) / 1e13  # 0.1 pF grid: few distinct DPI subcircuits
     I_th = q(max(K * min(max(G_NOMINAL / max(I_gain / I_tau - 1.0, 1.0), dpi.I_LO), 30 * I_tau), common.I_MIN)) / K
     delay = dpi.Params(I_tau, I_th, C)
-    G = dpi_calibration.dc_gain(delay, I_gain) * I_gain if dpi_calibration is not None else I_th * (I_gain / I_tau - 1.0)
+    G = (
+        dpi_calibration.dc_gain(delay, I_gain) * I_gain
+        if dpi_calibration is not None
+        else I_th * (I_gain / I_tau - 1.0)
+    )
     I_x = q(max(G / 4, common.I_MIN))
     n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / I_x))))
     return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_pin)
 
 
 NOMINAL = dict(K=4, I_thresh=1e-9, I_width=0.4e-9, I_gain=1e-9)
-HELD_OUT = (dict(K=4, I_thresh=1.5e-9, I_width=0.6e-9, I_gain=2e-9), dict(K=4, I_thresh=0.7e-9, I_width=0.35e-9, I_gain=0.6e-9),
-            dict(K=6, I_thresh=2e-9, I_width=0.8e-9, I_gain=1.5e-9))
+HELD_OUT = (
+    dict(K=4, I_thresh=1.5e-9, I_width=0.6e-9, I_gain=2e-9),
+    dict(K=4, I_thresh=0.7e-9, I_width=0.35e-9, I_gain=0.6e-9),
+    dict(K=6, I_thresh=2e-9, I_width=0.8e-9, I_gain=1.5e-9),
+)
 
 
-def frame_agreement(runner: Runner, cells_params, frames: int = 32, seed: int = 0, frame=FRAME, corner="tt",
-                    temp=27.0, mc_seed=None, win=None) -> dict:
+def frame_agreement(
+    runner: Runner,
+    cells_params,
+    frames: int = 32,
+    seed: int = 0,
+    frame=FRAME,
+    corner="tt",
+    temp=27.0,
+    mc_seed=None,
+    win=None,
+) -> dict:
     """Random supra/sub/hold frame sequences through independent ladders in one netlist: the level per
     frame (nearest ladder level of the output current) against the model's FQ-CMRU."""
     rng = np.random.default_rng(seed)
@@ -391,18 +484,27 @@ def frame_agreement(runner: Runner, cells_params, frames: int = 32, seed: int = 
     res = runner.run(_frames_sim(cells_params, hs, frame, win, corner, temp, mc_seed))
     got = levels(res, cells_params, frames, frame)
     ref = np.stack([model_levels(p, h) for p, h in zip(cells_params, hs)])
-    return {"level_agreement": float(np.mean(got["level"] == ref)), "stage_agreement": float(np.mean(got["stages"] == ref)),
-            "frames": int(ref.size), "ladders": len(cells_params), "wall_s": res.wall_time,
-            "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"] / np.array([[p.I_gain] for p in cells_params]) - ref) ** 2))),
-            "power_W_per_ladder": ladder_power(res, cells_params),
-            "spice_levels": got["level"].tolist(), "reference_levels": ref.tolist(), "inputs": [h.tolist() for h in hs]}
+    return {
+        "level_agreement": float(np.mean(got["level"] == ref)),
+        "stage_agreement": float(np.mean(got["stages"] == ref)),
+        "frames": int(ref.size),
+        "ladders": len(cells_params),
+        "wall_s": res.wall_time,
+        "level_rms_of_alpha": float(
+            np.sqrt(np.mean((got["current"] / np.array([[p.I_gain] for p in cells_params]) - ref) ** 2))
+        ),
+        "power_W_per_ladder": ladder_power(res, cells_params),
+        "spice_levels": got["level"].tolist(),
+        "reference_levels": ref.tolist(),
+        "inputs": [h.tolist() for h in hs],
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # Characterisation: free-running staircases
 
-GRID_GAIN = (0.5e-9, 1e-9, 3e-9)         # I_gain: sets the DPI's input over I_tau, hence its rise time
-RAMP = 20e-3                              # s through +-15 % of a threshold (quasi-static for the first stage)
+GRID_GAIN = (0.5e-9, 1e-9, 3e-9)  # I_gain: sets the DPI's input over I_tau, hence its rise time
+RAMP = 20e-3  # s through +-15 % of a threshold (quasi-static for the first stage)
 SPAN = 0.15
 
 
@@ -413,20 +515,41 @@ def _staircase_sim(p: Params, corner, temp, mc_seed=None) -> tuple[Simulation, d
     tau = p.delay().tau_ideal(temp)
     climb = p.K * 3 * tau
     marks, t, pts = {}, 0.0, [(0.0, 0.0)]
-    for name, dt, v in (("pre", 2e-3, (1 - SPAN) * hi), ("ramp_up", RAMP, (1 + SPAN) * hi), ("climb", climb, (1 + SPAN) * hi),
-                        ("to_band", 1e-3, (1 + SPAN) * lo), ("ramp_down", RAMP, (1 - SPAN) * lo),
-                        ("descend", climb, (1 - SPAN) * lo)):
+    for name, dt, v in (
+        ("pre", 2e-3, (1 - SPAN) * hi),
+        ("ramp_up", RAMP, (1 + SPAN) * hi),
+        ("climb", climb, (1 + SPAN) * hi),
+        ("to_band", 1e-3, (1 + SPAN) * lo),
+        ("ramp_down", RAMP, (1 - SPAN) * lo),
+        ("descend", climb, (1 - SPAN) * lo),
+    ):
         t += dt
         pts.append((t, v))
         marks[name] = t
     times, values = common.pwl(pts)
-    lines = [subckt(p).text, bistable.starve_bias().text, "Vdd vdd 0 1.8",
-             "Vbias vddb 0 1.8", bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]), "Ven en 0 1.8", "Venb enb 0 0",
-             *_bench_lines(p, "L0", "u0")]
-    sim = Simulation("\n".join(lines), analyses=(Tran(tau / 100, t, tmax=tau / 20),), saves=(_output(0), SUPPLY),
-                     initial=tuple(InitialCondition(v, 0.0) for v in _stage_states(0, p)),
-                     stimuli=(Pwl("h0", "vddb", "u0in", times, values),), options=OPTIONS,
-                     title=f"cmru staircase {p}", corner=corner, temp=temp, mc_seed=mc_seed, timeout=3600)
+    lines = [
+        subckt(p).text,
+        bistable.starve_bias().text,
+        "Vdd vdd 0 1.8",
+        "Vbias vddb 0 1.8",
+        bistable.starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+        "Ven en 0 1.8",
+        "Venb enb 0 0",
+        *_bench_lines(p, "L0", "u0"),
+    ]
+    sim = Simulation(
+        "\n".join(lines),
+        analyses=(Tran(tau / 100, t, tmax=tau / 20),),
+        saves=(_output(0), SUPPLY),
+        initial=tuple(InitialCondition(v, 0.0) for v in _stage_states(0, p)),
+        stimuli=(Pwl("h0", "vddb", "u0in", times, values),),
+        options=OPTIONS,
+        title=f"cmru staircase {p}",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+        timeout=3600,
+    )
     return sim, {"times": times, "values": values, "marks": marks}
 
 
@@ -436,14 +559,21 @@ def _measure_staircase(res, p: Params, stim) -> dict:
     a = p.I_gain
     ups = [common.crossing(t, i_out, (k + 0.5) * a, True, after=m["pre"]) for k in range(p.K)]
     downs = [common.crossing(t, i_out, (k - 0.5) * a, False, after=m["to_band"]) for k in range(p.K, 0, -1)]
-    plateau = [common.mean_between(t, i_out, ups[k] + 0.3 * (ups[k + 1] - ups[k]), ups[k + 1] - 0.05 * (ups[k + 1] - ups[k]))
-               for k in range(p.K - 1)] + [common.mean_between(t, i_out, ups[-1] + 1e-3, m["climb"])]
-    return {"params": [p.K, p.I_thresh, p.I_width, p.I_gain, p.I_tau, p.I_th, p.C, p.I_x, p.n_pin],
-            "up": float(np.interp(ups[0], times, values)), "down": float(np.interp(downs[0], times, values)),
-            "t_up": float(np.mean(np.diff(ups))), "t_down": float(np.mean(np.diff(downs))),
-            "levels": [float(v) for v in plateau], "level_over_gain": float(plateau[-1] / (p.K * a)),
-            "tau_ideal": p.delay().tau_ideal(),
-            "trace": {"t": t[:: max(1, len(t) // 600)].tolist(), "i_out": i_out[:: max(1, len(t) // 600)].tolist()}}
+    plateau = [
+        common.mean_between(t, i_out, ups[k] + 0.3 * (ups[k + 1] - ups[k]), ups[k + 1] - 0.05 * (ups[k + 1] - ups[k]))
+        for k in range(p.K - 1)
+    ] + [common.mean_between(t, i_out, ups[-1] + 1e-3, m["climb"])]
+    return {
+        "params": [p.K, p.I_thresh, p.I_width, p.I_gain, p.I_tau, p.I_th, p.C, p.I_x, p.n_pin],
+        "up": float(np.interp(ups[0], times, values)),
+        "down": float(np.interp(downs[0], times, values)),
+        "t_up": float(np.mean(np.diff(ups))),
+        "t_down": float(np.mean(np.diff(downs))),
+        "levels": [float(v) for v in plateau],
+        "level_over_gain": float(plateau[-1] / (p.K * a)),
+        "tau_ideal": p.delay().tau_ideal(),
+        "trace": {"t": t[:: max(1, len(t) // 600)].tolist(), "i_out": i_out[:: max(1, len(t) // 600)].tolist()},
+    }
 
 
 def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
@@ -455,20 +585,30 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         dpi_cal = dpi.load_calibration(corner, temp)
     except CalibrationMissing:
         dpi_cal = None
-    points = [design(NOMINAL["K"], NOMINAL["I_thresh"], NOMINAL["I_width"], g, dpi_calibration=dpi_cal) for g in GRID_GAIN]
+    points = [
+        design(NOMINAL["K"], NOMINAL["I_thresh"], NOMINAL["I_width"], g, dpi_calibration=dpi_cal) for g in GRID_GAIN
+    ]
     built = [_staircase_sim(p, corner, temp) for p in points]
-    rows = [_measure_staircase(r, p, stim) for r, p, (_, stim) in
-            zip(runner.run_many([s for s, _ in built], jobs=jobs), points, built)]
-    fit = {"grid_gain": list(GRID_GAIN), "x": [p.I_gain / p.I_tau for p in points],
-           "t_up_over_tau": [r["t_up"] / r["tau_ideal"] for r in rows],
-           "t_down_over_tau": [r["t_down"] / r["tau_ideal"] for r in rows],
-           "level_over_gain": [r["level_over_gain"] for r in rows],
-           "up_over_thresh": [r["up"] / NOMINAL["I_thresh"] for r in rows],
-           "down_over_reset": [r["down"] / (NOMINAL["I_thresh"] - NOMINAL["I_width"]) for r in rows],
-           "protocol": {"ramp": RAMP, "span": SPAN, "nominal": NOMINAL}}
+    rows = [
+        _measure_staircase(r, p, stim)
+        for r, p, (_, stim) in zip(runner.run_many([s for s, _ in built], jobs=jobs), points, built)
+    ]
+    fit = {
+        "grid_gain": list(GRID_GAIN),
+        "x": [p.I_gain / p.I_tau for p in points],
+        "t_up_over_tau": [r["t_up"] / r["tau_ideal"] for r in rows],
+        "t_down_over_tau": [r["t_down"] / r["tau_ideal"] for r in rows],
+        "level_over_gain": [r["level_over_gain"] for r in rows],
+        "up_over_thresh": [r["up"] / NOMINAL["I_thresh"] for r in rows],
+        "down_over_reset": [r["down"] / (NOMINAL["I_thresh"] - NOMINAL["I_width"]) for r in rows],
+        "protocol": {"ramp": RAMP, "span": SPAN, "nominal": NOMINAL},
+    }
     nominal = rows[GRID_GAIN.index(1e-9)]
     power = {"K": NOMINAL["K"], "I_gain": 1e-9, "watts": None}
-    data = {"staircases": [{k: v for k, v in r.items() if k != "trace"} for r in rows], "nominal_trace": nominal["trace"]}
+    data = {
+        "staircases": [{k: v for k, v in r.items() if k != "trace"} for r in rows],
+        "nominal_trace": nominal["trace"],
+    }
     power["watts"] = _power(runner, points[GRID_GAIN.index(1e-9)], corner, temp)
     return data, fit, {"power": power}
 
@@ -505,8 +645,10 @@ class Calibration:
         """The two timing rules of the module docstring, with their margins (s; positive = met)."""
         t_up, t_down = self.step_times(p)
         width = (win[1] - win[0]) * frame
-        return {"no_cascade_margin": t_switch + min(t_up, t_down) - width,
-                "ready_margin": frame + width - 2 * t_switch - max(t_up, t_down)}
+        return {
+            "no_cascade_margin": t_switch + min(t_up, t_down) - width,
+            "ready_margin": frame + width - 2 * t_switch - max(t_up, t_down),
+        }
 
 
 def load_calibration(corner: str = "tt", temp: float = 27.0) -> Calibration:
@@ -534,7 +676,13 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
     sims = [_frames_sim([p], [h], corner=corner, temp=temp, mc_seed=seed + k) for k in range(n)]
     ref = model_levels(p, h)
     agree = [float(np.mean(levels(r, [p], 32)["level"][0] == ref)) for r in runner.run_many(sims, jobs=jobs)]
-    return {"n": n, "params": NOMINAL, "level_agreement": agree, "mean": float(np.mean(agree)), "min": float(np.min(agree))}
+    return {
+        "n": n,
+        "params": NOMINAL,
+        "level_agreement": agree,
+        "mean": float(np.mean(agree)),
+        "min": float(np.min(agree)),
+    }
 
 
 def limit_frames(K: int, beta_hi: float, beta_lo: float, rng, extra: int = 16) -> np.ndarray:
@@ -544,8 +692,19 @@ def limit_frames(K: int, beta_hi: float, beta_lo: float, rng, extra: int = 16) -
     return np.concatenate([climb, random_frames(extra, beta_hi, beta_lo, rng)])
 
 
-def limits(runner: Runner, Ks=(4, 8, 16), tau_over_frames=(0.6,), frames=(FRAME,), mc: int = 0, corner="tt",
-           temp: float = 27.0, jobs: int = 2, seed: int = 3, extra: int = 16, **cell) -> list[dict]:
+def limits(
+    runner: Runner,
+    Ks=(4, 8, 16),
+    tau_over_frames=(0.6,),
+    frames=(FRAME,),
+    mc: int = 0,
+    corner="tt",
+    temp: float = 27.0,
+    jobs: int = 2,
+    seed: int = 3,
+    extra: int = 16,
+    **cell,
+) -> list[dict]:
     """How K, the frame period and the DPI's tau / T_f trade against fidelity and power: one nominal ladder
     (the NOMINAL biases unless `cell` gives others) per combination, through `limit_frames`, nominal and
     under `mc` PDK mismatch draws. Rows: level agreement per frame, level RMS (in alpha), mean power per
@@ -567,15 +726,24 @@ def limits(runner: Runner, Ks=(4, 8, 16), tau_over_frames=(0.6,), frames=(FRAME,
         got = levels(res, [p], len(h), frame)
         ref = model_levels(p, h)
         margins = cal.timing_ok(p, frame, window())
-        rows.append({"K": p.K, "frame_ms": frame * 1e3, "tau_over_frame": ratio, "mc_seed": draw,
-                     "C_pF": round(p.C * 1e12, 2), "frames": len(h),
-                     "level_agreement": float(np.mean(got["level"][0] == ref)),
-                     "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"][0] / p.I_gain - ref) ** 2))),
-                     "power_W": ladder_power(res, [p]),
-                     "no_cascade_margin_ms": round(margins["no_cascade_margin"] * 1e3, 3),
-                     "ready_margin_ms": round(margins["ready_margin"] * 1e3, 3),
-                     "wall_s": round(res.wall_time, 1), "spice_levels": got["level"][0].astype(int).tolist(),
-                     "reference_levels": ref.astype(int).tolist()})
+        rows.append(
+            {
+                "K": p.K,
+                "frame_ms": frame * 1e3,
+                "tau_over_frame": ratio,
+                "mc_seed": draw,
+                "C_pF": round(p.C * 1e12, 2),
+                "frames": len(h),
+                "level_agreement": float(np.mean(got["level"][0] == ref)),
+                "level_rms_of_alpha": float(np.sqrt(np.mean((got["current"][0] / p.I_gain - ref) ** 2))),
+                "power_W": ladder_power(res, [p]),
+                "no_cascade_margin_ms": round(margins["no_cascade_margin"] * 1e3, 3),
+                "ready_margin_ms": round(margins["ready_margin"] * 1e3, 3),
+                "wall_s": round(res.wall_time, 1),
+                "spice_levels": got["level"][0].astype(int).tolist(),
+                "reference_levels": ref.astype(int).tolist(),
+            }
+        )
     return rows
 
 
@@ -584,8 +752,11 @@ def plot(table: dict, path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     tr = table["data"]["nominal_trace"]
     axes[0].plot(np.asarray(tr["t"]) * 1e3, np.asarray(tr["i_out"]) * 1e9)
-    axes[0].set(title="free-running staircase, K = 4, I_gain 1 nA (one step per gating delay)", xlabel="t [ms]",
-                ylabel="I_out [nA]")
+    axes[0].set(
+        title="free-running staircase, K = 4, I_gain 1 nA (one step per gating delay)",
+        xlabel="t [ms]",
+        ylabel="I_out [nA]",
+    )
     f = table["fit"]
     axes[1].semilogx(f["x"], f["t_up_over_tau"], "o-", label="t_up / tau")
     axes[1].semilogx(f["x"], f["t_down_over_tau"], "s-", label="t_down / tau")

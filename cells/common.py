@@ -36,8 +36,9 @@ CALIBRATION_DIR = package_path("cells", "calibration")
 I_MIN = 0.1e-9
 I_MAX = 10e-9
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=True)
+_ENV = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True
+)
 
 
 def render(template: str, **values) -> str:
@@ -86,20 +87,34 @@ def table_path(cell: str, corner: str, temp: float, directory: Path | None = Non
     return Path(directory or CALIBRATION_DIR) / f"{cell}_{corner}_{temp:g}C.json"
 
 
-def write_table(cell: str, corner: str, temp: float, data: dict, fit: dict, *, wall_time: float,
-                directory: Path | None = None, extra: dict | None = None) -> Path:
+def write_table(
+    cell: str,
+    corner: str,
+    temp: float,
+    data: dict,
+    fit: dict,
+    *,
+    wall_time: float,
+    directory: Path | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write a versioned calibration table atomically and return its path."""
     from compiler.foundation.ngspice import ngspice_version
     from compiler.foundation.pdk import find_models
 
     table = {
-        "schema": SCHEMA, "cell": cell, "corner": corner, "temp": temp,
-        "pdk": find_models().source, "ngspice": ngspice_version(),
+        "schema": SCHEMA,
+        "cell": cell,
+        "corner": corner,
+        "temp": temp,
+        "pdk": find_models().source,
+        "ngspice": ngspice_version(),
         "command": f"python -m compiler characterize {cell} --corner {corner} --temp {temp:g}",
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "wall_time": round(wall_time, 3),
         **(extra or {}),
-        "data": _plain(data), "fit": _plain(fit),
+        "data": _plain(data),
+        "fit": _plain(fit),
     }
     path = table_path(cell, corner, temp, directory)
     path.parent.mkdir(parents=True, exist_ok=True)

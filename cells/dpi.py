@@ -28,16 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cells import common
+from cells.common import Subckt
 from compiler.foundation.errors import CellParameterError
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
-from cells import common
-from cells.common import Subckt
 
 NAME = "dpi"
 PORTS = ("vdd", "in", "out", "ith", "itau")
 W, L = 16.0, 2.0
-KAPPA = 0.69          # nfet 16/2 subthreshold slope factor at 0.1-1 nA (the ideal model; calibration fits tau)
+KAPPA = 0.69  # nfet 16/2 subthreshold slope factor at 0.1-1 nA (the ideal model; calibration fits tau)
 C_MIN, C_MAX = 0.5e-12, 20e-12
 I_LO, I_HI = 10e-12, 10e-9
 
@@ -71,11 +71,13 @@ class Params:
         if not (isinstance(self.C, (int, float)) and C_MIN <= self.C <= C_MAX):
             raise CellParameterError(
                 f"dpi: C = {self.C!r} F is outside {C_MIN:g}..{C_MAX:g} F; below 0.5 pF the 0.2 pF of gate "
-                "capacitance dominates tau, above 20 pF the MIM plate exceeds 100 x 100 um.")
+                "capacitance dominates tau, above 20 pF the MIM plate exceeds 100 x 100 um."
+            )
         if not 0.1 <= self.I_th / self.I_tau <= 30:
             raise CellParameterError(
                 f"dpi: gain I_th / I_tau = {self.I_th / self.I_tau:.3g} is outside 0.1..30, where the "
-                "pair leaves its exponential range.")
+                "pair leaves its exponential range."
+            )
 
     @property
     def side_um(self) -> float:
@@ -130,8 +132,11 @@ def _integrator():
 
 
 def _args(i_in, dt, I_tau, tau0, I_th, i_off):
-    return (np.asarray(np.asarray(i_in, float) / I_tau, np.float32), np.float32(dt / tau0),
-            np.float32(math.log(i_off / I_th)))
+    return (
+        np.asarray(np.asarray(i_in, float) / I_tau, np.float32),
+        np.float32(dt / tau0),
+        np.float32(math.log(i_off / I_th)),
+    )
 
 
 def response(i_in, dt: float, I_tau: float, tau: float, a: float, i_th_eff: float, i_off: float = 1e-15):
@@ -149,7 +154,7 @@ def ideal(params: Params, i_in, dt: float, temp: float = 27.0, i_off: float = 1e
 # ----------------------------------------------------------------------------------------------
 # Testbench and fit
 
-LEVELS = (0, 4, 12, 6, 20, 2, 0)      # input steps in units of I_tau, each held HOLD_TAUS ideal taus
+LEVELS = (0, 4, 12, 6, 20, 2, 0)  # input steps in units of I_tau, each held HOLD_TAUS ideal taus
 HOLD_TAUS = 10
 GRID_TAU = (0.03e-9, 0.1e-9, 0.3e-9, 1e-9)
 GRID_GAIN = (1.0, 3.0, 10.0)
@@ -167,8 +172,13 @@ def _steps_sim(instances, levels, hold_taus, corner, temp, mc_seed=None):
     stimuli = []
     for k, p in enumerate(instances):
         assert p.I_tau == p0.I_tau and p.C == p0.C
-        lines += [f"Vdd{k} vdd{k} 0 1.8", f"Ith{k} vdd{k} ith{k} {p.I_th:.6g}", f"Itau{k} vdd{k} itau{k} {p.I_tau:.6g}",
-                  f"Vout{k} o{k} 0 1.0", sub.instance(f"D{k}", [f"vdd{k}", f"in{k}", f"o{k}", f"ith{k}", f"itau{k}"])]
+        lines += [
+            f"Vdd{k} vdd{k} 0 1.8",
+            f"Ith{k} vdd{k} ith{k} {p.I_th:.6g}",
+            f"Itau{k} vdd{k} itau{k} {p.I_tau:.6g}",
+            f"Vout{k} o{k} 0 1.0",
+            sub.instance(f"D{k}", [f"vdd{k}", f"in{k}", f"o{k}", f"ith{k}", f"itau{k}"]),
+        ]
         times, values = [], []
         for j, lev in enumerate(levels):
             times += [j * t_hold + (1e-3 * tau if j else 0.0), (j + 1) * t_hold]
@@ -176,9 +186,16 @@ def _steps_sim(instances, levels, hold_taus, corner, temp, mc_seed=None):
         stimuli.append(Pwl(f"in{k}", f"in{k}", "0", tuple(times), tuple(values)))
     t_end = len(levels) * t_hold
     saves = [v for k in range(len(instances)) for v in (current(f"vout{k}"), current(f"vdd{k}"))]
-    sim = Simulation("\n".join(lines), analyses=(Tran(tau / 50, t_end, tmax=tau / 10),), saves=tuple(saves),
-                     stimuli=tuple(stimuli), title=f"dpi steps I_tau={p0.I_tau:g} C={p0.C:g}", corner=corner,
-                     temp=temp, mc_seed=mc_seed)
+    sim = Simulation(
+        "\n".join(lines),
+        analyses=(Tran(tau / 50, t_end, tmax=tau / 10),),
+        saves=tuple(saves),
+        stimuli=tuple(stimuli),
+        title=f"dpi steps I_tau={p0.I_tau:g} C={p0.C:g}",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+    )
     dt = tau / SAMPLES_PER_TAU
     grid = np.arange(int(round(t_end / dt))) * dt
     return sim, grid, dt, t_hold
@@ -212,8 +229,15 @@ def _fit_one(i_spice, i_in, dt, p: Params, temp):
     sol = least_squares(resid, x0=[0.1, 1.0, 0.0], jac=jacobian, max_nfev=100)
     tau, a, g = tau0 * math.exp(sol.x[0]), float(sol.x[1]), math.exp(sol.x[2])
     ideal_err = common.rms(ideal(p, i_in, dt, temp, i_off) - i_spice) / peak
-    return {"tau": tau, "a": a, "g": g, "i_off": i_off, "fit_rms_of_peak": common.rms(resid(sol.x)),
-            "ideal_rms_of_peak": ideal_err, "tau_ideal": tau0}
+    return {
+        "tau": tau,
+        "a": a,
+        "g": g,
+        "i_off": i_off,
+        "fit_rms_of_peak": common.rms(resid(sol.x)),
+        "ideal_rms_of_peak": ideal_err,
+        "tau_ideal": tau0,
+    }
 
 
 def measure(runner: Runner, groups, corner="tt", temp=27.0, jobs=2, levels=LEVELS, hold_taus=HOLD_TAUS):
@@ -239,27 +263,65 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         points.append({"I_tau": p.I_tau, "I_th": p.I_th, "C": p.C, **fit})
         if p.I_tau == 0.1e-9 and p.I_th == 1e-9 and p.C == C_NOM:
             step = slice(None, None, 5)
-            traces = {"t": grid[step].tolist(), "i_in": i_in[step].tolist(), "i_out": i_out[step].tolist(),
-                      "params": [p.I_tau, p.I_th, p.C]}
+            traces = {
+                "t": grid[step].tolist(),
+                "i_in": i_in[step].tolist(),
+                "i_out": i_out[step].tolist(),
+                "params": [p.I_tau, p.I_th, p.C],
+            }
             k = int(np.searchsorted(grid, 2.9 * HOLD_TAUS * p.tau_ideal(temp)))  # end of the 12 I_tau step
-            power = {"I_tau": p.I_tau, "I_th": p.I_th, "C": p.C, "I_in": 12 * p.I_tau,
-                     "watts": float(common.VDD * (i_vdd[k] + p.I_th + p.I_tau))}
+            power = {
+                "I_tau": p.I_tau,
+                "I_th": p.I_th,
+                "C": p.C,
+                "I_in": 12 * p.I_tau,
+                "watts": float(common.VDD * (i_vdd[k] + p.I_th + p.I_tau)),
+            }
     # parasitic capacitance on vc from the two capacitor values at I_tau = 1 nA
     c_par = []
     for g in GRID_GAIN:
-        t1 = next(q["tau"] for q in points if q["I_tau"] == 1e-9 and q["C"] == C_NOM and abs(q["I_th"] - g * 1e-9) < 1e-15)
+        t1 = next(
+            q["tau"] for q in points if q["I_tau"] == 1e-9 and q["C"] == C_NOM and abs(q["I_th"] - g * 1e-9) < 1e-15
+        )
         t4 = next(q["tau"] for q in points if q["C"] == C_SECOND and abs(q["I_th"] - g * 1e-9) < 1e-15)
         c_par.append((C_SECOND - (t4 / t1) * C_NOM) / (t4 / t1 - 1))
-    fit = {"grid_tau": list(GRID_TAU), "grid_gain": list(GRID_GAIN), "c_nominal": C_NOM, "c_par": float(np.mean(c_par)),
-           "tau_C": [[next(q["tau"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
-                      for g in GRID_GAIN] for t in GRID_TAU],
-           "a": [[next(q["a"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
-                  for g in GRID_GAIN] for t in GRID_TAU],
-           "g": [[next(q["g"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
-                  for g in GRID_GAIN] for t in GRID_TAU],
-           "i_off": [[next(q["i_off"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
-                      for g in GRID_GAIN] for t in GRID_TAU],
-           "protocol": {"levels_of_I_tau": list(LEVELS), "hold_taus": HOLD_TAUS}}
+    fit = {
+        "grid_tau": list(GRID_TAU),
+        "grid_gain": list(GRID_GAIN),
+        "c_nominal": C_NOM,
+        "c_par": float(np.mean(c_par)),
+        "tau_C": [
+            [
+                next(q["tau"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
+                for g in GRID_GAIN
+            ]
+            for t in GRID_TAU
+        ],
+        "a": [
+            [
+                next(q["a"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
+                for g in GRID_GAIN
+            ]
+            for t in GRID_TAU
+        ],
+        "g": [
+            [
+                next(q["g"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18)
+                for g in GRID_GAIN
+            ]
+            for t in GRID_TAU
+        ],
+        "i_off": [
+            [
+                next(
+                    q["i_off"] for q in points if q["I_tau"] == t and q["C"] == C_NOM and abs(q["I_th"] - g * t) < 1e-18
+                )
+                for g in GRID_GAIN
+            ]
+            for t in GRID_TAU
+        ],
+        "protocol": {"levels_of_I_tau": list(LEVELS), "hold_taus": HOLD_TAUS},
+    }
     return {"points": points, "nominal_trace": traces}, fit, {"power": power}
 
 
@@ -283,8 +345,12 @@ class Calibration:
     def parameters(self, p: Params) -> dict:
         """Calibrated (tau, a, I_th_eff, i_off) of a DPI."""
         tau = self._interp("tau_C", p.I_tau, p.I_th, log=True) * (p.C + self.c_par) / (self.c_nom + self.c_par)
-        return {"tau": tau, "a": self._interp("a", p.I_tau, p.I_th), "i_th_eff": p.I_th * self._interp("g", p.I_tau, p.I_th),
-                "i_off": self._interp("i_off", p.I_tau, p.I_th, log=True) if "i_off" in self.table["fit"] else 1e-15}
+        return {
+            "tau": tau,
+            "a": self._interp("a", p.I_tau, p.I_th),
+            "i_th_eff": p.I_th * self._interp("g", p.I_tau, p.I_th),
+            "i_off": self._interp("i_off", p.I_tau, p.I_th, log=True) if "i_off" in self.table["fit"] else 1e-15,
+        }
 
     def response(self, p: Params, i_in, dt: float, i_off: float | None = None):
         q = self.parameters(p)
@@ -328,8 +394,9 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
         peak, i_off = float(i_out.max()), max(float(i_out[0]), 1e-16)
         e_ideal = common.rms(ideal(p, i_in, dt, temp, i_off) - i_out) / peak
         e_cal = common.rms(cal.response(p, i_in, dt, i_off) - i_out) / peak
-        report["points"].append({"params": [p.I_tau, p.I_th, p.C], "ideal_rms_of_peak": e_ideal,
-                                 "calibrated_rms_of_peak": e_cal})
+        report["points"].append(
+            {"params": [p.I_tau, p.I_th, p.C], "ideal_rms_of_peak": e_ideal, "calibrated_rms_of_peak": e_cal}
+        )
     report["ideal_max_rms_of_peak"] = max(q["ideal_rms_of_peak"] for q in report["points"])
     report["calibrated_max_rms_of_peak"] = max(q["calibrated_rms_of_peak"] for q in report["points"])
     return report
@@ -350,9 +417,12 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 8,
         slope = np.polyfit(grid[k0:][good], np.log(decay[good]), 1)[0]
         taus.append(-1 / slope)
     taus, finals = np.array(taus), np.array(finals)
-    return {"n": n, "params": [p.I_tau, p.I_th, p.C],
-            "tau": {"mean": float(taus.mean()), "rel_sigma": float(taus.std(ddof=1) / taus.mean())},
-            "steady_output": {"mean": float(finals.mean()), "rel_sigma": float(finals.std(ddof=1) / finals.mean())}}
+    return {
+        "n": n,
+        "params": [p.I_tau, p.I_th, p.C],
+        "tau": {"mean": float(taus.mean()), "rel_sigma": float(taus.std(ddof=1) / taus.mean())},
+        "steady_output": {"mean": float(finals.mean()), "rel_sigma": float(finals.std(ddof=1) / finals.mean())},
+    }
 
 
 def plot(table: dict, path) -> None:
@@ -367,14 +437,21 @@ def plot(table: dict, path) -> None:
     axes[0].plot(t * 1e3, ideal(p, i_in, dt, i_off=max(i_out[0], 1e-16)) * 1e9, "--", label="ideal")
     axes[0].plot(t * 1e3, cal.response(p, i_in, dt, max(i_out[0], 1e-16)) * 1e9, ":", label="calibrated")
     axes[0].plot(t * 1e3, i_in * 1e9 * p.I_th / p.I_tau / 10, color="0.7", lw=0.8, label="I_in x gain / 10")
-    axes[0].set(title=f"DPI step response (I_tau {p.I_tau * 1e9:g} nA, I_th {p.I_th * 1e9:g} nA, C 1 pF)",
-                xlabel="t [ms]", ylabel="I_out [nA]")
+    axes[0].set(
+        title=f"DPI step response (I_tau {p.I_tau * 1e9:g} nA, I_th {p.I_th * 1e9:g} nA, C 1 pF)",
+        xlabel="t [ms]",
+        ylabel="I_out [nA]",
+    )
     axes[0].legend()
     f = table["fit"]
     for j, g in enumerate(f["grid_gain"]):
         axes[1].loglog(f["grid_tau"], [row[j] for row in f["tau_C"]], "o-", label=f"tau, I_th/I_tau={g:g}")
-    axes[1].loglog(f["grid_tau"], [C_NOM * common.thermal_voltage(table["temp"]) / (KAPPA * t) for t in f["grid_tau"]],
-                   "k--", label="ideal C U_T/(kappa I_tau)")
+    axes[1].loglog(
+        f["grid_tau"],
+        [C_NOM * common.thermal_voltage(table["temp"]) / (KAPPA * t) for t in f["grid_tau"]],
+        "k--",
+        label="ideal C U_T/(kappa I_tau)",
+    )
     axes[1].set(title="tau vs I_tau (C = 1 pF)", xlabel="I_tau [A]", ylabel="tau [s]")
     axes[1].legend(fontsize=7)
     for ax in axes:

@@ -18,24 +18,22 @@ Ideal: I_out,k = ratios[k] / n_in * I_in. Unit devices 4/8 um (32 um^2): measure
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
+from cells import common
+from cells.common import Subckt
 from compiler.foundation.errors import CellParameterError
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simulation import DC, Op, Simulation, current, voltage
-from cells import common
-from cells.common import Subckt
 
 NAME = "mirror"
 POLARITIES = ("p", "n")
-W_UNIT, L_UNIT = 4.0, 8.0     # unit device, both polarities
-L_CASCODE = 4.0               # nfet cascode device (same W)
-MAX_UNITS = 64                # largest multiplicity of one device
-V_OUT_NOMINAL = 0.7           # voltage of a summing node (the cascoded nfet diode of the next stage)
+W_UNIT, L_UNIT = 4.0, 8.0  # unit device, both polarities
+L_CASCODE = 4.0  # nfet cascode device (same W)
+MAX_UNITS = 64  # largest multiplicity of one device
+V_OUT_NOMINAL = 0.7  # voltage of a summing node (the cascoded nfet diode of the next stage)
 
 TEMPLATE = """\
 * {{ name }}: {{ 'sourcing pfet' if polarity == 'p' else 'sinking cascoded nfet' }} mirror, gains {{ gains }}
@@ -69,7 +67,9 @@ class Params:
 
     def __post_init__(self):
         if self.polarity not in POLARITIES:
-            raise CellParameterError(f"mirror: polarity must be 'p' (sourcing) or 'n' (sinking), not {self.polarity!r}.")
+            raise CellParameterError(
+                f"mirror: polarity must be 'p' (sourcing) or 'n' (sinking), not {self.polarity!r}."
+            )
         object.__setattr__(self, "ratios", tuple(self.ratios))
         if not 0 <= len(self.ratios) <= 256:  # no output: a bare diode, the receiver of an unread signal
             raise CellParameterError(f"mirror: an array has 0 to 256 outputs, got {len(self.ratios)}.")
@@ -79,7 +79,8 @@ class Params:
         if self.l < 2.0 or self.w < 0.5:
             raise CellParameterError(
                 f"mirror: unit device W/L = {self.w}/{self.l} um; weak-inversion mirrors need L >= 2 um "
-                "(pfet output conductance) and W >= 0.5 um.")
+                "(pfet output conductance) and W >= 0.5 um."
+            )
 
     @property
     def gains(self) -> tuple[float, ...]:
@@ -93,17 +94,31 @@ class Params:
 
 def subckt(params: Params) -> Subckt:
     """The array as a `.subckt`; its name is deterministic in the parameters."""
-    ports = (("vdd",) if params.polarity == "p" else ()) + ("in",) + tuple(f"out{k + 1}" for k in range(len(params.ratios)))
+    ports = (
+        (("vdd",) if params.polarity == "p" else ()) + ("in",) + tuple(f"out{k + 1}" for k in range(len(params.ratios)))
+    )
     tag = "_".join(str(r) for r in params.ratios)
     size = "" if (params.w, params.l) == (W_UNIT, L_UNIT) else f"w{params.w:g}l{params.l:g}_".replace(".", "p")
     name = f"mirror_{params.polarity}{params.n_in}_{size}{tag}"
     if len(name) > 60:
         import hashlib
 
-        name = f"mirror_{params.polarity}{params.n_in}_{len(params.ratios)}o_" + hashlib.sha1((size + tag).encode()).hexdigest()[:10]
-    text = common.render(TEMPLATE, name=name, ports=ports, polarity=params.polarity, ratios=params.ratios,
-                         n_in=params.n_in, w=params.w, l=params.l, lc=L_CASCODE,
-                         gains=", ".join(f"{g:g}" for g in params.gains))
+        name = (
+            f"mirror_{params.polarity}{params.n_in}_{len(params.ratios)}o_"
+            + hashlib.sha1((size + tag).encode()).hexdigest()[:10]
+        )
+    text = common.render(
+        TEMPLATE,
+        name=name,
+        ports=ports,
+        polarity=params.polarity,
+        ratios=params.ratios,
+        n_in=params.n_in,
+        w=params.w,
+        l=params.l,
+        lc=L_CASCODE,
+        gains=", ".join(f"{g:g}" for g in params.gains),
+    )
     return Subckt(name, ports, text)
 
 
@@ -129,7 +144,7 @@ def quantize(weight: float, max_units: int = 16) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------
 # Characterisation
 
-SWEEP_DECADES = (0.0, 2.0, 0.125)   # log10(I_unit_in / 100 pA): 100 pA .. 10 nA, 17 points
+SWEEP_DECADES = (0.0, 2.0, 0.125)  # log10(I_unit_in / 100 pA): 100 pA .. 10 nA, 17 points
 GAIN_SET = ((1, (1, 2, 4, 8)), (2, (1, 3)), (4, (3, 5)))
 V_OUT_SET = (0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5)
 
@@ -156,8 +171,12 @@ def _bench(polarity: str, instances, decades=SWEEP_DECADES, **settings) -> tuple
         for k, r in enumerate(ratios):
             lines.append(f"Vo{j}_{k} o{j}_{k} 0 {v_out:g}")
             outputs.append((n_in, r, v_out, current(f"vo{j}_{k}")))
-    sim = Simulation("\n".join([*defs.values(), *lines]), analyses=(DC("Vctl", *decades),),
-                     saves=(CONTROL, current("vdd"), *(o[3] for o in outputs)), **settings)
+    sim = Simulation(
+        "\n".join([*defs.values(), *lines]),
+        analyses=(DC("Vctl", *decades),),
+        saves=(CONTROL, current("vdd"), *(o[3] for o in outputs)),
+        **settings,
+    )
     return sim, outputs
 
 
@@ -193,7 +212,9 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         # ratio sweep shows the error does not depend on the ratio (identical unit devices).
         err = np.array([np.asarray(row["gain"]) / (row["ratio"] / row["n_in"]) - 1 for row in data[f"{pol}_vout"]])
         fit[pol] = {"error_vs_vout_current": err.tolist()}
-        ratio_err = np.array([np.asarray(row["gain"]) / (row["ratio"] / row["n_in"]) - 1 for row in data[f"{pol}_ratio"]])
+        ratio_err = np.array(
+            [np.asarray(row["gain"]) / (row["ratio"] / row["n_in"]) - 1 for row in data[f"{pol}_ratio"]]
+        )
         fit[pol]["ratio_spread"] = float(np.max(ratio_err.max(axis=0) - ratio_err.min(axis=0)))
         ok = np.all(np.abs(err) < 0.01, axis=1)
         fit[pol]["compliance_v_out"] = [float(v) for v, good in zip(V_OUT_SET, ok) if good]
@@ -236,8 +257,9 @@ class Calibration:
         """Calibrated I_out / I_in of one output."""
         return n_out / n_in * (1 + self.error(polarity, np.asarray(i_in, float) / n_in, v_out))
 
-    def ratio_for(self, target_gain: float, polarity: str, i_in: float, max_units: int = 16,
-                  v_out=V_OUT_NOMINAL) -> tuple[int, int]:
+    def ratio_for(
+        self, target_gain: float, polarity: str, i_in: float, max_units: int = 16, v_out=V_OUT_NOMINAL
+    ) -> tuple[int, int]:
         """The (n_in, n_out) whose calibrated gain at `i_in` is closest to `target_gain`."""
         if target_gain <= 0:
             raise CellParameterError("mirror: a mirror realises only positive gains; split the weight's sign first.")
@@ -270,8 +292,14 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     n_in, ratios = HELD_OUT
     sims, metas = [], []
     for pol in POLARITIES:
-        sim, outputs = _bench(pol, [(n_in, ratios, v) for v in HELD_OUT_V], HELD_OUT_DECADES,
-                              title=f"mirror {pol} held-out", corner=corner, temp=temp)
+        sim, outputs = _bench(
+            pol,
+            [(n_in, ratios, v) for v in HELD_OUT_V],
+            HELD_OUT_DECADES,
+            title=f"mirror {pol} held-out",
+            corner=corner,
+            temp=temp,
+        )
         sims.append(sim)
         metas.append((pol, outputs))
     report = {}
@@ -284,13 +312,25 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
             cal_g = cal.gain(pol, row["n_in"], row["ratio"], i_unit * row["n_in"], row["v_out"])
             ideal_err.extend(np.abs(ideal_g / spice - 1))
             cal_err.extend(np.abs(cal_g / spice - 1))
-        report[pol] = {"ideal_max_rel_error": float(np.max(ideal_err)), "calibrated_max_rel_error": float(np.max(cal_err)),
-                       "ideal_rms_rel_error": common.rms(ideal_err), "calibrated_rms_rel_error": common.rms(cal_err)}
+        report[pol] = {
+            "ideal_max_rel_error": float(np.max(ideal_err)),
+            "calibrated_max_rel_error": float(np.max(cal_err)),
+            "ideal_rms_rel_error": common.rms(ideal_err),
+            "calibrated_rms_rel_error": common.rms(cal_err),
+        }
     return report
 
 
-def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 40, seed: int = 1,
-             i_in: float = 1e-9, jobs: int = 2, chunk: int = 5) -> dict:
+def mismatch(
+    runner: Runner,
+    corner: str = "tt",
+    temp: float = 27.0,
+    n: int = 40,
+    seed: int = 1,
+    i_in: float = 1e-9,
+    jobs: int = 2,
+    chunk: int = 5,
+) -> dict:
     """Sigma of the 1:1 gain over `n` mirrors of each polarity with PDK mismatch Monte Carlo on.
 
     Mismatch decks get slow faster than linearly in their instance count (each instance draws its
@@ -304,18 +344,33 @@ def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 40
             lines = [sub.text, "Vdd vdd 0 1.8"]
             for j in range(c, min(n, c + chunk)):
                 src = f"I{j} in{j} 0 {i_in:g}" if pol == "p" else f"I{j} vdd in{j} {i_in:g}"
-                lines += [src, sub.instance(f"M{j}", (["vdd"] if pol == "p" else []) + [f"in{j}", f"o{j}"]),
-                          f"Vo{j} o{j} 0 {V_OUT_NOMINAL:g}"]
-            sims.append(Simulation("\n".join(lines), analyses=(Op(),),
-                                   saves=tuple(current(f"vo{j}") for j in range(c, min(n, c + chunk))),
-                                   title=f"mirror {pol} mismatch", corner=corner, temp=temp, mc_seed=seed + c))
+                lines += [
+                    src,
+                    sub.instance(f"M{j}", (["vdd"] if pol == "p" else []) + [f"in{j}", f"o{j}"]),
+                    f"Vo{j} o{j} 0 {V_OUT_NOMINAL:g}",
+                ]
+            sims.append(
+                Simulation(
+                    "\n".join(lines),
+                    analyses=(Op(),),
+                    saves=tuple(current(f"vo{j}") for j in range(c, min(n, c + chunk))),
+                    title=f"mirror {pol} mismatch",
+                    corner=corner,
+                    temp=temp,
+                    mc_seed=seed + c,
+                )
+            )
         sign = 1 if pol == "p" else -1
         gains = []
         for c, res in zip(range(0, n, chunk), runner.run_many(sims, jobs=jobs)):
             gains += [sign * res[current(f"vo{j}")][0] / i_in for j in range(c, min(n, c + chunk))]
         gains = np.array(gains)
-        report[pol] = {"n": n, "mean": float(gains.mean()), "sigma": float(gains.std(ddof=1)),
-                       "area_um2_per_unit": W_UNIT * L_UNIT}
+        report[pol] = {
+            "n": n,
+            "mean": float(gains.mean()),
+            "sigma": float(gains.std(ddof=1)),
+            "area_um2_per_unit": W_UNIT * L_UNIT,
+        }
     return report
 
 
@@ -329,7 +384,9 @@ def plot(table: dict, path) -> None:
         for row in table["data"][f"{pol}_ratio"]:
             g = np.asarray(row["gain"]) / (row["ratio"] / row["n_in"]) - 1
             ax.semilogx(i_unit, 100 * g, "k:", lw=0.8)
-        ax.set_title(f"{'pfet sourcing' if pol == 'p' else 'nfet cascode sinking'} mirror error (dotted: ratios at 0.7 V)")
+        ax.set_title(
+            f"{'pfet sourcing' if pol == 'p' else 'nfet cascode sinking'} mirror error (dotted: ratios at 0.7 V)"
+        )
         ax.set_xlabel("unit-device current [A]")
         ax.set_ylim(-5, 5)
         ax.grid(True, which="both", alpha=0.3)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import DC, Simulation, current, swept, voltage
 from cells import common, mirror
 from cells.common import Subckt
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Simulation, current, swept, voltage
 
 NAME = "rectifier"
 
@@ -38,7 +38,9 @@ class Params:
 def subckt(params: Params = Params()) -> Subckt:
     inner = mirror.subckt(mirror.Params("n", params.ratios))
     name = "rectifier_" + "_".join(str(r) for r in params.ratios)
-    text = inner.text.replace(inner.name, name).replace("sinking cascoded nfet mirror", "rectifier (ReLU) with cascoded copies")
+    text = inner.text.replace(inner.name, name).replace(
+        "sinking cascoded nfet mirror", "rectifier (ReLU) with cascoded copies"
+    )
     return Subckt(name, inner.ports, text)
 
 
@@ -63,8 +65,9 @@ def _sim(corner, temp, kind, v_out=V_OUT, sweep=None):
     else:
         lines += ["Vctl ctl 0 0", "Bin vdd in I=1e-10*pow(10,v(ctl))"]
         analysis, saves = DC("Vctl", *(sweep or (-1.0, 2.0, 0.125))), (INPUT, OUT, CONTROL)  # 10 pA .. 10 nA
-    return Simulation("\n".join(lines), analyses=(analysis,), saves=saves, title=f"rectifier {kind}", corner=corner,
-                      temp=temp)
+    return Simulation(
+        "\n".join(lines), analyses=(analysis,), saves=saves, title=f"rectifier {kind}", corner=corner, temp=temp
+    )
 
 
 def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int = 2):
@@ -72,10 +75,15 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     i_lin = lin[LINEAR_INPUT]
     i_log = 1e-10 * 10 ** log[CONTROL]
     out_log = -log[OUT]
-    fit = {"i_in": i_log.tolist(), "gain_error": (out_log / i_log - 1).tolist(),
-           "leak": float(np.max(np.abs(-lin[OUT][i_lin < 0])))}
-    data = {"linear": {"i_in": i_lin.tolist(), "i_out": (-lin[OUT]).tolist(), "v_in": lin[INPUT].tolist()},
-            "log": {"i_in": i_log.tolist(), "i_out": out_log.tolist(), "v_in": log[INPUT].tolist()}}
+    fit = {
+        "i_in": i_log.tolist(),
+        "gain_error": (out_log / i_log - 1).tolist(),
+        "leak": float(np.max(np.abs(-lin[OUT][i_lin < 0]))),
+    }
+    data = {
+        "linear": {"i_in": i_lin.tolist(), "i_out": (-lin[OUT]).tolist(), "v_in": lin[INPUT].tolist()},
+        "log": {"i_in": i_log.tolist(), "i_out": out_log.tolist(), "v_in": log[INPUT].tolist()},
+    }
     k = int(np.argmin(np.abs(i_log - 1e-9)))
     power = {"i_in": 1e-9, "watts": float(common.VDD * (i_log[k] + out_log[k]))}
     return data, fit, {"power": power}
@@ -114,9 +122,11 @@ def validate(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: int =
     spice = -res[OUT]
     pos = i_in > 0.05e-9
     ideal_out, cal_out = ideal(Params(), i_in)[:, 0], cal.output(i_in)
-    return {"ideal_max_rel_error": float(np.max(np.abs(ideal_out[pos] / spice[pos] - 1))),
-            "calibrated_max_rel_error": float(np.max(np.abs(cal_out[pos] / spice[pos] - 1))),
-            "negative_input_max_output": float(np.max(np.abs(spice[i_in < 0])))}
+    return {
+        "ideal_max_rel_error": float(np.max(np.abs(ideal_out[pos] / spice[pos] - 1))),
+        "calibrated_max_rel_error": float(np.max(np.abs(cal_out[pos] / spice[pos] - 1))),
+        "negative_input_max_output": float(np.max(np.abs(spice[i_in < 0]))),
+    }
 
 
 def mismatch(runner: Runner, corner: str = "tt", temp: float = 27.0, n: int = 20, seed: int = 1) -> dict:
@@ -129,7 +139,9 @@ def plot(table: dict, path) -> None:
     d = table["data"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     axes[0].plot(np.asarray(d["linear"]["i_in"]) * 1e9, np.asarray(d["linear"]["i_out"]) * 1e9, label="SPICE")
-    axes[0].plot(np.asarray(d["linear"]["i_in"]) * 1e9, np.maximum(d["linear"]["i_in"], 0) * np.float64(1e9), "--", label="ideal")
+    axes[0].plot(
+        np.asarray(d["linear"]["i_in"]) * 1e9, np.maximum(d["linear"]["i_in"], 0) * np.float64(1e9), "--", label="ideal"
+    )
     axes[0].set(title="rectifier transfer", xlabel="net input [nA]", ylabel="output [nA]")
     axes[0].legend()
     axes[1].semilogx(table["fit"]["i_in"], 100 * np.asarray(table["fit"]["gain_error"]), label="gain error [%]")

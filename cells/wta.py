@@ -21,11 +21,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compiler.foundation.errors import CellParameterError
-from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import DC, Simulation, current, voltage
 from cells import common
 from cells.common import Subckt
+from compiler.foundation.ngspice import Runner
+from compiler.foundation.simulation import DC, Simulation, current, voltage
 
 NAME = "wta"
 W, L, L_OUT = 4.0, 8.0, 4.0
@@ -75,9 +74,9 @@ def soft(i_in, I_bias, n, g):
 
 # ----------------------------------------------------------------------------------------------
 
-GRID = ((1e-9, 1e-9), (1e-9, 4e-9), (4e-9, 1e-9), (0.3e-9, 1e-9))   # (I_ref input, I_bias)
-SWEEP = (-0.3, 0.3, 0.0125)   # log10(I_1 / I_2)
-CONTROL = voltage("ctl")      # the swept log10(I_1 / I_2)
+GRID = ((1e-9, 1e-9), (1e-9, 4e-9), (4e-9, 1e-9), (0.3e-9, 1e-9))  # (I_ref input, I_bias)
+SWEEP = (-0.3, 0.3, 0.0125)  # log10(I_1 / I_2)
+CONTROL = voltage("ctl")  # the swept log10(I_1 / I_2)
 
 
 def _out(j: int, k: int):
@@ -91,17 +90,32 @@ def _sim(settings, corner, temp, sweep=SWEEP, n_inputs=2, extra=()):
     sub = subckt(p)
     lines = [sub.text, "Vdd vdd 0 1.8", "Vctl ctl 0 0"]
     for j, (i_ref, i_bias) in enumerate(settings):
-        lines += [f"B{j} vdd i{j}_1 I={i_ref:.6g}*pow(10,v(ctl))", f"I{j}_2 vdd i{j}_2 {i_ref:.6g}",
-                  f"Ib{j} vdd ib{j} {i_bias:.6g}"]
+        lines += [
+            f"B{j} vdd i{j}_1 I={i_ref:.6g}*pow(10,v(ctl))",
+            f"I{j}_2 vdd i{j}_2 {i_ref:.6g}",
+            f"Ib{j} vdd ib{j} {i_bias:.6g}",
+        ]
         for k, x in enumerate(extra, start=3):
             lines.append(f"I{j}_{k} vdd i{j}_{k} {x * i_ref:.6g}")
         for k in range(1, n_inputs + 1):
             lines.append(f"Vo{j}_{k} o{j}_{k} 0 {V_OUT:g}")
-        lines.append(sub.instance(f"W{j}", [f"i{j}_{k}" for k in range(1, n_inputs + 1)] +
-                                  [f"o{j}_{k}" for k in range(1, n_inputs + 1)] + [f"ib{j}"]))
+        lines.append(
+            sub.instance(
+                f"W{j}",
+                [f"i{j}_{k}" for k in range(1, n_inputs + 1)]
+                + [f"o{j}_{k}" for k in range(1, n_inputs + 1)]
+                + [f"ib{j}"],
+            )
+        )
     saves = [_out(j, k) for j in range(len(settings)) for k in range(1, n_inputs + 1)]
-    return Simulation("\n".join(lines), analyses=(DC("Vctl", *sweep),), saves=(CONTROL, current("vdd"), *saves),
-                      title="wta", corner=corner, temp=temp)
+    return Simulation(
+        "\n".join(lines),
+        analyses=(DC("Vctl", *sweep),),
+        saves=(CONTROL, current("vdd"), *saves),
+        title="wta",
+        corner=corner,
+        temp=temp,
+    )
 
 
 def _fit(ratio, out1, out2, i_bias):
@@ -109,7 +123,7 @@ def _fit(ratio, out1, out2, i_bias):
 
     def resid(x):
         n, g = x
-        w1 = ratio ** n
+        w1 = ratio**n
         return np.concatenate([g * w1 / (1 + w1) - out1 / i_bias, g / (1 + w1) - out2 / i_bias])
 
     sol = least_squares(resid, x0=[20.0, 1.0])
@@ -126,13 +140,30 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
         # resolution: input ratio at which the winner carries 90 % of its final share
         share = o1 / (o1 + o2)
         r90 = float(np.interp(0.9, share, ratio))
-        points.append({"I_in": i_ref, "I_bias": i_bias, "n": n, "g": g, "fit_rms_of_bias": err,
-                       "ratio_for_90pct": r90, "out1": o1.tolist(), "out2": o2.tolist()})
+        points.append(
+            {
+                "I_in": i_ref,
+                "I_bias": i_bias,
+                "n": n,
+                "g": g,
+                "fit_rms_of_bias": err,
+                "ratio_for_90pct": r90,
+                "out1": o1.tolist(),
+                "out2": o2.tolist(),
+            }
+        )
     k = int(np.argmin(np.abs(res[CONTROL])))
-    power = {"I_in": "2 x 1 nA", "I_bias": 1e-9,
-             "watts": float(common.VDD * (2e-9 + 1e-9 + -res[_out(0, 1)][k] - res[_out(0, 2)][k]))}
-    fit = {"grid": [[p["I_in"], p["I_bias"]] for p in points], "n": [p["n"] for p in points],
-           "g": [p["g"] for p in points], "ratio_for_90pct": [p["ratio_for_90pct"] for p in points]}
+    power = {
+        "I_in": "2 x 1 nA",
+        "I_bias": 1e-9,
+        "watts": float(common.VDD * (2e-9 + 1e-9 + -res[_out(0, 1)][k] - res[_out(0, 2)][k])),
+    }
+    fit = {
+        "grid": [[p["I_in"], p["I_bias"]] for p in points],
+        "n": [p["n"] for p in points],
+        "g": [p["g"] for p in points],
+        "ratio_for_90pct": [p["ratio_for_90pct"] for p in points],
+    }
     return {"ratio": ratio.tolist(), "points": points}, fit, {"power": power}
 
 
@@ -189,7 +220,11 @@ def plot(table: dict, path) -> None:
     ratio = np.asarray(table["data"]["ratio"])
     fig, ax = plt.subplots(figsize=(7, 4))
     for p in table["data"]["points"]:
-        ax.semilogx(ratio, np.asarray(p["out1"]) / p["I_bias"], label=f"I_in {p['I_in'] * 1e9:g} nA, I_bias {p['I_bias'] * 1e9:g} nA, n={p['n']:.1f}")
+        ax.semilogx(
+            ratio,
+            np.asarray(p["out1"]) / p["I_bias"],
+            label=f"I_in {p['I_in'] * 1e9:g} nA, I_bias {p['I_bias'] * 1e9:g} nA, n={p['n']:.1f}",
+        )
     ax.set(title="WTA: output 1 / I_bias against I_1 / I_2", xlabel="I_1 / I_2", ylabel="share of I_bias")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)

@@ -30,28 +30,35 @@ class ConfigError(UsageError):
 
 # Every option, its default, and the range that makes physical sense.
 DEFAULTS = {
-    "i_unit": 1e-9,            # A per software unit: the current a model value of 1.0 becomes
-    "vdd": 1.8,                # V
+    "i_unit": 1e-9,  # A per software unit: the current a model value of 1.0 becomes
+    "vdd": 1.8,  # V
     "corner": "tt",
-    "temp": 27.0,              # C
-    "frame_period": 1e-2,      # s per input frame: mirror gates recharging at sub-nA inputs need ~ms
-    "denominator": 16,         # unit devices of each mirror input diode (the weight grid is 1/denominator)
-    "max_units": 64,           # most unit devices in one mirror output
-    "bias_denominator": 16,    # the bias grid is i_unit / bias_denominator
-    "mismatch_budget": 0.15,   # target sigma of one mirror output (relative); tighter budgets pick larger
-                               # devices whose gate capacitance slows sub-nA signal nodes (see README)
-    "min_width_ratio": 0.15,   # smallest hysteresis width / threshold a bistable cell realises well
-    "calibrated": True,        # program currents through the cell calibration tables
-    "phased": True,            # enable each layer of cells in its own slot of the frame (no inter-layer race)
-    "keep_alive": False,       # a standing, cancelled current in receivers too slow for their slot (README)
+    "temp": 27.0,  # C
+    "frame_period": 1e-2,  # s per input frame: mirror gates recharging at sub-nA inputs need ~ms
+    "denominator": 16,  # unit devices of each mirror input diode (the weight grid is 1/denominator)
+    "max_units": 64,  # most unit devices in one mirror output
+    "bias_denominator": 16,  # the bias grid is i_unit / bias_denominator
+    "mismatch_budget": 0.15,  # target sigma of one mirror output (relative); tighter budgets pick larger
+    # devices whose gate capacitance slows sub-nA signal nodes (see README)
+    "min_width_ratio": 0.15,  # smallest hysteresis width / threshold a bistable cell realises well
+    "calibrated": True,  # program currents through the cell calibration tables
+    "phased": True,  # enable each layer of cells in its own slot of the frame (no inter-layer race)
+    "keep_alive": False,  # a standing, cancelled current in receivers too slow for their slot (README)
     "max_unit_devices": 500_000,  # ceiling on the circuit's unit transistors (the largest zoo model: ~45 000)
-    "max_area_mm2": 25.0,      # ceiling on the estimated layout area (the largest zoo model: ~4 mm^2)
+    "max_area_mm2": 25.0,  # ceiling on the estimated layout area (the largest zoo model: ~4 mm^2)
 }
 RANGES = {
-    "i_unit": (1e-11, 1e-8), "vdd": (1.6, 1.95), "temp": (-40.0, 125.0), "frame_period": (1e-5, 1.0),
-    "denominator": (1, 64), "max_units": (1, 256), "bias_denominator": (1, 64),
-    "max_unit_devices": (1, 10_000_000), "max_area_mm2": (0.001, 400.0),
-    "mismatch_budget": (0.005, 0.5), "min_width_ratio": (0.15, 0.9),  # above cells/bistable.py MIN_WIDTH_RATIO after calibration
+    "i_unit": (1e-11, 1e-8),
+    "vdd": (1.6, 1.95),
+    "temp": (-40.0, 125.0),
+    "frame_period": (1e-5, 1.0),
+    "denominator": (1, 64),
+    "max_units": (1, 256),
+    "bias_denominator": (1, 64),
+    "max_unit_devices": (1, 10_000_000),
+    "max_area_mm2": (0.001, 400.0),
+    "mismatch_budget": (0.005, 0.5),
+    "min_width_ratio": (0.15, 0.9),  # above cells/bistable.py MIN_WIDTH_RATIO after calibration
 }
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
 SECTIONS = ("model", "stage_types", "stages")
@@ -88,8 +95,11 @@ class Config:
     def __post_init__(self):
         if not isinstance(self.model, dict):
             raise ConfigError(f"config section 'model' must be a mapping of options, not {shown(self.model)}")
-        for where, options in [("model", self.model), *_nested("stage_types", self.stage_types),
-                               *_nested("stages", self.stages)]:
+        for where, options in [
+            ("model", self.model),
+            *_nested("stage_types", self.stage_types),
+            *_nested("stages", self.stages),
+        ]:
             for key, value in options.items():
                 _check_option(where, key, value)
 
@@ -106,18 +116,25 @@ class Config:
 
     def resolved(self) -> dict:
         """The whole configuration with defaults filled in (written to the build directory)."""
-        return {"model": {k: self.model.get(k, v) for k, v in DEFAULTS.items()},
-                "stage_types": self.stage_types, "stages": self.stages}
+        return {
+            "model": {k: self.model.get(k, v) for k, v in DEFAULTS.items()},
+            "stage_types": self.stage_types,
+            "stages": self.stages,
+        }
 
     def check_stages(self, names, kinds) -> None:
         """Refuse a `stages` entry that names no stage of the model, or a `stage_types` entry of no known kind.
 
         The configuration alone cannot know a model's stage names, so the build calls this once it has the IR;
         a misspelt name would otherwise be ignored silently."""
-        _check_known("stages", self.stages, names, "stage of this model",
-                     "`python -m compiler config MODEL.ckpt` lists the model's stages")
-        _check_known("stage_types", self.stage_types, kinds, "stage kind",
-                     f"the kinds are {', '.join(sorted(kinds))}")
+        _check_known(
+            "stages",
+            self.stages,
+            names,
+            "stage of this model",
+            "`python -m compiler config MODEL.ckpt` lists the model's stages",
+        )
+        _check_known("stage_types", self.stage_types, kinds, "stage kind", f"the kinds are {', '.join(sorted(kinds))}")
 
 
 def _check_known(section: str, table: dict, known, noun: str, hint: str) -> None:
@@ -140,8 +157,10 @@ def _nested(section: str, table) -> list:
 
 def _check_option(where: str, key, value) -> None:
     if key not in DEFAULTS:
-        raise ConfigError(f"config {where}: unknown option {shown(key)}{did_you_mean(key, DEFAULTS)}; "
-                          f"known options: {', '.join(DEFAULTS)}")
+        raise ConfigError(
+            f"config {where}: unknown option {shown(key)}{did_you_mean(key, DEFAULTS)}; "
+            f"known options: {', '.join(DEFAULTS)}"
+        )
     default = DEFAULTS[key]
     if key == "corner":
         if value not in CORNERS:
@@ -179,15 +198,19 @@ class UserYamlLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused(None, None, f"YAML aliases (&x / *x) are not allowed in a {self.what}; "
-                           "write each value out", event.start_mark)
+            raise _Refused(
+                None,
+                None,
+                f"YAML aliases (&x / *x) are not allowed in a {self.what}; write each value out",
+                event.start_mark,
+            )
         if getattr(event, "tag", None) is not None:
-            raise _Refused(None, None, f"YAML tags (!x) are not allowed in a {self.what}; write plain values",
-                           event.start_mark)
+            raise _Refused(
+                None, None, f"YAML tags (!x) are not allowed in a {self.what}; write plain values", event.start_mark
+            )
         self.nodes += 1
         if self.depth >= MAX_YAML_DEPTH:
-            raise _Refused(None, None, f"a {self.what} nests at most {MAX_YAML_DEPTH} levels deep",
-                           event.start_mark)
+            raise _Refused(None, None, f"a {self.what} nests at most {MAX_YAML_DEPTH} levels deep", event.start_mark)
         if self.nodes > MAX_YAML_NODES:
             raise _Refused(None, None, f"a {self.what} holds at most {MAX_YAML_NODES} values", event.start_mark)
         self.depth += 1
@@ -204,8 +227,12 @@ class UserYamlLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node)
             if key in seen:
-                raise _Refused(None, None, f"duplicate key {shown(key)} (first on line {seen[key]}); "
-                               "keep only one", key_node.start_mark)
+                raise _Refused(
+                    None,
+                    None,
+                    f"duplicate key {shown(key)} (first on line {seen[key]}); keep only one",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -221,7 +248,8 @@ class UserYamlLoader(yaml.SafeLoader):
 UserYamlLoader.add_constructor("tag:yaml.org,2002:int", UserYamlLoader.construct_yaml_int)
 UserYamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def read_user_yaml(path, what: str, error: type[UsageError] = ConfigError):
@@ -288,12 +316,13 @@ def _sections(data, name: str) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config {name} must be a mapping with the sections {', '.join(SECTIONS)}, "
-                          f"not {shown(data)}")
+        raise ConfigError(f"config {name} must be a mapping with the sections {', '.join(SECTIONS)}, not {shown(data)}")
     for section, table in data.items():
         if section not in SECTIONS:
-            raise ConfigError(f"config {name}: unknown section {shown(section)}{did_you_mean(section, SECTIONS)}; "
-                              f"the sections are {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"config {name}: unknown section {shown(section)}{did_you_mean(section, SECTIONS)}; "
+                f"the sections are {', '.join(SECTIONS)}"
+            )
         if table is not None and not isinstance(table, dict):
             raise ConfigError(f"config {name}: section {section!r} must be a mapping, not {shown(table)}")
     return {section: data.get(section) or {} for section in SECTIONS}

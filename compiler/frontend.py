@@ -21,10 +21,10 @@ from models.errors import CheckpointError
 SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru", "fq_cmru")
 FQ_CELLS = ("fq_bmru", "fq_cmru")
 MAX_LEVELS = cmru.K_MAX  # stages of one CMRU ladder
-MAX_STATE = 64          # units per layer the compiler places
-MAX_WEIGHT = 64.0       # largest |weight| the 64-unit mirror grid realises (denominator 1)
-MAX_CURRENT = 64.0      # largest bias, threshold, width or gain (units of i_unit) a cell's bias taps realise
-MAX_WEIGHTS = 1 << 16   # mirror outputs of one network: bounds the netlist, layout and simulation sizes
+MAX_STATE = 64  # units per layer the compiler places
+MAX_WEIGHT = 64.0  # largest |weight| the 64-unit mirror grid realises (denominator 1)
+MAX_CURRENT = 64.0  # largest bias, threshold, width or gain (units of i_unit) a cell's bias taps realise
+MAX_WEIGHTS = 1 << 16  # mirror outputs of one network: bounds the netlist, layout and simulation sizes
 SYMMETRIC = {"bmru": "fq_bmru", "cmru": "fq_cmru", "acmru": "fq_cmru"}
 
 
@@ -101,10 +101,13 @@ def load_network(path) -> Network:
 def check_design_rules(network: Network) -> None:
     outputs = set(network.checkpoint.graph["outputs"])
     _check_names(network.order)
-    weights = sum(network.array(n, "W").size for n in network.order if network.layer(n)["type"] in ("linear", *FQ_CELLS))
+    weights = sum(
+        network.array(n, "W").size for n in network.order if network.layer(n)["type"] in ("linear", *FQ_CELLS)
+    )
     if weights > MAX_WEIGHTS:
-        raise NetworkTooLarge(f"the network has {weights} weights; one circuit places at most {MAX_WEIGHTS}. "
-                              "Use narrower layers.")
+        raise NetworkTooLarge(
+            f"the network has {weights} weights; one circuit places at most {MAX_WEIGHTS}. Use narrower layers."
+        )
     for name in network.order:
         layer = network.layer(name)
         kind = layer["type"]
@@ -158,8 +161,10 @@ def _check_names(names: list[str]) -> None:
     for name in names:
         other = seen.setdefault(name.lower(), name)
         if other != name:
-            raise NameClash(f"layers {other!r} and {name!r} differ only in case, which SPICE ignores; rename one "
-                            "of them in the model.")
+            raise NameClash(
+                f"layers {other!r} and {name!r} differ only in case, which SPICE ignores; rename one "
+                "of them in the model."
+            )
 
 
 def _check_currents(network: Network, name: str, kind: str) -> None:

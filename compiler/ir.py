@@ -91,7 +91,7 @@ class Programmed(UnitValues):
     gain: tuple
 
 
-PROGRAMMED = tuple(f.name for f in dataclasses.fields(Programmed))   # the bias fields `calibrate` chooses
+PROGRAMMED = tuple(f.name for f in dataclasses.fields(Programmed))  # the bias fields `calibrate` chooses
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,13 @@ class Stage:
     size: int
     source: str = ""
     kind: ClassVar[str] = "stage"
-    produces: ClassVar[bool] = False   # drives currents into the node of its successors
-    receives: ClassVar[bool] = False   # sinks the currents summed at its own input node
-    signal: ClassVar[bool] = False     # its diodes' gate voltages are a signal that mirrors copy
-    copies: ClassVar[bool] = False     # copies the signal of the stage before it (a mirror array)
-    memory: ClassVar[bool] = False     # a memory cell: holds state, its outputs sink, it has a phase slot
-    CURRENTS: ClassVar[tuple] = ()     # fields holding currents (software units, amperes once scaled)
-    RECORDS: ClassVar[dict] = {}       # fields holding typed records -> their loader (load / dump)
+    produces: ClassVar[bool] = False  # drives currents into the node of its successors
+    receives: ClassVar[bool] = False  # sinks the currents summed at its own input node
+    signal: ClassVar[bool] = False  # its diodes' gate voltages are a signal that mirrors copy
+    copies: ClassVar[bool] = False  # copies the signal of the stage before it (a mirror array)
+    memory: ClassVar[bool] = False  # a memory cell: holds state, its outputs sink, it has a phase slot
+    CURRENTS: ClassVar[tuple] = ()  # fields holding currents (software units, amperes once scaled)
+    RECORDS: ClassVar[dict] = {}  # fields holding typed records -> their loader (load / dump)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -254,8 +254,10 @@ class WeightArray(Stage):
         """The weights the circuit realises: (pos - neg) / denominator once quantised."""
         if not self.pos_ratios:
             return self.weights
-        return tuple(tuple((p - n) / self.denominator for p, n in zip(prow, nrow))
-                     for prow, nrow in zip(self.pos_ratios, self.neg_ratios))
+        return tuple(
+            tuple((p - n) / self.denominator for p, n in zip(prow, nrow))
+            for prow, nrow in zip(self.pos_ratios, self.neg_ratios)
+        )
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ class Bistable(Stage):
     width: tuple = ()
     gain: tuple = ()
     programmed: Programmed | None = None
-    phase: int = 0      # set by `schedule_phases`: its slot in the frame (1, 2, ...); 0 runs free
+    phase: int = 0  # set by `schedule_phases`: its slot in the frame (1, 2, ...); 0 runs free
     kind: ClassVar[str] = "bistable"
     produces: ClassVar[bool] = True
     receives: ClassVar[bool] = True
@@ -300,8 +302,10 @@ class Bistable(Stage):
             self._vector(name, nonneg=True)
         for k, (t, w) in enumerate(zip(self.thresh, self.width)):
             if w > t:
-                raise IRError(f"stage {self.name!r}: unit {k} has width {w} above its threshold {t}; "
-                              "the reset level thresh - width would be negative")
+                raise IRError(
+                    f"stage {self.name!r}: unit {k} has width {w} above its threshold {t}; "
+                    "the reset level thresh - width would be negative"
+                )
         if not isinstance(self.phase, int) or self.phase < 0:
             raise IRError(f"stage {self.name!r}: phase must be a non-negative integer, got {self.phase!r}")
         if self.programmed is not None:
@@ -383,8 +387,10 @@ class BiasGenerator(Stage):
 
 
 # Every stage kind by the name ir.json gives it: a new kind registers its class here.
-STAGE_TYPES = {cls.kind: cls for cls in
-               (CurrentInput, Receiver, WeightArray, BiasArray, Bistable, Ladder, CurrentOutput, BiasGenerator)}
+STAGE_TYPES = {
+    cls.kind: cls
+    for cls in (CurrentInput, Receiver, WeightArray, BiasArray, Bistable, Ladder, CurrentOutput, BiasGenerator)
+}
 
 
 _NO_DEFAULT = object()
@@ -408,23 +414,26 @@ class Meta(Mapping):
     Read them as attributes. It is also a read-only mapping of the facts set so far, which is the
     "meta" of ir.json: the lowering's three are always there once lowered (`task` may be None)."""
 
-    model: str | None = None          # lower: the checkpoint compiled
-    graph: dict | None = None         # lower: its layer graph (the behavioural reference runs it)
-    task: str | None = None           # lower: its task (None: the checkpoint names none)
-    adjustments: list | None = None   # legalise: every unit it clamped (stage, unit, reason, from, to)
-    units: str | None = None          # scale_currents: "A" once currents are amperes
-    i_unit: float | None = None       # scale_currents: amperes per software unit
-    vdd: float | None = None          # scale_currents: the supply voltage
-    calibrated: bool | None = None    # calibrate: whether the cells' calibration tables chose the currents
-    sizing: list | None = None        # size_devices: receivers whose mirrors miss the mismatch budget
-    phases: int | None = None         # schedule_phases: layers of memory cells, each with its slot
-    settling: dict | None = None      # check_settling: the settling estimate of the signal nodes
+    model: str | None = None  # lower: the checkpoint compiled
+    graph: dict | None = None  # lower: its layer graph (the behavioural reference runs it)
+    task: str | None = None  # lower: its task (None: the checkpoint names none)
+    adjustments: list | None = None  # legalise: every unit it clamped (stage, unit, reason, from, to)
+    units: str | None = None  # scale_currents: "A" once currents are amperes
+    i_unit: float | None = None  # scale_currents: amperes per software unit
+    vdd: float | None = None  # scale_currents: the supply voltage
+    calibrated: bool | None = None  # calibrate: whether the cells' calibration tables chose the currents
+    sizing: list | None = None  # size_devices: receivers whose mirrors miss the mismatch budget
+    phases: int | None = None  # schedule_phases: layers of memory cells, each with its slot
+    settling: dict | None = None  # check_settling: the settling estimate of the signal nodes
     LOWERED: ClassVar[tuple] = ("model", "graph", "task")
 
     def _present(self) -> list[str]:
         lowered = self.graph is not None
-        return [f.name for f in dataclasses.fields(self)
-                if getattr(self, f.name) is not None or (lowered and f.name in self.LOWERED)]
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None or (lowered and f.name in self.LOWERED)
+        ]
 
     def __getitem__(self, key: str):
         if key not in self._present():
@@ -473,7 +482,7 @@ class IR:
                 raise IRError(f"edge {src!r} -> {dst!r} points backwards: stages must be in dataflow order")
             a, b = self.stage(src), self.stage(dst)
             drives = a.produces and b.receives  # currents into the node b owns
-            mirrors = a.signal and b.copies     # b copies a's signal
+            mirrors = a.signal and b.copies  # b copies a's signal
             if not (drives or mirrors):
                 raise IRError(f"edge {src!r} -> {dst!r}: a {a.kind} cannot drive a {b.kind}")
 

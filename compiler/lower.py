@@ -41,9 +41,9 @@ class Lowering:
     network: Network
     stages: list = field(default_factory=list)
     edges: list = field(default_factory=list)
-    nodes: dict = field(default_factory=dict)      # layer -> producer stage names (currents at a node)
-    signals: dict = field(default_factory=dict)    # layer -> Receiver stage name
-    sizes: dict = field(default_factory=dict)      # layer -> features
+    nodes: dict = field(default_factory=dict)  # layer -> producer stage names (currents at a node)
+    signals: dict = field(default_factory=dict)  # layer -> Receiver stage name
+    sizes: dict = field(default_factory=dict)  # layer -> features
 
     def add(self, stage, *sources: str) -> str:
         self.stages.append(stage)
@@ -80,8 +80,12 @@ class Lowering:
     def weights(self, name: str, n_out: int, n_in: int, pred: str) -> None:
         """A layer's W (reading its input's signal) and b."""
         rx = self.signal(pred)
-        self.add(WeightArray(f"{name}.W", n_out, source=f"{name}.W", n_in=n_in,
-                             weights=_matrix(self.network.array(name, "W"))), rx)
+        self.add(
+            WeightArray(
+                f"{name}.W", n_out, source=f"{name}.W", n_in=n_in, weights=_matrix(self.network.array(name, "W"))
+            ),
+            rx,
+        )
         self.add(BiasArray(f"{name}.b", n_out, source=f"{name}.b", values=_floats(self.network.array(name, "b"))))
 
     def run(self) -> IR:
@@ -92,8 +96,9 @@ class Lowering:
             RULES[layer["type"]](self, name, layer, list(net.graph.predecessors(name)))
         (output,) = net.checkpoint.graph["outputs"]
         pooling = "mean_time" if net.layer(output)["type"] == "mean_time" else "none"
-        self.add(CurrentOutput("out", self.sizes[output], source=output, pooling=pooling),
-                 *self.currents(output, "out"))
+        self.add(
+            CurrentOutput("out", self.sizes[output], source=output, pooling=pooling), *self.currents(output, "out")
+        )
         meta = Meta(model=net.path, graph=net.checkpoint.graph, task=net.checkpoint.metadata.get("task"))
         return IR(tuple(self.stages), tuple(self.edges), meta)
 
@@ -107,14 +112,22 @@ def memory_rule(cls, **layer_fields):
     """The rule of a threshold memory-cell layer (W, b and one `cls` stage of d units): its threshold
     `thresh` is the model's beta_hi = beta_lo + delta, its `width` delta and its `gain` alpha.
     `layer_fields` maps further stage fields to the layer hyperparameter each takes (levels="K")."""
+
     def rule(lw: Lowering, name: str, layer: dict, preds: list) -> None:
         lw.sizes[name] = layer["d"]
         lw.weights(name, layer["d"], layer["in"], preds[0])
         beta_lo, delta = lw.network.array(name, "beta_lo"), lw.network.array(name, "delta")
-        cell = cls(name, layer["d"], source=f"{name}.beta_lo, {name}.delta, {name}.alpha",
-                   thresh=_floats(beta_lo + delta), width=_floats(delta), gain=_floats(lw.network.array(name, "alpha")),
-                   **{key: int(layer[hyper]) for key, hyper in layer_fields.items()})
+        cell = cls(
+            name,
+            layer["d"],
+            source=f"{name}.beta_lo, {name}.delta, {name}.alpha",
+            thresh=_floats(beta_lo + delta),
+            width=_floats(delta),
+            gain=_floats(lw.network.array(name, "alpha")),
+            **{key: int(layer[hyper]) for key, hyper in layer_fields.items()},
+        )
         lw.nodes[name] = [lw.add(cell, f"{name}.W", f"{name}.b")]
+
     return rule
 
 

@@ -9,14 +9,14 @@ time constant C * n * U_T / I_0. A node has one phase slot of the frame to settl
 
 from __future__ import annotations
 
-from compiler.ir import IR, Receiver
 from compiler.foundation.timing import slot as phase_slot
+from compiler.ir import IR, Receiver
 
-C_GATE_F_PER_UM2 = 8.4e-15   # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
-V_ON = 0.4                   # V the gate moves from off to weak inversion at ~1 nA
-N_UT = 0.034                 # V: slope factor n ~ 1.3 times U_T at 27 C, one e-fold of weak-inversion current
-SETTLE_TAUS = 4              # time constants to settle within 2 % of a step
-KEEP_ALIVE = "keep-alive"    # the source of the bias arrays keep_alive adds (no model parameter)
+C_GATE_F_PER_UM2 = 8.4e-15  # sky130 1.8 V thin oxide (tox ~ 4.1 nm): eps_ox / tox
+V_ON = 0.4  # V the gate moves from off to weak inversion at ~1 nA
+N_UT = 0.034  # V: slope factor n ~ 1.3 times U_T at 27 C, one e-fold of weak-inversion current
+SETTLE_TAUS = 4  # time constants to settle within 2 % of a step
+KEEP_ALIVE = "keep-alive"  # the source of the bias arrays keep_alive adds (no model parameter)
 
 
 def keep_alive_name(stage: str) -> str:
@@ -36,8 +36,12 @@ def gate_capacitance(ir: IR, rx: Receiver) -> list[float]:
     if not arrays or not arrays[0].pos_ratios:
         return []
     unit_area = arrays[0].unit_w * arrays[0].unit_l
-    return [(rx.denominator + sum(a.pos_ratios[k][j] + a.neg_ratios[k][j] for a in arrays for k in range(a.size)))
-            * unit_area * C_GATE_F_PER_UM2 for j in range(rx.size)]
+    return [
+        (rx.denominator + sum(a.pos_ratios[k][j] + a.neg_ratios[k][j] for a in arrays for k in range(a.size)))
+        * unit_area
+        * C_GATE_F_PER_UM2
+        for j in range(rx.size)
+    ]
 
 
 def smallest_current(ir: IR, rx: Receiver) -> float:
@@ -59,6 +63,6 @@ def settle_with(c_gate: float, standing: float) -> float:
 def standing_currents(ir: IR, rx: Receiver) -> tuple:
     """The keep-alive current of each input of the receiver (zeros when it has none)."""
     kept = keep_alive_name(rx.name)
-    if kept in ir.predecessors(rx.name):   # only keep_alive makes a stage of that name
+    if kept in ir.predecessors(rx.name):  # only keep_alive makes a stage of that name
         return ir.stage(kept).values
     return (0.0,) * rx.size

@@ -35,13 +35,14 @@ def number(lo: float, hi: float, *, open_low: bool = False):
             value = math.nan
         low_ok = value > lo if open_low else value >= lo
         if not (math.isfinite(value) and low_ok and value <= hi):
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a finite number in "
-                                             f"{'(' if open_low else '['}{lo:g}, {hi:g}]")
+            raise argparse.ArgumentTypeError(
+                f"{text[:40]!r} is not a finite number in {'(' if open_low else '['}{lo:g}, {hi:g}]"
+            )
         return value
 
     return parse
 
 
-JOBS = count(1, 256)                              # ngspice processes or Dask workers at once
-TEMPERATURE = number(-40.0, 125.0)                # C: the range the sky130 models are characterised over
+JOBS = count(1, 256)  # ngspice processes or Dask workers at once
+TEMPERATURE = number(-40.0, 125.0)  # C: the range the sky130 models are characterised over
 SECONDS = number(0.0, 7 * 24 * 3600.0, open_low=True)

@@ -73,12 +73,12 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 @dataclass
 class Build:
     checkpoint: Path
-    directory: Path            # the temporary directory being assembled
+    directory: Path  # the temporary directory being assembled
     config: Config
     network: Network | None = None
     ir: IR | None = None
-    facts: dict = field(default_factory=dict)   # figures steps hand to the report
-    start: str | None = None                    # the pass to resume at (`--from`); None: lower and run all
+    facts: dict = field(default_factory=dict)  # figures steps hand to the report
+    start: str | None = None  # the pass to resume at (`--from`); None: lower and run all
 
     def write(self, relative: str, text: str) -> Path:
         path = self.directory / relative
@@ -137,19 +137,24 @@ def check_size(netlist: dict, config: Config) -> None:
     units, limit = netlist["unit_devices"], config.get("max_unit_devices")
     area_mm2 = netlist["gate_area_um2"] * LAYOUT_OVERHEAD / 1e6
     if units > limit:
-        raise DesignTooLarge(f"the circuit has {units} unit transistors, over the ceiling max_unit_devices = "
-                             f"{limit}; shrink the model or raise the ceiling in the config.")
+        raise DesignTooLarge(
+            f"the circuit has {units} unit transistors, over the ceiling max_unit_devices = "
+            f"{limit}; shrink the model or raise the ceiling in the config."
+        )
     if area_mm2 > config.get("max_area_mm2"):
-        raise DesignTooLarge(f"the circuit's estimated area is {area_mm2:.3g} mm^2, over the ceiling max_area_mm2 = "
-                             f"{config.get('max_area_mm2'):g}; shrink the model or raise the ceiling in the config.")
+        raise DesignTooLarge(
+            f"the circuit's estimated area is {area_mm2:.3g} mm^2, over the ceiling max_area_mm2 = "
+            f"{config.get('max_area_mm2'):g}; shrink the model or raise the ceiling in the config."
+        )
 
 
 def step_layout(build: Build) -> None:
     """layout/top.gds, top.png, sky130.lyp from the netlist just written; area figures for the report."""
     from compiler.backends.layout import write_layout
 
-    figures = write_layout(build.directory / "netlist", build.directory / "layout",
-                           [stage.name for stage in build.ir.stages])
+    figures = write_layout(
+        build.directory / "netlist", build.directory / "layout", [stage.name for stage in build.ir.stages]
+    )
     cells_detail = figures.pop("cells")
     build.write("layout/area.json", json.dumps({**figures, "cells": cells_detail}, indent=1, sort_keys=True) + "\n")
     build.facts["layout"] = figures
@@ -169,8 +174,14 @@ def step_report(build: Build) -> None:
     build.write("reports/build.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-STEPS = (("load", step_load), ("compile", step_compile), ("netlist", step_netlist), ("layout", step_layout),
-         ("reference", step_reference), ("report", step_report))
+STEPS = (
+    ("load", step_load),
+    ("compile", step_compile),
+    ("netlist", step_netlist),
+    ("layout", step_layout),
+    ("reference", step_reference),
+    ("report", step_report),
+)
 
 
 def _sha256(path: Path) -> str:
@@ -179,14 +190,16 @@ def _sha256(path: Path) -> str:
 
 def _inputs(checkpoint: Path, config: Config) -> dict:
     return {
-        "checkpoint": str(checkpoint), "checkpoint_sha256": _sha256(checkpoint),
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": _sha256(checkpoint),
         "config_sha256": hashlib.sha256(json.dumps(config.resolved(), sort_keys=True).encode()).hexdigest(),
         "tool_version": TOOL_VERSION,
     }
 
 
-def build(checkpoint, out, config_path=None, *, force: bool = False, layout: bool = True, start: str | None = None,
-          log=print) -> dict:
+def build(
+    checkpoint, out, config_path=None, *, force: bool = False, layout: bool = True, start: str | None = None, log=print
+) -> dict:
     """Build (or resume) a build directory; returns its manifest. `layout=False` skips the GDS. `start`
     resumes the build at that pass (`--from`): every step from the compile step on is redone."""
     checkpoint, out = Path(checkpoint), Path(out)
@@ -194,13 +207,16 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
         check_name(start)
     config = load_config(config_path)
     if not checkpoint.is_file():
-        raise UsageError(f"checkpoint {str(checkpoint)[:200]} does not exist or is not a file; pass the path of a "
-                         ".ckpt file.")
+        raise UsageError(
+            f"checkpoint {str(checkpoint)[:200]} does not exist or is not a file; pass the path of a .ckpt file."
+        )
     inputs = _inputs(checkpoint, config)
     previous = check_output_directory(out)
     if previous is not None and not force and previous.get("inputs") != inputs:
-        raise BuildExists(f"{out} holds a build of other inputs (checkpoint or config changed); "
-                          "use -f to rebuild it or choose another -o directory.")
+        raise BuildExists(
+            f"{out} holds a build of other inputs (checkpoint or config changed); "
+            "use -f to rebuild it or choose another -o directory."
+        )
     if start is not None:
         check_resumable(out, previous, start, force)
     resume = previous is not None and not force
@@ -210,14 +226,14 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
         sweep_stale_work(out)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     except OSError as exc:
-        raise OutputNotReplaceable(f"cannot create the build directory beside {out}: {exc.strerror}; choose a "
-                                   "writable -o.") from None
+        raise OutputNotReplaceable(
+            f"cannot create the build directory beside {out}: {exc.strerror}; choose a writable -o."
+        ) from None
     try:
         work.chmod(0o755)  # mkdtemp makes it private; a build directory is shared like any output
         if resume:
             shutil.copytree(out, work, dirs_exist_ok=True, symlinks=True)
-        state = Build(checkpoint, work, config,
-                      facts=dict(previous.get("facts", {})) if resume else {}, start=start)
+        state = Build(checkpoint, work, config, facts=dict(previous.get("facts", {})) if resume else {}, start=start)
         manifest = _manifest_base(inputs, previous if resume else None)
         skipped = set() if layout else {"layout"}
         for name, step in STEPS:
@@ -231,8 +247,11 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
             step(state)
             manifest["steps"][name] = round(time.perf_counter() - start, 3)
             written = [p for p, stat in _stats(work).items() if before.get(p) != stat]
-            kept = {p: h for p, h in manifest["outputs"].get(name, {}).items()  # earlier outputs it did not redo
-                    if p not in written and (work / p).is_file()}
+            kept = {
+                p: h
+                for p, h in manifest["outputs"].get(name, {}).items()  # earlier outputs it did not redo
+                if p not in written and (work / p).is_file()
+            }
             manifest["outputs"][name] = {**kept, **{p: _sha256(work / p) for p in written}}
             log(f"  {name:<10} {manifest['steps'][name]:8.3f} s")
         manifest["facts"] = state.facts
@@ -242,8 +261,9 @@ def build(checkpoint, out, config_path=None, *, force: bool = False, layout: boo
         shutil.rmtree(work, ignore_errors=True)
         if exc.errno not in WRITE_ERRNOS:
             raise
-        raise OutputNotReplaceable(f"cannot write the build into {out}: {exc.strerror or exc}; free space or "
-                                   "choose a writable -o.") from None
+        raise OutputNotReplaceable(
+            f"cannot write the build into {out}: {exc.strerror or exc}; free space or choose a writable -o."
+        ) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -260,24 +280,36 @@ def check_output_directory(out: Path) -> dict | None:
         raise OutputNotReplaceable(f"{shown} exists and is not a directory; choose another -o.")
     resolved, here = out.resolve(), Path.cwd().resolve()
     if resolved in (Path(resolved.anchor), Path.home().resolve(), here) or resolved in here.parents:
-        raise OutputNotReplaceable(f"{shown} is the root, home or current directory (or holds it); a build "
-                                   "replaces its whole directory: choose a new -o such as build/NAME.")
+        raise OutputNotReplaceable(
+            f"{shown} is the root, home or current directory (or holds it); a build "
+            "replaces its whole directory: choose a new -o such as build/NAME."
+        )
     if not out.exists() or not any(out.iterdir()):
         return None
     previous = _previous_manifest(out)
     if previous is None:
-        raise OutputNotReplaceable(f"{shown} exists, is not empty and is not a build directory (no valid "
-                                   "manifest.json); the build never replaces such a directory: choose a new "
-                                   "or empty -o.")
-    folders = OUTPUT_FOLDERS | LATER   # a file named like one of them is no output either
-    foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in OUTPUTS | LATER or (p.name in folders) != p.is_dir())
+        raise OutputNotReplaceable(
+            f"{shown} exists, is not empty and is not a build directory (no valid "
+            "manifest.json); the build never replaces such a directory: choose a new "
+            "or empty -o."
+        )
+    folders = OUTPUT_FOLDERS | LATER  # a file named like one of them is no output either
+    foreign = sorted(
+        p.name for p in out.iterdir() if p.name not in OUTPUTS | LATER or (p.name in folders) != p.is_dir()
+    )
     recorded = {p for files in previous.get("outputs", {}).values() for p in files}
-    foreign += sorted(str(p.relative_to(out)) for sub in sorted(OUTPUT_FOLDERS) if recorded
-                      for p in (out / sub).rglob("*") if not p.is_dir() and str(p.relative_to(out)) not in recorded)
+    foreign += sorted(
+        str(p.relative_to(out))
+        for sub in sorted(OUTPUT_FOLDERS)
+        if recorded
+        for p in (out / sub).rglob("*")
+        if not p.is_dir() and str(p.relative_to(out)) not in recorded
+    )
     if foreign:
-        raise OutputNotReplaceable(f"{shown} holds files the build did not make ({', '.join(foreign[:5])[:300]}"
-                                   f"{', ...' if len(foreign) > 5 else ''}); move them out or choose another -o.")
+        raise OutputNotReplaceable(
+            f"{shown} holds files the build did not make ({', '.join(foreign[:5])[:300]}"
+            f"{', ...' if len(foreign) > 5 else ''}); move them out or choose another -o."
+        )
     return previous
 
 
@@ -288,8 +320,10 @@ def check_resumable(out: Path, previous: dict | None, start: str, force: bool) -
     saved = ir_before(start)
     recorded = (previous or {}).get("outputs", {}).get("compile", {})
     if saved not in recorded or changed_outputs(out, {saved: recorded[saved]}):
-        raise CannotResume(f"{str(out)[:200]} holds no intact {saved} (the IR before pass {start}) to resume from; "
-                           "build it without --from first (a plain build saves the IR after every pass).")
+        raise CannotResume(
+            f"{str(out)[:200]} holds no intact {saved} (the IR before pass {start}) to resume from; "
+            "build it without --from first (a plain build saves the IR after every pass)."
+        )
 
 
 def intact_steps(out: Path, manifest: dict) -> set:
@@ -321,15 +355,19 @@ def check_build_outputs(directory: Path, relatives) -> None:
     """A named error when any of the given outputs of a build differs from what its manifest recorded."""
     manifest = _previous_manifest(directory)
     if manifest is None or "outputs" not in manifest:
-        raise BuildModified(f"{directory} has no manifest of its outputs; rebuild it with `python -m compiler "
-                            "build MODEL.ckpt -o DIR` (a plain rebuild resumes and records them).")
+        raise BuildModified(
+            f"{directory} has no manifest of its outputs; rebuild it with `python -m compiler "
+            "build MODEL.ckpt -o DIR` (a plain rebuild resumes and records them)."
+        )
     recorded = {p: h for files in manifest["outputs"].values() for p, h in files.items()}
     wanted = {p: h for p, h in recorded.items() if any(p == r or p.startswith(r.rstrip("/") + "/") for r in relatives)}
     missing = [r for r in relatives if not any(p == r or p.startswith(r.rstrip("/") + "/") for p in recorded)]
     changed = missing + changed_outputs(directory, wanted)
     if changed:
-        raise BuildModified(f"{directory}: {', '.join(changed[:5])} changed since the build (manifest.json records "
-                            "each output's hash); rebuild with `python -m compiler build` (it redoes what changed).")
+        raise BuildModified(
+            f"{directory}: {', '.join(changed[:5])} changed since the build (manifest.json records "
+            "each output's hash); rebuild with `python -m compiler build` (it redoes what changed)."
+        )
 
 
 def _stats(directory: Path) -> dict:
@@ -353,15 +391,20 @@ def _previous_manifest(out: Path) -> dict | None:
 
 
 def _manifest_base(inputs: dict, previous: dict | None) -> dict:
+    import jax
+
     from compiler.foundation.ngspice import ngspice_version
     from compiler.foundation.pdk import find_models
 
-    import jax
-
     return {
         "inputs": inputs,
-        "versions": {"tool": TOOL_VERSION, "pdk": find_models().source, "ngspice": ngspice_version(),
-                     "python": platform.python_version(), "jax": jax.__version__},
+        "versions": {
+            "tool": TOOL_VERSION,
+            "pdk": find_models().source,
+            "ngspice": ngspice_version(),
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+        },
         "steps": dict(previous.get("steps", {})) if previous else {},
         "outputs": dict(previous.get("outputs", {})) if previous else {},
     }
@@ -404,16 +447,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default=None, help="YAML build configuration (`python -m compiler config`)")
     parser.add_argument("-f", "--force", action="store_true", help="rebuild from scratch")
     parser.add_argument("--no-layout", action="store_true", help="skip the GDS layout (layout/top.gds, top.png)")
-    parser.add_argument("--from", dest="start", metavar="PASS", default=None,
-                        help="resume the build at this pass, from the IR saved before it (ir/NN_<pass>.json), "
-                             f"redoing every later step; passes: {', '.join(PIPELINE)}")
+    parser.add_argument(
+        "--from",
+        dest="start",
+        metavar="PASS",
+        default=None,
+        help="resume the build at this pass, from the IR saved before it (ir/NN_<pass>.json), "
+        f"redoing every later step; passes: {', '.join(PIPELINE)}",
+    )
 
 
 def run(args) -> int:
     out = Path(args.out) if args.out else Path("build") / Path(args.checkpoint).stem
     print(f"building {args.checkpoint} -> {out}")
-    manifest = build(args.checkpoint, out, args.config, force=args.force, layout=not args.no_layout,
-                     start=args.start)
+    manifest = build(args.checkpoint, out, args.config, force=args.force, layout=not args.no_layout, start=args.start)
     print((out / "reports" / "build.md").read_text().split("\n## Parameter mapping")[0])
     print(f"build directory: {out} ({sum(manifest['steps'].values()):.2f} s)")
     return 0

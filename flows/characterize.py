@@ -23,18 +23,32 @@ from flows.arguments import JOBS, TEMPERATURE, count
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("cells", nargs="*", metavar="CELL",
-                        help=f"cells to characterise (default: all of {', '.join(cells.names())})")
+    parser.add_argument(
+        "cells", nargs="*", metavar="CELL", help=f"cells to characterise (default: all of {', '.join(cells.names())})"
+    )
     parser.add_argument("--corner", default="tt", choices=CORNERS, help="process corner (default tt)")
     parser.add_argument("--temp", type=TEMPERATURE, default=27.0, help="temperature in Celsius (default 27)")
     parser.add_argument("-j", "--jobs", type=JOBS, default=2, help="ngspice processes at once (default 2)")
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help=f"directory for tables, plots and report (default {common.CALIBRATION_DIR}, "
-                             "the tables the compiler reads)")
-    parser.add_argument("--validate", action="store_true",
-                        help="also compare ideal and calibrated models with SPICE on held-out stimuli")
-    parser.add_argument("--mc", type=count(0, 10_000), default=0, metavar="N",
-                        help="also run PDK mismatch Monte Carlo with N instances per cell parameter")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help=f"directory for tables, plots and report (default {common.CALIBRATION_DIR}, "
+        "the tables the compiler reads)",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="also compare ideal and calibrated models with SPICE on held-out stimuli",
+    )
+    parser.add_argument(
+        "--mc",
+        type=count(0, 10_000),
+        default=0,
+        metavar="N",
+        help="also run PDK mismatch Monte Carlo with N instances per cell parameter",
+    )
 
 
 class CalibrationReadOnly(UsageError):
@@ -47,9 +61,11 @@ def output_dir(output: Path | str | None) -> Path:
     if output is not None:
         return Path(output)
     if not os.access(common.CALIBRATION_DIR, os.W_OK | os.X_OK):
-        raise CalibrationReadOnly(f"cannot write calibration tables into {file_label(common.CALIBRATION_DIR)}: "
-                                  "the installed package's calibration folder is read-only. Pass -o DIR to "
-                                  "write them elsewhere, or characterize in a checkout (editable install).")
+        raise CalibrationReadOnly(
+            f"cannot write calibration tables into {file_label(common.CALIBRATION_DIR)}: "
+            "the installed package's calibration folder is read-only. Pass -o DIR to "
+            "write them elsewhere, or characterize in a checkout (editable install)."
+        )
     return common.CALIBRATION_DIR
 
 
@@ -71,9 +87,16 @@ class _CountingRunner(Runner):
         return result
 
 
-def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: int = 2,
-                      output: Path | None = None, validate: bool = False, mc: int = 0,
-                      runner: Runner | None = None) -> dict:
+def characterize_cell(
+    name: str,
+    corner: str = "tt",
+    temp: float = 27.0,
+    jobs: int = 2,
+    output: Path | None = None,
+    validate: bool = False,
+    mc: int = 0,
+    runner: Runner | None = None,
+) -> dict:
     """Characterise one cell; write its table and plot; return a summary for the report."""
     module = cells.get(name)
     output = output_dir(output)  # a read-only default fails before the sweep
@@ -84,17 +107,24 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
     data, fit, extra = module.characterize(runner, corner, temp, jobs)
     wall = time.perf_counter() - start
     spice = round(getattr(runner, "ngspice_seconds", 0.0) - spice0, 2)
-    path = common.write_table(name, corner, temp, data, fit, wall_time=wall, directory=output,
-                              extra={"ngspice_seconds": spice, **extra})
+    path = common.write_table(
+        name, corner, temp, data, fit, wall_time=wall, directory=output, extra={"ngspice_seconds": spice, **extra}
+    )
     table = json.loads(path.read_text())
     plots = output / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     plot_path = plots / f"{name}_{corner}_{temp:g}C.png"
     module.plot(table, plot_path)
     summary = {
-        "cell": name, "corner": corner, "temp": temp, "table": str(path), "plot": str(plot_path),
-        "wall_time": round(wall, 2), "ngspice_seconds": spice,
-        "simulations": getattr(runner, "ran", 0) - ran0, "cached": getattr(runner, "hits", 0) - hits0,
+        "cell": name,
+        "corner": corner,
+        "temp": temp,
+        "table": str(path),
+        "plot": str(plot_path),
+        "wall_time": round(wall, 2),
+        "ngspice_seconds": spice,
+        "simulations": getattr(runner, "ran", 0) - ran0,
+        "cached": getattr(runner, "hits", 0) - hits0,
         "power": extra.get("power"),
     }
     if validate:
@@ -109,12 +139,17 @@ def characterize_cell(name: str, corner: str = "tt", temp: float = 27.0, jobs: i
 
 
 def _markdown(summaries: list[dict]) -> str:
-    lines = ["# Cell characterisation", "",
-             "| cell | corner | temp | wall s | ngspice s (cold cost) | sims (cached) | power at nominal bias |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Cell characterisation",
+        "",
+        "| cell | corner | temp | wall s | ngspice s (cold cost) | sims (cached) | power at nominal bias |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in summaries:
-        lines.append(f"| {s['cell']} | {s['corner']} | {s['temp']:g} | {s['wall_time']} | {s['ngspice_seconds']} | "
-                     f"{s['simulations']} ({s['cached']}) | {_power(s['power'])} |")
+        lines.append(
+            f"| {s['cell']} | {s['corner']} | {s['temp']:g} | {s['wall_time']} | {s['ngspice_seconds']} | "
+            f"{s['simulations']} ({s['cached']}) | {_power(s['power'])} |"
+        )
     for s in summaries:
         for key in ("validation", "mismatch"):
             if key in s:
@@ -138,11 +173,15 @@ def run(args) -> int:
     runner = _CountingRunner()
     summaries = []
     for name in names:
-        summary = characterize_cell(name, args.corner, args.temp, max(1, args.jobs), out,
-                                    args.validate, args.mc, runner)
+        summary = characterize_cell(
+            name, args.corner, args.temp, max(1, args.jobs), out, args.validate, args.mc, runner
+        )
         summaries.append(summary)
-        print(f"{name}: {summary['simulations']} simulations ({summary['cached']} cached) in "
-              f"{summary['wall_time']} s -> {summary['table']}", flush=True)
+        print(
+            f"{name}: {summary['simulations']} simulations ({summary['cached']} cached) in "
+            f"{summary['wall_time']} s -> {summary['table']}",
+            flush=True,
+        )
     report = _markdown(summaries)
     stem = f"report_{args.corner}_{args.temp:g}C"
     (out / f"{stem}.md").write_text(report)

@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_status
     except OSError as error:  # the file system refused: a path that cannot be read or written, a full disk
         where = f" {str(error.filename)[:200]}:" if error.filename else ""
-        print(f"error: {type(error).__name__}:{where} {error.strerror or error}; check the path, its permissions "
-              "and the free space", file=sys.stderr)
+        print(
+            f"error: {type(error).__name__}:{where} {error.strerror or error}; check the path, its permissions "
+            "and the free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

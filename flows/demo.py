@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from flows.cli import main as cli
 from compiler.foundation.errors import UsageError
 from compiler.foundation.ngspice import available_cores
 from flows.arguments import count
+from flows.cli import main as cli
 from models.catalog import build_config, zoo_path
 
 DEFAULT_MODEL = zoo_path("fq_bmru_d4_digits_rows")
@@ -24,7 +24,9 @@ OUT = Path("build") / "demo"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default=str(OUT), help=f"build directory (default: {OUT})")
-    parser.add_argument("--sequences", type=count(0, 100_000), default=2, help="test sequences to verify (0: build only)")
+    parser.add_argument(
+        "--sequences", type=count(0, 100_000), default=2, help="test sequences to verify (0: build only)"
+    )
     args = parser.parse_args(argv)
     try:
         jobs = min(available_cores(), 2 * args.sequences)  # its widest batch: each sequence's cells alone

@@ -21,12 +21,23 @@ from flows.gds import LayerMap, Layers, check_layer, find_gds, load_layer_map, l
 
 RULES_PATH = sky130_file("drc_rules.yaml")
 KINDS = {  # kind -> number of layers it takes
-    "width": 1, "space": 1, "separation": 2, "enclosure": 2, "enclosure_adjacent": 2, "extension": 2,
-    "edge_length": 2, "exact_size": 1, "area": 1, "covered": 2, "contains": 2, "forbidden": 1,
-    "grid": None, "orthogonal": None,    # any number of layers
+    "width": 1,
+    "space": 1,
+    "separation": 2,
+    "enclosure": 2,
+    "enclosure_adjacent": 2,
+    "extension": 2,
+    "edge_length": 2,
+    "exact_size": 1,
+    "area": 1,
+    "covered": 2,
+    "contains": 2,
+    "forbidden": 1,
+    "grid": None,
+    "orthogonal": None,  # any number of layers
 }
-LOCATIONS_KEPT = 20        # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
-HUGE = 10 ** 12            # an upper bound in database units
+LOCATIONS_KEPT = 20  # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
+HUGE = 10**12  # an upper bound in database units
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,9 @@ class Rule:
     value: float
     description: str
     metrics: str = "euclidian"
-    overlap: str = "allowed"       # separation: "forbidden" also flags a AND b
-    touching: str = "forbidden"    # separation: "allowed" ignores abutting edges
-    except_on: str | None = None   # enclosure: drop inner edges on this layer's boundary
+    overlap: str = "allowed"  # separation: "forbidden" also flags a AND b
+    touching: str = "forbidden"  # separation: "allowed" ignores abutting edges
+    except_on: str | None = None  # enclosure: drop inner edges on this layer's boundary
 
 
 @dataclass(frozen=True)
@@ -64,8 +75,10 @@ def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None)
         raise RuleTableError(f"{path}: rule names repeat ({sorted({n for n in names if names.count(n) > 1})}).")
     for rule in rules:
         if rule.kind not in KINDS or KINDS[rule.kind] not in (None, len(rule.layers)):
-            raise RuleTableError(f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
-                                 f"kinds and their layer counts: {KINDS}.")
+            raise RuleTableError(
+                f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
+                f"kinds and their layer counts: {KINDS}."
+            )
         for name in rule.layers + ((rule.except_on,) if rule.except_on else ()):
             check_layer(name, derived, layer_map, f"{path}: rule {rule.name}")
     return RuleTable(rules, derived, str(data.get("source", "")))
@@ -110,7 +123,7 @@ def check(rule: Rule, layers: Layers, dbu: float) -> list:
         rects = a.rectangles()
         return [a.non_rectangles() + rects.with_bbox_width(d, True) + rects.with_bbox_height(d, True)]
     if kind == "area":
-        return [a.with_area(0, round(rule.value / dbu ** 2), False)]
+        return [a.with_area(0, round(rule.value / dbu**2), False)]
     if kind == "covered":
         return [a - b]
     if kind == "contains":
@@ -137,8 +150,8 @@ def _key(edge) -> tuple:
 class DrcResult:
     gds: str
     top: str
-    violations: dict           # rule name -> count
-    locations: dict            # rule name -> [[x1, y1, x2, y2] in um, ...] (sorted, at most LOCATIONS_KEPT)
+    violations: dict  # rule name -> count
+    locations: dict  # rule name -> [[x1, y1, x2, y2] in um, ...] (sorted, at most LOCATIONS_KEPT)
     rules: tuple
     seconds: float
 
@@ -151,8 +164,9 @@ class DrcResult:
         return self.total == 0
 
 
-def run_drc(target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None,
-            only=None) -> DrcResult:
+def run_drc(
+    target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None, only=None
+) -> DrcResult:
     """Check a build directory (its layout/top.gds) or one GDS file; write reports when `out_dir` is given.
     `only` names the rules to run (default: all of the table)."""
     import klayout.db as kdb
@@ -233,27 +247,44 @@ def write_reports(result: DrcResult, markers: dict, out_dir: Path, layout, cell)
 
 def _json(result: DrcResult) -> dict:
     return {
-        "gds": result.gds, "top": result.top, "clean": result.clean, "violations": result.total,
+        "gds": result.gds,
+        "top": result.top,
+        "clean": result.clean,
+        "violations": result.total,
         "rules_checked": len(result.rules),
-        "rules": {r.name: {"kind": r.kind, "layers": list(r.layers), "value_um": r.value,
-                           "description": r.description, "violations": result.violations[r.name],
-                           "locations_um": result.locations[r.name]} for r in result.rules},
+        "rules": {
+            r.name: {
+                "kind": r.kind,
+                "layers": list(r.layers),
+                "value_um": r.value,
+                "description": r.description,
+                "violations": result.violations[r.name],
+                "locations_um": result.locations[r.name],
+            }
+            for r in result.rules
+        },
     }
 
 
 def markdown(result: DrcResult) -> str:
-    lines = [f"# DRC: {result.top}", "",
-             f"Layout `{result.gds}`, {len(result.rules)} sky130 rules: "
-             + ("**clean**." if result.clean else
-                f"**{result.total} violation{'s' if result.total != 1 else ''}**."), ""]
+    lines = [
+        f"# DRC: {result.top}",
+        "",
+        f"Layout `{result.gds}`, {len(result.rules)} sky130 rules: "
+        + ("**clean**." if result.clean else f"**{result.total} violation{'s' if result.total != 1 else ''}**."),
+        "",
+    ]
     failing = [r for r in result.rules if result.violations[r.name]]
     if failing:
-        lines += ["| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in failing:
             where = "; ".join(", ".join(f"{v:g}" for v in box) for box in result.locations[r.name][:3])
-            lines.append(f"| {r.name} | {r.kind} | {', '.join(r.layers)} | {r.value:g} | "
-                         f"{result.violations[r.name]} | {where} |")
+            lines.append(
+                f"| {r.name} | {r.kind} | {', '.join(r.layers)} | {r.value:g} | {result.violations[r.name]} | {where} |"
+            )
         lines += ["", "Every marker is in `report.lyrdb` (KLayout: Tools > Marker Browser)."]
     return "\n".join(lines) + "\n"
 
@@ -263,15 +294,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default=None, help="report directory (default: DIR/drc, or next to the GDS)")
     parser.add_argument("--top", default=None, help="top cell to check (default: the file's only top cell)")
     parser.add_argument("--rules", default=str(RULES_PATH), help="rule table (default: sky130/drc_rules.yaml)")
-    parser.add_argument("--rule", action="append", default=None, metavar="NAME",
-                        help="run only this rule (repeatable), e.g. --rule m1.2")
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run only this rule (repeatable), e.g. --rule m1.2",
+    )
 
 
 def run(args) -> int:
     target = Path(args.target)
     gds = find_gds(target)
-    out = Path(args.out) if args.out else (target / "drc" if target.is_dir() else gds.with_suffix("")
-                                           .with_name(gds.stem + "_drc"))
+    out = (
+        Path(args.out)
+        if args.out
+        else (target / "drc" if target.is_dir() else gds.with_suffix("").with_name(gds.stem + "_drc"))
+    )
     result = run_drc(target, out, rules_path=args.rules, top=args.top, only=args.rule)
     print(markdown(result), end="")
     print(f"reports: {out}/report.md, report.json, report.lyrdb ({result.seconds:.2f} s)")

@@ -16,17 +16,17 @@ import yaml
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import LayoutMissing, RuleTableError
 
-OPERATORS = ("and", "or", "not", "interacting", "not_interacting")   # of derived layers
+OPERATORS = ("and", "or", "not", "interacting", "not_interacting")  # of derived layers
 LAYER_MAP_PATH = sky130_file("layers.yaml")
-LAYOUT_FILE = Path("layout") / "top.gds"   # where a build keeps its layout
+LAYOUT_FILE = Path("layout") / "top.gds"  # where a build keeps its layout
 
 
 @dataclass(frozen=True)
 class LayerMap:
-    drawing: dict      # name -> (layer, datatype)
-    pins: dict         # metal name -> (layer, datatype) of its pin purpose
-    labels: dict       # metal name -> (layer, datatype) of its label purpose
-    ground: str = "gnd"   # the layout's name of SPICE node 0 (the substrate net)
+    drawing: dict  # name -> (layer, datatype)
+    pins: dict  # metal name -> (layer, datatype) of its pin purpose
+    labels: dict  # metal name -> (layer, datatype) of its label purpose
+    ground: str = "gnd"  # the layout's name of SPICE node 0 (the substrate net)
 
     def __getitem__(self, name: str) -> tuple[int, int]:
         return self.drawing[name]
@@ -51,8 +51,10 @@ def load_layer_map(path: Path | str = LAYER_MAP_PATH) -> LayerMap:
         pins = {name: tuple(p["pin"]) for name, p in data.get("pins", {}).items()}
         labels = {name: tuple(p["label"]) for name, p in data.get("pins", {}).items()}
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise RuleTableError(f"cannot read the layer map {path} ({error}); it needs `layers:` with "
-                             "name: [layer, datatype] and `pins:` with {pin, label} per metal.") from error
+        raise RuleTableError(
+            f"cannot read the layer map {path} ({error}); it needs `layers:` with "
+            "name: [layer, datatype] and `pins:` with {pin, label} per metal."
+        ) from error
     return LayerMap(drawing, pins, labels, str(data.get("nets", {}).get("ground", "gnd")))
 
 
@@ -62,12 +64,15 @@ def find_gds(target: Path | str) -> Path:
     if target.is_file() and target.suffix.lower() in (".gds", ".gds2", ".oas"):
         return target
     if not target.exists():
-        raise LayoutMissing(f"{target} does not exist; pass a build directory (`python -m compiler build ...`) "
-                            "or a GDS file.")
+        raise LayoutMissing(
+            f"{target} does not exist; pass a build directory (`python -m compiler build ...`) or a GDS file."
+        )
     gds = target / LAYOUT_FILE
     if not gds.is_file():
-        raise LayoutMissing(f"{target} has no {LAYOUT_FILE}; build the layout first "
-                            "(`python -m compiler build MODEL.ckpt -o DIR`) or pass a GDS file.")
+        raise LayoutMissing(
+            f"{target} has no {LAYOUT_FILE}; build the layout first "
+            "(`python -m compiler build MODEL.ckpt -o DIR`) or pass a GDS file."
+        )
     return gds
 
 
@@ -83,13 +88,15 @@ def load_layout(gds: Path, top: str | None = None):
     if top is not None:
         cell = layout.cell(top)
         if cell is None:
-            raise LayoutMissing(f"{gds} has no cell named {top!r}; its top cells are "
-                                f"{sorted(c.name for c in layout.top_cells())}.")
+            raise LayoutMissing(
+                f"{gds} has no cell named {top!r}; its top cells are {sorted(c.name for c in layout.top_cells())}."
+            )
         return layout, cell
     tops = layout.top_cells()
     if len(tops) != 1:
-        raise LayoutMissing(f"{gds} has {len(tops)} top cells ({sorted(c.name for c in tops)}); "
-                            "name the one to check with --top.")
+        raise LayoutMissing(
+            f"{gds} has {len(tops)} top cells ({sorted(c.name for c in tops)}); name the one to check with --top."
+        )
     return layout, tops[0]
 
 
@@ -99,8 +106,10 @@ def check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
         if expr in derived:
             return check_layer(derived[expr], derived, layer_map, where)
         if expr not in layer_map.drawing:
-            raise RuleTableError(f"{where} names layer {expr!r}, which is neither in the layer map "
-                                 f"({sorted(layer_map.drawing)}) nor a derived layer ({sorted(derived)}).")
+            raise RuleTableError(
+                f"{where} names layer {expr!r}, which is neither in the layer map "
+                f"({sorted(layer_map.drawing)}) nor a derived layer ({sorted(derived)})."
+            )
         return None
     if not (isinstance(expr, dict) and len(expr) == 1 and next(iter(expr)) in OPERATORS):
         raise RuleTableError(f"{where}: derived layer {expr!r} must be one of {OPERATORS}: [a, b].")
@@ -127,7 +136,11 @@ class Layers:
             else:
                 op, (a, b) = next(iter((self.derived[expr] if isinstance(expr, str) else expr).items()))
                 ra, rb = self[a], self[b]
-                self._cache[key] = {"and": lambda: ra & rb, "or": lambda: ra + rb, "not": lambda: ra - rb,
-                                    "interacting": lambda: ra.interacting(rb),
-                                    "not_interacting": lambda: ra.not_interacting(rb)}[op]()
+                self._cache[key] = {
+                    "and": lambda: ra & rb,
+                    "or": lambda: ra + rb,
+                    "not": lambda: ra - rb,
+                    "interacting": lambda: ra.interacting(rb),
+                    "not_interacting": lambda: ra.not_interacting(rb),
+                }[op]()
         return self._cache[key]

@@ -22,12 +22,11 @@ import yaml
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError, SchematicMissing
 from compiler.foundation.pdk import device_table
-from flows.gds import (LAYER_MAP_PATH, LayerMap, Layers, check_layer, find_gds, load_layer_map,
-                       load_layout, read_yaml)
+from flows.gds import LAYER_MAP_PATH, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 EXTRACTION_PATH = sky130_file("lvs.yaml")
-SCHEMATIC_FILES = ("cells.spice", "network.spice")   # under a build's netlist/
-TOLERANCE = {"W": 0.001, "L": 0.001}                 # um, absolute
+SCHEMATIC_FILES = ("cells.spice", "network.spice")  # under a build's netlist/
+TOLERANCE = {"W": 0.001, "L": 0.001}  # um, absolute
 C_RELATIVE_TOLERANCE = 0.001
 ISSUES_KEPT = 30
 
@@ -38,9 +37,9 @@ class LvsResult:
     layout_top: str
     schematic_top: str
     match: bool
-    devices: dict                     # "layout"/"schematic" -> {device class: count after combining}
-    nets: dict                        # "layout"/"schematic" -> net count
-    issues: list = field(default_factory=list)   # [{"kind", "status", "layout", "schematic"}]
+    devices: dict  # "layout"/"schematic" -> {device class: count after combining}
+    nets: dict  # "layout"/"schematic" -> net count
+    issues: list = field(default_factory=list)  # [{"kind", "status", "layout", "schematic"}]
     seconds: float = 0.0
 
 
@@ -58,8 +57,9 @@ def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None =
         check_layer(name, derived, with_bulk, f"{path}")
     for name, device in table["devices"].items():
         if device["extractor"] not in ("mos4", "capacitor"):
-            raise RuleTableError(f"{path}: device {name} has extractor {device['extractor']!r}; "
-                                 "known: mos4, capacitor.")
+            raise RuleTableError(
+                f"{path}: device {name} has extractor {device['extractor']!r}; known: mos4, capacitor."
+            )
     return table
 
 
@@ -122,8 +122,8 @@ class _SchematicReader:
         class Delegate(kdb.NetlistSpiceReaderDelegate):
             def __init__(self):
                 super().__init__()
-                self.shorts = []       # (circuit name, net name, net name) of 0 V sources
-                self.classes = {}      # model -> its device class (one per model, whatever the case)
+                self.shorts = []  # (circuit name, net name, net name) of 0 V sources
+                self.classes = {}  # model -> its device class (one per model, whatever the case)
 
             def wants_subcircuit(self, name):
                 return name.lower() in devices
@@ -139,7 +139,7 @@ class _SchematicReader:
                     self.shorts.append((circuit.name, nets[0].name, nets[1].name))
                     return True
                 if element == "I":
-                    return True        # an ideal bias reference: its nets are pins of the circuit
+                    return True  # an ideal bias reference: its nets are pins of the circuit
                 return super().element(circuit, element, name, model, value, nets, params)
 
         return Delegate()
@@ -176,8 +176,10 @@ def read_schematic(paths, top: str | None, ground: str):
 
     for path in paths:
         if not Path(path).is_file():
-            raise SchematicMissing(f"{path} does not exist; LVS compares the layout with the built netlist "
-                                   "(`python -m compiler build ...` writes netlist/cells.spice and network.spice).")
+            raise SchematicMissing(
+                f"{path} does not exist; LVS compares the layout with the built netlist "
+                "(`python -m compiler build ...` writes netlist/cells.spice and network.spice)."
+            )
     devices = device_table()
     text = ".global 0\n" + "".join(f'.include "{Path(p).resolve()}"\n' for p in paths)
     netlist = kdb.Netlist()
@@ -216,8 +218,10 @@ def _schematic_top(netlist, top: str | None, paths):
         return circuit
     tops = [c for c in netlist.each_circuit() if not any(True for _ in c.each_ref())]
     if len(tops) != 1:
-        raise SchematicMissing(f"{', '.join(map(str, paths))} has {len(tops)} top subcircuits "
-                               f"({sorted(c.name for c in tops)}); name the one to compare with --schematic-top.")
+        raise SchematicMissing(
+            f"{', '.join(map(str, paths))} has {len(tops)} top subcircuits "
+            f"({sorted(c.name for c in tops)}); name the one to compare with --schematic-top."
+        )
     return tops[0]
 
 
@@ -226,15 +230,23 @@ def _tolerances(netlist) -> None:
 
     for cls in netlist.each_device_class():
         if isinstance(cls, kdb.DeviceClassMOS4Transistor):
-            cls.equal_parameters = (kdb.EqualDeviceParameters(cls.PARAM_W, TOLERANCE["W"], 0.0)
-                                    + kdb.EqualDeviceParameters(cls.PARAM_L, TOLERANCE["L"], 0.0))
+            cls.equal_parameters = kdb.EqualDeviceParameters(
+                cls.PARAM_W, TOLERANCE["W"], 0.0
+            ) + kdb.EqualDeviceParameters(cls.PARAM_L, TOLERANCE["L"], 0.0)
         elif isinstance(cls, kdb.DeviceClassCapacitor):
             cls.equal_parameters = kdb.EqualDeviceParameters(cls.PARAM_C, 0.0, C_RELATIVE_TOLERANCE)
 
 
-def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = None,
-            schematic_top: str | None = None, extraction_path=EXTRACTION_PATH,
-            layer_map_path=LAYER_MAP_PATH) -> LvsResult:
+def run_lvs(
+    target,
+    out_dir=None,
+    *,
+    schematic=None,
+    layout_top: str | None = None,
+    schematic_top: str | None = None,
+    extraction_path=EXTRACTION_PATH,
+    layer_map_path=LAYER_MAP_PATH,
+) -> LvsResult:
     """Compare a build directory's layout with its netlist, or a GDS file with `schematic` (SPICE paths)."""
     start = time.perf_counter()
     gds = find_gds(target)
@@ -256,8 +268,14 @@ def run_lvs(target, out_dir=None, *, schematic=None, layout_top: str | None = No
     return result
 
 
-def compare(layout, cell, schematic, schematic_top: str | None = None, extraction_path=EXTRACTION_PATH,
-            layer_map_path=LAYER_MAP_PATH):
+def compare(
+    layout,
+    cell,
+    schematic,
+    schematic_top: str | None = None,
+    extraction_path=EXTRACTION_PATH,
+    layer_map_path=LAYER_MAP_PATH,
+):
     """LVS of a cell of a layout in memory against SPICE files: (LvsResult, the LayoutVsSchematic object)."""
     import klayout.db as kdb
 
@@ -273,10 +291,15 @@ def compare(layout, cell, schematic, schematic_top: str | None = None, extractio
     comparer = kdb.NetlistComparer()
     comparer.same_circuits(layout_circuit, schematic_circuit)
     match = lvs.compare(comparer)
-    result = LvsResult("", cell.name, schematic_circuit.name, bool(match),
-                       {"layout": _device_counts(lvs.netlist()), "schematic": _device_counts(reference)},
-                       {"layout": _count(layout_circuit.each_net()), "schematic": _count(schematic_circuit.each_net())},
-                       _issues(lvs.xref()))
+    result = LvsResult(
+        "",
+        cell.name,
+        schematic_circuit.name,
+        bool(match),
+        {"layout": _device_counts(lvs.netlist()), "schematic": _device_counts(reference)},
+        {"layout": _count(layout_circuit.each_net()), "schematic": _count(schematic_circuit.each_net())},
+        _issues(lvs.xref()),
+    )
     return result, lvs
 
 
@@ -297,13 +320,12 @@ def _issues(xref) -> list:
     """What did not match, as {"kind", "status", "layout", "schematic"} (names, W/L), sorted, capped."""
     import klayout.db as kdb
 
-    ok = {kdb.NetlistCrossReference.Match}   # a parameter mismatch is a match "with warning"
+    ok = {kdb.NetlistCrossReference.Match}  # a parameter mismatch is a match "with warning"
     issues = []
     for pair in xref.each_circuit_pair():
         if pair.status() not in ok:
             issues.append(_issue("circuit", pair, lambda c: c.name))
-        for kind, each in (("net", xref.each_net_pair), ("device", xref.each_device_pair),
-                           ("pin", xref.each_pin_pair)):
+        for kind, each in (("net", xref.each_net_pair), ("device", xref.each_device_pair), ("pin", xref.each_pin_pair)):
             for item in each(pair):
                 if item.status() not in ok:
                     issues.append(_issue(kind, item, _describe[kind]))
@@ -312,11 +334,16 @@ def _issues(xref) -> list:
 
 
 def _device_text(device) -> str:
-    params = {p.name: device.parameter(p.name) for p in device.device_class().parameter_definitions()
-              if p.name in ("W", "L", "C")}
-    terminals = ", ".join(f"{t.name}={device.net_for_terminal(t.id()).expanded_name()}"
-                          for t in device.device_class().terminal_definitions()
-                          if device.net_for_terminal(t.id()) is not None)
+    params = {
+        p.name: device.parameter(p.name)
+        for p in device.device_class().parameter_definitions()
+        if p.name in ("W", "L", "C")
+    }
+    terminals = ", ".join(
+        f"{t.name}={device.net_for_terminal(t.id()).expanded_name()}"
+        for t in device.device_class().terminal_definitions()
+        if device.net_for_terminal(t.id()) is not None
+    )
     values = " ".join(f"{k}={v:.4g}" for k, v in params.items())
     return f"{device.device_class().name.lower()} {values} ({terminals})"
 
@@ -329,30 +356,49 @@ def _issue(kind: str, pair, describe) -> dict:
     status = str(pair.status()).split(".")[-1]
     if kind == "device" and status == "MatchWithWarning":
         status = "ParametersDiffer"
-    return {"kind": kind, "status": status,
-            "layout": describe(first) if first is not None else None,
-            "schematic": describe(second) if second is not None else None}
+    return {
+        "kind": kind,
+        "status": status,
+        "layout": describe(first) if first is not None else None,
+        "schematic": describe(second) if second is not None else None,
+    }
 
 
 def _json(result: LvsResult) -> dict:
-    return {"gds": result.gds, "layout_top": result.layout_top, "schematic_top": result.schematic_top,
-            "match": result.match, "devices": result.devices, "nets": result.nets,
-            "issues": len(result.issues), "first_issues": result.issues[:ISSUES_KEPT]}
+    return {
+        "gds": result.gds,
+        "layout_top": result.layout_top,
+        "schematic_top": result.schematic_top,
+        "match": result.match,
+        "devices": result.devices,
+        "nets": result.nets,
+        "issues": len(result.issues),
+        "first_issues": result.issues[:ISSUES_KEPT],
+    }
 
 
 def markdown(result: LvsResult) -> str:
-    lines = [f"# LVS: {result.layout_top} vs {result.schematic_top}", "",
-             f"Layout `{result.gds}`: " + ("**match**." if result.match else
-                                          f"**mismatch** ({len(result.issues)} items differ)."), "",
-             "| | layout | schematic |", "|---|---|---|",
-             f"| nets | {result.nets['layout']} | {result.nets['schematic']} |"]
+    lines = [
+        f"# LVS: {result.layout_top} vs {result.schematic_top}",
+        "",
+        f"Layout `{result.gds}`: "
+        + ("**match**." if result.match else f"**mismatch** ({len(result.issues)} items differ)."),
+        "",
+        "| | layout | schematic |",
+        "|---|---|---|",
+        f"| nets | {result.nets['layout']} | {result.nets['schematic']} |",
+    ]
     for name in sorted(set(result.devices["layout"]) | set(result.devices["schematic"])):
-        lines.append(f"| {name} (after combining parallel devices) | {result.devices['layout'].get(name, 0)} "
-                     f"| {result.devices['schematic'].get(name, 0)} |")
+        lines.append(
+            f"| {name} (after combining parallel devices) | {result.devices['layout'].get(name, 0)} "
+            f"| {result.devices['schematic'].get(name, 0)} |"
+        )
     if result.issues:
         lines += ["", "| kind | status | layout | schematic |", "|---|---|---|---|"]
-        lines += [f"| {i['kind']} | {i['status']} | {i['layout'] or '-'} | {i['schematic'] or '-'} |"
-                  for i in result.issues[:ISSUES_KEPT]]
+        lines += [
+            f"| {i['kind']} | {i['status']} | {i['layout'] or '-'} | {i['schematic'] or '-'} |"
+            for i in result.issues[:ISSUES_KEPT]
+        ]
         lines += ["", "Cross-reference in `report.lvsdb` (KLayout: File > Load Netlist Database)."]
     return "\n".join(lines) + "\n"
 
@@ -360,11 +406,18 @@ def markdown(result: LvsResult) -> str:
 def add_arguments(parser) -> None:
     parser.add_argument("target", help="a build directory (layout/top.gds against netlist/) or a GDS file")
     parser.add_argument("-o", "--out", default=None, help="report directory (default: DIR/lvs)")
-    parser.add_argument("--schematic", nargs="+", default=None,
-                        help="SPICE files to compare a GDS file with (default: the build's netlist)")
+    parser.add_argument(
+        "--schematic",
+        nargs="+",
+        default=None,
+        help="SPICE files to compare a GDS file with (default: the build's netlist)",
+    )
     parser.add_argument("--top", default=None, help="layout top cell (default: the file's only top cell)")
-    parser.add_argument("--schematic-top", default=None, help="schematic subcircuit (default: fqrnn_network, "
-                        "or the only top subcircuit of --schematic)")
+    parser.add_argument(
+        "--schematic-top",
+        default=None,
+        help="schematic subcircuit (default: fqrnn_network, or the only top subcircuit of --schematic)",
+    )
 
 
 def run(args) -> int:

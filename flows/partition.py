@@ -29,9 +29,9 @@ READOUT = "readout"
 class Partition:
     """A sub-network: its IR, the cells it simulates and the upstream cells whose outputs it replays."""
 
-    name: str              # the cell stage it simulates, or READOUT
+    name: str  # the cell stage it simulates, or READOUT
     ir: IR
-    replays: tuple         # names of upstream cell stages, now CurrentInput stages of the same name
+    replays: tuple  # names of upstream cell stages, now CurrentInput stages of the same name
 
 
 def load_name(cell: str) -> str:
@@ -63,7 +63,7 @@ def _partition(ir: IR, target: str) -> Partition:
         elif stage.name in members:
             stages.append(stage)
     target_stage = ir.stage(target)
-    shared = ()   # the chip-wide bias the target cells share (their cell's facts)
+    shared = ()  # the chip-wide bias the target cells share (their cell's facts)
     if target_stage.memory:
         load = load_name(target)
         stages.append(CurrentOutput(load, target_stage.size, source=target_stage.source))
@@ -75,8 +75,9 @@ def _partition(ir: IR, target: str) -> Partition:
         if taps:
             stages.append(generator.replace(taps=taps, size=len(taps)))
     name = target if target_stage.memory else READOUT
-    return Partition(name, IR(tuple(stages), tuple(edges), ir.meta),
-                     tuple(s.name for s in ir.stages if s.name in boundary))
+    return Partition(
+        name, IR(tuple(stages), tuple(edges), ir.meta), tuple(s.name for s in ir.stages if s.name in boundary)
+    )
 
 
 def replay_waveform(time: np.ndarray, current: np.ndarray, tolerance: float) -> tuple[tuple, tuple]:

@@ -32,9 +32,14 @@ def quantisation_report(network: Network, ir: IR) -> dict:
     x, y = task.test.x, task.test.y
     a = predict(fn, {k: np.asarray(v) for k, v in ckpt.arrays.items()}, x)
     b = predict(fn, arrays_from_ir(ir), x)
-    report = {"task": task.name, "metric": task.metric, "float": round(float(task.metrics(a, y)[task.metric]), 6),
-              "realised": round(float(task.metrics(b, y)[task.metric]), 6), "test_sequences": int(len(x)),
-              "output_rms_difference": round(float(np.sqrt(np.mean((a - b) ** 2))), 6)}
+    report = {
+        "task": task.name,
+        "metric": task.metric,
+        "float": round(float(task.metrics(a, y)[task.metric]), 6),
+        "realised": round(float(task.metrics(b, y)[task.metric]), 6),
+        "test_sequences": int(len(x)),
+        "output_rms_difference": round(float(np.sqrt(np.mean((a - b) ** 2))), 6),
+    }
     if task.pool:  # a classifier: does the realised network predict the same class?
         report["prediction_agreement"] = round(float(np.mean(np.argmax(a, -1) == np.argmax(b, -1))), 6)
     report["ties"] = decision_ties(ir, x)
@@ -42,8 +47,8 @@ def quantisation_report(network: Network, ir: IR) -> dict:
 
 
 TIE = 0.004  # relative distance of a candidate to a threshold: above the bistable calibration's held-out
-             # error (0.144 %) and the distances at which the d=4 digits model lost decisions
-             # (docs/measurements.md, "Ties")
+# error (0.144 %) and the distances at which the d=4 digits model lost decisions
+# (docs/measurements.md, "Ties")
 
 
 def decision_ties(ir: IR, x) -> dict:
@@ -58,6 +63,8 @@ def decision_ties(ir: IR, x) -> dict:
         lo = hi - np.asarray(stage.width) / scale
         near = np.minimum(np.abs(h - hi), np.abs(h - lo)) < TIE * hi
         per_unit = near.reshape(-1, near.shape[-1]).mean(0)
-        ties[stage.name] = {"share": round(float(near.mean()), 6),
-                            "units": {int(k): round(float(per_unit[k]), 6) for k in np.argsort(-per_unit)[:3] if per_unit[k] > 0}}
+        ties[stage.name] = {
+            "share": round(float(near.mean()), 6),
+            "units": {int(k): round(float(per_unit[k]), 6) for k in np.argsort(-per_unit)[:3] if per_unit[k] > 0},
+        }
     return ties

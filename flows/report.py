@@ -4,8 +4,9 @@ Power is an estimate before simulation: every current drawn from VDD passes thro
 whose source is on VDD, so the supply current is the sum of those pfets' currents: bias outputs and
 reference, the memory cells' own supply current and that of the bias they share (each cell's facts,
 cells/facts.py), and the signal copies and positive weights of the mirrors (their signal currents taken
-as the mean over the task's test inputs, from the behavioural reference). Area is the laid-out area (layout/top.gds: the top cell's outline, each block's outline)
-when the build drew a layout, else the gate area of every device times a layout overhead.
+as the mean over the task's test inputs, from the behavioural reference). Area is the laid-out area
+(layout/top.gds: the top cell's outline, each block's outline) when the build drew a layout, else the gate
+area of every device times a layout overhead.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from compiler.settling import KEEP_ALIVE, standing_currents
 from flows.quantisation import TIE
 from models.tasks import get_task
 
-LAYOUT_OVERHEAD = 3.0      # placed-and-routed area per gate area, for the estimate before layout
-POWER_SEQUENCES = 64       # test sequences whose mean activity sets the signal currents
+LAYOUT_OVERHEAD = 3.0  # placed-and-routed area per gate area, for the estimate before layout
+POWER_SEQUENCES = 64  # test sequences whose mean activity sets the signal currents
 
 
 def mean_signals(build) -> dict:
@@ -52,7 +53,7 @@ def power_estimate(build) -> dict:
         blocks["bias generator"] += generator.i_ref * (2 if sinks else 1)  # reference and its nfet copy
         for tap in generator.taps:
             current = generator.current(tap.units)
-            if tap.stage in shared:   # the memory cells' shared bias: its branches from VDD
+            if tap.stage in shared:  # the memory cells' shared bias: its branches from VDD
                 blocks["bistable cells"] += shared[tap.stage].branches * current
             elif tap.polarity == "p":
                 blocks["bias generator"] += current
@@ -73,8 +74,12 @@ def power_estimate(build) -> dict:
                     pfet_units += array.pos_ratios[k][j] if accepted == "n" else array.neg_ratios[k][j]
             blocks["weight mirrors"] += float(mean[j]) * pfet_units / rx.denominator
     total = sum(blocks.values())
-    return {"vdd": vdd, "blocks_W": {k: v * vdd for k, v in blocks.items()}, "total_W": total * vdd,
-            "signal_activity": "mean over test inputs" if signals else "not available (no task data)"}
+    return {
+        "vdd": vdd,
+        "blocks_W": {k: v * vdd for k, v in blocks.items()},
+        "total_W": total * vdd,
+        "signal_activity": "mean over test inputs" if signals else "not available (no task data)",
+    }
 
 
 def mapping_rows(ir) -> list[dict]:
@@ -97,10 +102,22 @@ def _weight_rows(stage: WeightArray, i_unit: float) -> list[dict]:
         for j in range(stage.n_in):
             w, p, n = stage.weights[k][j], stage.pos_ratios[k][j], stage.neg_ratios[k][j]
             units = p or n
-            element = (f"{'+' if p else '-'}{units} unit{'s' if units > 1 else ''} "
-                       f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}") if units else "no device"
-            rows.append({"parameter": f"{stage.name}[{k},{j}]", "value": w, "element": element,
-                         "realised": (p - n) / stage.denominator})
+            element = (
+                (
+                    f"{'+' if p else '-'}{units} unit{'s' if units > 1 else ''} "
+                    f"({stage.unit_w:g}x{stage.unit_l:g} um) / {stage.denominator}"
+                )
+                if units
+                else "no device"
+            )
+            rows.append(
+                {
+                    "parameter": f"{stage.name}[{k},{j}]",
+                    "value": w,
+                    "element": element,
+                    "realised": (p - n) / stage.denominator,
+                }
+            )
     return rows
 
 
@@ -108,9 +125,15 @@ def _bias_rows(stage: BiasArray, i_unit: float) -> list[dict]:
     """A layer's b (keep-alive currents are no parameter): each bias tap."""
     if stage.source == KEEP_ALIVE:
         return []
-    return [{"parameter": f"{stage.source}[{k}]", "value": None,
-             "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
-             "realised": value / i_unit} for k, value in enumerate(stage.values)]
+    return [
+        {
+            "parameter": f"{stage.source}[{k}]",
+            "value": None,
+            "element": f"bias tap {abs(value) * 1e9:.4g} nA {'sourced' if value >= 0 else 'sunk'}",
+            "realised": value / i_unit,
+        }
+        for k, value in enumerate(stage.values)
+    ]
 
 
 def _cell_rows(stage: Bistable, i_unit: float) -> list[dict]:
@@ -118,12 +141,15 @@ def _cell_rows(stage: Bistable, i_unit: float) -> list[dict]:
     rows = []
     for k in range(stage.size):
         prog = stage.programmed
-        element = (f"bistable {stage.name}[{k}]: I_thresh {prog.thresh[k] * 1e9:.4g} nA, "
-                   f"I_width {prog.width[k] * 1e9:.4g} nA, I_gain {prog.gain[k] * 1e9:.4g} nA")
+        element = (
+            f"bistable {stage.name}[{k}]: I_thresh {prog.thresh[k] * 1e9:.4g} nA, "
+            f"I_width {prog.width[k] * 1e9:.4g} nA, I_gain {prog.gain[k] * 1e9:.4g} nA"
+        )
         lo = (stage.thresh[k] - stage.width[k]) / i_unit
         for name, realised in (("beta_lo", lo), ("delta", stage.width[k] / i_unit), ("alpha", stage.gain[k] / i_unit)):
-            rows.append({"parameter": f"{stage.name}.{name}[{k}]", "value": None, "element": element,
-                         "realised": realised})
+            rows.append(
+                {"parameter": f"{stage.name}.{name}[{k}]", "value": None, "element": element, "realised": realised}
+            )
     return rows
 
 
@@ -148,19 +174,27 @@ def build_report(build) -> tuple[str, dict]:
     area_um2 = netlist.get("gate_area_um2", 0.0) * LAYOUT_OVERHEAD
     quant = facts.get("quantisation", {})
     data = {
-        "model": build.network.path, "task": quant, "stages": len(ir.stages),
+        "model": build.network.path,
+        "task": quant,
+        "stages": len(ir.stages),
         "transistors": {"instances": netlist.get("transistor_instances"), "unit_devices": netlist.get("unit_devices")},
-        "cells": netlist.get("by_cell", {}), "power_estimate": power,
-        "area_estimate_um2": round(area_um2, 1), "gate_area_um2": netlist.get("gate_area_um2"),
+        "cells": netlist.get("by_cell", {}),
+        "power_estimate": power,
+        "area_estimate_um2": round(area_um2, 1),
+        "gate_area_um2": netlist.get("gate_area_um2"),
         "layout": facts.get("layout"),
-        "adjustments": ir.meta.adjustments or [], "sizing_shortfalls": ir.meta.sizing or [],
-        "calibrated": ir.meta.calibrated, "pass_seconds": facts.get("pass_seconds"),
+        "adjustments": ir.meta.adjustments or [],
+        "sizing_shortfalls": ir.meta.sizing or [],
+        "calibrated": ir.meta.calibrated,
+        "pass_seconds": facts.get("pass_seconds"),
         "mapping": rows,
     }
     lines = [
-        f"# Build report: {build.network.path}", "",
+        f"# Build report: {build.network.path}",
+        "",
         f"- stages: {len(ir.stages)}; cells: {data['cells']}",
-        f"- transistors: {data['transistors']['instances']} instances, {data['transistors']['unit_devices']} unit devices (counting m)",
+        f"- transistors: {data['transistors']['instances']} instances, "
+        f"{data['transistors']['unit_devices']} unit devices (counting m)",
         _area_line(data),
         f"- power estimate {power['total_W'] * 1e9:.1f} nW at {power['vdd']:g} V: "
         + ", ".join(f"{k} {v * 1e9:.1f} nW" for k, v in power["blocks_W"].items())
@@ -171,10 +205,12 @@ def build_report(build) -> tuple[str, dict]:
         "",
     ]
     if "float" in quant:
-        lines += [f"| task | metric | float model | realised circuit model | prediction agreement | test sequences |",
-                  "|---|---|---|---|---|---|",
-                  f"| {quant['task']} | {quant['metric']} | {quant['float']} | {quant['realised']} | "
-                  f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |"]
+        lines += [
+            "| task | metric | float model | realised circuit model | prediction agreement | test sequences |",
+            "|---|---|---|---|---|---|",
+            f"| {quant['task']} | {quant['metric']} | {quant['float']} | {quant['realised']} | "
+            f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |",
+        ]
     else:
         lines.append(quant.get("note", "not measured"))
     lines += _ties_section(quant.get("ties"))
@@ -191,10 +227,17 @@ def _ties_section(ties: dict | None) -> list:
     """Memory-cell decisions the circuit cannot be expected to take as the model does (flows/quantisation.py)."""
     if not ties:
         return []
-    lines = ["", f"Decisions at a tie (test split: candidate within {TIE:.1%} of a threshold, decided by the circuit's "
-             "calibration error and mismatch, not by the model):", ""]
-    lines += [f"- {cell}: {t['share']:.2%} of decisions" + (" (units " + ", ".join(f"{u}: {v:.2%}" for u, v in t["units"].items())
-              + ")" if t["units"] else "") for cell, t in ties.items()]
+    lines = [
+        "",
+        f"Decisions at a tie (test split: candidate within {TIE:.1%} of a threshold, decided by the circuit's "
+        "calibration error and mismatch, not by the model):",
+        "",
+    ]
+    lines += [
+        f"- {cell}: {t['share']:.2%} of decisions"
+        + (" (units " + ", ".join(f"{u}: {v:.2%}" for u, v in t["units"].items()) + ")" if t["units"] else "")
+        for cell, t in ties.items()
+    ]
     return lines
 
 
@@ -202,43 +245,74 @@ def _settling_section(settling: dict | None) -> list:
     """The slowest signal nodes (compiler/passes/check_settling.py): estimated settling against the slot."""
     if not settling:
         return []
-    lines = ["", f"## Settling estimate ({settling['slow_nodes']} of {settling['nodes']} signal nodes slower than "
-             f"a {settling['slot_s'] * 1e3:.3g} ms phase slot, {settling.get('kept_alive', 0)} kept alive)", "",
-             "| node | gate capacitance | smallest current | keep-alive current | settling estimate |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {n['node']} | {n['gate_pF']} pF | {n['i_min_A'] * 1e9:.3g} nA | "
-              f"{n.get('keep_alive_A', 0.0) * 1e9:.3g} nA | {n['t_on_s'] * 1e3:.3g} ms"
-              f"{' (slower than the slot)' if n['slow'] else ''} |" for n in settling["slowest"]]
-    lines += ["", "A kept-alive node carries a standing current that its destinations cancel (compiler/passes/"
-              "keep_alive.py): it settles in a few C n U_T / I time constants instead of turning on from zero."]
+    lines = [
+        "",
+        f"## Settling estimate ({settling['slow_nodes']} of {settling['nodes']} signal nodes slower than "
+        f"a {settling['slot_s'] * 1e3:.3g} ms phase slot, {settling.get('kept_alive', 0)} kept alive)",
+        "",
+        "| node | gate capacitance | smallest current | keep-alive current | settling estimate |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {n['node']} | {n['gate_pF']} pF | {n['i_min_A'] * 1e9:.3g} nA | "
+        f"{n.get('keep_alive_A', 0.0) * 1e9:.3g} nA | {n['t_on_s'] * 1e3:.3g} ms"
+        f"{' (slower than the slot)' if n['slow'] else ''} |"
+        for n in settling["slowest"]
+    ]
+    lines += [
+        "",
+        "A kept-alive node carries a standing current that its destinations cancel (compiler/passes/"
+        "keep_alive.py): it settles in a few C n U_T / I time constants instead of turning on from zero.",
+    ]
     if settling["slow_nodes"]:
-        lines += ["", "Slow nodes decide late: lengthen frame_period, raise i_unit, or lower the weight "
-                  "denominator of the arrays they drive (fewer, smaller gates)."]
+        lines += [
+            "",
+            "Slow nodes decide late: lengthen frame_period, raise i_unit, or lower the weight "
+            "denominator of the arrays they drive (fewer, smaller gates).",
+        ]
     return lines
 
 
 def _area_line(data: dict) -> str:
     layout = data.get("layout")
     if not layout:
-        return (f"- gate area {data['gate_area_um2']} um^2; area estimate {data['area_estimate_um2']} um^2 "
-                f"(x{LAYOUT_OVERHEAD:g} layout overhead; built with --no-layout)")
-    return (f"- layout area {layout['area_um2'] / 1e6:.3f} mm^2 ({layout['width_um']:g} x {layout['height_um']:g} um; "
-            f"cells {layout['cells_area_um2'] / 1e6:.3f} mm^2, top-level routing {layout['routing_area_um2'] / 1e6:.3f} mm^2); "
-            f"{layout['unit_transistors']} unit transistors drawn; gate area {data['gate_area_um2']} um^2")
+        return (
+            f"- gate area {data['gate_area_um2']} um^2; area estimate {data['area_estimate_um2']} um^2 "
+            f"(x{LAYOUT_OVERHEAD:g} layout overhead; built with --no-layout)"
+        )
+    return (
+        f"- layout area {layout['area_um2'] / 1e6:.3f} mm^2 ({layout['width_um']:g} x {layout['height_um']:g} um; "
+        f"cells {layout['cells_area_um2'] / 1e6:.3f} mm^2, "
+        f"top-level routing {layout['routing_area_um2'] / 1e6:.3f} mm^2); "
+        f"{layout['unit_transistors']} unit transistors drawn; gate area {data['gate_area_um2']} um^2"
+    )
 
 
 def _layout_section(layout: dict | None) -> list:
     """Area per block: per IR stage (rows of the floorplan) and per cell kind."""
     if not layout:
         return []
-    lines = ["", "## Layout area per block", "", "| IR stage | instances | unit transistors | area (um^2) | share |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Layout area per block",
+        "",
+        "| IR stage | instances | unit transistors | area (um^2) | share |",
+        "|---|---|---|---|---|",
+    ]
     total = layout["area_um2"] or 1.0
     for stage, row in layout["by_stage"].items():
-        lines.append(f"| {stage} | {row['instances']} | {row['unit_transistors']} | {row['area_um2']:.0f} | "
-                     f"{row['area_um2'] / total:.1%} |")
-    lines.append(f"| top-level routing | | | {layout['routing_area_um2']:.0f} | {layout['routing_area_um2'] / total:.1%} |")
-    lines += ["", "| cell kind | instances | unit transistors | area (um^2) | um^2 per unit transistor |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {stage} | {row['instances']} | {row['unit_transistors']} | {row['area_um2']:.0f} | "
+            f"{row['area_um2'] / total:.1%} |"
+        )
+    lines.append(
+        f"| top-level routing | | | {layout['routing_area_um2']:.0f} | {layout['routing_area_um2'] / total:.1%} |"
+    )
+    lines += [
+        "",
+        "| cell kind | instances | unit transistors | area (um^2) | um^2 per unit transistor |",
+        "|---|---|---|---|---|",
+    ]
     for kind, row in layout["by_cell_kind"].items():
         per_unit = row["area_um2"] / row["units"] if row["units"] else 0.0
         lines.append(f"| {kind} | {row['instances']} | {row['units']} | {row['area_um2']:.0f} | {per_unit:.1f} |")

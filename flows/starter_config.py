@@ -40,8 +40,10 @@ def check_output_path(out: Path) -> None:
     """Refuse, before any work, an -o that is a directory, a non-regular file or inside a missing directory."""
     name = file_label(out)
     if not out.parent.is_dir():
-        raise ConfigOutputError(f"cannot write {name}: the directory {file_label(out.parent)} does not exist; "
-                                "create it or choose another -o")
+        raise ConfigOutputError(
+            f"cannot write {name}: the directory {file_label(out.parent)} does not exist; "
+            "create it or choose another -o"
+        )
     try:
         mode = os.stat(out).st_mode
     except FileNotFoundError:

@@ -19,16 +19,25 @@ from compiler.foundation.ngspice import Runner, kill_running, outcome, threads_p
 
 EXECUTORS = ("local", "dask")
 SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")  # distributed's transports that reach another process
-TLS_HINT = ("a tls:// scheduler needs DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT "
-            "and DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY set")
+TLS_HINT = (
+    "a tls:// scheduler needs DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT "
+    "and DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY set"
+)
 
 
 class ExecutorUnavailable(UsageError):
     """The chosen executor cannot start (Dask not installed, bad or unreachable scheduler address)."""
 
 
-def run_all(runner: Runner, sims: list, jobs: int = 1, executor: str = "local", scheduler: str | None = None,
-            on_done=None, keep_going: bool = False) -> list:
+def run_all(
+    runner: Runner,
+    sims: list,
+    jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    on_done=None,
+    keep_going: bool = False,
+) -> list:
     """Results of `sims` in input order; `on_done(result)` after each finishes. With `keep_going` a failed
     simulation leaves its SimulationError in its place (compiler/foundation/ngspice.py `outcome`)."""
     if executor == "local":
@@ -66,12 +75,21 @@ def dask_client(scheduler: str | None, jobs: int):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise ExecutorUnavailable("the dask executor needs dask.distributed: "
-                                  "pip install 'fqrnn-compiler[dask]'") from None
+        raise ExecutorUnavailable(
+            "the dask executor needs dask.distributed: pip install 'fqrnn-compiler[dask]'"
+        ) from None
     if not scheduler:
         try:
-            return Client(LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}))
+            return Client(
+                LocalCluster(
+                    n_workers=max(1, jobs),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
+                )
+            )
         except OSError as exc:
             raise ExecutorUnavailable(f"cannot start a local Dask cluster: {clip(str(exc))}") from None
     check_scheduler_address(scheduler)
@@ -79,8 +97,9 @@ def dask_client(scheduler: str | None, jobs: int):
         return Client(scheduler, timeout=30)
     except (OSError, ValueError, TypeError) as exc:
         what_to_do = TLS_HINT if scheduler.startswith(("tls://", "wss://")) else "check that it runs and the address"
-        raise ExecutorUnavailable(f"cannot reach the Dask scheduler {shown(scheduler)}: {clip(str(exc))}; "
-                                  f"{what_to_do}.") from None
+        raise ExecutorUnavailable(
+            f"cannot reach the Dask scheduler {shown(scheduler)}: {clip(str(exc))}; {what_to_do}."
+        ) from None
 
 
 def check_scheduler_address(address: str) -> None:
@@ -91,11 +110,14 @@ def check_scheduler_address(address: str) -> None:
     quoted = shown(address)
     scheme, location = parse_address(address)
     if scheme not in SCHEDULER_SCHEMES:
-        raise ExecutorUnavailable(f"the Dask scheduler address {quoted} has the scheme {shown(scheme)}; use one "
-                                  f"of {', '.join(s + '://' for s in SCHEDULER_SCHEMES)}, e.g. tcp://HOST:8786.")
+        raise ExecutorUnavailable(
+            f"the Dask scheduler address {quoted} has the scheme {shown(scheme)}; use one "
+            f"of {', '.join(s + '://' for s in SCHEDULER_SCHEMES)}, e.g. tcp://HOST:8786."
+        )
     try:
         get_backend(scheme).get_address_host_port(location)
     except (ValueError, TypeError, ImportError, NotImplementedError) as exc:
         why = clip(str(exc)) or f"this installation of distributed has no {scheme} transport"
-        raise ExecutorUnavailable(f"the Dask scheduler address {quoted} is not usable ({why}); "
-                                  "give SCHEME://HOST:PORT, e.g. tcp://HOST:8786.") from None
+        raise ExecutorUnavailable(
+            f"the Dask scheduler address {quoted} is not usable ({why}); give SCHEME://HOST:PORT, e.g. tcp://HOST:8786."
+        ) from None

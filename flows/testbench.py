@@ -17,19 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from cells import cmru
 from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
-from compiler.ir import IR, CurrentInput, CurrentOutput, Ladder
 from compiler.foundation.simulation import TIME, InitialCondition, Pwl, Simulation, Tran, current, voltage
 from compiler.foundation.timing import window
-from cells import cmru
+from compiler.ir import IR, CurrentInput, CurrentOutput, Ladder
 
-EDGE = 10e-6         # s, rise and fall of an input frame and a phase pin, as on the ladder bench
-                     # (cells/cmru.py): 1 us edges stopped ngspice ("timestep too small") there
-EDGE_SHARE = 1e-3    # and at most this share of a frame, so frames under 10 ms keep rising times
-SAMPLE_AT = 0.97     # fraction of the frame at which it is sampled
+EDGE = 10e-6  # s, rise and fall of an input frame and a phase pin, as on the ladder bench
+# (cells/cmru.py): 1 us edges stopped ngspice ("timestep too small") there
+EDGE_SHARE = 1e-3  # and at most this share of a frame, so frames under 10 ms keep rising times
+SAMPLE_AT = 0.97  # fraction of the frame at which it is sampled
 OFF_CURRENT = 1e-12  # A, the least a golden cell output sinks: a real off cell is never exactly zero, and a
-                     # readout whose receivers all carry exactly zero floats and simulates far slower
-                     # (docs/measurements.md, "the golden cells' off current")
+# readout whose receivers all carry exactly zero floats and simulates far slower
+# (docs/measurements.md, "the golden cells' off current")
 SUPPLY = current("vdd")  # the current of the bench's supply source
 
 
@@ -37,11 +37,11 @@ SUPPLY = current("vdd")  # the current of the bench's supply source
 class Bench:
     """Where the per-frame signals of one simulation are: vectors (compiler/foundation/simulation.py), frame times."""
 
-    states: dict        # cell -> [(voltages of the nodes b) per unit]: one, or a ladder's K
-    candidates: dict    # cell -> [current per unit] (into the cell)
-    outputs: list       # current per output pin (sourced into the pin)
+    states: dict  # cell -> [(voltages of the nodes b) per unit]: one, or a ladder's K
+    candidates: dict  # cell -> [current per unit] (into the cell)
+    outputs: list  # current per output pin (sourced into the pin)
     sample_times: np.ndarray
-    blocks: dict        # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
+    blocks: dict  # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
 
 
 def _pwl(values: np.ndarray, period: float, scale: float, at: float = 0.0) -> tuple[tuple, tuple]:
@@ -78,8 +78,16 @@ def _phase_pwl(phase: int, phases: int, frames: int, period: float, vdd: float) 
     return tuple(times), tuple(levels)
 
 
-def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner: str = "tt",
-          temp: float = 27.0, mc_seed: int | None = None, replay: dict | None = None) -> tuple[Simulation, Bench]:
+def bench(
+    ir: IR,
+    netlist_dir: Path,
+    x: np.ndarray,
+    frame_period: float,
+    corner: str = "tt",
+    temp: float = 27.0,
+    mc_seed: int | None = None,
+    replay: dict | None = None,
+) -> tuple[Simulation, Bench]:
     """A transient of one input sequence x [T, F] (software units). `replay` maps a CurrentInput stage of
     a partition (flows/partition.py) to the waveforms [(times, amperes) per unit] it replays instead."""
     netlist_dir = Path(netlist_dir)
@@ -109,15 +117,26 @@ def bench(ir: IR, netlist_dir: Path, x: np.ndarray, frame_period: float, corner:
     saves = [v for group in candidates.values() for v in group] + outputs + [SUPPLY, *blocks.values()]
     nodes = [v for group in states.values() for unit in group for v in unit]
     lines = [
-        (netlist_dir / "cells.spice").read_text(), network,
-        f"VDD vdd 0 {vdd:g}", f"IREF iref 0 {i_unit:g}",
+        (netlist_dir / "cells.spice").read_text(),
+        network,
+        f"VDD vdd 0 {vdd:g}",
+        f"IREF iref 0 {i_unit:g}",
         *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
         f"XNET {' '.join(pins(ir))} {TOP}",
     ]
-    sim = Simulation("\n".join(lines), analyses=(_transient(frames, frame_period),), saves=(*saves, *nodes),
-                     initial=tuple(InitialCondition(v, 0.0) for v in nodes), stimuli=tuple(stimuli),
-                     options=cmru.OPTIONS if ir.of_kind(Ladder) else (), title="verification bench", corner=corner,
-                     temp=temp, mc_seed=mc_seed, timeout=3600)
+    sim = Simulation(
+        "\n".join(lines),
+        analyses=(_transient(frames, frame_period),),
+        saves=(*saves, *nodes),
+        initial=tuple(InitialCondition(v, 0.0) for v in nodes),
+        stimuli=tuple(stimuli),
+        options=cmru.OPTIONS if ir.of_kind(Ladder) else (),
+        title="verification bench",
+        corner=corner,
+        temp=temp,
+        mc_seed=mc_seed,
+        timeout=3600,
+    )
     sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
     return sim, Bench(states, candidates, outputs, sample_times, blocks)
 
@@ -149,15 +168,18 @@ def samples(result, where: Bench, ir: IR) -> dict:
     return {
         "power_W": mean_power(SUPPLY, -1),
         "power_by_block_W": {b: mean_power(name, 1) for b, name in where.blocks.items()},
-        "states": {c: np.stack([sum(at(v) > vdd / 2 for v in unit) for unit in units], -1).astype(float)
-                   for c, units in where.states.items()},
+        "states": {
+            c: np.stack([sum(at(v) > vdd / 2 for v in unit) for unit in units], -1).astype(float)
+            for c, units in where.states.items()
+        },
         "candidates": {c: np.stack([at(v) / i_unit for v in names], -1) for c, names in where.candidates.items()},
         "outputs": np.stack([at(v) / i_unit for v in where.outputs], -1),
     }
 
 
-def isolated_bench(ir: IR, cell: str, h: np.ndarray, frame_period: float, corner: str = "tt",
-                   temp: float = 27.0) -> tuple[Simulation, list]:
+def isolated_bench(
+    ir: IR, cell: str, h: np.ndarray, frame_period: float, corner: str = "tt", temp: float = 27.0
+) -> tuple[Simulation, list]:
     """One layer of bistable cells alone, driven by golden candidate currents h [T, units] (software units)
     from the reference, with ideal bias sources at the programmed currents: the cell's isolated error."""
     from cells import bistable
@@ -169,17 +191,40 @@ def isolated_bench(ir: IR, cell: str, h: np.ndarray, frame_period: float, corner
     stimuli = []
     for k in range(stage.size):
         prog = {f: stage.programmed[f][k] for f in ("thresh", "width", "gain")}
-        lines += [f"Iith{k} ith{k} 0 {prog['thresh']:g}", f"Iiw{k} vdd iw{k} {prog['width']:g}",
-                  f"Iig{k} vdd ig{k} {prog['gain']:g}", f"Vo{k} out{k} 0 {bistable.V_OUT:g}",
-                  subckt.instance(f"C{k}", {"vdd": "vdd", "in": f"in{k}", "out": f"out{k}", "ith": f"ith{k}",
-                                            "iw": f"iw{k}", "ig": f"ig{k}", "vsp": "vsp", "vsn": "vsn",
-                                            "en": bistable.FREE_RUNNING[0], "enb": bistable.FREE_RUNNING[1]})]
+        lines += [
+            f"Iith{k} ith{k} 0 {prog['thresh']:g}",
+            f"Iiw{k} vdd iw{k} {prog['width']:g}",
+            f"Iig{k} vdd ig{k} {prog['gain']:g}",
+            f"Vo{k} out{k} 0 {bistable.V_OUT:g}",
+            subckt.instance(
+                f"C{k}",
+                {
+                    "vdd": "vdd",
+                    "in": f"in{k}",
+                    "out": f"out{k}",
+                    "ith": f"ith{k}",
+                    "iw": f"iw{k}",
+                    "ig": f"ig{k}",
+                    "vsp": "vsp",
+                    "vsn": "vsn",
+                    "en": bistable.FREE_RUNNING[0],
+                    "enb": bistable.FREE_RUNNING[1],
+                },
+            ),
+        ]
         times, levels = _pwl(h[:, k], frame_period, i_unit)
         stimuli.append(Pwl(f"H{k}", "0", f"in{k}", times, levels))
     states = [voltage(f"xc{k}", "b") for k in range(stage.size)]
-    sim = Simulation("\n".join(lines), analyses=(_transient(h.shape[0], frame_period),), saves=tuple(states),
-                     initial=tuple(InitialCondition(v, 0.0) for v in states), stimuli=tuple(stimuli),
-                     title=f"isolated {cell}", corner=corner, temp=temp)
+    sim = Simulation(
+        "\n".join(lines),
+        analyses=(_transient(h.shape[0], frame_period),),
+        saves=tuple(states),
+        initial=tuple(InitialCondition(v, 0.0) for v in states),
+        stimuli=tuple(stimuli),
+        title=f"isolated {cell}",
+        corner=corner,
+        temp=temp,
+    )
     return sim, states
 
 

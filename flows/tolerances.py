@@ -29,18 +29,24 @@ def load_tolerances(path) -> dict:
 def _bound(name: str, metric, bound) -> dict:
     """One metric's bound, `{min: x}`, `{max: x}` or both (min <= max); a NaN bound would never fail."""
     if metric not in CHECKABLE:
-        raise ToleranceFileError(f"tolerance file {name}: unknown metric {shown(metric)}"
-                                 f"{did_you_mean(metric, CHECKABLE)}; choose from {', '.join(CHECKABLE)}")
+        raise ToleranceFileError(
+            f"tolerance file {name}: unknown metric {shown(metric)}"
+            f"{did_you_mean(metric, CHECKABLE)}; choose from {', '.join(CHECKABLE)}"
+        )
     if not isinstance(bound, dict) or not bound:
-        raise ToleranceFileError(f"tolerance file {name}: {metric} must be {{min: number}} or {{max: number}}, "
-                                 f"not {shown(bound)}")
+        raise ToleranceFileError(
+            f"tolerance file {name}: {metric} must be {{min: number}} or {{max: number}}, not {shown(bound)}"
+        )
     for key, value in bound.items():
         if key not in BOUNDS:
-            raise ToleranceFileError(f"tolerance file {name}: {metric} has the unknown bound {shown(key)}"
-                                     f"{did_you_mean(key, BOUNDS)}; use min and/or max")
+            raise ToleranceFileError(
+                f"tolerance file {name}: {metric} has the unknown bound {shown(key)}"
+                f"{did_you_mean(key, BOUNDS)}; use min and/or max"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ToleranceFileError(f"tolerance file {name}: {metric} {key} must be a finite number, "
-                                     f"not {shown(value)}")
+            raise ToleranceFileError(
+                f"tolerance file {name}: {metric} {key} must be a finite number, not {shown(value)}"
+            )
     if bound.get("min", -math.inf) > bound.get("max", math.inf):
         raise ToleranceFileError(f"tolerance file {name}: {metric} min is above its max; no value could pass")
     return dict(bound)

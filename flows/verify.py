@@ -29,12 +29,12 @@ from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config, read_user_yaml
 from compiler.foundation.errors import SimulationError, UsageError
-from compiler.ir import IR, CurrentOutput
 from compiler.foundation.ngspice import Runner
-from compiler.foundation.simulation import TIME
 from compiler.foundation.pdk import CORNERS
-from flows.build import check_build_outputs
+from compiler.foundation.simulation import TIME
+from compiler.ir import IR, CurrentOutput
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
+from flows.build import check_build_outputs
 from flows.partition import READOUT, partitions, replay_waveform
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
@@ -43,7 +43,8 @@ from models.checkpoint import load_checkpoint
 from models.network import apply
 from models.tasks import get_task
 
-# The default verdict (state agreement >= 0.99, prediction agreement >= 0.98): metric -> {"min": x} or {"max": x} at the nominal condition.
+# The default verdict at the nominal condition (state agreement >= 0.99, prediction agreement >= 0.98):
+# metric -> {"min": x} or {"max": x}.
 TOLERANCES = {"state_agreement": {"min": 0.99}, "prediction_agreement": {"min": 0.98}}
 
 
@@ -65,16 +66,20 @@ def _load(directory: Path) -> tuple[IR, Config]:
     """The build's IR and config, after checking that they, the model and the netlist are what the build
     wrote (manifest hashes): a verification is of the delivered circuit or of nothing."""
     if not (directory / "ir.json").is_file() or not (directory / "config.yaml").is_file():
-        raise NotABuild(f"{str(directory)[:200]} is not a build directory (no ir.json / config.yaml); run "
-                        "`python -m compiler build MODEL.ckpt -o DIR` first.")
+        raise NotABuild(
+            f"{str(directory)[:200]} is not a build directory (no ir.json / config.yaml); run "
+            "`python -m compiler build MODEL.ckpt -o DIR` first."
+        )
     check_build_outputs(directory, ("ir.json", "config.yaml", "model.ckpt", "netlist/"))
     try:
         ir = IR.from_json((directory / "ir.json").read_text())
         config = Config(**read_user_yaml(directory / "config.yaml", "build configuration", NotABuild))
         get_task(ir.meta["task"])
     except (ValueError, TypeError, KeyError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise NotABuild(f"{str(directory)[:200]}: ir.json or config.yaml cannot be read ({type(exc).__name__}); "
-                        "rebuild it with `python -m compiler build`.") from None
+        raise NotABuild(
+            f"{str(directory)[:200]}: ir.json or config.yaml cannot be read ({type(exc).__name__}); "
+            "rebuild it with `python -m compiler build`."
+        ) from None
     return ir, config
 
 
@@ -87,10 +92,22 @@ def _per_frame_layer(ir: IR) -> str:
     return output.source
 
 
-def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=None, mc: int = 0,
-           runner: Runner | None = None, log=print, partitioned: bool = False, executor: str = "local",
-           scheduler: str | None = None, tolerances: dict | None = None, frames: int | None = None,
-           sim_timeout: float | None = None) -> dict:
+def verify(
+    directory,
+    sequences: int = 8,
+    jobs: int = 1,
+    corners=None,
+    temps=None,
+    mc: int = 0,
+    runner: Runner | None = None,
+    log=print,
+    partitioned: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
+    tolerances: dict | None = None,
+    frames: int | None = None,
+    sim_timeout: float | None = None,
+) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict.
     `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once.
@@ -121,31 +138,49 @@ def verify(directory, sequences: int = 8, jobs: int = 1, corners=None, temps=Non
     reference_s = time.perf_counter() - start
     results, failed_sims = [], []
     for i, (corner, temp, seed) in enumerate(conditions):
-        got = flat[i * len(x):(i + 1) * len(x)]
+        got = flat[i * len(x) : (i + 1) * len(x)]
         done = [n for n, g in enumerate(got) if "error" not in g]
         failed_sims += [g for g in got if "error" in g]
         if not done and i == 0:
-            raise SimulationError(f"every sequence failed to simulate at the nominal condition; the first: "
-                                  f"{got[0]['error']}")
+            raise SimulationError(
+                f"every sequence failed to simulate at the nominal condition; the first: {got[0]['error']}"
+            )
         got = [got[n] for n in done]
         metrics = _compare(ir, task, _take(traces, done), got, y[done], done) if got else {}
-        metrics.update({"corner": corner, "temp": temp, "mc_seed": seed, "simulated_sequences": len(got),
-                        "cached": sum(g["cached"] for g in got)})
+        metrics.update(
+            {
+                "corner": corner,
+                "temp": temp,
+                "mc_seed": seed,
+                "simulated_sequences": len(got),
+                "cached": sum(g["cached"] for g in got),
+            }
+        )
         results.append((metrics, got, done))
     nominal, got, done = results[0]
-    nominal.update({"sequences": len(x), "frames": int(x.shape[1]), "frame_period_s": frame,
-                    "simulation": "partitioned" if partitioned else "monolithic", "partitions": rounds,
-                    "wall_s": round(wall, 2), "wall_s_per_sequence": round(wall / len(flat), 2),
-                    "reference_s": round(reference_s, 3),  # the behavioural model on the same sequences
-                    "energy_per_inference_J": nominal["power_W"] * x.shape[1] * frame,
-                    "power_estimate_W": _build_estimate(directory)})
+    nominal.update(
+        {
+            "sequences": len(x),
+            "frames": int(x.shape[1]),
+            "frame_period_s": frame,
+            "simulation": "partitioned" if partitioned else "monolithic",
+            "partitions": rounds,
+            "wall_s": round(wall, 2),
+            "wall_s_per_sequence": round(wall / len(flat), 2),
+            "reference_s": round(reference_s, 3),  # the behavioural model on the same sequences
+            "energy_per_inference_J": nominal["power_W"] * x.shape[1] * frame,
+            "power_estimate_W": _build_estimate(directory),
+        }
+    )
     if task.pool:
         float_out, _ = apply(*_float_model(directory), x)
         nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
     nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed_cells = _isolated(
-        ir, traces, len(x), frame, corners[0], temps[0], sweep)
-    nominal["isolated_output_rms_units"], failed_readout = _isolated_readout(ir, directory, config, traces, x, frame,
-                                                                             corners[0], temps[0], sweep)
+        ir, traces, len(x), frame, corners[0], temps[0], sweep
+    )
+    nominal["isolated_output_rms_units"], failed_readout = _isolated_readout(
+        ir, directory, config, traces, x, frame, corners[0], temps[0], sweep
+    )
     nominal["simulation_failures"] = failed_sims + failed_cells + failed_readout
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _, _ in results]
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
@@ -178,14 +213,22 @@ def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sw
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
     benches = [bench(ir, netlist, x[n], frame, c, t, seed) for c, t, seed, n in runs]
     results = sweep.run([sim for sim, _ in benches])
-    return [_failed(r, "network", *run) if isinstance(r, SimulationError)
-            else {**samples(r, where, ir), "cached": r.cached} for r, (_, where), run in zip(results, benches, runs)]
+    return [
+        _failed(r, "network", *run) if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
+        for r, (_, where), run in zip(results, benches, runs)
+    ]
 
 
 def _failed(error: SimulationError, bench_name: str, corner: str, temp: float, seed, sequence: int) -> dict:
     """A report row for a simulation that failed: its condition, sequence, bench and error's first line."""
-    return {"corner": corner, "temp": temp, "mc_seed": seed, "sequence": sequence, "bench": bench_name,
-            "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
+    return {
+        "corner": corner,
+        "temp": temp,
+        "mc_seed": seed,
+        "sequence": sequence,
+        "bench": bench_name,
+        "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}",
+    }
 
 
 def _take(traces: dict, sequences: list) -> dict:
@@ -208,8 +251,12 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
         netlist = directory / "verify" / "partitions" / part.name
         write_netlist(part.ir, netlist, config, supply_probes=True)
         live = [i for i in range(len(runs)) if "error" not in merged[i]]
-        benches = [bench(part.ir, netlist, x[runs[i][3]], frame, *runs[i][:3],
-                         replay={r: recorded[i][r] for r in part.replays}) for i in live]
+        benches = [
+            bench(
+                part.ir, netlist, x[runs[i][3]], frame, *runs[i][:3], replay={r: recorded[i][r] for r in part.replays}
+            )
+            for i in live
+        ]
         results = sweep.run([sim for sim, _ in benches])
         for i, result, (_, where) in zip(live, results, benches):
             if isinstance(result, SimulationError):
@@ -225,26 +272,32 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
             if part.name == READOUT:
                 into["outputs"] = got["outputs"]
             else:  # the current each cell output sinks, replayed by the partitions downstream
-                recorded[i][part.name] = [replay_waveform(result[TIME], -result[name], tolerance)
-                                          for name in where.outputs]
+                recorded[i][part.name] = [
+                    replay_waveform(result[TIME], -result[name], tolerance) for name in where.outputs
+                ]
     return merged
 
 
 ISOLATED_LISTED = 50  # isolated disagreements listed in the report (the agreement counts them all)
 
 
-def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: float,
-              sweep: _Sweep) -> tuple[dict, list, list]:
+def _isolated(
+    ir: IR, traces, sequences: int, frame: float, corner: str, temp: float, sweep: _Sweep
+) -> tuple[dict, list, list]:
     """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
     the layers before it propagate. Compared with the in-network agreement it locates a fault. Also the
     decisions that differ, with the candidate and the unit's realised thresholds (units): a candidate
     within the calibration error of a threshold is a tie the circuit cannot be expected to break alike.
     Last, the simulations that failed (left out of the agreement)."""
-    jobs_list = [(cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
-                 for cell in ir.memory_cells() if cell.facts.name == "bistable"  # its bench is the bistable's
-                 for n in range(sequences)]
-    results = run_all(sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler,
-                      keep_going=True)
+    jobs_list = [
+        (cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
+        for cell in ir.memory_cells()
+        if cell.facts.name == "bistable"  # its bench is the bistable's
+        for n in range(sequences)
+    ]
+    results = run_all(
+        sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler, keep_going=True
+    )
     agree, differ, failed = {}, [], []
     scale = ir.meta["i_unit"]
     for (cell, n, _, states), result in zip(jobs_list, results):
@@ -255,17 +308,26 @@ def _isolated(ir: IR, traces, sequences: int, frame: float, corner: str, temp: f
         same = got == np.asarray(traces[cell]["q"][n])
         agree.setdefault(cell, []).append(same)
         stage = ir.stage(cell)
-        for t, k in np.argwhere(~same)[:max(0, ISOLATED_LISTED - len(differ))]:
-            differ.append({"cell": cell, "sequence": n, "frame": int(t), "unit": int(k),
-                           "reference_state": float(traces[cell]["q"][n][t, k] > 0), "spice_state": float(got[t, k] > 0),
-                           "candidate_units": round(float(traces[cell]["h"][n][t, k]), 5),
-                           "beta_hi_units": round(stage.thresh[k] / scale, 5),
-                           "beta_lo_units": round((stage.thresh[k] - stage.width[k]) / scale, 5)})
+        for t, k in np.argwhere(~same)[: max(0, ISOLATED_LISTED - len(differ))]:
+            differ.append(
+                {
+                    "cell": cell,
+                    "sequence": n,
+                    "frame": int(t),
+                    "unit": int(k),
+                    "reference_state": float(traces[cell]["q"][n][t, k] > 0),
+                    "spice_state": float(got[t, k] > 0),
+                    "candidate_units": round(float(traces[cell]["h"][n][t, k]), 5),
+                    "beta_hi_units": round(stage.thresh[k] / scale, 5),
+                    "beta_lo_units": round((stage.thresh[k] - stage.width[k]) / scale, 5),
+                }
+            )
     return {cell: float(np.mean(a)) for cell, a in agree.items()}, differ, failed
 
 
-def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float,
-                      sweep: _Sweep) -> tuple[float | None, list]:
+def _isolated_readout(
+    ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float, sweep: _Sweep
+) -> tuple[float | None, list]:
     """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
     error the readout makes by itself, next to the one it shows inside the network; and the simulations
     that failed."""
@@ -274,13 +336,26 @@ def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, 
         return None, []
     netlist = directory / "verify" / "isolated" / READOUT
     write_netlist(readout.ir, netlist, config)
-    benches = [bench(readout.ir, netlist, x[n], frame, corner, temp,
-                     replay={c: golden_outputs(ir, c, traces[c]["q"][n], frame) for c in readout.replays})
-               for n in range(len(x))]
-    results = run_all(sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler,
-                      keep_going=True)
-    failed = [_failed(r, "readout alone", corner, temp, None, n) for n, r in enumerate(results)
-              if isinstance(r, SimulationError)]
+    benches = [
+        bench(
+            readout.ir,
+            netlist,
+            x[n],
+            frame,
+            corner,
+            temp,
+            replay={c: golden_outputs(ir, c, traces[c]["q"][n], frame) for c in readout.replays},
+        )
+        for n in range(len(x))
+    ]
+    results = run_all(
+        sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler, keep_going=True
+    )
+    failed = [
+        _failed(r, "readout alone", corner, temp, None, n)
+        for n, r in enumerate(results)
+        if isinstance(r, SimulationError)
+    ]
     done = [n for n, r in enumerate(results) if not isinstance(r, SimulationError)]
     if not done:
         return None, failed
@@ -288,8 +363,16 @@ def _isolated_readout(ir: IR, directory: Path, config, traces, x, frame: float, 
     return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2))), failed
 
 
-SUMMARY = ("corner", "temp", "mc_seed", "simulated_sequences", "state_agreement", "prediction_agreement",
-           "output_rms_units", "power_W")
+SUMMARY = (
+    "corner",
+    "temp",
+    "mc_seed",
+    "simulated_sequences",
+    "state_agreement",
+    "prediction_agreement",
+    "output_rms_units",
+    "power_W",
+)
 
 
 def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
@@ -303,24 +386,31 @@ def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
     metrics = {
         "state_agreement": float(np.mean(np.concatenate([a.ravel() for a in agree.values()]))) if cells else None,
         "state_agreement_by_cell": {c: float(np.mean(a)) for c, a in agree.items()},
-        "candidate_rms_units": {c: float(np.sqrt(np.mean(d ** 2))) for c, d in cand.items()},
+        "candidate_rms_units": {c: float(np.sqrt(np.mean(d**2))) for c, d in cand.items()},
         "output_rms_units": float(np.sqrt(np.mean((spice_out - ref_out) ** 2))),
         "power_W": float(np.mean([g["power_W"] for g in got])),
-        "power_by_block_W": {b: float(np.mean([g["power_by_block_W"][b] for g in got])) for b in got[0]["power_by_block_W"]},
+        "power_by_block_W": {
+            b: float(np.mean([g["power_by_block_W"][b] for g in got])) for b in got[0]["power_by_block_W"]
+        },
     }
     ladders = [c for c in cells if ir.stage(c).top_level > 1]
     if ladders:  # an FQ-CMRU unit's state is its level (0..K): level agreement per (unit, frame)
         metrics["level_agreement"] = float(np.mean(np.concatenate([agree[c].ravel() for c in ladders])))
-    per_frame_classifier = np.ndim(y) == 2 and ref_out.shape[-1] > 1   # e.g. event_count: read at the last frame
+    per_frame_classifier = np.ndim(y) == 2 and ref_out.shape[-1] > 1  # e.g. event_count: read at the last frame
     if task.pool or per_frame_classifier:
         spice_pred = np.argmax(spice_out.mean(axis=1) if task.pool else spice_out[:, -1], -1)
         ref_pred = np.argmax(ref_out.mean(axis=1) if task.pool else ref_out[:, -1], -1)
         y = y if task.pool else np.asarray(y)[:, -1]
-        metrics.update({"prediction_agreement": float(np.mean(spice_pred == ref_pred)),
-                        "circuit_accuracy": float(np.mean(spice_pred == y)),
-                        "reference_accuracy": float(np.mean(ref_pred == y)),
-                        "disagreements": _disagreements(ref_out.mean(axis=1) if task.pool else ref_out[:, -1],
-                                                        spice_pred, agree, sequences)})
+        metrics.update(
+            {
+                "prediction_agreement": float(np.mean(spice_pred == ref_pred)),
+                "circuit_accuracy": float(np.mean(spice_pred == y)),
+                "reference_accuracy": float(np.mean(ref_pred == y)),
+                "disagreements": _disagreements(
+                    ref_out.mean(axis=1) if task.pool else ref_out[:, -1], spice_pred, agree, sequences
+                ),
+            }
+        )
     return metrics
 
 
@@ -331,9 +421,15 @@ def _disagreements(ref_scores, spice_pred, agree: dict, sequences: list) -> list
     ranked = np.sort(ref_scores, -1)
     rows = []
     for n in np.flatnonzero(np.argmax(ref_scores, -1) != spice_pred):
-        rows.append({"sequence": int(sequences[n]), "reference": int(np.argmax(ref_scores[n])), "spice": int(spice_pred[n]),
-                     "reference_margin_units": round(float(ranked[n, -1] - ranked[n, -2]), 4),
-                     "state_mismatches": {c: int(np.sum(~a[n])) for c, a in agree.items()}})
+        rows.append(
+            {
+                "sequence": int(sequences[n]),
+                "reference": int(np.argmax(ref_scores[n])),
+                "spice": int(spice_pred[n]),
+                "reference_margin_units": round(float(ranked[n, -1] - ranked[n, -2]), 4),
+                "state_mismatches": {c: int(np.sum(~a[n])) for c, a in agree.items()},
+            }
+        )
     return rows
 
 
@@ -366,52 +462,107 @@ def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditio
 
 
 def markdown(metrics: dict) -> str:
-    rows = [("sequences x frames", f"{metrics['sequences']} x {metrics['frames']} (frame {metrics['frame_period_s'] * 1e3:g} ms)"
-             + (f"; {metrics['simulated_sequences']} simulated" if metrics["simulation_failures"] else "")),
-            ("corner, temperature", f"{metrics['corner']}, {metrics['temp']:g} C"),
-            ("state agreement", metrics["state_agreement"]),
-            *([("level agreement (FQ-CMRU ladders)", metrics["level_agreement"])] if "level_agreement" in metrics else []),
-            ("output RMS error (units)", round(metrics["output_rms_units"], 4)),
-            *([("output RMS error of the readout alone on golden cell outputs (units)",
-                round(metrics["isolated_output_rms_units"], 4))] if metrics.get("isolated_output_rms_units") is not None else [])]
+    rows = [
+        (
+            "sequences x frames",
+            f"{metrics['sequences']} x {metrics['frames']} (frame {metrics['frame_period_s'] * 1e3:g} ms)"
+            + (f"; {metrics['simulated_sequences']} simulated" if metrics["simulation_failures"] else ""),
+        ),
+        ("corner, temperature", f"{metrics['corner']}, {metrics['temp']:g} C"),
+        ("state agreement", metrics["state_agreement"]),
+        *([("level agreement (FQ-CMRU ladders)", metrics["level_agreement"])] if "level_agreement" in metrics else []),
+        ("output RMS error (units)", round(metrics["output_rms_units"], 4)),
+        *(
+            [
+                (
+                    "output RMS error of the readout alone on golden cell outputs (units)",
+                    round(metrics["isolated_output_rms_units"], 4),
+                )
+            ]
+            if metrics.get("isolated_output_rms_units") is not None
+            else []
+        ),
+    ]
     for key in ("prediction_agreement", "circuit_accuracy", "reference_accuracy", "float_accuracy"):
         if key in metrics:
             rows.append((key.replace("_", " "), metrics[key]))
     rows += [(f"candidate RMS error {c} (units)", round(v, 4)) for c, v in metrics["candidate_rms_units"].items()]
-    rows += [(f"state agreement {c}: in the network / alone on golden inputs",
-              f"{metrics['state_agreement_by_cell'][c]:.4g} / {v:.4g}")
-             for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()]
+    rows += [
+        (
+            f"state agreement {c}: in the network / alone on golden inputs",
+            f"{metrics['state_agreement_by_cell'][c]:.4g} / {v:.4g}",
+        )
+        for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()
+    ]
     rows.append(("power from SPICE (mean supply current x VDD)", f"{metrics['power_W'] * 1e9:.1f} nW"))
-    rows += [(f"power from SPICE: {block}", f"{watts * 1e9:.1f} nW") for block, watts in metrics["power_by_block_W"].items()]
+    rows += [
+        (f"power from SPICE: {block}", f"{watts * 1e9:.1f} nW") for block, watts in metrics["power_by_block_W"].items()
+    ]
     if metrics.get("power_estimate_W"):
-        rows.append(("power estimated by the build (bias currents x VDD)", f"{metrics['power_estimate_W'] * 1e9:.1f} nW"))
+        rows.append(
+            ("power estimated by the build (bias currents x VDD)", f"{metrics['power_estimate_W'] * 1e9:.1f} nW")
+        )
     rows.append(("energy per inference", f"{metrics['energy_per_inference_J'] * 1e9:.2f} nJ"))
-    rows.append((f"SPICE wall time per sequence ({metrics['simulation']}, {metrics['partitions']} partitions)",
-                 f"{metrics['wall_s_per_sequence']} s ({metrics['cached']} cached)"))
+    rows.append(
+        (
+            f"SPICE wall time per sequence ({metrics['simulation']}, {metrics['partitions']} partitions)",
+            f"{metrics['wall_s_per_sequence']} s ({metrics['cached']} cached)",
+        )
+    )
     rows.append(("behavioural reference, all sequences", f"{metrics['reference_s']} s (jit compile included)"))
     if metrics.get("disagreements"):
-        rows.append(("prediction disagreements: sequence (reference margin in units; differing states)",
-                     "; ".join(f"{d['sequence']} ({d['reference_margin_units']:.3g}; "
-                               f"{sum(d['state_mismatches'].values())})" for d in metrics["disagreements"])))
+        rows.append(
+            (
+                "prediction disagreements: sequence (reference margin in units; differing states)",
+                "; ".join(
+                    f"{d['sequence']} ({d['reference_margin_units']:.3g}; {sum(d['state_mismatches'].values())})"
+                    for d in metrics["disagreements"]
+                ),
+            )
+        )
     verdict = "PASS" if not metrics["failed"] else "FAIL: " + ", ".join(metrics["failed"])
-    lines = ["# Verification: SPICE against the behavioural reference", "", "| metric | value |",
-             "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "", f"Tolerances {metrics['tolerances']}: {verdict}", ""]
+    lines = [
+        "# Verification: SPICE against the behavioural reference",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        "",
+        f"Tolerances {metrics['tolerances']}: {verdict}",
+        "",
+    ]
     if metrics["simulation_failures"]:
-        lines += ["## Simulations that failed (left out of the metrics)", "",
-                  "| corner | temp | Monte Carlo seed | sequence | bench | error |", "|---|---|---|---|---|---|"]
-        lines += [f"| {f['corner']} | {f['temp']:g} | {f['mc_seed']} | {f['sequence']} | {f['bench']} | {f['error']} |"
-                  for f in metrics["simulation_failures"]]
+        lines += [
+            "## Simulations that failed (left out of the metrics)",
+            "",
+            "| corner | temp | Monte Carlo seed | sequence | bench | error |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {f['corner']} | {f['temp']:g} | {f['mc_seed']} | {f['sequence']} | {f['bench']} | {f['error']} |"
+            for f in metrics["simulation_failures"]
+        ]
         lines.append("")
     if metrics.get("isolated_disagreements"):
-        lines += ["## Cell decisions that differ alone on golden inputs", "",
-                  "| cell | sequence | frame | unit | candidate | beta_lo | beta_hi | reference -> SPICE |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {d['cell']} | {d['sequence']} | {d['frame']} | {d['unit']} | {d['candidate_units']:.5g} | "
-                  f"{d['beta_lo_units']:.5g} | {d['beta_hi_units']:.5g} | {d['reference_state']:g} -> {d['spice_state']:g} |"
-                  for d in metrics["isolated_disagreements"]]
+        lines += [
+            "## Cell decisions that differ alone on golden inputs",
+            "",
+            "| cell | sequence | frame | unit | candidate | beta_lo | beta_hi | reference -> SPICE |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {d['cell']} | {d['sequence']} | {d['frame']} | {d['unit']} | {d['candidate_units']:.5g} | "
+            f"{d['beta_lo_units']:.5g} | {d['beta_hi_units']:.5g} | {d['reference_state']:g} -> {d['spice_state']:g} |"
+            for d in metrics["isolated_disagreements"]
+        ]
         lines.append("")
     if len(metrics["conditions"]) > 1:
-        lines += ["## Conditions (corner, temperature, Monte Carlo seed)", "", "| " + " | ".join(SUMMARY) + " |",
-                  "|" + "---|" * len(SUMMARY)]
+        lines += [
+            "## Conditions (corner, temperature, Monte Carlo seed)",
+            "",
+            "| " + " | ".join(SUMMARY) + " |",
+            "|" + "---|" * len(SUMMARY),
+        ]
         lines += ["| " + " | ".join(_fmt(c[k]) for k in SUMMARY) + " |" for c in metrics["conditions"]]
         lines.append("")
     return "\n".join(lines)
@@ -448,12 +599,16 @@ def _plot(path: Path, state_spice, state_ref, spice_out, ref_out, sequence: int)
     fig, axes = plt.subplots(1 + len(cells), 1, figsize=(8, 2.2 * (1 + len(cells))), squeeze=False)
     frames = np.arange(spice_out.shape[1])
     for k in range(spice_out.shape[2]):
-        line, = axes[0, 0].plot(frames, spice_out[0, :, k], "o-", ms=3)
+        (line,) = axes[0, 0].plot(frames, spice_out[0, :, k], "o-", ms=3)
         axes[0, 0].plot(frames, ref_out[0, :, k], "--", color=line.get_color())
     axes[0, 0].set_title(f"sequence {sequence}: output currents (units), SPICE (o-) vs reference (--)")
     for ax, c in zip(axes[1:, 0], cells):
-        ax.imshow(np.concatenate([state_spice[c][0].T, state_ref[c][0].T]), aspect="auto", cmap="Greys",
-                  interpolation="nearest")
+        ax.imshow(
+            np.concatenate([state_spice[c][0].T, state_ref[c][0].T]),
+            aspect="auto",
+            cmap="Greys",
+            interpolation="nearest",
+        )
         ax.set_title(f"{c}: states, SPICE (top rows) and reference (bottom rows)")
     _save(fig, path, plt)
 
@@ -467,22 +622,44 @@ def _atomic(path: Path, text: str) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="a build directory (`python -m compiler build ... -o DIR`)")
     parser.add_argument("--sequences", type=count(1, 100_000), default=8, help="test sequences to simulate")
-    parser.add_argument("--frames", type=count(1, 100_000), default=None, help="simulate only the first N frames of each (default: all)")
-    parser.add_argument("--corner", default=None,
-                        help="comma-separated process corners, e.g. tt,ss,ff (default: the build's)")
-    parser.add_argument("--temp", type=TEMPERATURE, nargs="+", default=None, help="temperatures in C (default: the build's)")
+    parser.add_argument(
+        "--frames", type=count(1, 100_000), default=None, help="simulate only the first N frames of each (default: all)"
+    )
+    parser.add_argument(
+        "--corner", default=None, help="comma-separated process corners, e.g. tt,ss,ff (default: the build's)"
+    )
+    parser.add_argument(
+        "--temp", type=TEMPERATURE, nargs="+", default=None, help="temperatures in C (default: the build's)"
+    )
     parser.add_argument("--mc", type=count(0, 10_000), default=0, help="PDK mismatch Monte Carlo runs (seeds 1..N)")
     parser.add_argument("-j", "--jobs", type=JOBS, default=1, help="ngspice processes (or Dask workers) at once")
-    parser.add_argument("--partitioned", action="store_true",
-                        help="simulate layer by layer, replaying recorded cell currents (faster on large networks)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="local",
-                        help="local: a pool of ngspice processes; dask: dask.distributed")
-    parser.add_argument("--scheduler", default=None,
-                        help="Dask scheduler address (default with --executor dask: a LocalCluster of -j workers)")
-    parser.add_argument("--sim-timeout", type=SECONDS, default=None,
-                        help="seconds each simulation may run; one that runs longer fails and is reported")
-    parser.add_argument("--tolerances", default=None,
-                        help="YAML of metric: {min: x, max: y} bounds (either or both) that replace the defaults")
+    parser.add_argument(
+        "--partitioned",
+        action="store_true",
+        help="simulate layer by layer, replaying recorded cell currents (faster on large networks)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: a pool of ngspice processes; dask: dask.distributed",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address (default with --executor dask: a LocalCluster of -j workers)",
+    )
+    parser.add_argument(
+        "--sim-timeout",
+        type=SECONDS,
+        default=None,
+        help="seconds each simulation may run; one that runs longer fails and is reported",
+    )
+    parser.add_argument(
+        "--tolerances",
+        default=None,
+        help="YAML of metric: {min: x, max: y} bounds (either or both) that replace the defaults",
+    )
 
 
 def run(args) -> int:
@@ -491,9 +668,20 @@ def run(args) -> int:
         if corner not in CORNERS:
             raise UsageError(f"unknown corner {corner!r} in --corner; choose from {', '.join(CORNERS)}")
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
-    metrics = verify(args.directory, args.sequences, args.jobs, corners, args.temp, args.mc,
-                     partitioned=args.partitioned, executor=args.executor, scheduler=args.scheduler,
-                     tolerances=tolerances, frames=args.frames, sim_timeout=args.sim_timeout)
+    metrics = verify(
+        args.directory,
+        args.sequences,
+        args.jobs,
+        corners,
+        args.temp,
+        args.mc,
+        partitioned=args.partitioned,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        tolerances=tolerances,
+        frames=args.frames,
+        sim_timeout=args.sim_timeout,
+    )
     print(markdown(metrics))
     print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
     return 1 if metrics["failed"] else 0

@@ -32,8 +32,18 @@ def cell_layer(cell: str, name: str, n_in: int, d: int, K: int = 4) -> dict:
     return {**base, **extra[cell]}
 
 
-def build_graph(cell: str, n_in: int, d: int, n_out: int, *, layers: int = 1, pool: bool = False,
-                mlp: bool = False, K: int = 4, head: int = 0) -> dict:
+def build_graph(
+    cell: str,
+    n_in: int,
+    d: int,
+    n_out: int,
+    *,
+    layers: int = 1,
+    pool: bool = False,
+    mlp: bool = False,
+    K: int = 4,
+    head: int = 0,
+) -> dict:
     """A stacked network: ``layers`` blocks of width d, an optional ``head``-wide linear+ReLU
     layer on the residual stream (per-frame nonlinear features of the latched states and the
     current input before pooling), readout to n_out, optional time pooling."""

@@ -18,23 +18,25 @@ ZOO_DIR = package_path("models", "zoo")
 # Settings shared by the FQ-BMRU digit models, chosen on the validation split: two layers, a
 # 64-wide linear+ReLU head before the readout, and no eps-annealing (on this task annealing from
 # the counter regime ended at a worse bistable solution; see zoo/README.md).
-DIGITS_FQ = dict(task="digits_rows", cell="fq_bmru", layers=2, head=64, lr=1e-2, eps_hold=0,
-                  eps_decay=0, steps=10000, patience=20)
+DIGITS_FQ = dict(
+    task="digits_rows", cell="fq_bmru", layers=2, head=64, lr=1e-2, eps_hold=0, eps_decay=0, steps=10000, patience=20
+)
 _CMP = dict(layers=1, lr=3e-3)
 
 ZOO: dict[str, TrainConfig] = {
     "fq_bmru_d4_digits_rows": TrainConfig(d=4, **DIGITS_FQ),
     "fq_bmru_d8_digits_rows": TrainConfig(d=8, **DIGITS_FQ),
     "fq_bmru_d16_digits_rows": TrainConfig(d=16, **DIGITS_FQ),
-    "fq_bmru_d4_flipflop": TrainConfig(task="flipflop", cell="fq_bmru", d=4, layers=1, lr=3e-3,
-                                       steps=14000, patience=20),
-    "fq_cmru_d8_event_count": TrainConfig(task="event_count", cell="fq_cmru", d=8, layers=1,
-                                          lr=3e-3, K=4),
-    "fq_bmru_d8_event_count": TrainConfig(task="event_count", cell="fq_bmru", d=8, layers=1,
-                                          lr=3e-3),
-    **{f"{cell}_d8_{task}": TrainConfig(task=task, cell=cell, d=8, **_CMP)
-       for task in ("copy_first", "digits_rows")
-       for cell in ("bmru", "cmru", "acmru", "lru", "mingru")},
+    "fq_bmru_d4_flipflop": TrainConfig(
+        task="flipflop", cell="fq_bmru", d=4, layers=1, lr=3e-3, steps=14000, patience=20
+    ),
+    "fq_cmru_d8_event_count": TrainConfig(task="event_count", cell="fq_cmru", d=8, layers=1, lr=3e-3, K=4),
+    "fq_bmru_d8_event_count": TrainConfig(task="event_count", cell="fq_bmru", d=8, layers=1, lr=3e-3),
+    **{
+        f"{cell}_d8_{task}": TrainConfig(task=task, cell=cell, d=8, **_CMP)
+        for task in ("copy_first", "digits_rows")
+        for cell in ("bmru", "cmru", "acmru", "lru", "mingru")
+    },
 }
 
 
@@ -64,13 +66,22 @@ def _row(path: Path) -> list[str]:
     cfg = _mapping(md.get("train_config"))
     m = {k: v for k, v in _mapping(md.get("metrics")).items() if isinstance(v, (int, float))}
     metric = md.get("metric", "?")
-    extra = ", ".join(f"{k}={v:.4g}" for k, v in m.items()
-                      if k.startswith(f"test_{metric}_") or k == "test_frame_acc")
+    extra = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if k.startswith(f"test_{metric}_") or k == "test_frame_acc")
     hw = md.get("hardware_mappable")
-    return [path.stem, str(md.get("task", "?")), str(cfg.get("cell", "?")), str(cfg.get("d", "?")),
-            str(cfg.get("layers", "?")), {True: "yes", False: "no"}.get(hw, "?"), metric,
-            _num(m.get(f"val_{metric}")), _num(m.get(f"test_{metric}")), extra or "-",
-            str(md.get("best_step", "?")), f"{path.stat().st_size / 1024:.1f}"]
+    return [
+        path.stem,
+        str(md.get("task", "?")),
+        str(cfg.get("cell", "?")),
+        str(cfg.get("d", "?")),
+        str(cfg.get("layers", "?")),
+        {True: "yes", False: "no"}.get(hw, "?"),
+        metric,
+        _num(m.get(f"val_{metric}")),
+        _num(m.get(f"test_{metric}")),
+        extra or "-",
+        str(md.get("best_step", "?")),
+        f"{path.stat().st_size / 1024:.1f}",
+    ]
 
 
 def _mapping(value) -> dict:
@@ -78,8 +89,7 @@ def _mapping(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-HEADER = ["model", "task", "cell", "d", "layers", "hardware", "metric", "val", "test", "more (test)",
-          "best step", "KB"]
+HEADER = ["model", "task", "cell", "d", "layers", "hardware", "metric", "val", "test", "more (test)", "best step", "KB"]
 
 
 def table_rows(paths=None) -> list[list[str]]:

@@ -76,8 +76,10 @@ def _unique_keys(pairs) -> dict:
     obj = {}
     for key, value in pairs:
         if key in obj:
-            raise CorruptCheckpoint(f"header repeats the key {shown(key)} in one object; the file "
-                                    "was not written by save_checkpoint, re-export it")
+            raise CorruptCheckpoint(
+                f"header repeats the key {shown(key)} in one object; the file "
+                "was not written by save_checkpoint, re-export it"
+            )
         obj[key] = value
     return obj
 
@@ -96,8 +98,16 @@ def encode(ckpt: Checkpoint) -> bytes:
     for name in sorted(ckpt.arrays):
         arr = np.ascontiguousarray(np.asarray(ckpt.arrays[name], dtype=DTYPE))
         raw = arr.tobytes()
-        table.append({"name": name, "dtype": DTYPE, "shape": list(arr.shape), "offset": offset,
-                      "nbytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
+        table.append(
+            {
+                "name": name,
+                "dtype": DTYPE,
+                "shape": list(arr.shape),
+                "offset": offset,
+                "nbytes": len(raw),
+                "sha256": hashlib.sha256(raw).hexdigest(),
+            }
+        )
         blobs.append(raw)
         offset += len(raw)
     header = _canonical_json({"graph": ckpt.graph, "metadata": ckpt.metadata, "arrays": table})
@@ -112,19 +122,21 @@ def check_output_path(path) -> str:
     """
     text = os.fspath(path)
     if not text or "\0" in text or text.endswith(os.sep):
-        raise OutputPathError(f"output path {shown(text)} does not name a file; pass a file path "
-                              "such as models/my_model.ckpt")
+        raise OutputPathError(
+            f"output path {shown(text)} does not name a file; pass a file path such as models/my_model.ckpt"
+        )
     parent = os.path.dirname(os.path.abspath(text))
     if os.path.isdir(text):
-        raise OutputPathError(f"output {shown(text)} is a directory; pass a file path inside it, "
-                              "e.g. DIR/model.ckpt")
+        raise OutputPathError(f"output {shown(text)} is a directory; pass a file path inside it, e.g. DIR/model.ckpt")
     if os.path.lexists(text) and not os.path.isfile(text) and not os.path.islink(text):
-        raise OutputPathError(f"output {shown(text)} exists and is not a regular file (a pipe, "
-                              "socket or device); choose another path")
+        raise OutputPathError(
+            f"output {shown(text)} exists and is not a regular file (a pipe, socket or device); choose another path"
+        )
     if not os.path.isdir(parent):
         what = "is not a directory" if os.path.lexists(parent) else "does not exist"
-        raise OutputPathError(f"the directory of output {shown(text)} {what}; create it "
-                              "(mkdir -p) or choose another path")
+        raise OutputPathError(
+            f"the directory of output {shown(text)} {what}; create it (mkdir -p) or choose another path"
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"directory {shown(parent)} is not writable; choose another path")
     return text
@@ -138,8 +150,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".ckpt-", dir=os.path.dirname(os.path.abspath(path)))
     except OSError as exc:
-        raise OutputPathError(f"cannot write {shown(path)}: {exc.strerror}; choose another "
-                              "path") from exc
+        raise OutputPathError(f"cannot write {shown(path)}: {exc.strerror}; choose another path") from exc
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as fh:
@@ -151,19 +162,23 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise OutputPathError(f"cannot write {shown(path)}: {exc.strerror}; free space or "
-                                  "choose another path") from exc
+            raise OutputPathError(
+                f"cannot write {shown(path)}: {exc.strerror}; free space or choose another path"
+            ) from exc
         raise
 
 
 def _check_opened(info: os.stat_result, name: str) -> None:
     """Refuse what must not be read: anything but a regular file, or one over the size limit."""
     if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(f"checkpoint {name} is not a regular file (a directory, pipe or "
-                              "device); pass a .ckpt file")
+        raise CheckpointError(
+            f"checkpoint {name} is not a regular file (a directory, pipe or device); pass a .ckpt file"
+        )
     if info.st_size > MAX_FILE_BYTES:
-        raise CorruptCheckpoint(f"checkpoint {name} is {info.st_size} bytes, over the "
-                                f"{MAX_FILE_BYTES} byte limit; it is not a model checkpoint")
+        raise CorruptCheckpoint(
+            f"checkpoint {name} is {info.st_size} bytes, over the "
+            f"{MAX_FILE_BYTES} byte limit; it is not a model checkpoint"
+        )
 
 
 def _read_regular_file(path) -> bytes:
@@ -173,8 +188,9 @@ def _read_regular_file(path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {name}: {getattr(exc, 'strerror', exc)}; "
-                              "check the path") from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {name}: {getattr(exc, 'strerror', exc)}; check the path"
+        ) from exc
     try:
         _check_opened(os.fstat(fd), name)
     except BaseException:
@@ -186,8 +202,9 @@ def _read_regular_file(path) -> bytes:
         except OSError as exc:
             raise CheckpointError(f"cannot read checkpoint {name}: {exc.strerror}") from exc
     if len(data) > MAX_FILE_BYTES:
-        raise CorruptCheckpoint(f"checkpoint {name} grew past the {MAX_FILE_BYTES} byte limit "
-                                "while it was read; pass a finished .ckpt file")
+        raise CorruptCheckpoint(
+            f"checkpoint {name} grew past the {MAX_FILE_BYTES} byte limit while it was read; pass a finished .ckpt file"
+        )
     return data
 
 
@@ -198,22 +215,30 @@ def load_checkpoint(path) -> Checkpoint:
 
 def _parse_header(data: bytes) -> dict:
     if len(data) < _PREFIX.size or data[:8] != MAGIC:
-        raise BadMagic(f"not a checkpoint: expected the magic bytes {MAGIC!r} at the start; "
-                       "pass a .ckpt file written by models.checkpoint.save_checkpoint")
+        raise BadMagic(
+            f"not a checkpoint: expected the magic bytes {MAGIC!r} at the start; "
+            "pass a .ckpt file written by models.checkpoint.save_checkpoint"
+        )
     _, version, n = _PREFIX.unpack_from(data)
     if version != SCHEMA_VERSION:
-        raise UnsupportedSchema(f"schema version {version} is not supported (this package reads "
-                                f"version {SCHEMA_VERSION}); use a matching package version")
+        raise UnsupportedSchema(
+            f"schema version {version} is not supported (this package reads "
+            f"version {SCHEMA_VERSION}); use a matching package version"
+        )
     if n > MAX_HEADER_BYTES or _PREFIX.size + n > len(data):
         raise CorruptCheckpoint(f"header length {n} exceeds the file; the file is truncated")
     try:
-        header = json.loads(data[_PREFIX.size:_PREFIX.size + n].decode("utf-8"),
-                            parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        header = json.loads(
+            data[_PREFIX.size : _PREFIX.size + n].decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except CheckpointError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CorruptCheckpoint(f"header is not valid UTF-8 JSON ({exc}); the file is damaged, "
-                                "re-download or re-export it") from None
+        raise CorruptCheckpoint(
+            f"header is not valid UTF-8 JSON ({exc}); the file is damaged, re-download or re-export it"
+        ) from None
     if not isinstance(header, dict) or set(header) != {"graph", "metadata", "arrays"}:
         raise CorruptCheckpoint("header must hold exactly 'graph', 'metadata' and 'arrays'")
     if not isinstance(header["metadata"], dict):
@@ -235,8 +260,11 @@ def _check_table(table, payload_len: int) -> list:
         name = shown(name)
         if e["dtype"] != DTYPE:
             raise CorruptCheckpoint(f"array {name} has dtype {shown(e['dtype'])}; only {DTYPE!r}")
-        if not (isinstance(shape, list) and len(shape) <= 8 and all(
-                isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 1 << 30 for s in shape)):
+        if not (
+            isinstance(shape, list)
+            and len(shape) <= 8
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 1 << 30 for s in shape)
+        ):
             raise CorruptCheckpoint(f"array {name} has an invalid shape {shown(shape)}")
         nbytes = 4 * math.prod(shape)
         if e["nbytes"] != nbytes or e["offset"] != offset or isinstance(e["offset"], bool):
@@ -245,8 +273,10 @@ def _check_table(table, payload_len: int) -> list:
             raise CorruptCheckpoint(f"array {name}: sha256 must be a hex string")
         offset += nbytes
     if offset != payload_len:
-        raise CorruptCheckpoint(f"array data is {payload_len} bytes but the table describes "
-                                f"{offset}; the file is truncated or has trailing bytes")
+        raise CorruptCheckpoint(
+            f"array data is {payload_len} bytes but the table describes "
+            f"{offset}; the file is truncated or has trailing bytes"
+        )
     return table
 
 
@@ -256,14 +286,15 @@ def decode(data: bytes) -> Checkpoint:
     graph = header["graph"]
     validate_graph(graph)
     n = _PREFIX.unpack_from(data)[2]
-    payload = memoryview(data)[_PREFIX.size + n:]
+    payload = memoryview(data)[_PREFIX.size + n :]
     table = _check_table(header["arrays"], len(payload))
     arrays = {}
     for e in table:
-        raw = bytes(payload[e["offset"]:e["offset"] + e["nbytes"]])
+        raw = bytes(payload[e["offset"] : e["offset"] + e["nbytes"]])
         if hashlib.sha256(raw).hexdigest() != e["sha256"]:
-            raise CorruptCheckpoint(f"array {shown(e['name'])} fails its sha256 check; the file is "
-                                    "damaged, re-download or re-export it")
+            raise CorruptCheckpoint(
+                f"array {shown(e['name'])} fails its sha256 check; the file is damaged, re-download or re-export it"
+            )
         arr = np.frombuffer(raw, dtype=DTYPE).reshape(e["shape"]).astype(np.float32)
         arr.flags.writeable = False
         arrays[e["name"]] = arr
@@ -289,8 +320,7 @@ def _pools_time(graph) -> bool:
 def network_shape(graph) -> TaskShape:
     """Input width, output width and time pooling of a graph, to compare with a task's."""
     features = validate_graph(graph)
-    return TaskShape(features[graph["inputs"][0]], features[graph["outputs"][0]],
-                     _pools_time(graph))
+    return TaskShape(features[graph["inputs"][0]], features[graph["outputs"][0]], _pools_time(graph))
 
 
 def check_task(graph, task: str, outputs: bool = True) -> None:
@@ -299,15 +329,21 @@ def check_task(graph, task: str, outputs: bool = True) -> None:
     want, have = SHAPES[task], network_shape(graph)
     readout = {True: "one output per sequence (time pooling)", False: "outputs per frame"}
     if have.n_in != want.n_in:
-        raise TaskMismatch(f"the network's input is {have.n_in} wide but task {task!r} gives "
-                           f"{want.n_in} input features per frame; the metadata 'task' does not "
-                           "belong to this network: correct it or retrain for the task")
+        raise TaskMismatch(
+            f"the network's input is {have.n_in} wide but task {task!r} gives "
+            f"{want.n_in} input features per frame; the metadata 'task' does not "
+            "belong to this network: correct it or retrain for the task"
+        )
     if have.pool != want.pool:
-        raise TaskMismatch(f"the network gives {readout[have.pool]} but task {task!r} needs "
-                           f"{readout[want.pool]}; correct the metadata 'task' or retrain")
+        raise TaskMismatch(
+            f"the network gives {readout[have.pool]} but task {task!r} needs "
+            f"{readout[want.pool]}; correct the metadata 'task' or retrain"
+        )
     if outputs and have.n_out != want.n_out:
-        raise TaskMismatch(f"the network's output is {have.n_out} wide but task {task!r} scores "
-                           f"{want.n_out} output features; correct the metadata 'task' or retrain")
+        raise TaskMismatch(
+            f"the network's output is {have.n_out} wide but task {task!r} scores "
+            f"{want.n_out} output features; correct the metadata 'task' or retrain"
+        )
 
 
 def _check_metadata_task(graph, metadata: dict) -> None:
@@ -317,8 +353,9 @@ def _check_metadata_task(graph, metadata: dict) -> None:
     if task is None:
         return
     if not isinstance(task, str):
-        raise CorruptCheckpoint(f"metadata 'task' is {shown(task)}, not a task name; correct it "
-                                f"(known tasks: {', '.join(SHAPES)})")
+        raise CorruptCheckpoint(
+            f"metadata 'task' is {shown(task)}, not a task name; correct it (known tasks: {', '.join(SHAPES)})"
+        )
     if task in SHAPES:
         check_task(graph, task, outputs=False)
 
@@ -329,23 +366,30 @@ def validate(graph, arrays) -> None:
     want = expected_shapes(graph)
     missing = sorted(set(want) - set(arrays))
     if missing:
-        raise MissingArray(f"arrays {shown(missing)} are required by the graph but absent; "
-                           "re-export the model with all its parameters")
+        raise MissingArray(
+            f"arrays {shown(missing)} are required by the graph but absent; re-export the model with all its parameters"
+        )
     extra = sorted(set(arrays) - set(want))
     if extra:
-        raise ExtraArray(f"arrays {shown(extra)} are not used by any layer of the graph; "
-                         "remove them or fix the layer names")
+        raise ExtraArray(
+            f"arrays {shown(extra)} are not used by any layer of the graph; remove them or fix the layer names"
+        )
     for name, shape in want.items():
         arr = np.asarray(arrays[name])
         if tuple(arr.shape) != shape:
-            raise ShapeMismatch(f"array {name!r} has shape {tuple(arr.shape)} but the graph "
-                                f"implies {shape}; the graph and the arrays do not belong together")
+            raise ShapeMismatch(
+                f"array {name!r} has shape {tuple(arr.shape)} but the graph "
+                f"implies {shape}; the graph and the arrays do not belong together"
+            )
         if not np.all(np.isfinite(arr)):
-            raise NonFiniteArray(f"array {name!r} contains NaN or Inf; the model diverged, "
-                                 "retrain it or restore an earlier checkpoint")
+            raise NonFiniteArray(
+                f"array {name!r} contains NaN or Inf; the model diverged, retrain it or restore an earlier checkpoint"
+            )
     for layer in graph["layers"]:
         for param in NON_NEGATIVE.get(layer["type"], ()):
             key = f"{layer['name']}.{param}"
             if np.any(np.asarray(arrays[key]) < 0):
-                raise ConstraintViolation(f"{key} has negative entries but is a bias current; "
-                                          "clip it at 0 (training projects it automatically)")
+                raise ConstraintViolation(
+                    f"{key} has negative entries but is a bias current; "
+                    "clip it at 0 (training projects it automatically)"
+                )

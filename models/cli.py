@@ -36,18 +36,32 @@ def _cmd_train(args) -> int:
     from models.checkpoint import check_output_path, save_checkpoint
     from models.train import TrainConfig, train
 
-    cfg = TrainConfig(task=args.task, cell=args.cell, d=args.d, layers=args.layers, seed=args.seed,
-                      steps=args.steps, lr=args.lr, mlp=args.mlp, K=args.K, batch=args.batch,
-                      head=args.head, eps_hold=args.eps_hold, eps_decay=args.eps_decay,
-                      patience=args.patience)
+    cfg = TrainConfig(
+        task=args.task,
+        cell=args.cell,
+        d=args.d,
+        layers=args.layers,
+        seed=args.seed,
+        steps=args.steps,
+        lr=args.lr,
+        mlp=args.mlp,
+        K=args.K,
+        batch=args.batch,
+        head=args.head,
+        eps_hold=args.eps_hold,
+        eps_decay=args.eps_decay,
+        patience=args.patience,
+    )
     check_output_path(args.output)
     result = train(cfg, progress=not args.quiet)
     save_checkpoint(args.output, result.checkpoint)
     md = result.checkpoint.metadata
     print(f"saved {args.output}")
     print(json.dumps(md["metrics"], indent=1))
-    print(f"{result.steps_run} steps in {result.seconds:.1f} s "
-          f"({result.steps_per_second:.0f} steps/s), best at step {md['best_step']}")
+    print(
+        f"{result.steps_run} steps in {result.seconds:.1f} s "
+        f"({result.steps_per_second:.0f} steps/s), best at step {md['best_step']}"
+    )
     return 0
 
 
@@ -58,8 +72,11 @@ def _cmd_eval(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     metrics = evaluate_checkpoint(ckpt, splits)
-    print(json.dumps({"checkpoint": str(args.checkpoint), "task": ckpt.metadata.get("task"),
-                      "metrics": metrics}, indent=1))
+    print(
+        json.dumps(
+            {"checkpoint": str(args.checkpoint), "task": ckpt.metadata.get("task"), "metrics": metrics}, indent=1
+        )
+    )
     return 0
 
 
@@ -68,12 +85,12 @@ def _cmd_zoo(args) -> int:
     from models.network import shown
 
     if args.dir and not Path(args.dir).is_dir():
-        raise BadOption(f"--dir {shown(args.dir)} is not a directory; pass a directory of "
-                        ".ckpt files")
+        raise BadOption(f"--dir {shown(args.dir)} is not a directory; pass a directory of .ckpt files")
     paths = sorted(Path(args.dir).glob("*.ckpt")) if args.dir else shipped()
     if not paths:
-        raise BadOption(f"no checkpoints found in {shown(args.dir or 'models/zoo')}; run "
-                        "`python -m models build-zoo` to train them")
+        raise BadOption(
+            f"no checkpoints found in {shown(args.dir or 'models/zoo')}; run `python -m models build-zoo` to train them"
+        )
     print(markdown_table(table_rows(paths)))
     return 0
 
@@ -95,8 +112,11 @@ def _cmd_build_zoo(args) -> int:
         result = train(ZOO[name], progress=not args.quiet)
         save_checkpoint(zoo_path(name), result.checkpoint)
         md = result.checkpoint.metadata
-        print(f"{name}: test {md['metric']}={md['metrics']['test_' + md['metric']]:.4f} "
-              f"({result.steps_run} steps, {result.seconds:.1f} s)", flush=True)
+        print(
+            f"{name}: test {md['metric']}={md['metrics']['test_' + md['metric']]:.4f} "
+            f"({result.steps_run} steps, {result.seconds:.1f} s)",
+            flush=True,
+        )
     write_readme()
     return 0
 
@@ -105,10 +125,16 @@ def _cmd_compare(args) -> int:
     from models.compare import run_comparison
 
     _check_compare(args)
-    run_comparison(Path(args.output), seeds=tuple(range(args.seeds)), sizes=tuple(args.sizes),
-                   progress=not args.quiet, tasks=tuple(args.tasks),
-                   results=Path(args.results) if args.results else None,
-                   render_only=args.render_only, reverse=args.reverse)
+    run_comparison(
+        Path(args.output),
+        seeds=tuple(range(args.seeds)),
+        sizes=tuple(args.sizes),
+        progress=not args.quiet,
+        tasks=tuple(args.tasks),
+        results=Path(args.results) if args.results else None,
+        render_only=args.render_only,
+        reverse=args.reverse,
+    )
     return 0
 
 
@@ -129,15 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--K", type=int, default=4, help="levels of an FQ-CMRU")
     t.add_argument("--mlp", action="store_true", help="add linear+ReLU after each cell")
-    t.add_argument("--head", type=int, default=0, help="width of a linear+ReLU layer before the "
-                   "readout (0: none)")
-    t.add_argument("--eps-hold", type=int, default=1000,
-                   help="steps at eps = 1 before annealing (bistable cells)")
-    t.add_argument("--eps-decay", type=int, default=5000,
-                   help="steps of linear eps decay to 0; --eps-hold 0 --eps-decay 0 trains the "
-                        "deployed bistable cell from the start")
-    t.add_argument("--patience", type=int, default=8,
-                   help="validation checks (every 250 steps) without improvement before stopping")
+    t.add_argument("--head", type=int, default=0, help="width of a linear+ReLU layer before the readout (0: none)")
+    t.add_argument("--eps-hold", type=int, default=1000, help="steps at eps = 1 before annealing (bistable cells)")
+    t.add_argument(
+        "--eps-decay",
+        type=int,
+        default=5000,
+        help="steps of linear eps decay to 0; --eps-hold 0 --eps-decay 0 trains the "
+        "deployed bistable cell from the start",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=8,
+        help="validation checks (every 250 steps) without improvement before stopping",
+    )
     t.add_argument("-o", "--output", required=True, help="checkpoint path to write")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
@@ -160,16 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="benchmarks/zoo_comparison.md")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
-    c.add_argument("--tasks", nargs="+",
-                   default=["copy_first", "digits_rows", "digits_zoo", "event_count"],
-                   choices=["copy_first", "digits_rows", "digits_zoo", "event_count"],
-                   help="digits_zoo: the zoo's FQ-BMRU digits setup at d = 4, 8, 16")
-    c.add_argument("--results", default=None,
-                   help="JSON-lines file of finished runs (default: output with .jsonl); "
-                        "runs already in it are not repeated")
+    c.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["copy_first", "digits_rows", "digits_zoo", "event_count"],
+        choices=["copy_first", "digits_rows", "digits_zoo", "event_count"],
+        help="digits_zoo: the zoo's FQ-BMRU digits setup at d = 4, 8, 16",
+    )
+    c.add_argument(
+        "--results",
+        default=None,
+        help="JSON-lines file of finished runs (default: output with .jsonl); runs already in it are not repeated",
+    )
     c.add_argument("--render-only", action="store_true", help="only rebuild the Markdown")
-    c.add_argument("--reverse", action="store_true",
-                   help="walk the plan backwards (a second worker sharing the results file)")
+    c.add_argument(
+        "--reverse", action="store_true", help="walk the plan backwards (a second worker sharing the results file)"
+    )
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_cmd_compare)
     return p

@@ -52,9 +52,17 @@ def _config(task: str, cell: str, d: int, seed: int) -> TrainConfig:
 def _run(task: str, cell: str, d: int, seed: int, progress: bool) -> dict:
     res = train(_config(task, cell, d, seed), progress=progress)
     md = res.checkpoint.metadata
-    return {"task": task, "cell": cell, "d": d, "seed": seed, "metric": md["metric"],
-            "metrics": md["metrics"], "seconds": res.seconds, "steps": res.steps_run,
-            "steps_per_s": res.steps_per_second}
+    return {
+        "task": task,
+        "cell": cell,
+        "d": d,
+        "seed": seed,
+        "metric": md["metric"],
+        "metrics": md["metrics"],
+        "seconds": res.seconds,
+        "steps": res.steps_run,
+        "steps_per_s": res.steps_per_second,
+    }
 
 
 def _fmt(values, digits=3):
@@ -69,13 +77,20 @@ def _summary_rows(runs, keys):
         groups.setdefault((r["task"], r["cell"], r["d"]), []).append(r)
     order = {c: i for i, c in enumerate((*COMPARE_CELLS, ZOO_CONFIG_LABEL, "fq_cmru"))}
     rows = []
-    for (task, cell, d), rs in sorted(groups.items(),
-                                      key=lambda kv: (order.get(kv[0][1], 99), kv[0][2])):
+    for (task, cell, d), rs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][1], 99), kv[0][2])):
         cols = [_fmt([r["metrics"][k] for r in rs]) if k in rs[0]["metrics"] else "-" for k in keys]
-        rows.append([task, cell, str(d), str(len(rs)), *cols,
-                     f"{statistics.fmean(r['seconds'] for r in rs):.1f}",
-                     f"{statistics.fmean(r['steps'] for r in rs):.0f}",
-                     f"{statistics.fmean(r['steps_per_s'] for r in rs):.0f}"])
+        rows.append(
+            [
+                task,
+                cell,
+                str(d),
+                str(len(rs)),
+                *cols,
+                f"{statistics.fmean(r['seconds'] for r in rs):.1f}",
+                f"{statistics.fmean(r['steps'] for r in rs):.0f}",
+                f"{statistics.fmean(r['steps_per_s'] for r in rs):.0f}",
+            ]
+        )
     return rows
 
 
@@ -96,8 +111,10 @@ def _verdicts(runs, sizes) -> list[str]:
         for d in sizes:
             c, lru = _mean(runs, task, "cmru", d, key), _mean(runs, task, "lru", d, key)
             wins = c > lru if higher else c < lru
-            lines.append(f"- {task}, d={d}: CMRU {key}={c:.3f} vs LRU {lru:.3f}: CMRU "
-                         f"{'beats' if wins else 'does NOT beat'} LRU.")
+            lines.append(
+                f"- {task}, d={d}: CMRU {key}={c:.3f} vs LRU {lru:.3f}: CMRU "
+                f"{'beats' if wins else 'does NOT beat'} LRU."
+            )
     return lines
 
 
@@ -118,10 +135,16 @@ def _plan(seeds, sizes, tasks):
                 yield "event_count", cell, 8, seed
 
 
-def run_comparison(output: Path, seeds=(0, 1, 2), sizes=(8, 16), progress=True,
-                   tasks=(*COMPARE_TASKS, "digits_zoo", "event_count"),
-                   results: Path | None = None,
-                   render_only: bool = False, reverse: bool = False) -> list:
+def run_comparison(
+    output: Path,
+    seeds=(0, 1, 2),
+    sizes=(8, 16),
+    progress=True,
+    tasks=(*COMPARE_TASKS, "digits_zoo", "event_count"),
+    results: Path | None = None,
+    render_only: bool = False,
+    reverse: bool = False,
+) -> list:
     """Train every (task, cell, d, seed) of the plan, appending each run to ``results`` (JSON
     lines, so an interrupted sweep resumes where it stopped), then render the Markdown table.
 
@@ -139,8 +162,10 @@ def run_comparison(output: Path, seeds=(0, 1, 2), sizes=(8, 16), progress=True,
                     r = json.loads(line)
                     runs.setdefault((r["task"], r["cell"], r["d"], r["seed"]), r)
                 except (ValueError, KeyError, TypeError):
-                    raise BadResults(f"{str(results)[:200]}: line {number} is not a result this command wrote; move the file "
-                                     "away or pass another --results") from None
+                    raise BadResults(
+                        f"{str(results)[:200]}: line {number} is not a result this command wrote; move the file "
+                        "away or pass another --results"
+                    ) from None
         return list(runs.values())
 
     if not render_only:
@@ -151,8 +176,7 @@ def run_comparison(output: Path, seeds=(0, 1, 2), sizes=(8, 16), progress=True,
                 with results.open("a") as fh:
                     fh.write(json.dumps(run, sort_keys=True) + "\n")
     done = finished()
-    render(output, done, sorted({r["seed"] for r in done}),
-           sorted({r["d"] for r in done if r["cell"] == "cmru"}))
+    render(output, done, sorted({r["seed"] for r in done}), sorted({r["d"] for r in done if r["cell"] == "cmru"}))
     return done
 
 
@@ -182,16 +206,21 @@ def render(output: Path, runs, seeds, sizes) -> None:
         "with zero gate bias its state halves every frame, so little gradient reaches t = 0); the LRU",
         "degrades beyond the trained length, the bistable cells do not.",
         "",
-        _table(["task", "cell", "d", "seeds", "MAE T=64", "MAE T=256", "MAE T=1024", *timing],
-               _summary_rows([r for r in runs if r["task"] == "copy_first"],
-                             ["test_mae", "test_mae_T256", "test_mae_T1024"])),
+        _table(
+            ["task", "cell", "d", "seeds", "MAE T=64", "MAE T=256", "MAE T=1024", *timing],
+            _summary_rows(
+                [r for r in runs if r["task"] == "copy_first"], ["test_mae", "test_mae_T256", "test_mae_T1024"]
+            ),
+        ),
         "",
         "## Sequential digits, row by row (test accuracy, higher is better)",
         "",
         f"Memoryless baseline (logistic regression on time-averaged rows): {baseline:.3f}.",
         "",
-        _table(["task", "cell", "d", "seeds", "test acc", *timing],
-               _summary_rows([r for r in runs if r["task"] == "digits_rows"], ["test_acc"])),
+        _table(
+            ["task", "cell", "d", "seeds", "test acc", *timing],
+            _summary_rows([r for r in runs if r["task"] == "digits_rows"], ["test_acc"]),
+        ),
         "",
         f"`{ZOO_CONFIG_LABEL}` is the hardware-mappable zoo setup (`models/catalog.py`: two FQ-BMRU",
         "layers, a 64-wide linear+ReLU head before the readout, no eps-annealing, lr 1e-2,",
@@ -199,9 +228,10 @@ def render(output: Path, runs, seeds, sizes) -> None:
         "",
         "## Event counting (last-frame accuracy; 5 classes, chance about 0.2)",
         "",
-        _table(["task", "cell", "d", "seeds", "test acc", "per-frame acc", *timing],
-               _summary_rows([r for r in runs if r["task"] == "event_count"],
-                             ["test_acc", "test_frame_acc"])),
+        _table(
+            ["task", "cell", "d", "seeds", "test acc", "per-frame acc", *timing],
+            _summary_rows([r for r in runs if r["task"] == "event_count"], ["test_acc", "test_frame_acc"]),
+        ),
         "",
         "## CMRU versus LRU",
         "",
@@ -209,10 +239,21 @@ def render(output: Path, runs, seeds, sizes) -> None:
         "",
         "## Every run",
         "",
-        _table(["task", "cell", "d", "seed", "test metric", "time (s)", "steps"],
-               [[r["task"], r["cell"], str(r["d"]), str(r["seed"]),
-                 f"{r['metric']}={r['metrics']['test_' + r['metric']]:.4f}",
-                 f"{r['seconds']:.1f}", str(r["steps"])] for r in runs]),
+        _table(
+            ["task", "cell", "d", "seed", "test metric", "time (s)", "steps"],
+            [
+                [
+                    r["task"],
+                    r["cell"],
+                    str(r["d"]),
+                    str(r["seed"]),
+                    f"{r['metric']}={r['metrics']['test_' + r['metric']]:.4f}",
+                    f"{r['seconds']:.1f}",
+                    str(r["steps"]),
+                ]
+                for r in runs
+            ],
+        ),
         "",
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

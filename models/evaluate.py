@@ -30,11 +30,11 @@ def predictor(graph):
 def predict(fn, arrays, x: np.ndarray) -> np.ndarray:
     outs = []
     for i in range(0, len(x), EVAL_BATCH):
-        part = x[i:i + EVAL_BATCH]
+        part = x[i : i + EVAL_BATCH]
         pad = EVAL_BATCH - len(part)
         if pad:
             part = np.concatenate([part, np.zeros((pad,) + part.shape[1:], part.dtype)])
-        outs.append(np.asarray(fn(arrays, part))[:EVAL_BATCH - pad])
+        outs.append(np.asarray(fn(arrays, part))[: EVAL_BATCH - pad])
     return np.concatenate(outs, axis=0)
 
 
@@ -77,7 +77,8 @@ def evaluate_checkpoint(ckpt, splits=("test",), extra_tests: bool = True) -> dic
     if not isinstance(task_name, str):
         raise CheckpointError("checkpoint metadata has no 'task'; it cannot be evaluated")
     if task_name not in SHAPES:
-        raise CheckpointError(f"checkpoint task {shown(task_name)} is unknown to this package; "
-                              f"it knows {', '.join(SHAPES)}")
+        raise CheckpointError(
+            f"checkpoint task {shown(task_name)} is unknown to this package; it knows {', '.join(SHAPES)}"
+        )
     check_task(ckpt.graph, task_name)
     return evaluate(ckpt.graph, ckpt.arrays, get_task(task_name), splits, extra_tests)

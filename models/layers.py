@@ -187,8 +187,14 @@ def _acmru_forward(params, hp, inputs, ctx):
 def _lru_shapes(hp):
     d, n = hp["d"], hp["in"]
     return {
-        "nu_log": (d,), "theta_log": (d,), "gamma_log": (d,),
-        "B_re": (d, n), "B_im": (d, n), "C_re": (d, d), "C_im": (d, d), "D": (d, n),
+        "nu_log": (d,),
+        "theta_log": (d,),
+        "gamma_log": (d,),
+        "B_re": (d, n),
+        "B_im": (d, n),
+        "C_re": (d, d),
+        "C_im": (d, d),
+        "D": (d, n),
     }
 
 
@@ -227,8 +233,10 @@ def _mingru_shapes(hp):
 def _mingru_init(rng, hp):
     d, n = hp["d"], hp["in"]
     return {
-        "Wz": _normal(rng, (d, n), n), "bz": _f32(np.zeros(d)),
-        "Wh": _normal(rng, (d, n), n), "bh": _f32(np.zeros(d)),
+        "Wz": _normal(rng, (d, n), n),
+        "bz": _f32(np.zeros(d)),
+        "Wh": _normal(rng, (d, n), n),
+        "bh": _f32(np.zeros(d)),
     }
 
 
@@ -246,34 +254,83 @@ _CELL_OUT = lambda hp, fin: hp["d"]  # noqa: E731
 LAYER_TYPES: dict[str, LayerType] = {
     t.name: t
     for t in [
-        LayerType("input", {"features": "int"}, *_NONE, _input_forward, n_inputs=(0, 0),
-                  hardware=True, in_key=None, out_features=lambda hp, fin: hp["features"]),
-        LayerType("linear", {"in": "int", "out": "int"},
-                  lambda hp: {"W": (hp["out"], hp["in"]), "b": (hp["out"],)},
-                  _linear_init, _linear_forward, hardware=True,
-                  out_features=lambda hp, fin: hp["out"]),
+        LayerType(
+            "input",
+            {"features": "int"},
+            *_NONE,
+            _input_forward,
+            n_inputs=(0, 0),
+            hardware=True,
+            in_key=None,
+            out_features=lambda hp, fin: hp["features"],
+        ),
+        LayerType(
+            "linear",
+            {"in": "int", "out": "int"},
+            lambda hp: {"W": (hp["out"], hp["in"]), "b": (hp["out"],)},
+            _linear_init,
+            _linear_forward,
+            hardware=True,
+            out_features=lambda hp, fin: hp["out"],
+        ),
         LayerType("relu", {}, *_NONE, _relu_forward, hardware=True, in_key=None),
         LayerType("add", {}, *_NONE, _add_forward, n_inputs=(2, 64), hardware=True, in_key=None),
-        LayerType("mean_time", {}, *_NONE, _mean_time_forward, hardware=True, in_key=None,
-                  pools_time=True),
-        LayerType("fq_bmru", {"in": "int", "d": "int"}, _fq_shapes, _fq_init, _fq_bmru_forward,
-                  hardware=True, anneal=True, out_features=_CELL_OUT),
-        LayerType("fq_cmru", {"in": "int", "d": "int", "K": "int"}, _fq_shapes, _fq_init,
-                  _fq_cmru_forward, hardware=True, out_features=_CELL_OUT),
-        LayerType("bmru", {"in": "int", "d": "int", "eps": "prob"},
-                  lambda hp: _sym_shapes(hp, ("alpha",)), _sym_init, _bmru_forward,
-                  anneal=True, out_features=_CELL_OUT),
-        LayerType("cmru", {"in": "int", "d": "int", "eps": "prob"},
-                  lambda hp: _sym_shapes(hp, ("alpha",)), _sym_init, _cmru_forward,
-                  out_features=_CELL_OUT),
-        LayerType("acmru", {"in": "int", "d": "int", "eps": "prob"},
-                  lambda hp: _sym_shapes(hp, ("Wa", "ba")),
-                  lambda rng, hp: _sym_init(rng, hp, with_alpha=False, with_step=True),
-                  _acmru_forward, out_features=_CELL_OUT),
-        LayerType("lru", {"in": "int", "d": "int", "r_min": "radius", "r_max": "radius"},
-                  _lru_shapes, _lru_init, _lru_forward, out_features=_CELL_OUT),
-        LayerType("mingru", {"in": "int", "d": "int"}, _mingru_shapes, _mingru_init,
-                  _mingru_forward, out_features=_CELL_OUT),
+        LayerType("mean_time", {}, *_NONE, _mean_time_forward, hardware=True, in_key=None, pools_time=True),
+        LayerType(
+            "fq_bmru",
+            {"in": "int", "d": "int"},
+            _fq_shapes,
+            _fq_init,
+            _fq_bmru_forward,
+            hardware=True,
+            anneal=True,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "fq_cmru",
+            {"in": "int", "d": "int", "K": "int"},
+            _fq_shapes,
+            _fq_init,
+            _fq_cmru_forward,
+            hardware=True,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "bmru",
+            {"in": "int", "d": "int", "eps": "prob"},
+            lambda hp: _sym_shapes(hp, ("alpha",)),
+            _sym_init,
+            _bmru_forward,
+            anneal=True,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "cmru",
+            {"in": "int", "d": "int", "eps": "prob"},
+            lambda hp: _sym_shapes(hp, ("alpha",)),
+            _sym_init,
+            _cmru_forward,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "acmru",
+            {"in": "int", "d": "int", "eps": "prob"},
+            lambda hp: _sym_shapes(hp, ("Wa", "ba")),
+            lambda rng, hp: _sym_init(rng, hp, with_alpha=False, with_step=True),
+            _acmru_forward,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "lru",
+            {"in": "int", "d": "int", "r_min": "radius", "r_max": "radius"},
+            _lru_shapes,
+            _lru_init,
+            _lru_forward,
+            out_features=_CELL_OUT,
+        ),
+        LayerType(
+            "mingru", {"in": "int", "d": "int"}, _mingru_shapes, _mingru_init, _mingru_forward, out_features=_CELL_OUT
+        ),
     ]
 }
 

@@ -28,8 +28,10 @@ def _check_hyper(layer: dict, spec: dict) -> None:
     allowed = {"name", "type"} | set(spec)
     extra = set(layer) - allowed
     if extra:
-        raise InvalidGraph(f"layer {name!r} has unknown hyperparameters {shown(sorted(extra))}; "
-                           f"a {layer['type']} layer takes {sorted(spec)}")
+        raise InvalidGraph(
+            f"layer {name!r} has unknown hyperparameters {shown(sorted(extra))}; "
+            f"a {layer['type']} layer takes {sorted(spec)}"
+        )
     for key, kind in spec.items():
         if key not in layer:
             raise InvalidGraph(f"layer {name!r} ({layer['type']}) lacks hyperparameter {key!r}")
@@ -53,24 +55,28 @@ def validate_graph(graph) -> dict:
     Raises InvalidGraph / UnknownLayerType naming the offending layer or edge.
     """
     if not isinstance(graph, dict) or set(graph) != {"layers", "edges", "inputs", "outputs"}:
-        raise InvalidGraph("graph must be an object with exactly the keys "
-                           "'layers', 'edges', 'inputs', 'outputs'")
+        raise InvalidGraph("graph must be an object with exactly the keys 'layers', 'edges', 'inputs', 'outputs'")
     layers, edges = graph["layers"], graph["edges"]
     if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
         raise InvalidGraph(f"graph 'layers' must be a list of 1..{MAX_LAYERS} layer objects")
     order = {}
     for i, layer in enumerate(layers):
-        if not isinstance(layer, dict) or not isinstance(layer.get("name"), str) \
-                or not isinstance(layer.get("type"), str):
+        if (
+            not isinstance(layer, dict)
+            or not isinstance(layer.get("name"), str)
+            or not isinstance(layer.get("type"), str)
+        ):
             raise InvalidGraph(f"layer #{i} must be an object with string 'name' and 'type'")
         if not _NAME.fullmatch(layer["name"]):
             raise InvalidGraph(f"layer name {shown(layer['name'])} must match {_NAME.pattern}")
         if layer["name"] in order:
             raise InvalidGraph(f"duplicate layer name {layer['name']!r}")
         if layer["type"] not in LAYER_TYPES:
-            raise UnknownLayerType(f"layer {layer['name']!r} has unknown type {shown(layer['type'])}; "
-                                   f"known types: {sorted(LAYER_TYPES)}. Upgrade the package or "
-                                   "re-export the model with supported layers")
+            raise UnknownLayerType(
+                f"layer {layer['name']!r} has unknown type {shown(layer['type'])}; "
+                f"known types: {sorted(LAYER_TYPES)}. Upgrade the package or "
+                "re-export the model with supported layers"
+            )
         _check_hyper(layer, LAYER_TYPES[layer["type"]].hyper)
         order[layer["name"]] = i
     if not isinstance(edges, list):
@@ -87,13 +93,14 @@ def validate_graph(graph) -> dict:
         if order[src] >= order[dst]:
             raise InvalidGraph(f"edge {e!r} points backwards: list layers in dataflow order")
         if src in preds[dst]:
-            raise InvalidGraph(f"edge {e!r} is listed twice: a layer takes each input once (to add a signal "
-                               "to itself, scale it with a linear layer)")
+            raise InvalidGraph(
+                f"edge {e!r} is listed twice: a layer takes each input once (to add a signal "
+                "to itself, scale it with a linear layer)"
+            )
         preds[dst].append(src)
     for key in ("inputs", "outputs"):
         names = graph[key]
-        if not (isinstance(names, list) and len(names) == 1 and isinstance(names[0], str)
-                and names[0] in order):
+        if not (isinstance(names, list) and len(names) == 1 and isinstance(names[0], str) and names[0] in order):
             raise InvalidGraph(f"graph {key!r} must list exactly one existing layer name")
     if layers[order[graph["inputs"][0]]]["type"] != "input":
         raise InvalidGraph("the graph input must be a layer of type 'input'")
@@ -112,8 +119,7 @@ def validate_graph(graph) -> dict:
             raise InvalidGraph(f"layer {name!r} follows a time pooling; only 'linear' may")
         width = fin[0] if fin else None
         if lt.in_key is not None and layer[lt.in_key] != width:
-            raise InvalidGraph(f"layer {name!r}: {lt.in_key}={layer[lt.in_key]} but its input "
-                               f"has {width} features")
+            raise InvalidGraph(f"layer {name!r}: {lt.in_key}={layer[lt.in_key]} but its input has {width} features")
         features[name] = lt.out_features(layer, width)
         pooled[name] = lt.pools_time or any(pooled[s] for s in src)
     return features
@@ -148,7 +154,7 @@ def init_arrays(graph, seed: int) -> dict:
 
 def layer_params(arrays, layer) -> dict:
     prefix = layer["name"] + "."
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def apply(graph, arrays, x, *, eps=None, mode: str = "associative"):

@@ -189,26 +189,52 @@ def _shape(name: str) -> tuple:
 def _make(name: str) -> Task:
     if name == "copy_first":
         T = 64
-        return Task(name, "noisy copy-first-input (regression at the last frame)", *_shape(name),
-                    _copy_first(4096, T, 101), _copy_first(512, T, 102), _copy_first(1024, T, 103),
-                    _last_mse, _last_mae, "mae", False,
-                    {"T256": _copy_first(512, 256, 104), "T1024": _copy_first(256, 1024, 105)})
+        return Task(
+            name,
+            "noisy copy-first-input (regression at the last frame)",
+            *_shape(name),
+            _copy_first(4096, T, 101),
+            _copy_first(512, T, 102),
+            _copy_first(1024, T, 103),
+            _last_mse,
+            _last_mae,
+            "mae",
+            False,
+            {"T256": _copy_first(512, 256, 104), "T1024": _copy_first(256, 1024, 105)},
+        )
     if name in ("digits_rows", "digits_pixels"):
         pixels = name == "digits_pixels"
         train, val, test = _digits_splits(pixels)
         how = "pixel by pixel (T=64)" if pixels else "row by row (T=8)"
-        return Task(name, f"sklearn 8x8 digits {how}", *_shape(name), train, val, test,
-                    _ce_loss, _acc, "acc", True)
+        return Task(name, f"sklearn 8x8 digits {how}", *_shape(name), train, val, test, _ce_loss, _acc, "acc", True)
     if name == "flipflop":
         T = 64
-        return Task(name, "2-bit latching flip-flop (per-frame state)", *_shape(name),
-                    _flipflop(2048, T, 201), _flipflop(256, T, 202), _flipflop(512, T, 203),
-                    _bce_loss, _bit_acc, "acc", True)
+        return Task(
+            name,
+            "2-bit latching flip-flop (per-frame state)",
+            *_shape(name),
+            _flipflop(2048, T, 201),
+            _flipflop(256, T, 202),
+            _flipflop(512, T, 203),
+            _bce_loss,
+            _bit_acc,
+            "acc",
+            True,
+        )
     if name == "event_count":
         T = 32
-        return Task(name, "count supra-threshold pulses (0..4, read at the last frame)",
-                    *_shape(name), _event_count(4096, T, 301), _event_count(512, T, 302),
-                    _event_count(1024, T, 303), _count_loss, _count_acc, "acc", True)
+        return Task(
+            name,
+            "count supra-threshold pulses (0..4, read at the last frame)",
+            *_shape(name),
+            _event_count(4096, T, 301),
+            _event_count(512, T, 302),
+            _event_count(1024, T, 303),
+            _count_loss,
+            _count_acc,
+            "acc",
+            True,
+        )
     raise KeyError(f"unknown task {str(name)[:80]!r}; choose one of {TASKS}")
 
 

@@ -41,13 +41,20 @@ class TrainingDiverged(UsageError):
 MAX_STEPS = 1_000_000
 # Integer settings: (lowest, highest). The highest bound what one training run on a CPU can hold.
 INT_RANGES = {
-    "d": (1, 1024), "layers": (1, 16), "head": (0, 1024), "K": (1, 16), "batch": (1, 1024),
-    "steps": (0, MAX_STEPS), "eps_hold": (0, MAX_STEPS), "eps_decay": (0, MAX_STEPS),
-    "eval_every": (1, MAX_STEPS), "patience": (1, 10_000), "seed": (0, 2**32 - 1),
+    "d": (1, 1024),
+    "layers": (1, 16),
+    "head": (0, 1024),
+    "K": (1, 16),
+    "batch": (1, 1024),
+    "steps": (0, MAX_STEPS),
+    "eps_hold": (0, MAX_STEPS),
+    "eps_decay": (0, MAX_STEPS),
+    "eval_every": (1, MAX_STEPS),
+    "patience": (1, 10_000),
+    "seed": (0, 2**32 - 1),
 }
 # Real settings: (lowest, highest, lowest included).
-REAL_RANGES = {"lr": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, True),
-               "clip": (0.0, 1e6, False)}
+REAL_RANGES = {"lr": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, True), "clip": (0.0, 1e6, False)}
 
 
 NOT_OPTIONS = frozenset({"eval_every", "weight_decay", "clip"})  # not options of `train`
@@ -61,8 +68,7 @@ def _setting(key: str) -> str:
 def _check_int(key: str, value) -> None:
     lo, hi = INT_RANGES[key]
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadTrainConfig(f"{_setting(key)} must be an integer in [{lo}, {hi}], got "
-                             f"{shown(value)}")
+        raise BadTrainConfig(f"{_setting(key)} must be an integer in [{lo}, {hi}], got {shown(value)}")
 
 
 def _check_real(key: str, value) -> None:
@@ -70,8 +76,7 @@ def _check_real(key: str, value) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and (lo <= value if closed else lo < value) and value <= hi):
         interval = f"{'[' if closed else '('}{lo:g}, {hi:g}]"
-        raise BadTrainConfig(f"{_setting(key)} must be a finite number in {interval}, got "
-                             f"{shown(value)}")
+        raise BadTrainConfig(f"{_setting(key)} must be a finite number in {interval}, got {shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,9 @@ class TrainConfig:
     def __post_init__(self):
         """Refuse a config that cannot train (BadTrainConfig), before any data or compilation."""
         if self.task not in TASKS:
-            raise BadTrainConfig(f"unknown task {shown(self.task)}; choose one of "
-                                 f"{', '.join(TASKS)}")
+            raise BadTrainConfig(f"unknown task {shown(self.task)}; choose one of {', '.join(TASKS)}")
         if self.cell not in CELLS:
-            raise BadTrainConfig(f"unknown cell {shown(self.cell)}; choose one of "
-                                 f"{', '.join(CELLS)}")
+            raise BadTrainConfig(f"unknown cell {shown(self.cell)}; choose one of {', '.join(CELLS)}")
         if not isinstance(self.mlp, bool):
             raise BadTrainConfig(f"mlp must be true or false, got {shown(self.mlp)}")
         for key in INT_RANGES:
@@ -139,18 +142,27 @@ def _fit_schedule(cfg: TrainConfig, annealed: bool) -> TrainConfig:
 
 def _non_negative_keys(graph) -> frozenset:
     """Arrays that are bias currents in the circuit (kept >= 0 by projection after each step)."""
-    return frozenset(f"{layer['name']}.{p}" for layer in graph["layers"]
-                     for p in NON_NEGATIVE.get(layer["type"], ()))
+    return frozenset(f"{layer['name']}.{p}" for layer in graph["layers"] for p in NON_NEGATIVE.get(layer["type"], ()))
 
 
 @lru_cache(maxsize=16)
-def _compiled(graph_json: str, task_name: str, lr: float, weight_decay: float, clip: float,
-              total: int, hold: int, decay: int, annealed: bool):
+def _compiled(
+    graph_json: str,
+    task_name: str,
+    lr: float,
+    weight_decay: float,
+    clip: float,
+    total: int,
+    hold: int,
+    decay: int,
+    annealed: bool,
+):
     """Optimiser and jitted training chunk, shared by runs that differ only in seed (compile once)."""
     graph, task = json.loads(graph_json), get_task(task_name)
     eps_schedule = EpsSchedule(hold, decay) if annealed else EpsSchedule(0, 0)
-    optimizer = optax.chain(optax.clip_by_global_norm(clip),
-                            optax.adamw(cosine_lr(lr, total), weight_decay=weight_decay))
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(clip), optax.adamw(cosine_lr(lr, total), weight_decay=weight_decay)
+    )
     return optimizer, _make_chunk(graph, task, optimizer, eps_schedule), predictor(graph)
 
 
@@ -183,15 +195,24 @@ def _make_chunk(graph, task, optimizer, eps_schedule):
 def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Train one model and return its checkpoint (best validation point once eps = 0)."""
     task = get_task(cfg.task)
-    graph = build_graph(cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool,
-                        mlp=cfg.mlp, K=cfg.K, head=cfg.head)
+    graph = build_graph(
+        cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool, mlp=cfg.mlp, K=cfg.K, head=cfg.head
+    )
     annealed = has_annealed_cells(graph)
     cfg = _fit_schedule(cfg, annealed)
     settled = cfg.eps_hold + cfg.eps_decay if annealed else 0
     total = cfg.total_steps(annealed)
-    optimizer, chunk, fwd = _compiled(json.dumps(graph, sort_keys=True), task.name, cfg.lr,
-                                      cfg.weight_decay, cfg.clip, total, cfg.eps_hold,
-                                      cfg.eps_decay, annealed)
+    optimizer, chunk, fwd = _compiled(
+        json.dumps(graph, sort_keys=True),
+        task.name,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.clip,
+        total,
+        cfg.eps_hold,
+        cfg.eps_decay,
+        annealed,
+    )
     params = {k: jnp.asarray(v) for k, v in init_arrays(graph, cfg.seed).items()}
     opt_state = optimizer.init(params)
     rng = np.random.default_rng([cfg.seed, 7])
@@ -199,13 +220,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
 
     best, best_score, best_step, stale, losses = None, None, 0, 0, []
     step, start = 0, time.perf_counter()
-    with tqdm(total=total, disable=not progress, desc=f"{cfg.cell} d={cfg.d} {cfg.task}",
-              leave=False) as bar:  # closed (its line cleared) on Ctrl-C too
+    with tqdm(
+        total=total, disable=not progress, desc=f"{cfg.cell} d={cfg.d} {cfg.task}", leave=False
+    ) as bar:  # closed (its line cleared) on Ctrl-C too
         while step < total:
             n = min(cfg.eval_every, total - step)
             idx = rng.integers(0, len(train_x), (n, cfg.batch))
-            params, opt_state, _, loss = chunk(params, opt_state, jnp.int32(step), train_x[idx],
-                                               train_y[idx])
+            params, opt_state, _, loss = chunk(params, opt_state, jnp.int32(step), train_x[idx], train_y[idx])
             step += n
             losses.append(float(loss))
             bar.update(n)
@@ -215,8 +236,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             out = predict(fwd, np_params, task.val.x)
             score = (task.metrics(out, task.val.y)[task.metric], loss_value(task, out, task.val.y))
             bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
-            if best is None or task.better(score[0], best_score[0]) or \
-                    (score[0] == best_score[0] and score[1] < best_score[1]):
+            if (
+                best is None
+                or task.better(score[0], best_score[0])
+                or (score[0] == best_score[0] and score[1] < best_score[1])
+            ):
                 best, best_score, best_step, stale = np_params, score, step, 0
             else:
                 stale += 1
@@ -224,8 +248,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
                     break
     seconds = time.perf_counter() - start
     if not np.all([np.all(np.isfinite(v)) for v in best.values()]):
-        raise TrainingDiverged(f"training diverged at --lr {cfg.lr:g} (the parameters became "
-                               "NaN or Inf); lower --lr")
+        raise TrainingDiverged(f"training diverged at --lr {cfg.lr:g} (the parameters became NaN or Inf); lower --lr")
     metrics = evaluate(graph, best, task)
     metadata = {
         "schema_version": SCHEMA_VERSION,
@@ -234,8 +257,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         "jax_version": jax.__version__,
         "task": task.name,
         "task_description": task.description,
-        "split": {"train": len(task.train.y), "val": len(task.val.y), "test": len(task.test.y),
-                  "definition": f"models.tasks.get_task({task.name!r}) (fixed seeds)"},
+        "split": {
+            "train": len(task.train.y),
+            "val": len(task.val.y),
+            "test": len(task.test.y),
+            "definition": f"models.tasks.get_task({task.name!r}) (fixed seeds)",
+        },
         "readout": "mean_time" if task.pool else "per_frame",
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
@@ -254,11 +281,12 @@ def config_from_metadata(metadata: dict, **overrides) -> TrainConfig:
     """Rebuild the training config stored in a checkpoint (to retrain it)."""
     stored = metadata.get("train_config")
     if not isinstance(stored, dict):
-        raise BadTrainConfig("the checkpoint metadata holds no 'train_config'; it cannot be "
-                             "retrained")
+        raise BadTrainConfig("the checkpoint metadata holds no 'train_config'; it cannot be retrained")
     try:
         return replace(TrainConfig(**stored), **overrides)
     except TypeError as exc:
-        raise BadTrainConfig(f"the stored train_config does not fit this package "
-                             f"({shown(str(exc), 160)}); "
-                             "retrain with explicit settings") from None
+        raise BadTrainConfig(
+            f"the stored train_config does not fit this package "
+            f"({shown(str(exc), 160)}); "
+            "retrain with explicit settings"
+        ) from None

@@ -82,8 +82,10 @@ def _targets() -> str:
     cmru, bmru = (ZOO_DIR / f"{c}_d8_event_count.ckpt" for c in ("fq_cmru", "fq_bmru"))
     if cmru.exists() and bmru.exists():
         a, b = (load_checkpoint(p).metadata["metrics"]["test_acc"] for p in (cmru, bmru))
-        lines.append(f"| FQ-CMRU above FQ-BMRU on event counting (d=8) | clearly above | "
-                     f"{a:.4f} vs {b:.4f} | {'met' if a > b + 0.2 else 'missed'} |")
+        lines.append(
+            f"| FQ-CMRU above FQ-BMRU on event counting (d=8) | clearly above | "
+            f"{a:.4f} vs {b:.4f} | {'met' if a > b + 0.2 else 'missed'} |"
+        )
     return "\n".join(lines)
 
 
@@ -103,6 +105,8 @@ def write_readme() -> None:
     names = [n for n in ZOO if (ZOO_DIR / f"{n}.ckpt").exists()]
     rows = table_rows([ZOO_DIR / f"{n}.ckpt" for n in names])
     configs = "\n".join(f"- `{n}`: {_config(n)}" for n in names)
-    text = (f"{INTRO}\n## Models\n\n{markdown_table(rows)}\n\n## Targets\n\n{_targets()}\n"
-            f"{NOTES}\n## Training configurations\n\n{configs}\n")
+    text = (
+        f"{INTRO}\n## Models\n\n{markdown_table(rows)}\n\n## Targets\n\n{_targets()}\n"
+        f"{NOTES}\n## Training configurations\n\n{configs}\n"
+    )
     (ZOO_DIR / "README.md").write_text(text)

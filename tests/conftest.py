@@ -33,8 +33,10 @@ class UnmarkedToolUse(RuntimeError):
     """A test not marked `tools` reached ngspice or KLayout."""
 
     def __init__(self, test: str, tools):
-        super().__init__(f"{test} uses {' and '.join(sorted(set(tools)))} but is not marked `tools`: add "
-                         "@pytest.mark.tools (tests/conftest.py explains the tiers)")
+        super().__init__(
+            f"{test} uses {' and '.join(sorted(set(tools)))} but is not marked `tools`: add "
+            "@pytest.mark.tools (tests/conftest.py explains the tiers)"
+        )
 
 
 @pytest.fixture
@@ -52,8 +54,9 @@ def pytest_configure(config):
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(config.cache.mkdir("jax-compilation-cache")))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
+    )
 
 
 def pytest_collection_modifyitems(items):

@@ -35,7 +35,9 @@ def imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
     return found
 
@@ -58,8 +60,9 @@ def test_every_import_goes_down_or_stays_in_its_layer():
 
 
 def test_every_module_has_a_layer():
-    assert all(layer_of(module_name(path)) is not None
-               for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
+    assert all(
+        layer_of(module_name(path)) is not None for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+    )
 
 
 def test_an_upward_import_is_caught(tmp_path):
@@ -70,5 +73,7 @@ def test_an_upward_import_is_caught(tmp_path):
     (tmp_path / "cells" / "y.py").write_text("from . import bias\nfrom compiler.ir import IR\n")
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "z.py").write_text("from compiler.ir import IR\nimport models.network\n")
-    assert sorted(upward_imports(tmp_path)) == ["cells/y.py:2 imports compiler.ir.IR",
-                                                "compiler/foundation/x.py:2 imports flows.verify.verify"]
+    assert sorted(upward_imports(tmp_path)) == [
+        "cells/y.py:2 imports compiler.ir.IR",
+        "compiler/foundation/x.py:2 imports flows.verify.verify",
+    ]

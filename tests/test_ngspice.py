@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 
 from compiler.foundation import ngspice
-from compiler.foundation.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
-                             SimulationTimeout, UsageError)
+from compiler.foundation.errors import (
+    ConvergenceError,
+    NetlistError,
+    NgspiceNotFound,
+    SimulationError,
+    SimulationKilled,
+    SimulationTimeout,
+    UsageError,
+)
 from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
 from compiler.foundation.simcache import SimCache
 
@@ -29,11 +36,7 @@ def test_resistor_divider_matches_ohms_law(fresh_runner):
 
 def test_diode_connected_nfet_follows_the_subthreshold_law(fresh_runner):
     """A decade of drain current must cost n*U_T*ln(10) of gate voltage, n = 1/kappa in 1.3..1.6."""
-    circuit = (
-        "XM1 d d 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\n"
-        "I1 0 d 1n\n"
-        ".dc I1 0.1n 10n 0.1n\n"
-    )
+    circuit = "XM1 d d 0 0 sky130_fd_pr__nfet_01v8 W=2 L=4\nI1 0 d 1n\n.dc I1 0.1n 10n 0.1n\n"
     result = fresh_runner.run(Simulation(circuit))
     current, vgs = result["i(i-sweep)"], result["v(d)"]
     v_1n, v_10n = np.interp([1e-9, 1e-8], current, vgs)
@@ -117,9 +120,12 @@ def test_cores_variable_must_be_a_positive_count(monkeypatch):
 @pytest.mark.tools
 def test_thread_count_changes_no_result(tmp_path):
     """Why the count stays out of the cache key: 16 devices evaluated by 1 or 2 threads, same bytes."""
-    deck = "\n".join(["VDD vdd 0 1.8", "IREF d0 0 1n"]
-                     + [f"XM{i} d{i} d0 vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4 m={1 + i % 4}" for i in range(16)]
-                     + [f"V{i} d{i} 0 0.9" for i in range(1, 16)] + [".tran 10u 2m"])
+    deck = "\n".join(
+        ["VDD vdd 0 1.8", "IREF d0 0 1n"]
+        + [f"XM{i} d{i} d0 vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=4 m={1 + i % 4}" for i in range(16)]
+        + [f"V{i} d{i} 0 0.9" for i in range(1, 16)]
+        + [".tran 10u 2m"]
+    )
     one = Runner(cache=SimCache(tmp_path / "a"), threads=1).run(Simulation(deck))
     two = Runner(cache=SimCache(tmp_path / "b"), threads=2).run(Simulation(deck))
     assert not one.cached and not two.cached and one.key == two.key

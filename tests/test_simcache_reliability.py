@@ -60,6 +60,7 @@ def _entries(cache: SimCache) -> list:
 
 # --- a raw file that does not parse -----------------------------------------------------------------------------
 
+
 @pytest.mark.tools
 @settings(max_examples=300, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=10_000))
@@ -122,6 +123,7 @@ def test_a_cached_entry_that_does_not_parse_is_dropped_and_simulated_again(tmp_p
 
 # --- a cache that cannot be read or written ---------------------------------------------------------------------
 
+
 @pytest.mark.tools
 def test_a_cache_path_that_is_a_file_warns_once_and_loses_no_result(tmp_path, monkeypatch, real_raw):
     blocker = tmp_path / "not-a-directory"
@@ -173,9 +175,14 @@ def test_cache_dir_expands_the_home_directory(tmp_path, monkeypatch):
 
 # --- a shared cache fed another deck's entry --------------------------------------------------------------------
 
+
 @settings(max_examples=50, deadline=None)
-@given(log=st.text(max_size=50), raw=st.binary(max_size=200), first=st.binary(min_size=1, max_size=20),
-       second=st.binary(min_size=1, max_size=20))
+@given(
+    log=st.text(max_size=50),
+    raw=st.binary(max_size=200),
+    first=st.binary(min_size=1, max_size=20),
+    second=st.binary(min_size=1, max_size=20),
+)
 def test_an_entry_copied_under_another_key_is_rejected(log, raw, first, second):
     assume(first != second)
     first, second = hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()
@@ -201,6 +208,7 @@ def test_any_bytes_in_an_entry_are_a_hit_or_a_miss(data):
 
 
 # --- FQRNN_NGSPICE_CORES ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", ["¹", "٣", "0", "-1", "1025", "99999999999999999999", "2.0", "two", "1 2"])
 def test_cores_setting_out_of_range_or_not_ascii_digits_is_a_named_error(value):
@@ -243,8 +251,10 @@ CHILD = textwrap.dedent("""
     Runner(cache=None).run_many([Simulation(slow, models="none"), Simulation(slow + "\\n* b", models="none")], jobs=2)
 """).format(slow=SLOW)
 
-NEXT_START = ("from compiler.foundation.ngspice import Runner, Simulation\n"
-              "Runner(cache=None).run(Simulation('R1 a 0 1k\\n.op', models='none'))")
+NEXT_START = (
+    "from compiler.foundation.ngspice import Runner, Simulation\n"
+    "Runner(cache=None).run(Simulation('R1 a 0 1k\\n.op', models='none'))"
+)
 
 
 def _running(pid: int) -> bool:
@@ -296,9 +306,12 @@ def test_only_old_run_directories_of_dead_programs_are_removed(tmp_path, monkeyp
     dead = subprocess.Popen(["true"])
     dead.wait()
     names = {
-        "stale": f"fqrnn-sim-{dead.pid}-abc_12", "live": f"fqrnn-sim-{os.getpid()}-abc",
+        "stale": f"fqrnn-sim-{dead.pid}-abc_12",
+        "live": f"fqrnn-sim-{os.getpid()}-abc",
         "young": f"fqrnn-sim-{dead.pid}-new",
-        "unnamed": "fqrnn-sim-k3j_x9a1", "other": f"other-{dead.pid}-abc", "file": f"fqrnn-sim-{dead.pid}-file",
+        "unnamed": "fqrnn-sim-k3j_x9a1",
+        "other": f"other-{dead.pid}-abc",
+        "file": f"fqrnn-sim-{dead.pid}-file",
     }
     for kind, name in names.items():
         (tmp_path / name).write_text("x") if kind == "file" else (tmp_path / name).mkdir()
@@ -306,5 +319,6 @@ def test_only_old_run_directories_of_dead_programs_are_removed(tmp_path, monkeyp
     now = time.time() + ngspice.STALE_AFTER + 60
     os.utime(tmp_path / names["young"], (now, now))
     assert ngspice.remove_stale_runs(now=now) == [names["stale"]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names.values()) - {names["stale"]}
-                                                                | {f"fqrnn-sim-{dead.pid}-link"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        set(names.values()) - {names["stale"]} | {f"fqrnn-sim-{dead.pid}-link"}
+    )

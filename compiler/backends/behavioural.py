@@ -28,8 +28,11 @@ def _biases(stage: BiasArray, scale: float) -> dict:
 def _threshold_cell(stage: Bistable, scale: float) -> dict:
     """A memory cell's beta_lo, delta and alpha from the threshold, width and gain it realises."""
     thresh, width = np.asarray(stage.thresh) / scale, np.asarray(stage.width) / scale
-    return {f"{stage.name}.beta_lo": thresh - width, f"{stage.name}.delta": width,
-            f"{stage.name}.alpha": np.asarray(stage.gain) / scale}
+    return {
+        f"{stage.name}.beta_lo": thresh - width,
+        f"{stage.name}.delta": width,
+        f"{stage.name}.alpha": np.asarray(stage.gain) / scale,
+    }
 
 
 # Stage kind -> the model arrays it realises (a kind it extends when it has no entry of its own).

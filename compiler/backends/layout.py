@@ -26,7 +26,7 @@ from pathlib import Path
 
 import klayout.db as kdb
 
-from compiler.backends.layout_devices import MIM, NFET, PFET, Item, Lib, LayoutError, fet, mim_cap, tap, tech
+from compiler.backends.layout_devices import MIM, NFET, PFET, Item, LayoutError, Lib, fet, mim_cap, tap, tech
 from compiler.backends.layout_place import assemble
 
 SUPPLIES = frozenset({"vdd", "gnd"})
@@ -45,7 +45,7 @@ class Subckt:
     name: str
     ports: list
     cards: list = field(default_factory=list)
-    shorts: list = field(default_factory=list)   # node pairs joined by 0 V sources
+    shorts: list = field(default_factory=list)  # node pairs joined by 0 V sources
 
 
 def parse_spice(text: str) -> dict:
@@ -72,19 +72,22 @@ def parse_spice(text: str) -> dict:
         elif head.startswith("x"):
             positional = [w for w in words[1:] if "=" not in w]
             params = dict(w.split("=", 1) for w in words[1:] if "=" in w)
-            current.cards.append(Card(words[0], positional[:-1], positional[-1],
-                                      {k.lower(): _number(v) for k, v in params.items()}))
+            current.cards.append(
+                Card(words[0], positional[:-1], positional[-1], {k.lower(): _number(v) for k, v in params.items()})
+            )
         elif head.startswith("v") and _is_zero(words[3:]):
             current.shorts.append((words[1], words[2]))
         else:
-            raise LayoutError(f"{current.name}: cannot lay out the element {line.strip()!r} "
-                              "(the layout draws transistors, MIM capacitors, instances and 0 V sources).")
+            raise LayoutError(
+                f"{current.name}: cannot lay out the element {line.strip()!r} "
+                "(the layout draws transistors, MIM capacitors, instances and 0 V sources)."
+            )
     return subckts
 
 
 def _number(text: str) -> float | str:
     match = re.fullmatch(r"([-+\d.eE]+)([a-zA-Z]*)", text)
-    scale = {"": 1, "u": 1, "um": 1}   # sky130 sizes are in um (.option scale=1u)
+    scale = {"": 1, "u": 1, "um": 1}  # sky130 sizes are in um (.option scale=1u)
     if match and match.group(2).lower() in scale:
         return float(match.group(1))
     return text
@@ -129,11 +132,11 @@ class _Nets:
 
 @dataclass(frozen=True)
 class _Unit:
-    device: int      # card index in the subcircuit
-    k: int           # which of the device's m units
+    device: int  # card index in the subcircuit
+    k: int  # which of the device's m units
     item: Item
-    nets: dict       # role -> net
-    spread: bool     # a mirror reference (diode-connected): spread over every row of its group
+    nets: dict  # role -> net
+    spread: bool  # a mirror reference (diode-connected): spread over every row of its group
 
 
 def _interleaved(units: list) -> list:
@@ -164,8 +167,9 @@ def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item,
                 raise LayoutError(f"{sub.name}: {card.name} needs 4 nodes d g s b.")
             d, g, s, b = (nets(n) for n in card.nets)
             if kind == "n" and b != ground:
-                raise LayoutError(f"{sub.name}: nfet {card.name} has body {b}; the substrate is {ground} "
-                                  "(no isolated p-wells).")
+                raise LayoutError(
+                    f"{sub.name}: nfet {card.name} has body {b}; the substrate is {ground} (no isolated p-wells)."
+                )
             item = fet(lib, kind, float(card.params["w"]), float(card.params["l"]), int(card.params.get("nf", 1)))
             gate_area += item.info["gate_area_nm2"] * m
             for k in range(m):
@@ -173,11 +177,14 @@ def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item,
         elif model == MIM:
             item = mim_cap(lib, float(card.params["w"]), float(card.params["l"]))
             for k in range(m):
-                groups[("c", "")].append(_Unit(index, k, item, {"c0": nets(card.nets[0]), "c1": nets(card.nets[1])},
-                                               spread=False))
+                groups[("c", "")].append(
+                    _Unit(index, k, item, {"c0": nets(card.nets[0]), "c1": nets(card.nets[1])}, spread=False)
+                )
         else:
-            raise LayoutError(f"{sub.name}: {card.name} uses {card.model}, which the layout cannot draw "
-                              f"(it draws {NFET}, {PFET} and {MIM}).")
+            raise LayoutError(
+                f"{sub.name}: {card.name} uses {card.model}, which the layout cannot draw "
+                f"(it draws {NFET}, {PFET} and {MIM})."
+            )
     rows = []
     gap = lib.r["unit_gap"]
     for key in sorted(groups, key=lambda k: ("ncp".index(k[0]), k[1])):
@@ -186,10 +193,13 @@ def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item,
     used = {n for row in rows for _, nn in row for n in nn.values()}
     if ground in used and ground not in ports:
         ports.append(ground)
-    block = assemble(lib, sub.name, rows, list(dict.fromkeys(ports)), gap=gap)   # nA currents: no wide rails
+    block = assemble(lib, sub.name, rows, list(dict.fromkeys(ports)), gap=gap)  # nA currents: no wide rails
     units = sum(len(g) for k, g in groups.items() if k[0] != "c")
-    return block, {"units": units, "instances": sum(1 for c in sub.cards if c.model.lower() in (NFET, PFET)),
-                   "gate_area_um2": gate_area / 1e6}
+    return block, {
+        "units": units,
+        "instances": sum(1 for c in sub.cards if c.model.lower() in (NFET, PFET)),
+        "gate_area_um2": gate_area / 1e6,
+    }
 
 
 def _rows(lib: Lib, key, units: list, gap: int, width: float | None = None) -> list:
@@ -256,8 +266,11 @@ def transistor(kind: str, w: float, l: float, nf: int = 1, m: int = 1, lib: Lib 
         raise LayoutError(f"transistor kind {kind!r}: use 'n' or 'p'.")
     body = "0" if kind == "n" else "b"
     name = f"{model.split('__')[1]}_w{w:g}_l{l:g}_nf{nf}_m{m}".replace(".", "p")
-    sub = Subckt(name, ["d", "g", "s"] + ([body] if kind == "p" else []),
-                 [Card("XM1", ["d", "g", "s", body], model, {"w": w, "l": l, "nf": nf, "m": m})])
+    sub = Subckt(
+        name,
+        ["d", "g", "s"] + ([body] if kind == "p" else []),
+        [Card("XM1", ["d", "g", "s", body], model, {"w": w, "l": l, "nf": nf, "m": m})],
+    )
     lib = lib or Lib(name)
     block, _ = cell_block(lib, sub)
     return lib, block
@@ -285,13 +298,14 @@ def layout_netlist(cells_text: str, network_text: str, stage_names: list | None 
         if card.model in blocks:
             continue
         if card.model not in cells_sub:
-            raise LayoutError(f"{top_sub.name}: {card.name} instantiates {card.model}, which cells.spice does "
-                              "not define (the layout expects the network to instantiate cells only).")
-        blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model],
-                                                              widths.get(card.model))
+            raise LayoutError(
+                f"{top_sub.name}: {card.name} instantiates {card.model}, which cells.spice does "
+                "not define (the layout expects the network to instantiate cells only)."
+            )
+        blocks[card.model], per_cell[card.model] = cell_block(lib, cells_sub[card.model], widths.get(card.model))
     nets = _Nets(top_sub.ports, top_sub.shorts)
     groups = _stage_groups(top_sub.cards, stage_names or [])
-    sequence = []                                  # (block, {port: net}) in IR order, tallest first per stage
+    sequence = []  # (block, {port: net}) in IR order, tallest first per stage
     for _, cards in groups:
         entries = []
         for card in cards:
@@ -315,13 +329,19 @@ def _wide_blocks(lib: Lib, top_sub: Subckt, cells_sub: dict) -> dict:
     """{cell: width} for cells holding more than a tenth of the device area of a network of ten or more
     instances: laid out as wide as the square floorplan instead of square, so one such block does not
     leave most of its row empty."""
+
     def device_area(sub):
         area = 0.0
         for card in sub.cards:
             model = card.model.lower()
             if model in (NFET, PFET):
-                item = fet(lib, "n" if model == NFET else "p", float(card.params["w"]), float(card.params["l"]),
-                           int(card.params.get("nf", 1)))
+                item = fet(
+                    lib,
+                    "n" if model == NFET else "p",
+                    float(card.params["w"]),
+                    float(card.params["l"]),
+                    int(card.params.get("nf", 1)),
+                )
                 area += (item.width + lib.r["unit_gap"]) * (item.top - item.bottom) * int(card.params.get("m", 1))
         return area
 
@@ -332,7 +352,7 @@ def _wide_blocks(lib: Lib, top_sub: Subckt, cells_sub: dict) -> dict:
     total = sum(per_model[c.model] for c in top_sub.cards if c.model in per_model)
     if len(top_sub.cards) < 10:
         return {}
-    side = math.sqrt(2 * total)      # blocks take about half of the floorplan
+    side = math.sqrt(2 * total)  # blocks take about half of the floorplan
     return {m: side for m, a in per_model.items() if a > 0.1 * total and a > 0}
 
 
@@ -367,7 +387,7 @@ def _floorplan(lib: Lib, sequence: list) -> list:
             width = max(width, sum(b.width + gap for b, _ in row))
         spines = sum(1 for rows_of in seen.values() if len(rows_of) > 1)
         width += spines * (r["spine_width"] + r["spine_space"])
-        return width * height * max(1.0, width / height / 2, height / width / 2)   # no more than 2:1
+        return width * height * max(1.0, width / height / 2, height / width / 2)  # no more than 2:1
 
     candidates = [max(widest, math.sqrt(total) * f / 10) for f in range(5, 31)]
     return min((_fill(sequence, limit, gap) for limit in candidates), key=area)
@@ -403,16 +423,27 @@ def _figures(top: Item, top_sub: Subckt, blocks: dict, per_cell: dict, groups: l
     total = top.width * top.top * um2
     return {
         "top_cell": top_sub.name,
-        "width_um": top.width / 1000, "height_um": top.top / 1000, "area_um2": round(total, 1),
-        "cells_area_um2": round(cells_area, 1), "routing_area_um2": round(total - cells_area, 1),
+        "width_um": top.width / 1000,
+        "height_um": top.top / 1000,
+        "area_um2": round(total, 1),
+        "cells_area_um2": round(cells_area, 1),
+        "routing_area_um2": round(total - cells_area, 1),
         "unit_transistors": sum(v["units"] for v in kinds.values()),
         "transistor_instances": sum(per_cell[c.model]["instances"] for c in top_sub.cards),
         "by_cell_kind": {k: {**v, "area_um2": round(v["area_um2"], 1)} for k, v in sorted(kinds.items())},
-        "by_stage": {g: {"area_um2": stage_area[g], "unit_transistors": stage_units[g],
-                         "instances": len(cards)} for g, cards in groups},
-        "cells": {name: {"width_um": b.width / 1000, "height_um": b.top / 1000,
-                         "area_um2": round(b.width * b.top * um2, 1), **per_cell[name]}
-                  for name, b in sorted(blocks.items())},
+        "by_stage": {
+            g: {"area_um2": stage_area[g], "unit_transistors": stage_units[g], "instances": len(cards)}
+            for g, cards in groups
+        },
+        "cells": {
+            name: {
+                "width_um": b.width / 1000,
+                "height_um": b.top / 1000,
+                "area_um2": round(b.width * b.top * um2, 1),
+                **per_cell[name],
+            }
+            for name, b in sorted(blocks.items())
+        },
     }
 
 
@@ -431,10 +462,27 @@ def write_gds(lib: Lib, top: Item, path: Path) -> None:
 
 def write_lyp(path: Path) -> None:
     """KLayout layer properties for the layers we draw (colours of the usual sky130 palette)."""
-    colours = {"nwell": "#268c6b", "diff": "#00cc66", "tap": "#33ff33", "poly": "#ff0000", "licon": "#ffff00",
-               "npc": "#aa00ff", "li1": "#ffccff", "mcon": "#000000", "met1": "#0000ff", "via": "#9999ff",
-               "met2": "#ff00ff", "via2": "#ffb3ff", "met3": "#00ccff", "via3": "#99e6ff", "met4": "#ff9900",
-               "capm": "#cc6600", "nsdm": "#9900e6", "psdm": "#e61a00", "prboundary": "#808080"}
+    colours = {
+        "nwell": "#268c6b",
+        "diff": "#00cc66",
+        "tap": "#33ff33",
+        "poly": "#ff0000",
+        "licon": "#ffff00",
+        "npc": "#aa00ff",
+        "li1": "#ffccff",
+        "mcon": "#000000",
+        "met1": "#0000ff",
+        "via": "#9999ff",
+        "met2": "#ff00ff",
+        "via2": "#ffb3ff",
+        "met3": "#00ccff",
+        "via3": "#99e6ff",
+        "met4": "#ff9900",
+        "capm": "#cc6600",
+        "nsdm": "#9900e6",
+        "psdm": "#e61a00",
+        "prboundary": "#808080",
+    }
     stipple = {"nwell": "I5", "nsdm": "I1", "psdm": "I1", "prboundary": "I1", "capm": "I5"}
     t = tech()
     entries = []
@@ -448,9 +496,11 @@ def write_lyp(path: Path) -> None:
 
 
 def _lyp_entry(name, layer, datatype, colour, pattern) -> str:
-    return (f" <properties>\n  <frame-color>{colour}</frame-color>\n  <fill-color>{colour}</fill-color>\n"
-            f"  <dither-pattern>{pattern}</dither-pattern>\n  <visible>true</visible>\n"
-            f"  <name>{name} {layer}/{datatype}</name>\n  <source>{layer}/{datatype}@1</source>\n </properties>\n")
+    return (
+        f" <properties>\n  <frame-color>{colour}</frame-color>\n  <fill-color>{colour}</fill-color>\n"
+        f"  <dither-pattern>{pattern}</dither-pattern>\n  <visible>true</visible>\n"
+        f"  <name>{name} {layer}/{datatype}</name>\n  <source>{layer}/{datatype}@1</source>\n </properties>\n"
+    )
 
 
 def write_png(gds: Path, lyp: Path, path: Path, size: int = 1600) -> None:
@@ -484,8 +534,9 @@ def _atomic(path: Path, write) -> None:
 def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = None, png: bool = True) -> dict:
     """netlist/{cells,network}.spice -> layout/{top.gds, top.png, sky130.lyp}; returns the figures."""
     netlist_dir, out_dir = Path(netlist_dir), Path(out_dir)
-    result = layout_netlist((netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(),
-                            stage_names)
+    result = layout_netlist(
+        (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(), stage_names
+    )
     write_gds(result.lib, result.top, out_dir / "top.gds")
     write_lyp(out_dir / "sky130.lyp")
     if png:

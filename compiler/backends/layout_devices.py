@@ -42,7 +42,9 @@ class LayoutError(UsageError):
 def tech() -> dict:
     """sky130/layers.yaml: layers, pin/label purposes, rules (with the DRC table's) and style (lengths in nm)."""
     data = yaml.safe_load(LAYERS_FILE.read_text())
-    checked = {r["name"]: r["value"] for r in yaml.safe_load(DRC_RULES_FILE.read_text())["rules"] if r["kind"] != "area"}
+    checked = {
+        r["name"]: r["value"] for r in yaml.safe_load(DRC_RULES_FILE.read_text())["rules"] if r["kind"] != "area"
+    }
     data["rules"] = {**checked, **data["rules"]}
     grid = round(data["rules"]["grid"] * 1000)
     data["grid_nm"] = grid
@@ -81,12 +83,13 @@ class Lib:
         self.layout: kdb.Layout = self.kcl.layout
         t = tech()
         self.index = {n: self.layout.layer(*ld) for n, ld in t["layers"].items()}
-        self.pin_index = {n: (self.layout.layer(*p["pin"]), self.layout.layer(*p["label"]))
-                          for n, p in t["pins"].items()}
+        self.pin_index = {
+            n: (self.layout.layer(*p["pin"]), self.layout.layer(*p["label"])) for n, p in t["pins"].items()
+        }
         self.items: dict = {}
         r = t["nm"]
         self.r = r
-        self.stub = r["via.1a"] + 2 * r["via.4a"]           # met1 stub width: a via fits without a pad
+        self.stub = r["via.1a"] + 2 * r["via.4a"]  # met1 stub width: a via fits without a pad
         self.stub_pitch = self.stub + r["m1.2"]
 
     def component(self, name: str) -> gf.Component:
@@ -149,7 +152,9 @@ def _contact_column(lib: Lib, cell, xc: int, y0: int, y1: int, enc_y: int, top: 
     size, pitch = r["licon.1"], r["licon.1"] + r["licon.2"]
     span = y1 - y0 - 2 * enc_y
     if span < size:
-        raise LayoutError(f"a contact needs {(size + 2 * enc_y) / 1000:g} um of diffusion; got {(y1 - y0) / 1000:g} um.")
+        raise LayoutError(
+            f"a contact needs {(size + 2 * enc_y) / 1000:g} um of diffusion; got {(y1 - y0) / 1000:g} um."
+        )
     n = (span - size) // pitch + 1
     first = y0 + enc_y + snap((span - (n - 1) * pitch - size) / 2)
     for k in range(n):
@@ -161,7 +166,9 @@ def _contact_column(lib: Lib, cell, xc: int, y0: int, y1: int, enc_y: int, top: 
     nm_ = (li1 - li0 - msize) // mpitch + 1
     mfirst = li0 + snap((li1 - li0 - (nm_ - 1) * mpitch - msize) / 2)
     for k in range(nm_):
-        lib.box(cell, "mcon", xc - msize // 2, mfirst + k * mpitch, xc - msize // 2 + msize, mfirst + k * mpitch + msize)
+        lib.box(
+            cell, "mcon", xc - msize // 2, mfirst + k * mpitch, xc - msize // 2 + msize, mfirst + k * mpitch + msize
+        )
     lib.box(cell, "met1", xc - lib.stub // 2, mfirst - r["m1.5"], xc + lib.stub // 2, top)
 
 
@@ -186,11 +193,13 @@ def fet(lib: Lib, kind: str, w_um: float, l_um: float, nf: int = 1) -> Item:
     wf, l = nearest(w_um / nf), nearest(l_um)
     w_min = nm(0.36 if kind == "n" else 0.42)
     if wf < max(w_min, r["licon.1"] + 2 * r["licon.5c"]) or l < r["poly.1a"]:
-        raise LayoutError(f"{kind}fet W={w_um:g} L={l_um:g} nf={nf}: each finger needs W >= {w_min / 1000:g} um "
-                          f"and L >= {r['poly.1a'] / 1000:g} um.")
+        raise LayoutError(
+            f"{kind}fet W={w_um:g} L={l_um:g} nf={nf}: each finger needs W >= {w_min / 1000:g} um "
+            f"and L >= {r['poly.1a'] / 1000:g} um."
+        )
     c = _contact_offset(lib, l)
     edge = max(r["licon.1"] // 2 + r["licon.5c"], r["poly.7"] - c)  # diffusion beyond the outer contact centres
-    pitch = l + 2 * c                                       # contact centre to contact centre
+    pitch = l + 2 * c  # contact centre to contact centre
     width = 2 * edge + nf * pitch
     top = device_top(lib, wf)
     name = f"{kind}fet_01v8_w{_tok(w_um)}_l{_tok(l_um)}" + (f"_nf{nf}" if nf > 1 else "")
@@ -207,18 +216,40 @@ def fet(lib: Lib, kind: str, w_um: float, l_um: float, nf: int = 1) -> Item:
         g0 = edge + k * pitch + c
         gx = g0 + l // 2
         lib.box(cell, "poly", g0, -r["poly.8"], g0 + l, ly + r["licon.1"] + r["licon.8a"])
-        lib.box(cell, "poly", gx - pad_w // 2, ly - r["licon.8a"], gx - pad_w // 2 + pad_w, ly + r["licon.1"] + r["licon.8a"])
+        lib.box(
+            cell,
+            "poly",
+            gx - pad_w // 2,
+            ly - r["licon.8a"],
+            gx - pad_w // 2 + pad_w,
+            ly + r["licon.1"] + r["licon.8a"],
+        )
         h = r["licon.1"] // 2
         lib.box(cell, "licon", gx - h, ly, gx - h + r["licon.1"], ly + r["licon.1"])
-        lib.box(cell, "npc", gx - h - r["licon.15"], ly - r["licon.15"], gx - h + r["licon.1"] + r["licon.15"],
-                ly + r["licon.1"] + r["licon.15"])
+        lib.box(
+            cell,
+            "npc",
+            gx - h - r["licon.15"],
+            ly - r["licon.15"],
+            gx - h + r["licon.1"] + r["licon.15"],
+            ly + r["licon.1"] + r["licon.15"],
+        )
         lib.box(cell, "li1", gx - h, ly - r["li.5"], gx - h + r["licon.1"], ly + r["licon.1"] + r["li.5"])
         lib.box(cell, "mcon", gx - h, ly, gx - h + r["ct.1"], ly + r["ct.1"])
         lib.box(cell, "met1", gx - lib.stub // 2, ly - r["m1.5"], gx + lib.stub // 2, top)
         terminals.append((gx, "g"))
     terminals.sort()
-    item = Item(cell, width, -r["poly.8"], top, terminals, implant=kind, well=(kind == "p"), diff_top=wf,
-                info={"kind": kind, "w": w_um, "l": l_um, "nf": nf, "gate_area_nm2": wf * l * nf})
+    item = Item(
+        cell,
+        width,
+        -r["poly.8"],
+        top,
+        terminals,
+        implant=kind,
+        well=(kind == "p"),
+        diff_top=wf,
+        info={"kind": kind, "w": w_um, "l": l_um, "nf": nf, "gate_area_nm2": wf * l * nf},
+    )
     lib.items[key] = item
     return item
 
@@ -236,8 +267,16 @@ def tap(lib: Lib, kind: str, height: int) -> Item:
     cell = lib.component(f"{'p' if kind == 'n' else 'n'}tap_h{height}")
     lib.box(cell, "tap", 0, 0, width, height)
     _contact_column(lib, cell, width // 2, 0, height, r["licon.5c"], top)
-    item = Item(cell, width, 0, top, [(width // 2, "b")], implant="p" if kind == "n" else "n",
-                well=(kind == "p"), diff_top=height)
+    item = Item(
+        cell,
+        width,
+        0,
+        top,
+        [(width // 2, "b")],
+        implant="p" if kind == "n" else "n",
+        well=(kind == "p"),
+        diff_top=height,
+    )
     lib.items[key] = item
     return item
 
@@ -257,9 +296,9 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     lib.box(cell, "capm", 0, 0, w, l)
     lib.box(cell, "met3", -enc, -enc, w + enc, l + enc)
     v2, v3, v1 = r["via2.1a"], r["via3.1"], r["via.1a"]
-    pad2 = v2 // 2 + r["m2.5"]                      # met2 pad half-size around via2 / via
-    x1 = w + enc + nm(1.0)                          # bottom-plate (c1) stack
-    x2 = x1 + nm(1.0)                               # top-plate (c0) stack
+    pad2 = v2 // 2 + r["m2.5"]  # met2 pad half-size around via2 / via
+    x1 = w + enc + nm(1.0)  # bottom-plate (c1) stack
+    x2 = x1 + nm(1.0)  # top-plate (c0) stack
     # c1: met3 tab from the plate, via2, met2 pad, via, met1 stub
     y2 = nm(0.3)
     lib.box(cell, "met3", w + enc - 10, y2 - nm(0.2), x1 + nm(0.2), y2 + nm(0.2))
@@ -282,8 +321,7 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     lib.box(cell, "met2", x2 - pad2, yv - pad2, x2 + pad2, yb + pad2)
     lib.via1(cell, x2, yv)
     lib.box(cell, "met1", x2 - lib.stub // 2, yv - v1 // 2 - r["via.5a"], x2 + lib.stub // 2, top)
-    item = Item(cell, x2 + nm(0.4), -enc, top, [(x1, "c1"), (x2, "c0")],
-                info={"kind": "mim", "w": w_um, "l": l_um})
+    item = Item(cell, x2 + nm(0.4), -enc, top, [(x1, "c1"), (x2, "c0")], info={"kind": "mim", "w": w_um, "l": l_um})
     lib.items[key] = item
     return item
 
@@ -294,9 +332,15 @@ def decorate_row(lib: Lib, cell, placed: list, gap: int) -> None:
     r = lib.r
     m = r["implant_margin"]
     for item, x, y in placed:
-        if item.implant is not None:   # per item: a taller neighbour's implant must not reach a gate contact
-            lib.box(cell, "nsdm" if item.implant == "n" else "psdm", x - gap // 2, y - m,
-                    x + item.width + gap - gap // 2, y + item.diff_top + m)
+        if item.implant is not None:  # per item: a taller neighbour's implant must not reach a gate contact
+            lib.box(
+                cell,
+                "nsdm" if item.implant == "n" else "psdm",
+                x - gap // 2,
+                y - m,
+                x + item.width + gap - gap // 2,
+                y + item.diff_top + m,
+            )
     wells = [(x, y, item) for item, x, y in placed if item.well]
     if wells:
         wm = r["well_margin"]

@@ -34,8 +34,8 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     cell = lib.component(name)
     margin = r["channel_margin"]
     v1, v2 = r["via.1a"], r["via2.1a"]
-    stub_end = v1 // 2 + r["via.5a"]          # met1 beyond a via centre (via.5a on the far side)
-    track_end = v2 // 2 + r["via2.5"] + 20    # met2 beyond the outermost via centre
+    stub_end = v1 // 2 + r["via.5a"]  # met1 beyond a via centre (via.5a on the far side)
+    track_end = v2 // 2 + r["via2.5"] + 20  # met2 beyond the outermost via centre
 
     def track_width(net):
         return r["power_width"] if net in wide else r["track_width"]
@@ -46,8 +46,13 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     row_nets[-1] = sorted(set(row_nets[-1]) | {p for p in ports if p not in used_anywhere}, key=_natural)
     placed_rows, channels, y = [], [], 0
     for index, row in enumerate(rows):
-        below = max([-item.bottom for item, _ in row] + [r["well_margin"] if any(i.well for i, _ in row) else 0,
-                                                         r["implant_margin"] if any(i.implant for i, _ in row) else 0])
+        below = max(
+            [-item.bottom for item, _ in row]
+            + [
+                r["well_margin"] if any(i.well for i, _ in row) else 0,
+                r["implant_margin"] if any(i.implant for i, _ in row) else 0,
+            ]
+        )
         baseline = y + below
         x, placed = 0, []
         for item, nets in row:
@@ -58,7 +63,7 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
         y += margin
         placed_rows.append(placed)
         channels.append(tracks)
-    if not rows:                                   # a block of ports only
+    if not rows:  # a block of ports only
         tracks, y = _channel(row_nets[0], margin, track_width, r["track_space"])
         channels.append(tracks)
         y += margin
@@ -84,7 +89,7 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     width = px + margin
 
     # draw: items, row decorations, stubs and vias
-    reach: dict = {}                               # (channel, net) -> [xmin, xmax]
+    reach: dict = {}  # (channel, net) -> [xmin, xmax]
     ci = cell.kdb_cell
     for index, placed in enumerate(placed_rows):
         tracks = channels[index]
@@ -96,8 +101,14 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
                     continue
                 track = tracks[net]
                 xs = x + tx
-                lib.box(cell, "met1", xs - lib.stub // 2, base + item.top - 2 * lib.stub, xs + lib.stub // 2,
-                        track.y + stub_end)
+                lib.box(
+                    cell,
+                    "met1",
+                    xs - lib.stub // 2,
+                    base + item.top - 2 * lib.stub,
+                    xs + lib.stub // 2,
+                    track.y + stub_end,
+                )
                 lib.via1(cell, xs, track.y)
                 _extend(reach, (index, net), xs)
         decorate_row(lib, cell, [(item, x, base) for item, x, base, _ in placed], gap)
@@ -105,7 +116,14 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     for net, xs in spines.items():
         ys = [channels[i][net].y for i in range(len(channels)) if net in channels[i]]
         w = r["power_width"] if net in wide else r["spine_width"]
-        lib.box(cell, "met3", xs - w // 2, min(ys) - v2 // 2 - r["m3.4"] - 35, xs + w // 2, max(ys) + v2 // 2 + r["m3.4"] + 35)
+        lib.box(
+            cell,
+            "met3",
+            xs - w // 2,
+            min(ys) - v2 // 2 - r["m3.4"] - 35,
+            xs + w // 2,
+            max(ys) + v2 // 2 + r["m3.4"] + 35,
+        )
         for i, tracks in enumerate(channels):
             if net in tracks:
                 lib.via2(cell, xs, tracks[net].y)
@@ -121,10 +139,23 @@ def assemble(lib: Lib, name: str, rows: list, ports: list, *, gap: int, wide: fr
     # tracks
     for (i, net), (x0, x1) in sorted(reach.items(), key=lambda kv: (kv[0][0], channels[kv[0][0]][kv[0][1]].y)):
         track = channels[i][net]
-        lib.box(cell, "met2", x0 - track_end, track.y - track.width // 2, x1 + track_end, track.y - track.width // 2 + track.width)
+        lib.box(
+            cell,
+            "met2",
+            x0 - track_end,
+            track.y - track.width // 2,
+            x1 + track_end,
+            track.y - track.width // 2 + track.width,
+        )
     lib.box(cell, "prboundary", 0, 0, width, block_top)
-    return Item(cell, width, 0, block_top, [(x, net) for net, x in port_x.items()],
-                info={"area_nm2": width * block_top, "ports": list(ports)})
+    return Item(
+        cell,
+        width,
+        0,
+        block_top,
+        [(x, net) for net, x in port_x.items()],
+        info={"area_nm2": width * block_top, "ports": list(ports)},
+    )
 
 
 def _instance(item: Item, x: int, y: int):

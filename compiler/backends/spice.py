@@ -29,16 +29,26 @@ from pathlib import Path
 from typing import Callable
 
 import cells
-from cells.mirror import MAX_UNITS   # unit devices in one mirror output
-from compiler.ir import (IR, BiasGenerator, Bistable, BiasArray, CurrentInput, CurrentOutput, Ladder, Receiver,
-                         WeightArray, for_kind)
+from cells.mirror import MAX_UNITS  # unit devices in one mirror output
 from compiler.foundation.ngspice import SPICEINIT, deck
-from compiler.passes.lower_cmru import params as ladder_params
 from compiler.foundation.pdk import devices_in, find_models
 from compiler.foundation.simulation import Op, Simulation
+from compiler.ir import (
+    IR,
+    BiasArray,
+    BiasGenerator,
+    Bistable,
+    CurrentInput,
+    CurrentOutput,
+    Ladder,
+    Receiver,
+    WeightArray,
+    for_kind,
+)
+from compiler.passes.lower_cmru import params as ladder_params
 
 TOP = "fqrnn_network"
-V_OUT = 0.9          # output pins are held here by the harness (both mirror sides in saturation)
+V_OUT = 0.9  # output pins are held here by the harness (both mirror sides in saturation)
 
 
 def net(stage: str, k: int) -> str:
@@ -97,7 +107,7 @@ class Netlist:
 
     ir: IR
     vdd: Callable[[str], str]
-    subckts: dict = field(default_factory=dict)     # name -> Subckt
+    subckts: dict = field(default_factory=dict)  # name -> Subckt
     lines: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -126,10 +136,10 @@ def _receiver_net(nl: Netlist, rx: Receiver, k: int) -> str:
     return f"in_{nl.first_pin[fed_by[0]] + k}" if fed_by else net(rx.name, k)
 
 
-NODE_NETS = {   # stage kind -> the net of its node (default: its own net)
+NODE_NETS = {  # stage kind -> the net of its node (default: its own net)
     CurrentOutput: lambda nl, stage, k: f"out_{k}",
     Receiver: _receiver_net,
-    Bistable: lambda nl, cell, k: f"{net(cell.name, k)}_h",   # the probed side of a memory cell's input
+    Bistable: lambda nl, cell, k: f"{net(cell.name, k)}_h",  # the probed side of a memory cell's input
 }
 
 
@@ -138,8 +148,9 @@ def _chunks(units: int) -> list[int]:
     return [MAX_UNITS] * (units // MAX_UNITS) + ([units % MAX_UNITS] if units % MAX_UNITS else [])
 
 
-def _mirror_pair(nl: Netlist, label: str, node: str, primary: str, n_in: int, outputs: dict, w: float, l: float,
-                 vdd: str = "vdd"):
+def _mirror_pair(
+    nl: Netlist, label: str, node: str, primary: str, n_in: int, outputs: dict, w: float, l: float, vdd: str = "vdd"
+):
     """The arrays of one signal: `outputs[pol]` = [(node, units)]; the primary diode sits on `node`."""
     mirror = cells.get("mirror")
     other = "p" if primary == "n" else "n"
@@ -171,8 +182,17 @@ def emit_signal(nl: Netlist, rx: Receiver) -> None:
                     if units:
                         side = "p" if adds == (accepted == "n") else "n"
                         outputs[side].append((nl.node(dest, k), units))
-        _mirror_pair(nl, net(rx.name, j), nl.node(rx.name, j), rx.polarity, rx.denominator, outputs,
-                     arrays[0].unit_w, arrays[0].unit_l, nl.vdd("arrays"))
+        _mirror_pair(
+            nl,
+            net(rx.name, j),
+            nl.node(rx.name, j),
+            rx.polarity,
+            rx.denominator,
+            outputs,
+            arrays[0].unit_w,
+            arrays[0].unit_l,
+            nl.vdd("arrays"),
+        )
 
 
 def emit_phase_drivers(nl: Netlist) -> None:
@@ -186,16 +206,23 @@ def emit_memory_cell(nl: Netlist, cell, unit_subckt=None) -> None:
     """One instance per unit, its ports wired by their roles (the cell's facts), behind a 0 V probe that
     measures its candidate current. `unit_subckt(k)` is unit k's subcircuit (default: the cell's one)."""
     if unit_subckt is None and cell.facts.subckt is None:
-        raise NoEmitter(f"stage kind {cell.kind!r}: each unit's subcircuit depends on its design, so the kind "
-                        "needs an emitter of its own in compiler.backends.spice.EMITTERS")
-    unit_subckt = unit_subckt or (lambda k: cell.facts.subckt())   # every unit shares the cell's
+        raise NoEmitter(
+            f"stage kind {cell.kind!r}: each unit's subcircuit depends on its design, so the kind "
+            "needs an emitter of its own in compiler.backends.spice.EMITTERS"
+        )
+    unit_subckt = unit_subckt or (lambda k: cell.facts.subckt())  # every unit shares the cell's
     (dest,) = nl.ir.successors(cell.name)
     enable = (f"en_{cell.phase}", f"enb_{cell.phase}") if cell.phase else cells.get("bistable").FREE_RUNNING
     for k in range(cell.size):
         base = net(cell.name, k)
         nl.lines.append(f"V{probe(cell.name, k)} {base}_h {base}_in 0")  # measures the candidate current
-        by_role = {"supply": nl.vdd("cells"), "input": f"{base}_in", "output": nl.node(dest, k),
-                   "enable": enable[0], "enable_b": enable[1]}
+        by_role = {
+            "supply": nl.vdd("cells"),
+            "input": f"{base}_in",
+            "output": nl.node(dest, k),
+            "enable": enable[0],
+            "enable_b": enable[1],
+        }
         nl.instance(unit_subckt(k), {port.name: _port_net(port, base, by_role) for port in cell.facts.ports}, base)
 
 
@@ -225,8 +252,13 @@ def emit_bias_generator(nl: Netlist, generator: BiasGenerator) -> None:
             continue
         outputs[tap.polarity].extend((_tap_net(nl, tap), u) for u in _chunks(tap.units))
     bias = cells.get("bias")
-    params = bias.Params(sources=tuple(u for _, u in outputs["p"]), sinks=tuple(u for _, u in outputs["n"]),
-                         den=generator.denominator, starve=starve, i_ref=generator.i_ref)
+    params = bias.Params(
+        sources=tuple(u for _, u in outputs["p"]),
+        sinks=tuple(u for _, u in outputs["n"]),
+        den=generator.denominator,
+        starve=starve,
+        i_ref=generator.i_ref,
+    )
     nets = [nl.vdd("bias"), "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
     nl.instance(bias.subckt(params), nets + (starve_nets if starve else []), "bias")
 
@@ -259,7 +291,10 @@ EMITTERS = {
     Bistable: Emitter("memory", emit_memory_cell),
     Ladder: Emitter("memory", emit_ladder),
     BiasGenerator: Emitter("bias", emit_bias_generator),
-    CurrentInput: None, WeightArray: None, BiasArray: None, CurrentOutput: None,
+    CurrentInput: None,
+    WeightArray: None,
+    BiasArray: None,
+    CurrentOutput: None,
 }
 
 
@@ -271,8 +306,9 @@ def emitter_of(stage) -> Emitter | None:
     try:
         return for_kind(EMITTERS, stage)
     except KeyError:
-        raise NoEmitter(f"no netlist emitter for stage kind {stage.kind!r}; register one in "
-                        "compiler.backends.spice.EMITTERS") from None
+        raise NoEmitter(
+            f"no netlist emitter for stage kind {stage.kind!r}; register one in compiler.backends.spice.EMITTERS"
+        ) from None
 
 
 def network_netlist(ir: IR, supply_probes: bool = False) -> tuple[str, dict]:
@@ -292,9 +328,17 @@ def network_netlist(ir: IR, supply_probes: bool = False) -> tuple[str, dict]:
     if supply_probes:
         used = sorted({b for b in BLOCKS if any(supply(b) in line.split() for line in nl.lines)})
         nl.lines += [f"V{power_probe(b)} vdd {supply(b)} 0" for b in used]  # each block's supply current
-    text = "\n".join([f"* compiled network: {pins_in} inputs, {pins_out} outputs, "
-                      f"{phase_count(ir)} phase inputs",
-                      f".subckt {TOP} {' '.join(ports)}", *nl.lines, f".ends {TOP}"]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"* compiled network: {pins_in} inputs, {pins_out} outputs, {phase_count(ir)} phase inputs",
+                f".subckt {TOP} {' '.join(ports)}",
+                *nl.lines,
+                f".ends {TOP}",
+            ]
+        )
+        + "\n"
+    )
     return text, nl.subckts
 
 
@@ -307,19 +351,35 @@ def write_netlist(ir: IR, directory: Path, config, supply_probes: bool = False) 
     models = find_models().model_block(devices_in(cell_text + network), config.get("corner"))
     n_in = sum(s.size for s in ir.of_kind(CurrentInput))
     n_out = ir.of_kind(CurrentOutput)[0].size
-    harness = "\n".join([
-        ".include models.spice", ".include cells.spice", ".include network.spice",
-        f"VDD vdd 0 {config.get('vdd'):g}",
-        f"IREF iref 0 {config.get('i_unit'):g}",
-        *[f"IIN{j} 0 in_{j} 0" for j in range(n_in)],
-        *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
-        *[f"V{pin.upper()} {pin} 0 0" for pin in phase_pins(ir)],
-        f"XNET {' '.join(pins(ir))} {TOP}",
-    ])
-    top = deck(Simulation(harness, title="operating-point harness of the compiled network (inputs at 0, outputs "
-                          f"held at {V_OUT:g} V)", temp=config.get("temp"), models="none", analyses=(Op(),)))
-    files = {"cells.spice": cell_text, "network.spice": network, "models.spice": models, "top.spice": top,
-             ".spiceinit": SPICEINIT}
+    harness = "\n".join(
+        [
+            ".include models.spice",
+            ".include cells.spice",
+            ".include network.spice",
+            f"VDD vdd 0 {config.get('vdd'):g}",
+            f"IREF iref 0 {config.get('i_unit'):g}",
+            *[f"IIN{j} 0 in_{j} 0" for j in range(n_in)],
+            *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
+            *[f"V{pin.upper()} {pin} 0 0" for pin in phase_pins(ir)],
+            f"XNET {' '.join(pins(ir))} {TOP}",
+        ]
+    )
+    top = deck(
+        Simulation(
+            harness,
+            title=f"operating-point harness of the compiled network (inputs at 0, outputs held at {V_OUT:g} V)",
+            temp=config.get("temp"),
+            models="none",
+            analyses=(Op(),),
+        )
+    )
+    files = {
+        "cells.spice": cell_text,
+        "network.spice": network,
+        "models.spice": models,
+        "top.spice": top,
+        ".spiceinit": SPICEINIT,
+    }
     for name, text in files.items():
         (directory / name).write_text(text)
     return {"files": sorted(f for f in files if not f.startswith(".")), **device_summary(subckts, network)}
@@ -333,8 +393,12 @@ def device_summary(subckts: dict, network: str) -> dict:
     """Transistor count (instances and unit devices, counting m) and gate area of the network."""
     per_cell = {name: _devices(s.text, {}) for name, s in subckts.items()}
     total = _devices(network, per_cell)
-    return {"transistor_instances": total["instances"], "unit_devices": total["units"],
-            "gate_area_um2": round(total["area"], 1), "by_cell": _by_cell(network, per_cell)}
+    return {
+        "transistor_instances": total["instances"],
+        "unit_devices": total["units"],
+        "gate_area_um2": round(total["area"], 1),
+        "by_cell": _by_cell(network, per_cell),
+    }
 
 
 def _devices(text: str, known: dict) -> dict:

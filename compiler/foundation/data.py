@@ -14,8 +14,7 @@ from pathlib import Path
 from compiler.foundation.errors import UsageError
 
 SKY130_PACKAGE = "fqrnn_sky130"
-REINSTALL = ("reinstall the project: `make setup` or `pip install -e .` in a checkout, "
-             "or `pip install` its wheel")
+REINSTALL = "reinstall the project: `make setup` or `pip install -e .` in a checkout, or `pip install` its wheel"
 
 
 class PackageDataMissing(UsageError):

@@ -12,7 +12,7 @@ SHOWN_CHARS = 80
 
 def clip(text: str, limit: int = SHOWN_CHARS) -> str:
     """`text` cut to `limit` characters (an ellipsis marks the cut): error messages stay short."""
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 class _BoundedRepr(reprlib.Repr):
@@ -38,7 +38,6 @@ def shown(value, limit: int = SHOWN_CHARS) -> str:
 def file_label(path) -> str:
     """A path as printed in an error message (a path, too, is user input: bounded)."""
     return clip(str(path), 4 * SHOWN_CHARS)
-
 
 
 class CompilerError(Exception):

@@ -35,12 +35,31 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.foundation.errors import (ConvergenceError, NetlistError, NgspiceNotFound, SimulationError, SimulationKilled,
-                             SimulationTimeout, UsageError, shown)
+from compiler.foundation.errors import (
+    ConvergenceError,
+    NetlistError,
+    NgspiceNotFound,
+    SimulationError,
+    SimulationKilled,
+    SimulationTimeout,
+    UsageError,
+    shown,
+)
 from compiler.foundation.pdk import ModelLibrary, devices_in, find_models
 from compiler.foundation.simcache import SimCache, default_cache
-from compiler.foundation.simulation import (DC, Current, InitialCondition, Op, Option, Pwl, Simulation, Swept, Time,
-                                            Tran, Voltage)
+from compiler.foundation.simulation import (
+    DC,
+    Current,
+    InitialCondition,
+    Op,
+    Option,
+    Pwl,
+    Simulation,
+    Swept,
+    Time,
+    Tran,
+    Voltage,
+)
 
 Stimulus = Pwl  # a piecewise-linear stimulus, by its other name
 # The options of every deck, on one card ahead of a simulation's own.
@@ -81,7 +100,8 @@ def available_cores() -> int:
         if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= MAX_CORES:
             raise CoresSettingError(
                 f"{CORES_VARIABLE}={shown(value)} is not a whole number of cores from 1 to {MAX_CORES}; set it "
-                "to e.g. 1 for each of two commands that simulate at once on 2 cores, or unset it.")
+                "to e.g. 1 for each of two commands that simulate at once on 2 cores, or unset it."
+            )
         return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -165,8 +185,12 @@ def initial_card(condition: InitialCondition) -> str:
 
 def options_card(options: tuple[Option, ...]) -> str:
     """`.option name=value ...`: text and whole numbers as they are, other numbers in the shortest general form."""
-    return " ".join([".option", *(f"{o.name}={o.value if isinstance(o.value, (str, int)) else format(o.value, 'g')}"
-                                  for o in options)])
+    return " ".join(
+        [
+            ".option",
+            *(f"{o.name}={o.value if isinstance(o.value, (str, int)) else format(o.value, 'g')}" for o in options),
+        ]
+    )
 
 
 MANDATORY_OPTIONS = options_card(MANDATORY)
@@ -226,7 +250,7 @@ class Runner:
     executable: str = "ngspice"
     spiceinit: str = SPICEINIT
     timeout: float | None = None  # s, caps every simulation's own limit (a sweep's budget per simulation)
-    threads: int | None = None    # OpenMP threads per ngspice; None: the cores, shared among the runs at once
+    threads: int | None = None  # OpenMP threads per ngspice; None: the cores, shared among the runs at once
 
     def __post_init__(self):
         if self.threads is not None and self.threads < 1:
@@ -318,7 +342,7 @@ def ngspice_version(executable: str = "ngspice") -> str:
 _RUNNING: set[int] = set()  # process groups of the ngspice processes running now
 _RUNNING_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set by kill_running until its sweep drains: a worker about to start
-                               # ngspice kills it at once instead
+# ngspice kills it at once instead
 
 
 def kill_running(drain: bool = True) -> None:
@@ -349,8 +373,13 @@ def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tup
         (Path(tmp) / ".spiceinit").write_text(spiceinit)
         start = time.perf_counter()
         proc = subprocess.Popen(
-            _tied_to_this_thread([path, "-b", "-r", str(raw), str(cir)]), cwd=tmp, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            _tied_to_this_thread([path, "-b", "-r", str(raw), str(cir)]),
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
             start_new_session=True,
         )
         with _RUNNING_LOCK:
@@ -435,8 +464,12 @@ def _is_stale(entry: os.DirEntry, owner: int, now: float) -> bool:
         info = entry.stat(follow_symlinks=False)
     except OSError:
         return False
-    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and now - info.st_mtime > STALE_AFTER
-            and not _process_exists(owner))
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and now - info.st_mtime > STALE_AFTER
+        and not _process_exists(owner)
+    )
 
 
 def _process_exists(pid: int) -> bool:
@@ -454,8 +487,10 @@ def _process_exists(pid: int) -> bool:
 
 def _raise_for_failure(log: str, returncode: int, deck: str) -> None:
     if returncode < 0:
-        raise SimulationKilled(f"ngspice was killed by {signal.Signals(-returncode).name}: the run was interrupted "
-                               "or the system stopped it (out of memory?).\n" + _tail(log))
+        raise SimulationKilled(
+            f"ngspice was killed by {signal.Signals(-returncode).name}: the run was interrupted "
+            "or the system stopped it (out of memory?).\n" + _tail(log)
+        )
     errors = [m.group(0).strip() for m in _ERROR.finditer(log)]
     if _CONVERGENCE.search(log) and (returncode != 0 or "simulation(s) aborted" in log.lower()):
         raise ConvergenceError(
@@ -492,9 +527,11 @@ def parse_raw(data: bytes) -> tuple[Plot, ...]:
     try:
         plots = _plots(data)
     except _Garbled as what:
-        raise RawFileError(f"ngspice's raw file ({len(data)} bytes) is cut short or garbled: {what}. ngspice was "
-                           "probably killed while writing it, or the disk filled up; free disk space and run "
-                           "again.") from None
+        raise RawFileError(
+            f"ngspice's raw file ({len(data)} bytes) is cut short or garbled: {what}. ngspice was "
+            "probably killed while writing it, or the disk filled up; free disk space and run "
+            "again."
+        ) from None
     if not plots:
         raise NetlistError("ngspice's raw file holds no results; the deck probably has no analysis.")
     return plots

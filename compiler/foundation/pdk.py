@@ -74,7 +74,6 @@ class ModelLibrary:
         return "\n".join(lines) + "\n"
 
 
-
 def files_read_by(deck: str) -> tuple[Path, ...]:
     """Every file a deck reads through `.include` and `.lib FILE SECTION`, at any depth, in order."""
     found: list[Path] = []
@@ -125,7 +124,7 @@ def _check_corner(corner: str) -> None:
 
 def _short_name(device: str) -> str:
     name = device.lower()
-    return name[len("sky130_fd_pr__"):] if name.startswith("sky130_fd_pr__") else name
+    return name[len("sky130_fd_pr__") :] if name.startswith("sky130_fd_pr__") else name
 
 
 def _switch(line: str, mc_mismatch: bool) -> str:

@@ -92,16 +92,24 @@ class SimCache:
         if self._warned:
             return
         self._warned = True
-        warnings.warn(CacheWarning(
-            f"the simulation cache at {clip(str(self.root))} cannot be {verb} ({error.strerror or error}); "
-            "results are not cached. Point FQRNN_CACHE_DIR at a writable directory, or set it to off."),
-            stacklevel=3)
+        warnings.warn(
+            CacheWarning(
+                f"the simulation cache at {clip(str(self.root))} cannot be {verb} ({error.strerror or error}); "
+                "results are not cached. Point FQRNN_CACHE_DIR at a writable directory, or set it to off."
+            ),
+            stacklevel=3,
+        )
 
 
 def _encoded(key: str, log: str, raw: bytes, wall_time: float) -> bytes:
     payload = log.encode() + raw
-    meta = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest(),
-            "log_bytes": len(log.encode()), "wall_time": wall_time}
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "log_bytes": len(log.encode()),
+        "wall_time": wall_time,
+    }
     return json.dumps(meta).encode() + b"\n" + payload
 
 
@@ -110,8 +118,7 @@ def _decoded(data: bytes, key: str) -> tuple[str, bytes, float] | None:
     head, _, payload = data.partition(b"\n")
     try:
         meta = json.loads(head)
-        if (meta["format"] != FORMAT or meta["key"] != key
-                or hashlib.sha256(payload).hexdigest() != meta["sha256"]):
+        if meta["format"] != FORMAT or meta["key"] != key or hashlib.sha256(payload).hexdigest() != meta["sha256"]:
             return None
         log_bytes = meta["log_bytes"]
         if not isinstance(log_bytes, int) or not 0 <= log_bytes <= len(payload):

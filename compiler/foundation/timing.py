@@ -3,7 +3,7 @@ cells (each layer of cells switches in its own), one for the outputs; the frame 
 
 from __future__ import annotations
 
-GUARD = 0.02    # fraction of a slot left between one phase falling and the next rising (non-overlap)
+GUARD = 0.02  # fraction of a slot left between one phase falling and the next rising (non-overlap)
 
 
 def slot(phases: int) -> float:

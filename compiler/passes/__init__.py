@@ -25,8 +25,19 @@ from types import ModuleType
 
 from compiler.foundation.errors import UsageError, clip
 
-PIPELINE = ("legalise", "split_signs", "scale_currents", "quantise_ratios", "calibrate", "size_devices",
-            "schedule_phases", "keep_alive", "assign_biases", "lower_cmru", "check_settling")
+PIPELINE = (
+    "legalise",
+    "split_signs",
+    "scale_currents",
+    "quantise_ratios",
+    "calibrate",
+    "size_devices",
+    "schedule_phases",
+    "keep_alive",
+    "assign_biases",
+    "lower_cmru",
+    "check_settling",
+)
 
 
 class UnknownPass(UsageError):
@@ -53,12 +64,15 @@ def check_order(passes: tuple = PIPELINE) -> None:
     for index, name in enumerate(passes):
         missing = [needed for needed in module(name).REQUIRES if needed not in passes[:index]]
         if missing:
-            raise PassOrderError(f"pass {name!r} reads what {', '.join(missing)} computes, so it must run after "
-                                 f"{'it' if len(missing) == 1 else 'them'}; reorder the pipeline.")
+            raise PassOrderError(
+                f"pass {name!r} reads what {', '.join(missing)} computes, so it must run after "
+                f"{'it' if len(missing) == 1 else 'them'}; reorder the pipeline."
+            )
 
 
-def run_pipeline(ir, config, upto: str | None = None, *, start: str | None = None, passes: tuple = PIPELINE,
-                 after_pass=None):
+def run_pipeline(
+    ir, config, upto: str | None = None, *, start: str | None = None, passes: tuple = PIPELINE, after_pass=None
+):
     """Apply the passes in order, from `start` (the IR given is the one saved before it) through `upto`;
     `after_pass(name, ir)` sees the IR after each. Returns (ir, seconds per pass)."""
     check_order(passes)

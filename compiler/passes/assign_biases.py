@@ -16,7 +16,7 @@ import math
 from cells.common import I_MIN
 from compiler.ir import IR, PROGRAMMED, BiasArray, BiasGenerator, Tap
 
-REQUIRES = ("calibrate", "keep_alive")   # the programmed currents, and every bias array
+REQUIRES = ("calibrate", "keep_alive")  # the programmed currents, and every bias array
 
 
 def grid(config) -> float:
@@ -57,12 +57,20 @@ def run(ir: IR, config) -> IR:
         new[stage.name] = stage.replace(values=tuple(values))
     for cell in ir.memory_cells():
         taps += cell_taps(cell, config)
-    for shared in ir.shared_biases().values():   # one pair of bias diodes per chip
+    for shared in ir.shared_biases().values():  # one pair of bias diodes per chip
         taps.append(Tap(shared.tap, shared.field, 0, shared.polarity, round(shared.current / step)))
     stages = tuple(new.get(s.name, s) for s in ir.stages if s.kind != BiasGenerator.kind)
     if taps:
-        stages += (BiasGenerator("bias", len(taps), source="all DC currents", i_ref=config.get("i_unit"),
-                                 denominator=config.get("bias_denominator"), taps=tuple(taps)),)
+        stages += (
+            BiasGenerator(
+                "bias",
+                len(taps),
+                source="all DC currents",
+                i_ref=config.get("i_unit"),
+                denominator=config.get("bias_denominator"),
+                taps=tuple(taps),
+            ),
+        )
     return IR(stages, ir.edges, ir.meta)
 
 

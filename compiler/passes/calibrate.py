@@ -15,7 +15,7 @@ import cells
 from compiler.ir import IR, Programmed
 from compiler.passes.assign_biases import grid, on_grid
 
-REQUIRES = ("scale_currents",)   # it programs currents in amperes
+REQUIRES = ("scale_currents",)  # it programs currents in amperes
 
 
 def run(ir: IR, config) -> IR:
@@ -29,12 +29,15 @@ def run(ir: IR, config) -> IR:
     new = {}
     for cell in stages:
         calibration = calibrations.get(cell.facts.calibration)
-        units = [program(beta_hi, delta, alpha, calibration, config)
-                 for beta_hi, delta, alpha in zip(cell.thresh, cell.width, cell.gain)]
+        units = [
+            program(beta_hi, delta, alpha, calibration, config)
+            for beta_hi, delta, alpha in zip(cell.thresh, cell.width, cell.gain)
+        ]
         bias, realised = zip(*units)
         thresh, width, gain = (tuple(column) for column in zip(*realised))
-        new[cell.name] = cell.replace(thresh=thresh, width=width, gain=gain,
-                                      programmed=Programmed(*(tuple(column) for column in zip(*bias))))
+        new[cell.name] = cell.replace(
+            thresh=thresh, width=width, gain=gain, programmed=Programmed(*(tuple(column) for column in zip(*bias)))
+        )
     return ir.replace_stages(new).with_meta(calibrated=bool(calibrations))
 
 

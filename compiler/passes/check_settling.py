@@ -15,9 +15,9 @@ from __future__ import annotations
 from compiler.ir import IR, Receiver
 from compiler.settling import gate_capacitance, settle_with, slot_seconds, smallest_current, standing_currents, turn_on
 
-REQUIRES = ("size_devices", "schedule_phases", "keep_alive")   # gate areas, slots, standing currents
+REQUIRES = ("size_devices", "schedule_phases", "keep_alive")  # gate areas, slots, standing currents
 
-REPORTED = 8                 # slowest nodes kept in the report
+REPORTED = 8  # slowest nodes kept in the report
 
 
 def run(ir: IR, config) -> IR:
@@ -27,10 +27,23 @@ def run(ir: IR, config) -> IR:
         standing = standing_currents(ir, rx)
         for j, c_gate in enumerate(gate_capacitance(ir, rx)):
             t_on = settle_with(c_gate, standing[j]) if standing[j] else turn_on(ir, rx, c_gate)
-            nodes.append({"node": f"{rx.name}[{j}]", "gate_pF": round(c_gate * 1e12, 2),
-                          "i_min_A": smallest_current(ir, rx), "keep_alive_A": standing[j],
-                          "t_on_s": t_on, "slot_s": slot, "slow": t_on > slot})
+            nodes.append(
+                {
+                    "node": f"{rx.name}[{j}]",
+                    "gate_pF": round(c_gate * 1e12, 2),
+                    "i_min_A": smallest_current(ir, rx),
+                    "keep_alive_A": standing[j],
+                    "t_on_s": t_on,
+                    "slot_s": slot,
+                    "slow": t_on > slot,
+                }
+            )
     nodes.sort(key=lambda n: (-n["t_on_s"], n["node"]))
-    summary = {"slot_s": slot, "slow_nodes": sum(n["slow"] for n in nodes), "nodes": len(nodes),
-               "kept_alive": sum(n["keep_alive_A"] > 0 for n in nodes), "slowest": nodes[:REPORTED]}
+    summary = {
+        "slot_s": slot,
+        "slow_nodes": sum(n["slow"] for n in nodes),
+        "nodes": len(nodes),
+        "kept_alive": sum(n["keep_alive_A"] > 0 for n in nodes),
+        "slowest": nodes[:REPORTED],
+    }
     return ir.with_meta(settling=summary)

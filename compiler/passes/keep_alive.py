@@ -25,32 +25,38 @@ from compiler.ir import IR, BiasArray, CurrentInput, Receiver, WeightArray, for_
 from compiler.passes.assign_biases import grid
 from compiler.settling import KEEP_ALIVE, N_UT, SETTLE_TAUS, gate_capacitance, keep_alive_name, slot_seconds, turn_on
 
-REQUIRES = ("scale_currents", "size_devices", "schedule_phases")   # currents, gate areas and slots
+REQUIRES = ("scale_currents", "size_devices", "schedule_phases")  # currents, gate areas and slots
 
 
 def run(ir: IR, config) -> IR:
     if not config.get("keep_alive"):
         return ir
     slot, step = slot_seconds(ir, config), grid(config)
-    added: dict[str, list[tuple[BiasArray, str]]] = {}   # destination -> the arrays that feed it
+    added: dict[str, list[tuple[BiasArray, str]]] = {}  # destination -> the arrays that feed it
     for rx in ir.of_kind(Receiver):
         caps = gate_capacitance(ir, rx)
         if not caps or not non_negative(ir, rx.name):
             continue
-        quantum = rx.denominator * step * math.ceil(I_MIN / step)   # cancellations stay >= I_MIN, on grid
-        standing = [0.0 if turn_on(ir, rx, c) <= slot else quantum * math.ceil(SETTLE_TAUS * c * N_UT / slot / quantum)
-                    for c in caps]
+        quantum = rx.denominator * step * math.ceil(I_MIN / step)  # cancellations stay >= I_MIN, on grid
+        standing = [
+            0.0 if turn_on(ir, rx, c) <= slot else quantum * math.ceil(SETTLE_TAUS * c * N_UT / slot / quantum)
+            for c in caps
+        ]
         if not any(standing):
             continue
-        added.setdefault(rx.name, []).append((BiasArray(keep_alive_name(rx.name), rx.size, source=KEEP_ALIVE, values=tuple(standing)), rx.name))
+        added.setdefault(rx.name, []).append(
+            (BiasArray(keep_alive_name(rx.name), rx.size, source=KEEP_ALIVE, values=tuple(standing)), rx.name)
+        )
         for array in (ir.stage(n) for n in ir.successors(rx.name)):
             (dest,) = ir.successors(array.name)
             cancel = tuple(-sum(w * i for w, i in zip(row, standing)) for row in array.realised())
-            added.setdefault(dest, []).append((BiasArray(keep_alive_name(array.name), array.size, source=KEEP_ALIVE, values=cancel), dest))
+            added.setdefault(dest, []).append(
+                (BiasArray(keep_alive_name(array.name), array.size, source=KEEP_ALIVE, values=cancel), dest)
+            )
     if not added:
         return ir
     stages, edges = [], list(ir.edges)
-    for stage in ir.stages:   # each new array just before the node it feeds: dataflow order is kept
+    for stage in ir.stages:  # each new array just before the node it feeds: dataflow order is kept
         for bias, dest in added.get(stage.name, []):
             stages.append(bias)
             edges.append((bias.name, dest))
@@ -62,7 +68,7 @@ def non_negative(ir: IR, stage_name: str) -> bool:
     """Whether the current a stage delivers can never be negative (so a receiver of it never cuts off
     for a reason the network means)."""
     stage = ir.stage(stage_name)
-    if stage.memory:   # a cell output sinks its gain or nothing
+    if stage.memory:  # a cell output sinks its gain or nothing
         return True
     return for_kind(NON_NEGATIVE, stage, default=lambda ir, stage: False)(ir, stage)
 
@@ -71,7 +77,7 @@ def _upstream_non_negative(ir: IR, stage) -> bool:
     return all(non_negative(ir, p) for p in ir.predecessors(stage.name))
 
 
-NON_NEGATIVE = {   # stage kind -> whether what it delivers is never negative
+NON_NEGATIVE = {  # stage kind -> whether what it delivers is never negative
     CurrentInput: lambda ir, stage: True,
     BiasArray: lambda ir, stage: all(v >= 0 for v in stage.values),
     WeightArray: lambda ir, stage: not any(any(row) for row in stage.neg_ratios) and _upstream_non_negative(ir, stage),

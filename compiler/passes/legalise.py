@@ -14,7 +14,7 @@ from __future__ import annotations
 from compiler.foundation.errors import UsageError
 from compiler.ir import IR
 
-REQUIRES = ()             # it works in software units: scale_currents requires it
+REQUIRES = ()  # it works in software units: scale_currents requires it
 MAX_WIDTH_RATIO = 0.9
 
 
@@ -45,8 +45,15 @@ def run(ir: IR, config) -> IR:
             g = gain[k] if gain[k] >= lo else (lo if gain[k] >= lo / 2 else 0.0)
             thresh[k], width[k], gain[k] = t, w, g
             if (t, w, g) != before:
-                adjustments.append({"stage": cell.name, "unit": k, "reason": _reason(before, (t, w, g), lo, ratio),
-                                    "from": list(before), "to": [t, w, g]})
+                adjustments.append(
+                    {
+                        "stage": cell.name,
+                        "unit": k,
+                        "reason": _reason(before, (t, w, g), lo, ratio),
+                        "from": list(before),
+                        "to": [t, w, g],
+                    }
+                )
         new[cell.name] = cell.replace(thresh=tuple(thresh), width=tuple(width), gain=tuple(gain))
     return ir.replace_stages(new).with_meta(adjustments=adjustments)
 

@@ -18,7 +18,7 @@ from compiler.foundation.errors import UsageError
 from compiler.ir import IR, PROGRAMMED, BiasGenerator, Ladder, LadderDesign, Tap
 from compiler.passes.assign_biases import grid_units, on_grid
 
-REQUIRES = ("assign_biases",)   # it scales and extends the bias generator's taps
+REQUIRES = ("assign_biases",)  # it scales and extends the bias generator's taps
 # The ladder's own bias ports by the field they take (the others take the programmed stage currents).
 LADDER_PORTS = {port.field: port.name for port in cmru.FACTS.bias_ports if port.field not in PROGRAMMED}
 
@@ -39,13 +39,19 @@ def run(ir: IR, config) -> IR:
         units = [design_unit(stage, k, config, dpi_cal) for k in range(stage.size)]
         for k, unit in enumerate(units):
             currents = unit.port_currents()
-            extra_taps += [Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], config))
-                           for field, port in LADDER_PORTS.items()]
-        new[stage.name] = stage.replace(ladder=LadderDesign(
-            *(tuple(getattr(unit, key) for unit in units) for key in ("I_tau", "I_th", "C", "I_x", "n_pin"))))
+            extra_taps += [
+                Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], config))
+                for field, port in LADDER_PORTS.items()
+            ]
+        new[stage.name] = stage.replace(
+            ladder=LadderDesign(
+                *(tuple(getattr(unit, key) for unit in units) for key in ("I_tau", "I_th", "C", "I_x", "n_pin"))
+            )
+        )
     for generator in ir.of_kind(BiasGenerator):
-        taps = tuple(tap._replace(units=tap.units * new[tap.stage].levels) if tap.stage in new else tap
-                     for tap in generator.taps) + tuple(extra_taps)
+        taps = tuple(
+            tap._replace(units=tap.units * new[tap.stage].levels) if tap.stage in new else tap for tap in generator.taps
+        ) + tuple(extra_taps)
         new[generator.name] = generator.replace(size=len(taps), taps=taps)
     return ir.replace_stages(new)
 
@@ -56,14 +62,30 @@ def design_unit(stage: Ladder, k: int, config, dpi_calibration) -> cmru.Params:
     if not prog.gain[k]:
         raise InvisibleLevel(
             f"{stage.name} unit {k}: alpha is below half the minimum cell current, so the ladder has no "
-            "stage current to count with. Retrain with a larger alpha or lower i_unit in the config.")
-    return cmru.design(stage.levels, prog.thresh[k], prog.width[k], prog.gain[k],
-                       frame=config.get("frame_period", stage), dpi_calibration=dpi_calibration,
-                       quantize=lambda current: on_grid(current, config))
+            "stage current to count with. Retrain with a larger alpha or lower i_unit in the config."
+        )
+    return cmru.design(
+        stage.levels,
+        prog.thresh[k],
+        prog.width[k],
+        prog.gain[k],
+        frame=config.get("frame_period", stage),
+        dpi_calibration=dpi_calibration,
+        quantize=lambda current: on_grid(current, config),
+    )
 
 
 def params(stage: Ladder, k: int) -> cmru.Params:
     """The cell parameters of unit k of a lowered ladder stage (what the netlist instantiates)."""
     lad, prog = stage.ladder, stage.programmed
-    return cmru.Params(stage.levels, prog.thresh[k], prog.width[k], prog.gain[k], lad.I_tau[k], lad.I_th[k],
-                       lad.C[k], lad.I_x[k], int(lad.n_pin[k]))
+    return cmru.Params(
+        stage.levels,
+        prog.thresh[k],
+        prog.width[k],
+        prog.gain[k],
+        lad.I_tau[k],
+        lad.I_th[k],
+        lad.C[k],
+        lad.I_x[k],
+        int(lad.n_pin[k]),
+    )

@@ -26,9 +26,11 @@ def run(ir: IR, config) -> IR:
             denominator = max(1, int(max_units // largest))
         new[rx.name] = rx.replace(denominator=denominator)
         for array in arrays:
+
             def units(matrix):
                 return tuple(tuple(min(int(round(w * denominator)), max_units) for w in row) for row in matrix)
 
-            new[array.name] = array.replace(denominator=denominator, pos_ratios=units(array.positive),
-                                            neg_ratios=units(array.negative))
+            new[array.name] = array.replace(
+                denominator=denominator, pos_ratios=units(array.positive), neg_ratios=units(array.negative)
+            )
     return ir.replace_stages(new)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from compiler.ir import IR
 
-REQUIRES = ("legalise",)   # legalise compares software units with the cells' limits
+REQUIRES = ("legalise",)  # legalise compares software units with the cells' limits
 
 
 def run(ir: IR, config) -> IR:
@@ -18,6 +18,7 @@ def run(ir: IR, config) -> IR:
     for stage in ir.stages:
         if stage.CURRENTS:
             i_unit = config.get("i_unit", stage)
-            new[stage.name] = stage.replace(**{name: tuple(v * i_unit for v in getattr(stage, name))
-                                               for name in stage.CURRENTS})
+            new[stage.name] = stage.replace(
+                **{name: tuple(v * i_unit for v in getattr(stage, name)) for name in stage.CURRENTS}
+            )
     return ir.replace_stages(new).with_meta(units="A", i_unit=config.get("i_unit"), vdd=config.get("vdd"))

@@ -16,8 +16,8 @@ from compiler.ir import IR, Receiver
 
 REQUIRES = ("quantise_ratios",)
 
-PELGROM = {"n": 0.30, "p": 0.20}                  # relative sigma x um of one device
-CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))   # unit W x L in um, by area
+PELGROM = {"n": 0.30, "p": 0.20}  # relative sigma x um of one device
+CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # unit W x L in um, by area
 
 
 def sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> float:
@@ -32,10 +32,18 @@ def run(ir: IR, config) -> IR:
         if not arrays:
             continue
         budget = min(config.get("mismatch_budget", a) for a in arrays)
-        used = [(pol, r) for a in arrays for pol, m in (("p", a.pos_ratios), ("n", a.neg_ratios))
-                for row in m for r in row if r > 0]
+        used = [
+            (pol, r)
+            for a in arrays
+            for pol, m in (("p", a.pos_ratios), ("n", a.neg_ratios))
+            for row in m
+            for r in row
+            if r > 0
+        ]
+
         def worst(w, l):
             return max((sigma(pol, r, rx.denominator, w, l) for pol, r in used), default=0.0)
+
         fitting = [wl for wl in CATALOGUE if worst(*wl) <= budget]
         w, l = fitting[0] if fitting else CATALOGUE[-1]
         if not fitting:

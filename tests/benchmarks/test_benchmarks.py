@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from benchmarks import run as bench_run
-from benchmarks.common import (MODES, ZOO, Settings, build_command, rounded, task_frames, verify_command,
-                               whole_sequence_prediction, zoo_models)
+from benchmarks.common import (
+    MODES,
+    ZOO,
+    Settings,
+    build_command,
+    rounded,
+    task_frames,
+    verify_command,
+    whole_sequence_prediction,
+    zoo_models,
+)
 from benchmarks.scaling import fit_exponent, synthetic_checkpoint
 from cells import cmru
 from models.checkpoint import load_checkpoint
@@ -15,7 +24,7 @@ from models.checkpoint import load_checkpoint
 
 def test_fit_exponent_recovers_a_power_law():
     cells = [4, 16, 64]
-    a, b = fit_exponent(cells, [0.5 * c ** 1.7 for c in cells])
+    a, b = fit_exponent(cells, [0.5 * c**1.7 for c in cells])
     assert b == pytest.approx(1.7) and np.exp(a) == pytest.approx(0.5)
 
 
@@ -42,13 +51,17 @@ def test_default_run_is_a_subset_of_the_full_one():
 
 
 def _ladders(settings):
-    return {(K, tau, frame) for Ks, taus, frames, _ in settings.cmru_limits for K in Ks for tau in taus for frame in frames}
+    return {
+        (K, tau, frame) for Ks, taus, frames, _ in settings.cmru_limits for K in Ks for tau in taus for frame in frames
+    }
 
 
 def test_every_ladder_of_the_smaller_runs_is_in_the_full_limits_study():
     full = _ladders(MODES["full"])
     assert _ladders(MODES["quick"]) <= full and _ladders(MODES["default"]) <= full
-    assert max(K for K, _, _ in full) == cmru.K_MAX and any(mc for *_, mc in MODES["full"].cmru_limits)  # K_MAX, mismatch
+    assert max(K for K, _, _ in full) == cmru.K_MAX and any(
+        mc for *_, mc in MODES["full"].cmru_limits
+    )  # K_MAX, mismatch
 
 
 def test_zoo_models_picks_by_name():
@@ -59,16 +72,20 @@ def test_zoo_models_picks_by_name():
 
 def test_verify_command_reproduces_the_settings():
     command = verify_command("fq_bmru_d4_digits_rows", 2, 1, jobs=2, partitioned=True)
-    assert command == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt --config "
-                       "models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR --no-layout && "
-                       "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
-                       "--partitioned")
+    assert command == (
+        "python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt --config "
+        "models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR --no-layout && "
+        "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
+        "--partitioned"
+    )
     assert "build C16.ckpt -o DIR" in verify_command("C16.ckpt", 1, 1)
 
 
 def test_build_command_passes_a_zoo_models_own_config():
-    assert build_command("fq_bmru_d4_digits_rows") == ("python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt "
-                                                       "--config models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR")
+    assert build_command("fq_bmru_d4_digits_rows") == (
+        "python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt "
+        "--config models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR"
+    )
     assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
 
 
@@ -98,10 +115,18 @@ def test_synthetic_network_needs_whole_layers(tmp_path):
 
 
 def test_markdown_has_one_table_per_benchmark_with_the_command_last():
-    report = {"command": "python -m benchmarks.run", "mode": "default", "settings": {}, "date_utc": "d",
-              "machine": {}, "wall_s": {"total": 1.0, "cache": 1.0},
-              "results": [{"benchmark": "cache", "what": "a", "cold_s": 1.0, "command": "x | y"},
-                          {"benchmark": "cache", "what": "b", "speedup": 2.0, "command": "z"}]}
+    report = {
+        "command": "python -m benchmarks.run",
+        "mode": "default",
+        "settings": {},
+        "date_utc": "d",
+        "machine": {},
+        "wall_s": {"total": 1.0, "cache": 1.0},
+        "results": [
+            {"benchmark": "cache", "what": "a", "cold_s": 1.0, "command": "x | y"},
+            {"benchmark": "cache", "what": "b", "speedup": 2.0, "command": "z"},
+        ],
+    }
     text = bench_run.markdown(report)
     assert "| what | cold_s | speedup | command |" in text
     assert "| a | 1.0 |  | x \\| y |" in text and "| b |  | 2.0 | z |" in text

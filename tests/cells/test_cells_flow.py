@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from flows.cli import main
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simcache import SimCache
 from flows.characterize import characterize_cell
+from flows.cli import main
 
 
 @pytest.mark.tools

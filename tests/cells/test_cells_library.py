@@ -10,8 +10,18 @@ import cells
 from cells import bias, bistable, cmru, common, dpi, mirror, rectifier, wta
 from compiler.foundation.errors import CalibrationMissing, CellParameterError, UsageError
 
-INTERFACE = ("Params", "subckt", "ideal", "characterize", "load_calibration", "Calibration", "validate",
-             "mismatch", "plot", "NAME")
+INTERFACE = (
+    "Params",
+    "subckt",
+    "ideal",
+    "characterize",
+    "load_calibration",
+    "Calibration",
+    "validate",
+    "mismatch",
+    "plot",
+    "NAME",
+)
 
 EXAMPLES = {
     "mirror": mirror.Params("p", (1, 2, 3), 2),
@@ -54,24 +64,27 @@ def test_subckt_ports_match_the_rendered_netlist_and_names_are_deterministic(nam
         sub.instance("U2", list(sub.ports)[:-1])
 
 
-@pytest.mark.parametrize("make", [
-    lambda: mirror.Params("x", (1,)),
-    lambda: mirror.Params("p", (0,)),
-    lambda: mirror.Params("n", (1.5,)),
-    lambda: mirror.Params("p", (1,), n_in=65),
-    lambda: mirror.Params("p", (1,), l=1.0),
-    lambda: bistable.Params(20e-9, 1e-9, 1e-9),            # threshold above weak inversion
-    lambda: bistable.Params(1e-9, 1e-9, 1e-9),             # width >= threshold
-    lambda: bistable.Params(1e-9, 1.2e-9, 1e-9),
-    lambda: bistable.Params(1e-9, 0.05e-9, 1e-9),          # hysteresis too narrow to survive mismatch
-    lambda: bistable.Params(1e-9, 0.25e-9, 0.01e-9),
-    lambda: dpi.Params(0.1e-9, 1e-9, 0.1e-12),
-    lambda: dpi.Params(1e-9, 100e-9),
-    lambda: dpi.Params(1e-9, 0.05e-9),
-    lambda: wta.Params(1),
-    lambda: bias.Params(),
-    lambda: bias.Params(sources=(1,), den=20),               # 50 pA output: below the range
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mirror.Params("x", (1,)),
+        lambda: mirror.Params("p", (0,)),
+        lambda: mirror.Params("n", (1.5,)),
+        lambda: mirror.Params("p", (1,), n_in=65),
+        lambda: mirror.Params("p", (1,), l=1.0),
+        lambda: bistable.Params(20e-9, 1e-9, 1e-9),  # threshold above weak inversion
+        lambda: bistable.Params(1e-9, 1e-9, 1e-9),  # width >= threshold
+        lambda: bistable.Params(1e-9, 1.2e-9, 1e-9),
+        lambda: bistable.Params(1e-9, 0.05e-9, 1e-9),  # hysteresis too narrow to survive mismatch
+        lambda: bistable.Params(1e-9, 0.25e-9, 0.01e-9),
+        lambda: dpi.Params(0.1e-9, 1e-9, 0.1e-12),
+        lambda: dpi.Params(1e-9, 100e-9),
+        lambda: dpi.Params(1e-9, 0.05e-9),
+        lambda: wta.Params(1),
+        lambda: bias.Params(),
+        lambda: bias.Params(sources=(1,), den=20),  # 50 pA output: below the range
+    ],
+)
 def test_unrealisable_parameters_raise_a_named_error(make):
     with pytest.raises(CellParameterError) as info:
         make()
@@ -87,8 +100,9 @@ def test_unknown_cell_and_missing_calibration_are_named_errors(tmp_path):
 
 @pytest.mark.tools
 def test_tables_are_written_atomically_and_read_back(tmp_path):
-    path = common.write_table("demo", "tt", 27.0, {"x": np.arange(3)}, {"k": np.float64(1.5)}, wall_time=1.0,
-                              directory=tmp_path)
+    path = common.write_table(
+        "demo", "tt", 27.0, {"x": np.arange(3)}, {"k": np.float64(1.5)}, wall_time=1.0, directory=tmp_path
+    )
     assert path.name == "demo_tt_27C.json"
     assert [p.name for p in tmp_path.iterdir()] == ["demo_tt_27C.json"]  # no temporary left behind
     table = common.load_table("demo", "tt", 27.0, directory=tmp_path)

@@ -29,8 +29,13 @@ TARGETS = {  # (key in the validation result, bound)
 @pytest.mark.parametrize("name", cells.names())
 def test_cells_calibrated_model_holds_at_every_corner(name, corner, tmp_path, runner, report):
     summary = characterize_cell(name, corner, 27.0, jobs=2, output=tmp_path, validate=True, runner=runner)
-    report(cell=name, corner=corner, wall=summary["wall_time"], power=summary["power"]["watts"],
-           validation=summary["validation"])
+    report(
+        cell=name,
+        corner=corner,
+        wall=summary["wall_time"],
+        power=summary["power"]["watts"],
+        validation=summary["validation"],
+    )
     assert TARGETS[name](summary["validation"]), summary["validation"]
 
 
@@ -57,11 +62,11 @@ def test_cells_mismatch_sigmas_at_tt(runner, report):
     source, sink = (g[k]["sigma"] / g[k]["mean"] for k in ("source", "sink"))
     report(bias_source_rel_sigma=source, bias_sink_rel_sigma=sink)
     assert 0.5 * p_sigma < source < 2 * p_sigma  # one pfet copy
-    series = math.hypot(p_sigma, n_sigma)        # a pfet copy, then an nfet cascode copy
+    series = math.hypot(p_sigma, n_sigma)  # a pfet copy, then an nfet cascode copy
     assert 0.5 * series < sink < 2 * series
     assert g["source"]["mean"] == pytest.approx(1.0, abs=0.1) and g["sink"]["mean"] == pytest.approx(1.0, abs=0.1)
 
     w = cells.get("wta").mismatch(runner, n=12)["balance_log_ratio"]
     report(wta_offset_log_ratio_sigma=w["sigma"], wta_offset_log_ratio_mean=w["mean"])
     assert 0.5 * n_sigma < w["sigma"] < 2 * n_sigma  # the two input nfets, as in a 1:1 nfet copy
-    assert abs(w["mean"]) < w["sigma"]                # a symmetric circuit: no offset beyond the random one
+    assert abs(w["mean"]) < w["sigma"]  # a symmetric circuit: no offset beyond the random one

@@ -4,7 +4,6 @@ Targets of the cell library: bistable thresholds and levels within 3 %, mirror r
 step and multi-step responses within 2 % rms of peak. The ideal errors are printed, not bounded.
 """
 
-import numpy as np
 import pytest
 
 from cells import bias, bistable, dpi, mirror, rectifier, wta
@@ -21,8 +20,11 @@ def test_cells_mirror_calibrated_ratio_within_1_percent(runner, report):
 
 def test_cells_bistable_thresholds_and_levels_within_3_percent(runner, report):
     result = bistable.validate(runner)
-    report(ideal_max=result["ideal_max_rel_error"], calibrated_max=result["calibrated_max_rel_error"],
-           frame_agreement=result["frames"]["agreement"])
+    report(
+        ideal_max=result["ideal_max_rel_error"],
+        calibrated_max=result["calibrated_max_rel_error"],
+        frame_agreement=result["frames"]["agreement"],
+    )
     assert result["calibrated_max_rel_error"] < 0.03
     assert result["calibrated_max_rel_error"] < result["ideal_max_rel_error"]
     assert result["frames"]["agreement"] == 1.0

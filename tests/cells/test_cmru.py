@@ -16,13 +16,13 @@ def test_params_refuse_what_the_ladder_cannot_realise():
         with pytest.raises(CellParameterError):
             cmru.Params(**{**nominal().__dict__, **bad})
     with pytest.raises(CellParameterError, match="frame period"):
-        cmru.design(**cmru.NOMINAL, frame=1.0)   # tau 0.5 s: C far beyond the MIM range
+        cmru.design(**cmru.NOMINAL, frame=1.0)  # tau 0.5 s: C far beyond the MIM range
 
 
 def test_design_pins_with_margin_and_hits_tau():
     for thresh in (0.5e-9, 1e-9, 4e-9):
         p = cmru.design(**{**cmru.NOMINAL, "I_thresh": thresh, "I_width": 0.4 * thresh})
-        assert p.pin >= 2 * p.I_thresh               # a pinned stage cannot reset at zero input
+        assert p.pin >= 2 * p.I_thresh  # a pinned stage cannot reset at zero input
         assert p.delay().tau_ideal() == pytest.approx(cmru.TAU_OVER_FRAME * cmru.FRAME, rel=0.05)
 
 
@@ -31,12 +31,12 @@ def test_netlist_is_deterministic_and_reuses_the_cells():
     sub = cmru.subckt(p)
     assert sub.ports == cmru.PORTS and sub.text == cmru.subckt(nominal()).text
     devices = [line.split() for line in sub.text.splitlines() if line.startswith("X")]
-    assert all(any(w.startswith("sky130_fd_pr__") for w in d) for d in devices)   # flat: devices only
+    assert all(any(w.startswith("sky130_fd_pr__") for w in d) for d in devices)  # flat: devices only
     assert sub.text.count("* XS") == p.K and sub.text.count(" bistable") >= p.K  # the cells' own netlists
-    assert sum(1 for d in devices if d[-3].endswith("cap_mim_m3_1")) == p.K   # one DPI capacitor per level
-    assert sub.text.count("XMbs") == p.K - 1 and sub.text.count("XMps") == p.K - 1   # block above 1, pin below K
+    assert sum(1 for d in devices if d[-3].endswith("cap_mim_m3_1")) == p.K  # one DPI capacitor per level
+    assert sub.text.count("XMbs") == p.K - 1 and sub.text.count("XMps") == p.K - 1  # block above 1, pin below K
     assert f" {cmru.state_node(1)} " in sub.text
-    two = cmru.subckt(nominal(K=2))                       # no fan-out mirror when every DPI has one reader
+    two = cmru.subckt(nominal(K=2))  # no fan-out mirror when every DPI has one reader
     assert "* XF" not in two.text
 
 
@@ -57,7 +57,7 @@ def test_frames_move_one_level_at_a_time(runner, report):
     report(spice=got["level"][0].tolist(), reference=ref.tolist())
     assert ref.tolist() == [1, 2, 2, 2, 1, 0, 0]
     assert got["level"][0].tolist() == ref.tolist()
-    assert got["stages"][0].tolist() == ref.tolist()       # the thermometer code agrees with the current
+    assert got["stages"][0].tolist() == ref.tolist()  # the thermometer code agrees with the current
     assert np.allclose(got["current"][0], ref * p.I_gain, atol=0.05 * p.I_gain)
 
 
@@ -69,9 +69,9 @@ def test_netlist_clears_each_dpi_outside_the_window():
     for k in range(1, p.K + 1):
         (top,) = [line.split() for line in lines if line.startswith(f"XMre{k} ")]
         (bottom,) = [line.split() for line in lines if line.startswith(f"XMrs{k} ")]
-        assert top[1:3] == [f"d{k}_vc", "enb"] and top[3] == bottom[1]       # drain on the capacitor, gate enb
-        assert bottom[2:4] == [f"s{k}_a", "0"]                                # gate on a, source to ground
-        assert f"XD{k}_C d{k}_vc 0 " in text                                 # d<k>_vc is the capacitor's node
+        assert top[1:3] == [f"d{k}_vc", "enb"] and top[3] == bottom[1]  # drain on the capacitor, gate enb
+        assert bottom[2:4] == [f"s{k}_a", "0"]  # gate on a, source to ground
+        assert f"XD{k}_C d{k}_vc 0 " in text  # d<k>_vc is the capacitor's node
 
 
 def test_up_after_down_moves_one_level(runner, report):
@@ -95,7 +95,7 @@ def test_limits_row_per_combination_climbs_to_the_top(runner):
         assert r["reference_levels"][:3] == [1, 2, 2] and r["frames"] == 5
         assert r["level_agreement"] == 1.0 and r["spice_levels"] == r["reference_levels"]
         assert 5e-9 < r["power_W"] < 200e-9
-    assert rows[1]["C_pF"] > rows[0]["C_pF"]   # a longer tau at the same I_tau takes a larger capacitor
+    assert rows[1]["C_pF"] > rows[0]["C_pF"]  # a longer tau at the same I_tau takes a larger capacitor
 
 
 @pytest.mark.slow

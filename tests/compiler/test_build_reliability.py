@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.cli import main as cli
 from compiler.frontend import CurrentNotRealisable, NameClash, NetworkTooLarge, load_network
 from flows.build import BuildModified, OutputNotReplaceable, build, check_output_directory
+from flows.cli import main as cli
 from flows.verify import _float_model, _load
 from models.checkpoint import load_checkpoint
 from models.errors import InvalidGraph
@@ -67,7 +67,8 @@ def test_a_file_or_a_link_as_output_is_a_named_error(small_ckpt, tmp_path):
 
 
 NAMES = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=12).filter(
-    lambda n: n not in (".", ".."))
+    lambda n: n not in (".", "..")
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -162,6 +163,7 @@ def test_layer_names_differing_only_in_case_are_a_design_rule_error(tmp_path, ch
 
 def small_graph() -> dict:
     from models.backbone import build_graph
+
     return build_graph("fq_bmru", 8, 4, 3, layers=2, pool=True)
 
 
@@ -178,8 +180,13 @@ def test_a_layer_name_is_accepted_only_if_it_is_a_plain_identifier(name):
     graph = small_graph()
     graph["layers"][1]["name"] = name
     graph["edges"] = [[name if n == "cell1" else n for n in edge] for edge in graph["edges"]]
-    plain = (0 < len(name) <= 64 and name.isascii() and (name[0].isalpha() or name[0] == "_")
-             and all(c.isalnum() or c == "_" for c in name) and name not in {"x", "cell2", "res2", "readout", "pool"})
+    plain = (
+        0 < len(name) <= 64
+        and name.isascii()
+        and (name[0].isalpha() or name[0] == "_")
+        and all(c.isalnum() or c == "_" for c in name)
+        and name not in {"x", "cell2", "res2", "readout", "pool"}
+    )
     if plain:
         validate_graph(graph)
     else:
@@ -187,9 +194,17 @@ def test_a_layer_name_is_accepted_only_if_it_is_a_plain_identifier(name):
             validate_graph(graph)
 
 
-@pytest.mark.parametrize("argv", [["verify", "DIR", "-j", "0"], ["verify", "DIR", "-j", "-3"],
-                                  ["verify", "DIR", "--temp", "nan"], ["verify", "DIR", "--sim-timeout", "nan"],
-                                  ["verify", "DIR", "--sequences", "9" * 5000], ["characterize", "--temp", "inf"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "DIR", "-j", "0"],
+        ["verify", "DIR", "-j", "-3"],
+        ["verify", "DIR", "--temp", "nan"],
+        ["verify", "DIR", "--sim-timeout", "nan"],
+        ["verify", "DIR", "--sequences", "9" * 5000],
+        ["characterize", "--temp", "inf"],
+    ],
+)
 def test_out_of_range_options_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         cli(argv)
@@ -209,8 +224,9 @@ def test_ctrl_c_ends_with_a_message_and_status_130(monkeypatch, capsys):
 
 def test_cli_reports_a_file_system_refusal_with_status_2(tmp_path):
     (tmp_path / "file").write_text("x")
-    proc = subprocess.run([sys.executable, "-m", "compiler", "verify", str(tmp_path / "file")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "verify", str(tmp_path / "file")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
@@ -229,8 +245,9 @@ def test_a_killed_builds_temporary_directory_is_swept_at_the_next_start(small_ck
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("ceiling, match", [("max_unit_devices: 100", "unit transistors"),
-                                            ("max_area_mm2: 0.001", "area")])
+@pytest.mark.parametrize(
+    "ceiling, match", [("max_unit_devices: 100", "unit transistors"), ("max_area_mm2: 0.001", "area")]
+)
 def test_a_circuit_over_the_configured_ceiling_is_refused_before_layout(small_ckpt, tmp_path, ceiling, match):
     from flows.build import DesignTooLarge
 

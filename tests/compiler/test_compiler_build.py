@@ -21,8 +21,17 @@ pytestmark = pytest.mark.tools  # builds: the ngspice version in the manifest, t
 def test_build_writes_every_artifact(small_ckpt, tmp_path):
     out = tmp_path / "b"
     manifest = build(small_ckpt, out, log=lambda *_: None)
-    for name in ("manifest.json", "config.yaml", "ir.json", "netlist/network.spice", "netlist/cells.spice",
-                 "netlist/models.spice", "netlist/top.spice", "reports/build.md", "reports/build.json"):
+    for name in (
+        "manifest.json",
+        "config.yaml",
+        "ir.json",
+        "netlist/network.spice",
+        "netlist/cells.spice",
+        "netlist/models.spice",
+        "netlist/top.spice",
+        "reports/build.md",
+        "reports/build.json",
+    ):
         assert (out / name).is_file(), name
     assert set(manifest["steps"]) == {"load", "compile", "netlist", "layout", "reference", "report"}
     assert manifest["inputs"]["checkpoint_sha256"] and manifest["versions"]["pdk"].startswith("sky130")
@@ -63,8 +72,12 @@ def test_bad_inputs_leave_nothing_behind(tmp_path):
 
 def test_invalid_config_is_a_named_error(small_ckpt, tmp_path):
     config = tmp_path / "c.yaml"
-    for text, match in (("model:\n  i_unit: 1e-9\n", "write 1.0e-9"), ("model:\n  colour: red\n", "unknown option"),
-                        ("stages: [1, 2]\n", "mapping"), ("model:\n  denominator: 999\n", "outside")):
+    for text, match in (
+        ("model:\n  i_unit: 1e-9\n", "write 1.0e-9"),
+        ("model:\n  colour: red\n", "unknown option"),
+        ("stages: [1, 2]\n", "mapping"),
+        ("model:\n  denominator: 999\n", "outside"),
+    ):
         config.write_text(text)
         with pytest.raises(ConfigError, match=match):
             build(small_ckpt, tmp_path / "out", config, log=lambda *_: None)
@@ -73,16 +86,18 @@ def test_invalid_config_is_a_named_error(small_ckpt, tmp_path):
 def test_cli_exit_status_is_2_on_bad_input(tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"nonsense")
-    proc = subprocess.run([sys.executable, "-m", "compiler", "build", str(bad), "-o", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "build", str(bad), "-o", str(tmp_path / "o")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "BadCheckpoint" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_starter_config_lists_every_stage_and_loads_back(small_ckpt, tmp_path):
     out = tmp_path / "starter.yaml"
-    proc = subprocess.run([sys.executable, "-m", "compiler", "config", str(small_ckpt), "-o", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "config", str(small_ckpt), "-o", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "cell1.W:" in text and "bistable:" in text and "i_unit: 1.0e-09" in text
@@ -93,13 +108,18 @@ def test_a_threshold_on_a_candidate_value_is_reported_as_a_tie(small_ckpt, tmp_p
     build(small_ckpt, tmp_path / "b", layout=False, log=lambda *_: None)
     ir = IR.from_json((tmp_path / "b" / "ir.json").read_text())
     x = get_task("digits_rows").test.x[:4]
-    cell = ir.of_kind(Bistable)[0]   # the first layer: its candidates depend on x alone
+    cell = ir.of_kind(Bistable)[0]  # the first layer: its candidates depend on x alone
     h = np.asarray(reference(ir, x)[1][cell.name]["h"])
     scale, size = ir.meta["i_unit"], cell.size
     far = ir.replace_stages({cell.name: cell.replace(thresh=(1e3 * scale,) * size, width=(1.0 * scale,) * size)})
     assert decision_ties(far, x)[cell.name] == {"share": 0.0, "units": {}}
-    on = float(h[..., 0].max()) * scale   # unit 0's threshold exactly on one of its candidates
-    tie = ir.replace_stages({cell.name: cell.replace(thresh=(on,) + (1e3 * scale,) * (size - 1),
-                                                     width=(on / 2,) + (1.0 * scale,) * (size - 1))})
+    on = float(h[..., 0].max()) * scale  # unit 0's threshold exactly on one of its candidates
+    tie = ir.replace_stages(
+        {
+            cell.name: cell.replace(
+                thresh=(on,) + (1e3 * scale,) * (size - 1), width=(on / 2,) + (1.0 * scale,) * (size - 1)
+            )
+        }
+    )
     found = decision_ties(tie, x)[cell.name]
-    assert found["share"] * h.size > 0.99 and list(found["units"]) == [0]   # at least that one candidate
+    assert found["share"] * h.size > 0.99 and list(found["units"]) == [0]  # at least that one candidate

@@ -31,7 +31,7 @@ def test_frontend_lowers_fq_cmru_to_a_ladder(tmp_path):
     ir = lower(load_network(cmru_checkpoint(tmp_path / "c.ckpt")))
     (ladder,) = ir.of_kind(Ladder)
     assert ladder.levels == 3 and ladder.size == 3
-    assert ir.stage(f"{ladder.name}.rx").polarity == "p"   # its outputs sink, like a bistable layer's
+    assert ir.stage(f"{ladder.name}.rx").polarity == "p"  # its outputs sink, like a bistable layer's
 
 
 def test_frontend_refuses_a_one_level_counter(tmp_path):
@@ -53,16 +53,18 @@ def test_pass_designs_each_ladder_and_its_bias_taps():
         assert all((ladder.name, field, k) in taps_after for k in range(ladder.size))
     for k in range(ladder.size):
         p = lower_cmru.params(ladder, k)
-        assert p.pin >= 2 * p.I_thresh and p.delay().tau_ideal() == pytest.approx(cmru.TAU_OVER_FRAME * CONFIG.get("frame_period"), rel=0.25)
+        assert p.pin >= 2 * p.I_thresh and p.delay().tau_ideal() == pytest.approx(
+            cmru.TAU_OVER_FRAME * CONFIG.get("frame_period"), rel=0.25
+        )
     assert IR.from_json(after.to_json()) == after
-    assert lower_cmru.run(IR(before.stages, before.edges, before.meta), CONFIG) == after   # pure
+    assert lower_cmru.run(IR(before.stages, before.edges, before.meta), CONFIG) == after  # pure
 
 
 def test_netlist_instantiates_one_ladder_per_unit():
     ir, _ = run_pipeline(lower(load_network(ZOO)), CONFIG)
     text, subckts = network_netlist(ir)
     assert sum(1 for line in text.splitlines() if line.startswith("Xcell1_") and " cmru_k4_" in line) == 8
-    assert "bistable" not in subckts and all(not name.startswith("dpi_") for name in subckts)   # the ladders are flat
+    assert "bistable" not in subckts and all(not name.startswith("dpi_") for name in subckts)  # the ladders are flat
     assert network_netlist(ir)[0] == text
 
 

@@ -25,4 +25,6 @@ def test_zoo_model_fidelity_does_not_regress(model, tmp_path):
     assert metrics["state_agreement"] >= golden["state_agreement"] - margins["state_agreement"]
     for cell, rms in golden["candidate_rms_units"].items():
         assert metrics["candidate_rms_units"][cell] <= rms * margins["rms_factor"] + margins["rms_floor_units"]
-    assert metrics["output_rms_units"] <= golden["output_rms_units"] * margins["rms_factor"] + margins["rms_floor_units"]
+    assert (
+        metrics["output_rms_units"] <= golden["output_rms_units"] * margins["rms_factor"] + margins["rms_floor_units"]
+    )

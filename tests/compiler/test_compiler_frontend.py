@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from compiler.frontend import (BadCheckpoint, NotFirstQuadrant, UnsupportedLayer, WeightNotRealisable,
-                               load_network)
+from compiler.frontend import BadCheckpoint, NotFirstQuadrant, UnsupportedLayer, WeightNotRealisable, load_network
 from models.backbone import build_graph
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.network import init_arrays
@@ -28,10 +27,13 @@ def test_missing_file_is_a_named_error(tmp_path):
         load_network(tmp_path / "absent.ckpt")
 
 
-@pytest.mark.parametrize("cell, error, hint", [
-    ("bmru", NotFirstQuadrant, "--cell fq_bmru"),
-    ("lru", UnsupportedLayer, "hardware-mappable"),
-])
+@pytest.mark.parametrize(
+    "cell, error, hint",
+    [
+        ("bmru", NotFirstQuadrant, "--cell fq_bmru"),
+        ("lru", UnsupportedLayer, "hardware-mappable"),
+    ],
+)
 def test_cells_without_a_circuit_are_rejected_with_advice(tmp_path, cell, error, hint):
     graph = build_graph(cell, 4, 4, 2, layers=1, pool=True)
     path = tmp_path / f"{cell}.ckpt"

@@ -5,12 +5,12 @@ import pytest
 
 from compiler.backends.spice import phase_pins, write_netlist
 from compiler.config import Config
+from compiler.foundation.ngspice import Runner, Simulation
+from compiler.foundation.timing import window
 from compiler.frontend import load_network
 from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
 from compiler.lower import lower
-from compiler.foundation.ngspice import Runner, Simulation
 from compiler.passes import run_pipeline
-from compiler.foundation.timing import window
 from flows.build import build
 from flows.partition import READOUT, load_name, partitions, replay_waveform
 from flows.sweep import run_all
@@ -73,8 +73,11 @@ def test_tolerance_files_replace_defaults_and_reject_mistakes(tmp_path):
     good.write_text("state_agreement: {min: 0.9}\noutput_rms_units: {max: 0.5}\n")
     tolerances = load_tolerances(good)
     assert failures({"state_agreement": 0.95, "output_rms_units": 0.6}, tolerances) == ["output_rms_units"]
-    for text, match in (("state_agrement: {min: 0.9}\n", "unknown metric"), ("state_agreement: 0.9\n", "min: number"),
-                        ("- 1\n", "mapping")):
+    for text, match in (
+        ("state_agrement: {min: 0.9}\n", "unknown metric"),
+        ("state_agreement: 0.9\n", "min: number"),
+        ("- 1\n", "mapping"),
+    ):
         (tmp_path / "bad.yaml").write_text(text)
         with pytest.raises(ToleranceFileError, match=match):
             load_tolerances(tmp_path / "bad.yaml")

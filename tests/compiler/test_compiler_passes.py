@@ -28,8 +28,8 @@ def test_legalise_widens_narrow_windows_about_their_centre_and_records_it(tmp_pa
     assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0])
     assert (cell.thresh[0] + cell.thresh[0] - cell.width[0]) / 2 == pytest.approx(1.01, rel=1e-6)  # centre kept
     assert cell.width[1:] == pytest.approx((0.5, 0.5, 0.5))
-    assert cell.gain[1] == 0.0            # 10 pA: too small, switched off
-    assert cell.gain[2] == pytest.approx(0.1)   # 80 pA: raised to the 100 pA minimum
+    assert cell.gain[1] == 0.0  # 10 pA: too small, switched off
+    assert cell.gain[2] == pytest.approx(0.1)  # 80 pA: raised to the 100 pA minimum
     units = sorted((a["stage"], a["unit"]) for a in out.meta["adjustments"])
     assert units == [("cell1", 0), ("cell1", 1), ("cell1", 2)]
 
@@ -91,7 +91,9 @@ def test_size_devices_meets_the_budget_with_the_smallest_device(lowered):
     area_tight = {n: tight.stage(n).unit_w * tight.stage(n).unit_l for n in ("cell1.W", "readout.W")}
     assert all(area_tight[n] >= area[n] for n in area) and area_tight != area
     for array in tight.of_kind(WeightArray):
-        used = [(pol, r) for pol, m in (("p", array.pos_ratios), ("n", array.neg_ratios)) for row in m for r in row if r]
+        used = [
+            (pol, r) for pol, m in (("p", array.pos_ratios), ("n", array.neg_ratios)) for row in m for r in row if r
+        ]
         worst = max(size_devices.sigma(pol, r, array.denominator, array.unit_w, array.unit_l) for pol, r in used)
         assert worst <= 0.05 or any(n["stage"] for n in tight.meta["sizing"])
 
@@ -134,11 +136,13 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     plain, _ = run_pipeline(lower(load_network(small_ckpt)), Config(model={"frame_period": 1e-4}))
     kept, _ = run_pipeline(lower(load_network(small_ckpt)), config)
     receivers = [rx for rx in kept.of_kind(Receiver) if keep_alive_name(rx.name) in kept.predecessors(rx.name)]
-    assert receivers and all(non_negative(plain, rx.name) for rx in receivers)   # no ReLU is shifted
+    assert receivers and all(non_negative(plain, rx.name) for rx in receivers)  # no ReLU is shifted
     step = grid(config)
     for rx in receivers:
         standing = np.asarray(kept.stage(keep_alive_name(rx.name)).values)
-        assert np.all(standing >= 0) and np.allclose(standing / (rx.denominator * step), np.round(standing / (rx.denominator * step)))
+        assert np.all(standing >= 0) and np.allclose(
+            standing / (rx.denominator * step), np.round(standing / (rx.denominator * step))
+        )
         for name in kept.successors(rx.name):
             array = kept.stage(name)
             (dest,) = kept.successors(name)
@@ -148,11 +152,11 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
             np.testing.assert_allclose(cancel / step, np.round(cancel / step), atol=1e-6)  # exact on the grid
     taps = {t[0] for g in kept.of_kind(BiasGenerator) for t in g.taps}
     assert all(keep_alive_name(rx.name) in taps for rx in receivers)
-    reference, realised = arrays_from_ir(plain), arrays_from_ir(kept)   # the model the circuit computes is unchanged
+    reference, realised = arrays_from_ir(plain), arrays_from_ir(kept)  # the model the circuit computes is unchanged
     assert reference.keys() == realised.keys() and all(np.array_equal(reference[k], realised[k]) for k in reference)
     assert kept.meta["settling"]["kept_alive"] > 0
     assert kept.meta["settling"]["slow_nodes"] < plain.meta["settling"]["slow_nodes"]
-    assert "keep_alive" not in {s.name.rsplit(".", 1)[-1] for s in plain.stages}   # off by default
+    assert "keep_alive" not in {s.name.rsplit(".", 1)[-1] for s in plain.stages}  # off by default
 
 
 def test_calibrate_keeps_every_reset_level_above_zero_on_the_bias_grid(tmp_path, checkpoint_factory):

@@ -5,18 +5,24 @@ import pytest
 
 from compiler.backends.spice import write_netlist
 from compiler.config import Config
+from compiler.foundation.ngspice import Runner, Simulation
 from compiler.frontend import load_network
 from compiler.ir import WeightArray
 from compiler.lower import lower
-from compiler.foundation.ngspice import Runner, Simulation
 from compiler.passes import run_pipeline
 from models.checkpoint import Checkpoint, save_checkpoint
 
 
 def _linear_model(path, weights, bias):
-    graph = {"layers": [{"name": "x", "type": "input", "features": weights.shape[1]},
-                        {"name": "readout", "type": "linear", "in": weights.shape[1], "out": weights.shape[0]}],
-             "edges": [["x", "readout"]], "inputs": ["x"], "outputs": ["readout"]}
+    graph = {
+        "layers": [
+            {"name": "x", "type": "input", "features": weights.shape[1]},
+            {"name": "readout", "type": "linear", "in": weights.shape[1], "out": weights.shape[0]},
+        ],
+        "edges": [["x", "readout"]],
+        "inputs": ["x"],
+        "outputs": ["readout"],
+    }
     arrays = {"readout.W": weights.astype(np.float32), "readout.b": bias.astype(np.float32)}
     save_checkpoint(path, Checkpoint(graph, arrays, {}))
     return path
@@ -33,13 +39,18 @@ def test_weights_and_biases_are_realised_in_spice(tmp_path):
     write_netlist(ir, tmp_path / "netlist", config)
     x = np.array([1.0, 0.6, 0.3, 0.8])  # input currents in units of i_unit
     netlist = tmp_path / "netlist"
-    circuit = "\n".join([
-        (netlist / "cells.spice").read_text(), (netlist / "network.spice").read_text(),
-        "VDD vdd 0 1.8", "IREF iref 0 1n",
-        *[f"IIN{j} 0 in_{j} {x[j] * 1e-9:g}" for j in range(4)],
-        *[f"VOUT{k} out_{k} 0 0.9" for k in range(3)],
-        "XNET vdd iref in_0 in_1 in_2 in_3 out_0 out_1 out_2 fqrnn_network", ".op",
-    ])
+    circuit = "\n".join(
+        [
+            (netlist / "cells.spice").read_text(),
+            (netlist / "network.spice").read_text(),
+            "VDD vdd 0 1.8",
+            "IREF iref 0 1n",
+            *[f"IIN{j} 0 in_{j} {x[j] * 1e-9:g}" for j in range(4)],
+            *[f"VOUT{k} out_{k} 0 0.9" for k in range(3)],
+            "XNET vdd iref in_0 in_1 in_2 in_3 out_0 out_1 out_2 fqrnn_network",
+            ".op",
+        ]
+    )
     assert "Xx_rx_2_n in_2 mirror_n" in (netlist / "network.spice").read_text()
     result = Runner().run(Simulation(circuit))
     measured = np.array([result[f"i(vout{k})"][0] for k in range(3)]) / 1e-9  # sourced into each pin

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from compiler.ir import IR
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simcache import SimCache
+from compiler.ir import IR
 from flows.build import build
 from flows.verify import NotABuild, _disagreements, verify
 
@@ -24,7 +24,7 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     assert metrics["prediction_agreement"] == 1.0 and metrics["disagreements"] == []
     assert set(metrics["isolated_state_agreement_by_cell"]) == {"cell1", "cell2"}
     assert min(metrics["isolated_state_agreement_by_cell"].values()) >= 0.95  # each cell alone on golden inputs
-    assert 0 <= metrics["isolated_output_rms_units"] < 0.1   # the readout alone on golden cell outputs
+    assert 0 <= metrics["isolated_output_rms_units"] < 0.1  # the readout alone on golden cell outputs
     ir = IR.from_json((out / "ir.json").read_text())
     for cell, agreement in metrics["isolated_state_agreement_by_cell"].items():  # each differing decision listed
         listed = [d for d in metrics["isolated_disagreements"] if d["cell"] == cell]
@@ -61,8 +61,9 @@ def test_corners_and_monte_carlo_are_reported_per_condition(small_ckpt, tmp_path
 
 @pytest.mark.tools
 @pytest.mark.parametrize("partitioned, network", [(False, "network"), (True, "partition cell1")])
-def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(small_ckpt, tmp_path, partitioned,
-                                                                               network):
+def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(
+    small_ckpt, tmp_path, partitioned, network
+):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     runner = Runner(cache=SimCache(tmp_path / "cache"))
@@ -71,7 +72,9 @@ def test_a_failed_simulation_is_reported_and_the_other_sequences_still_compared(
     metrics = verify(out, sequences=2, sim_timeout=0.01, **kwargs)  # sequence 1 cannot finish in 10 ms
     assert metrics["sequences"] == 2 and metrics["simulated_sequences"] == 1
     failures = metrics["simulation_failures"]  # the network and the isolated benches of sequence 1 not cached
-    assert {f["sequence"] for f in failures} == {1} and all(f["error"].startswith("SimulationTimeout") for f in failures)
+    assert {f["sequence"] for f in failures} == {1} and all(
+        f["error"].startswith("SimulationTimeout") for f in failures
+    )
     benches = [f["bench"] for f in failures]  # a partitioned run stops at its first failed partition
     assert benches.count(network) == 1 and "cell1 alone on golden inputs" in benches
     assert set(benches) <= {network, "cell1 alone on golden inputs", "cell2 alone on golden inputs", "readout alone"}
@@ -88,9 +91,15 @@ def test_verify_needs_a_build_directory(tmp_path):
 
 def test_a_prediction_disagreement_names_the_sequence_its_margin_and_the_states_that_differed():
     ref_scores = np.array([[0.1, 2.0, 0.5], [1.0, 1.2, 0.0], [3.0, 0.0, 0.0]])
-    spice_pred = np.array([1, 0, 0])   # the second flipped: its reference margin was 0.2 units
+    spice_pred = np.array([1, 0, 0])  # the second flipped: its reference margin was 0.2 units
     agree = {"cell1": np.array([[True, True], [True, False], [True, True]]), "cell2": np.ones((3, 2), bool)}
     simulated = [0, 2, 3]  # test sequence 1 failed to simulate: the rows name test sequences, not positions
     assert _disagreements(ref_scores, spice_pred, agree, simulated) == [
-        {"sequence": 2, "reference": 1, "spice": 0, "reference_margin_units": 0.2,
-         "state_mismatches": {"cell1": 1, "cell2": 0}}]
+        {
+            "sequence": 2,
+            "reference": 1,
+            "spice": 0,
+            "reference_margin_units": 0.2,
+            "state_mismatches": {"cell1": 1, "cell2": 0},
+        }
+    ]

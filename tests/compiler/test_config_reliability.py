@@ -56,11 +56,14 @@ def test_an_anchor_alone_is_refused(tmp_path):
     assert "aliases" in _config_error(_write(tmp_path, "model: &m {vdd: 1.8}\n"))
 
 
-@pytest.mark.parametrize("text, key, line", [
-    ("model:\n  i_unit: 1.0e-9\n  i_unit: 2.0e-9\n", "'i_unit'", 2),
-    ("model: {}\nstages: {}\nmodel: {vdd: 1.7}\n", "'model'", 1),
-    ("stages:\n  cell1.W: {denominator: 4}\n  cell1.W: {denominator: 8}\n", "'cell1.W'", 2),
-])
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ("model:\n  i_unit: 1.0e-9\n  i_unit: 2.0e-9\n", "'i_unit'", 2),
+        ("model: {}\nstages: {}\nmodel: {vdd: 1.7}\n", "'model'", 1),
+        ("stages:\n  cell1.W: {denominator: 4}\n  cell1.W: {denominator: 8}\n", "'cell1.W'", 2),
+    ],
+)
 def test_duplicate_keys_are_named_with_their_lines(tmp_path, text, key, line):
     message = _config_error(_write(tmp_path, text))
     assert f"duplicate key {key} (first on line {line})" in message
@@ -83,27 +86,30 @@ def test_the_starter_config_names_only_real_stages(small_ckpt, tmp_path):
     config.check_stages([s.name for s in ir.stages], STAGE_TYPES)
 
 
-@pytest.mark.parametrize("content, match", [
-    ("- 1\n- 2\n", "must be a mapping with the sections"),
-    ("just text\n", "must be a mapping with the sections"),
-    (b"model:\n  corner: \xff\xfe\n", "not UTF-8 text"),
-    ("[" * 10_000, "nests at most"),
-    ("model: [" + "1," * 30_000 + "]\n", "holds at most"),
-    ("model: {denominator: " + "1" * 5000 + "}\n", "integer of more than"),
-    ("model: {denominator: 0x" + "f" * 5000 + "}\n", "integer of more than"),
-    ("model: {denominator: 0b_}\n", "is not an integer"),
-    ("model: {vdd: .nan}\n", "must be a finite number"),
-    ("model: {temp: -.inf}\n", "must be a finite number"),
-    ("model: {frame_period: 1.0e+999}\n", "must be a finite number"),
-    ("model: {vdd: !!float 1.8}\n", "tags"),
-    ("model: {corner: 2001-02-30}\n", "corner must be one of"),
-    ("stages: []\n", "section 'stages' must be a mapping"),
-    ("stages: 0\n", "section 'stages' must be a mapping"),
-    ("modle: {}\n", "unknown section 'modle' (did you mean 'model'?)"),
-    ("model: {I_unit: 1.0e-9}\n", "did you mean 'i_unit'"),
-    ("model: {vdd: '" + "v" * 100_000 + "'}\n", "must be a number"),
-    ("a: 1\n---\nb: 2\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("- 1\n- 2\n", "must be a mapping with the sections"),
+        ("just text\n", "must be a mapping with the sections"),
+        (b"model:\n  corner: \xff\xfe\n", "not UTF-8 text"),
+        ("[" * 10_000, "nests at most"),
+        ("model: [" + "1," * 30_000 + "]\n", "holds at most"),
+        ("model: {denominator: " + "1" * 5000 + "}\n", "integer of more than"),
+        ("model: {denominator: 0x" + "f" * 5000 + "}\n", "integer of more than"),
+        ("model: {denominator: 0b_}\n", "is not an integer"),
+        ("model: {vdd: .nan}\n", "must be a finite number"),
+        ("model: {temp: -.inf}\n", "must be a finite number"),
+        ("model: {frame_period: 1.0e+999}\n", "must be a finite number"),
+        ("model: {vdd: !!float 1.8}\n", "tags"),
+        ("model: {corner: 2001-02-30}\n", "corner must be one of"),
+        ("stages: []\n", "section 'stages' must be a mapping"),
+        ("stages: 0\n", "section 'stages' must be a mapping"),
+        ("modle: {}\n", "unknown section 'modle' (did you mean 'model'?)"),
+        ("model: {I_unit: 1.0e-9}\n", "did you mean 'i_unit'"),
+        ("model: {vdd: '" + "v" * 100_000 + "'}\n", "must be a number"),
+        ("a: 1\n---\nb: 2\n", "not valid YAML"),
+    ],
+)
 def test_malformed_configs_are_named_errors(tmp_path, content, match):
     assert match in _config_error(_write(tmp_path, content))
 
@@ -135,7 +141,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 
 def test_option_values_are_never_echoed_in_full():
-    huge = 10 ** 5000
+    huge = 10**5000
     for value in (huge, [huge], "v" * 100_000, {"k" * 100_000: [[[["deep"]]]] * 1000}):
         with pytest.raises(ConfigError) as caught:
             Config(model={"vdd": value})
@@ -147,24 +153,81 @@ def test_option_values_are_never_echoed_in_full():
 
 def test_cli_exit_status_is_2_without_a_traceback(small_ckpt, tmp_path):
     config = _write(tmp_path, _laughs(6))
-    proc = subprocess.run([sys.executable, "-m", "compiler", "build", str(small_ckpt), "-o", str(tmp_path / "out"),
-                           "--config", str(config)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler",
+            "build",
+            str(small_ckpt),
+            "-o",
+            str(tmp_path / "out"),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "ConfigError" in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr) < MESSAGE_BOUND
 
 
 # -- properties: any input either loads into a valid Config or is a ConfigError with a short message
 
-FRAGMENTS = ["[", "]", "{", "}", ": ", ", ", "- ", "\n", "  ", "'", '"', "#", "? ", "<<: ", "~", "&a ", "*a",
-             "!!int ", "!!float ", "!x ", "model", "stages", "stage_types", "vdd", "i_unit", "corner", "cell1.W",
-             "1.0e-9", "16", ".nan", "-.inf", "0b_", "0x_", "._", "1:2:3", "2001-02-30", "1" * 5000, "[" * 2000]
-YAMLISH = (st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40).map("".join)
-           | st.binary(max_size=64))
-SCALARS = (st.none() | st.booleans() | st.integers(-10 ** 60, 10 ** 60) | st.floats() | st.text(max_size=200)
-           | st.sampled_from(["tt", "ss", "1.0e-9", "1e-9"]))
+FRAGMENTS = [
+    "[",
+    "]",
+    "{",
+    "}",
+    ": ",
+    ", ",
+    "- ",
+    "\n",
+    "  ",
+    "'",
+    '"',
+    "#",
+    "? ",
+    "<<: ",
+    "~",
+    "&a ",
+    "*a",
+    "!!int ",
+    "!!float ",
+    "!x ",
+    "model",
+    "stages",
+    "stage_types",
+    "vdd",
+    "i_unit",
+    "corner",
+    "cell1.W",
+    "1.0e-9",
+    "16",
+    ".nan",
+    "-.inf",
+    "0b_",
+    "0x_",
+    "._",
+    "1:2:3",
+    "2001-02-30",
+    "1" * 5000,
+    "[" * 2000,
+]
+YAMLISH = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=40).map("".join) | st.binary(max_size=64)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**60), 10**60)
+    | st.floats()
+    | st.text(max_size=200)
+    | st.sampled_from(["tt", "ss", "1.0e-9", "1e-9"])
+)
 KEYS = st.sampled_from([*DEFAULTS, "model", "stages", "stage_types", "cell1.W", "bistable"]) | st.text(max_size=20)
-STRUCTURES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
-                          max_leaves=30)
+STRUCTURES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=30
+)
 
 
 def _loads_or_named_error(path) -> None:
@@ -193,8 +256,11 @@ def test_any_nested_structure_loads_or_is_a_config_error(tmp_path, data):
 @settings(max_examples=300, deadline=None)
 @given(key=st.sampled_from(sorted(DEFAULTS)), value=STRUCTURES, section=st.sampled_from(["model", "types", "stage"]))
 def test_any_option_value_is_valid_or_a_config_error(key, value, section):
-    tables = {"model": {"model": {key: value}}, "types": {"stage_types": {"bistable": {key: value}}},
-              "stage": {"stages": {"cell1": {key: value}}}}
+    tables = {
+        "model": {"model": {key: value}},
+        "types": {"stage_types": {"bistable": {key: value}}},
+        "stage": {"stages": {"cell1": {key: value}}},
+    }
     try:
         config = Config(**tables[section])
     except ConfigError as error:
@@ -207,19 +273,23 @@ def test_any_option_value_is_valid_or_a_config_error(key, value, section):
 
 # -- tolerance files
 
-@pytest.mark.parametrize("text, match", [
-    ("state_agreement: {min: .nan}\n", "must be a finite number"),
-    ("output_rms_units: {max: .inf}\n", "must be a finite number"),
-    ("state_agreement: {min: true}\n", "must be a finite number"),
-    ("state_agreement: {minimum: 0.9}\n", "unknown bound 'minimum' (did you mean 'min'?)"),
-    ("State_Agreement: {min: 0.9}\n", "did you mean 'state_agreement'"),
-    ("state_agreement: {min: 0.9, max: 0.8}\n", "min is above its max"),
-    ("state_agreement: {}\n", "must be {min: number}"),
-    ("- state_agreement\n", "expected a mapping"),
-    ("", "expected a mapping"),
-    ("a: &a {min: 0.9}\nstate_agreement: *a\n", "not allowed in a tolerance file"),
-    ("state_agreement: {min: 0.9}\nstate_agreement: {min: 0.5}\n", "duplicate key 'state_agreement'"),
-])
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("state_agreement: {min: .nan}\n", "must be a finite number"),
+        ("output_rms_units: {max: .inf}\n", "must be a finite number"),
+        ("state_agreement: {min: true}\n", "must be a finite number"),
+        ("state_agreement: {minimum: 0.9}\n", "unknown bound 'minimum' (did you mean 'min'?)"),
+        ("State_Agreement: {min: 0.9}\n", "did you mean 'state_agreement'"),
+        ("state_agreement: {min: 0.9, max: 0.8}\n", "min is above its max"),
+        ("state_agreement: {}\n", "must be {min: number}"),
+        ("- state_agreement\n", "expected a mapping"),
+        ("", "expected a mapping"),
+        ("a: &a {min: 0.9}\nstate_agreement: *a\n", "not allowed in a tolerance file"),
+        ("state_agreement: {min: 0.9}\nstate_agreement: {min: 0.5}\n", "duplicate key 'state_agreement'"),
+    ],
+)
 def test_malformed_tolerance_files_are_named_errors(tmp_path, text, match):
     with pytest.raises(ToleranceFileError) as caught:
         load_tolerances(_write(tmp_path, text, "tol.yaml"))
@@ -250,15 +320,19 @@ def test_any_tolerance_file_loads_finite_bounds_or_is_a_named_error(tmp_path, da
 
 # -- `python -m compiler config CKPT -o PATH`
 
+
 def _starter(small_ckpt, out):
     return starter.run(argparse.Namespace(checkpoint=str(small_ckpt), out=str(out)))
 
 
-@pytest.mark.parametrize("where, match", [
-    (lambda tmp: tmp / "d", "is a directory"),
-    (lambda tmp: tmp / "missing" / "c.yaml", "does not exist"),
-    (lambda tmp: tmp / "fifo", "not a regular file"),
-])
+@pytest.mark.parametrize(
+    "where, match",
+    [
+        (lambda tmp: tmp / "d", "is a directory"),
+        (lambda tmp: tmp / "missing" / "c.yaml", "does not exist"),
+        (lambda tmp: tmp / "fifo", "not a regular file"),
+    ],
+)
 def test_starter_config_output_errors_leave_nothing_behind(small_ckpt, tmp_path, where, match):
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "d").mkdir()
@@ -284,7 +358,11 @@ def test_a_failed_write_removes_its_temporary_file(small_ckpt, tmp_path, monkeyp
 
 def test_starter_config_cli_exit_status_is_2_on_a_directory(small_ckpt, tmp_path):
     (tmp_path / "d").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "compiler", "config", str(small_ckpt), "-o", str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "config", str(small_ckpt), "-o", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "ConfigOutputError" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "small.ckpt"] and not any((tmp_path / "d").iterdir())

@@ -49,8 +49,19 @@ def test_the_joints_are_typed_and_ir_json_keeps_its_shape(small_ckpt):
     assert isinstance(cell.programmed, Programmed) and isinstance(ir.meta, Meta) and ir.meta.units == "A"
     assert all(isinstance(tap, Tap) for tap in generator.taps) and ir.meta["i_unit"] == ir.meta.i_unit
     data = json.loads(ir.to_json())
-    assert set(data["meta"]) == {"adjustments", "calibrated", "graph", "i_unit", "model", "phases", "settling",
-                                 "sizing", "task", "units", "vdd"}
+    assert set(data["meta"]) == {
+        "adjustments",
+        "calibrated",
+        "graph",
+        "i_unit",
+        "model",
+        "phases",
+        "settling",
+        "sizing",
+        "task",
+        "units",
+        "vdd",
+    }
     stages = {s["name"]: s for s in data["stages"]}
     assert set(stages["cell1"]["programmed"]) == {"thresh", "width", "gain"}
     assert all(isinstance(tap, list) and len(tap) == 5 for tap in stages["bias"]["taps"])
@@ -77,9 +88,9 @@ def test_a_build_resumed_at_a_pass_is_the_same_build(small_ckpt, tmp_path):
     manifest = build(small_ckpt, out, start="calibrate", **QUIET)
     assert {p: (out / p).read_bytes() for p in first} == first
     assert list(manifest["facts"]["pass_seconds"])[0] == "calibrate"
-    assert "ir/00_lower.json" in manifest["outputs"]["compile"]   # the IR it did not redo stays recorded
+    assert "ir/00_lower.json" in manifest["outputs"]["compile"]  # the IR it did not redo stays recorded
     assert check_output_directory(out) is not None
-    build(small_ckpt, out, **QUIET)   # and a plain build resumes it
+    build(small_ckpt, out, **QUIET)  # and a plain build resumes it
 
 
 @pytest.mark.tools  # builds: the ngspice version in the manifest
@@ -98,7 +109,7 @@ def test_resuming_without_an_intact_saved_ir_is_refused(small_ckpt, tmp_path):
     saved.unlink()
     with pytest.raises(CannotResume):
         build(small_ckpt, out, start="calibrate", **QUIET)
-    assert (out / "ir.json").is_file()   # nothing of the build was touched
+    assert (out / "ir.json").is_file()  # nothing of the build was touched
 
 
 @pytest.mark.tools  # builds: the ngspice version in the manifest

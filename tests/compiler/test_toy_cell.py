@@ -42,19 +42,34 @@ TOY_TEXT = """\
 XMq out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=1
 .ends toy_cell
 """
-PORTS = (Port("vdd", "supply"), Port("in", "input"), Port("out", "output"),
-         Port("tset", "bias", field="thresh", polarity="n"), Port("twid", "bias", field="width", polarity="p"),
-         Port("tgain", "bias", field="gain", polarity="p"), Port("vsp", "shared"), Port("vsn", "shared"),
-         Port("en", "enable"), Port("enb", "enable_b"))
+PORTS = (
+    Port("vdd", "supply"),
+    Port("in", "input"),
+    Port("out", "output"),
+    Port("tset", "bias", field="thresh", polarity="n"),
+    Port("twid", "bias", field="width", polarity="p"),
+    Port("tgain", "bias", field="gain", polarity="p"),
+    Port("vsp", "shared"),
+    Port("vsn", "shared"),
+    Port("en", "enable"),
+    Port("enb", "enable_b"),
+)
 
 
 def toy_subckt() -> Subckt:
     return Subckt("toy_cell", tuple(p.name for p in PORTS), TOY_TEXT)
 
 
-TOY_FACTS = MemoryCell("toy", PORTS, Limits(0.1e-9, 10e-9), calibration="bistable",
-                       supply_current=lambda bias: 3 * sum(bias["thresh"]), state_nodes=lambda levels: ("q",),
-                       shared=bistable.STARVE, subckt=toy_subckt)
+TOY_FACTS = MemoryCell(
+    "toy",
+    PORTS,
+    Limits(0.1e-9, 10e-9),
+    calibration="bistable",
+    supply_current=lambda bias: 3 * sum(bias["thresh"]),
+    state_nodes=lambda levels: ("q",),
+    shared=bistable.STARVE,
+    subckt=toy_subckt,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +102,12 @@ def test_a_toy_memory_cell_compiles_to_a_netlist_of_its_subcircuit(toy_kind, sma
     assert len(instances) == sum(cell.size for cell in toys)
     (bias_line,) = [line for line in text.splitlines() if line.startswith("Xbias ")]
     taps = ir.stage("bias").taps
-    for cell in toys:   # each programmed current reaches its unit's port named by the toy's facts
+    for cell in toys:  # each programmed current reaches its unit's port named by the toy's facts
         for tap in (t for t in taps if t.stage == cell.name):
             port = TOY_FACTS.bias_port(tap.field).name
             assert f"{spice.net(cell.name, tap.unit)}_{port}" in bias_line.split()
     assert Tap("bistable_starve", "starve", 0, "p", 160) in taps and bias_line.split()[-3:-1] == ["vsp", "vsn"]
-    assert IR.from_json(ir.to_json()) == ir   # the registered kind reads back from ir.json
+    assert IR.from_json(ir.to_json()) == ir  # the registered kind reads back from ir.json
 
 
 def test_each_toy_layer_partition_keeps_its_shared_bias(toy_kind, small_ckpt):
@@ -105,9 +120,11 @@ def test_each_toy_layer_partition_keeps_its_shared_bias(toy_kind, small_ckpt):
 
 def test_a_registered_emitter_writes_the_kind(toy_kind, small_ckpt, monkeypatch):
     """A kind whose units need a subcircuit each registers its own emitter in EMITTERS."""
+
     def emit(nl, cell):
-        spice.emit_memory_cell(nl, cell, lambda k: Subckt(f"toy_{k}", toy_subckt().ports,
-                                                          TOY_TEXT.replace("toy_cell", f"toy_{k}")))
+        spice.emit_memory_cell(
+            nl, cell, lambda k: Subckt(f"toy_{k}", toy_subckt().ports, TOY_TEXT.replace("toy_cell", f"toy_{k}"))
+        )
 
     monkeypatch.setitem(spice.EMITTERS, Toy, spice.Emitter("memory", emit))
     _, subckts = spice.network_netlist(compiled(small_ckpt))
@@ -116,7 +133,7 @@ def test_a_registered_emitter_writes_the_kind(toy_kind, small_ckpt, monkeypatch)
 
 def test_a_kind_without_an_emitter_is_named(toy_kind, small_ckpt, monkeypatch):
     ir = compiled(small_ckpt)
-    monkeypatch.setattr(Toy, "facts", dataclasses.replace(TOY_FACTS, subckt=None))   # a subcircuit per unit
+    monkeypatch.setattr(Toy, "facts", dataclasses.replace(TOY_FACTS, subckt=None))  # a subcircuit per unit
     with pytest.raises(spice.NoEmitter, match="'toy': each unit's subcircuit depends on its design"):
         spice.network_netlist(ir)
     monkeypatch.delitem(spice.EMITTERS, Bistable)
@@ -124,8 +141,15 @@ def test_a_kind_without_an_emitter_is_named(toy_kind, small_ckpt, monkeypatch):
         spice.network_netlist(ir)
 
 
-@pytest.mark.parametrize("port", [dict(role="bias", field="thresh"), dict(role="bias", polarity="n"),
-                                  dict(role="input", field="thresh", polarity="n"), dict(role="clock")])
+@pytest.mark.parametrize(
+    "port",
+    [
+        dict(role="bias", field="thresh"),
+        dict(role="bias", polarity="n"),
+        dict(role="input", field="thresh", polarity="n"),
+        dict(role="clock"),
+    ],
+)
 def test_inconsistent_port_facts_are_refused(port):
     with pytest.raises(FactsError):
         Port("x", **port)

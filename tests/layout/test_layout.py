@@ -11,12 +11,12 @@ from pathlib import Path
 
 import klayout.db as kdb
 import pytest
+from layout_extract import extract, lvs_cell
 
 import cells
 from compiler.backends.layout import LayoutError, cell_block, layout_netlist, parse_spice, transistor, write_gds
 from compiler.backends.layout_devices import Item, Lib, tech
 from flows.drc import run_drc
-from layout_extract import extract, lvs_cell
 
 pytestmark = pytest.mark.tools  # draws with KLayout
 
@@ -39,12 +39,20 @@ def labels(lib: Lib, cell, metal: str = "met1") -> set:
     return found
 
 
-@pytest.mark.parametrize("kind,w,l,nf,m", [("n", 2.0, 4.0, 1, 3), ("p", 4.0, 8.0, 1, 2), ("n", 1.0, 0.5, 1, 1),
-                                           ("p", 6.0, 0.15, 3, 1), ("n", 0.42, 0.15, 1, 4)])
+@pytest.mark.parametrize(
+    "kind,w,l,nf,m",
+    [
+        ("n", 2.0, 4.0, 1, 3),
+        ("p", 4.0, 8.0, 1, 2),
+        ("n", 1.0, 0.5, 1, 1),
+        ("p", 6.0, 0.15, 3, 1),
+        ("n", 0.42, 0.15, 1, 4),
+    ],
+)
 def test_transistor_gate_area_pins_and_extraction(kind, w, l, nf, m, tmp_path):
     lib, block = transistor(kind, w, l, nf=nf, m=m)
     gate = region(lib, block.cell, "poly") & region(lib, block.cell, "diff")
-    assert gate.area() == pytest.approx(w * l * m * 1e6, abs=nf * m * 5 * 5)   # nm^2, on the 5 nm grid
+    assert gate.area() == pytest.approx(w * l * m * 1e6, abs=nf * m * 5 * 5)  # nm^2, on the 5 nm grid
     assert len(gate.merged()) == nf * m
     ports = {"d", "g", "s", "gnd" if kind == "n" else "b"}
     assert labels(lib, block.cell) == ports
@@ -65,13 +73,15 @@ def test_transistor_gate_area_pins_and_extraction(kind, w, l, nf, m, tmp_path):
 def _library_subckts() -> dict:
     """One subcircuit per cell of the library (and the bistable's phase driver), small parameters."""
     mirror, bias, bistable = cells.get("mirror"), cells.get("bias"), cells.get("bistable")
-    subs = [mirror.subckt(mirror.Params("n", (3, 1, 2), n_in=2, w=2.0, l=4.0)),
-            mirror.subckt(mirror.Params("p", (1, 4), n_in=3, w=2.0, l=4.0)),
-            cells.get("rectifier").subckt(cells.get("rectifier").Params((2, 1))),
-            bias.subckt(bias.Params(sources=(2, 3), sinks=(1, 2), den=4, starve=40)),
-            bistable.subckt(bistable.Params(I_thresh=1e-9, I_width=0.25e-9, I_gain=1e-9)),
-            cells.get("dpi").subckt(cells.get("dpi").Params(I_tau=1e-10, I_th=1e-9, C=1e-12)),
-            cells.get("wta").subckt(cells.get("wta").Params(n_inputs=3))]
+    subs = [
+        mirror.subckt(mirror.Params("n", (3, 1, 2), n_in=2, w=2.0, l=4.0)),
+        mirror.subckt(mirror.Params("p", (1, 4), n_in=3, w=2.0, l=4.0)),
+        cells.get("rectifier").subckt(cells.get("rectifier").Params((2, 1))),
+        bias.subckt(bias.Params(sources=(2, 3), sinks=(1, 2), den=4, starve=40)),
+        bistable.subckt(bistable.Params(I_thresh=1e-9, I_width=0.25e-9, I_gain=1e-9)),
+        cells.get("dpi").subckt(cells.get("dpi").Params(I_tau=1e-10, I_th=1e-9, C=1e-12)),
+        cells.get("wta").subckt(cells.get("wta").Params(n_inputs=3)),
+    ]
     if hasattr(bistable, "phase_driver"):
         subs.append(bistable.phase_driver())
     return {s.name: s.text for s in subs}
@@ -168,13 +178,18 @@ def test_same_netlist_same_bytes_and_stored_reference(tmp_path):
     _tiny_gds(tmp_path / "b.gds")
     data = (tmp_path / "a.gds").read_bytes()
     assert data == (tmp_path / "b.gds").read_bytes()
-    reference = {"sha256": hashlib.sha256(data).hexdigest(), "area_um2": first["area_um2"],
-                 "unit_transistors": first["unit_transistors"],
-                 "cells": {n: {k: c[k] for k in ("width_um", "height_um", "units")} for n, c in first["cells"].items()}}
+    reference = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "area_um2": first["area_um2"],
+        "unit_transistors": first["unit_transistors"],
+        "cells": {n: {k: c[k] for k in ("width_um", "height_um", "units")} for n, c in first["cells"].items()},
+    }
     if os.environ.get("FQRNN_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
     stored = json.loads(GOLDEN.read_text())
-    assert reference["cells"] == stored["cells"], "cell outlines changed: regenerate with FQRNN_UPDATE_GOLDEN=1 if meant"
+    assert reference["cells"] == stored["cells"], (
+        "cell outlines changed: regenerate with FQRNN_UPDATE_GOLDEN=1 if meant"
+    )
     assert reference == stored, "layout bytes changed: regenerate with FQRNN_UPDATE_GOLDEN=1 if meant"
 
 
@@ -192,8 +207,9 @@ def test_geometry_equals_the_stored_reference_layer_by_layer(tmp_path):
         regions = []
         for lay in (new, old):
             index = lay.find_layer(*info)
-            regions.append(kdb.Region() if index is None else
-                           kdb.Region(kdb.RecursiveShapeIterator(lay, lay.top_cell(), index)))
+            regions.append(
+                kdb.Region() if index is None else kdb.Region(kdb.RecursiveShapeIterator(lay, lay.top_cell(), index))
+            )
         xor = regions[0] ^ regions[1]
         if not xor.is_empty():
             differ[info] = xor.area() / 1e6

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
 from flows.build import build
+from flows.cli import main
 
 pytestmark = pytest.mark.tools  # builds with the layout
 
@@ -39,7 +39,7 @@ def test_no_layout_flag_skips_the_layout_and_a_resumed_build_adds_it(tmp_path, c
     assert not (tmp_path / "n" / "layout").exists()
     assert "layout" not in json.loads((tmp_path / "n" / "manifest.json").read_text())["steps"]
     assert "built with --no-layout" in capsys.readouterr().out
-    assert main(["build", str(MODEL), "-o", str(tmp_path / "n")]) == 0     # resumed: only the layout is new
+    assert main(["build", str(MODEL), "-o", str(tmp_path / "n")]) == 0  # resumed: only the layout is new
     steps = json.loads((tmp_path / "n" / "manifest.json").read_text())["steps"]
     assert "layout" in steps and (tmp_path / "n" / "layout" / "top.gds").is_file()
     assert "## Layout area per block" in (tmp_path / "n" / "reports" / "build.md").read_text()

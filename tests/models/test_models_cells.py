@@ -35,12 +35,12 @@ RUNS = {  # jitted below
     "lru": lambda p, mode, eps: cells.lru_run(p, _x(), jnp.zeros((B, D), jnp.complex64), mode),
     "mingru": lambda p, mode, eps: cells.mingru_run(p, _x(), jnp.zeros((B, D)), mode),
 }
-HP = {"fq_cmru": {"K": 3}, "bmru": {"eps": 0.0}, "acmru": {"eps": 1.0},
-      "lru": {"r_min": 0.9, "r_max": 0.999}}
+HP = {"fq_cmru": {"K": 3}, "bmru": {"eps": 0.0}, "acmru": {"eps": 1.0}, "lru": {"r_min": 0.9, "r_max": 0.999}}
 
 
 CASES = [(c, e) for c in ("fq_bmru", "bmru", "acmru") for e in (0.0, 0.5, 1.0)] + [
-    (c, 0.0) for c in ("fq_cmru", "lru", "mingru")]
+    (c, 0.0) for c in ("fq_cmru", "lru", "mingru")
+]
 
 
 @pytest.mark.parametrize("cell,eps", CASES)

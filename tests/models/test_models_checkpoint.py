@@ -29,9 +29,16 @@ def _raw(graph, arrays, metadata=None):
     table, blobs, off = [], [], 0
     for name in sorted(arrays):
         raw = np.asarray(arrays[name], "<f4").tobytes()
-        table.append({"name": name, "dtype": "<f4", "shape": list(np.shape(arrays[name])),
-                      "offset": off, "nbytes": len(raw),
-                      "sha256": __import__("hashlib").sha256(raw).hexdigest()})
+        table.append(
+            {
+                "name": name,
+                "dtype": "<f4",
+                "shape": list(np.shape(arrays[name])),
+                "offset": off,
+                "nbytes": len(raw),
+                "sha256": __import__("hashlib").sha256(raw).hexdigest(),
+            }
+        )
         blobs.append(raw)
         off += len(raw)
     header = json.dumps({"graph": graph, "metadata": metadata or {}, "arrays": table}).encode()
@@ -120,8 +127,12 @@ def test_missing_file_is_a_named_error(tmp_path):
         ck.load_checkpoint(tmp_path / "absent.ckpt")
 
 
-_FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+_FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def _only_named_errors(data):
@@ -145,10 +156,10 @@ def test_fuzz_byte_corruption(good_bytes, data):
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @_FUZZ
@@ -156,7 +167,7 @@ _JSON = st.recursive(
 def test_fuzz_header_values(good_bytes, data):
     """Replace one field anywhere in the JSON header by arbitrary JSON: named errors only."""
     n = struct.unpack_from("<Q", good_bytes, 12)[0]
-    header = json.loads(good_bytes[20:20 + n])
+    header = json.loads(good_bytes[20 : 20 + n])
     node, path = header, []
     while isinstance(node, (dict, list)) and node and data.draw(st.booleans()):
         key = data.draw(st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node))))
@@ -171,7 +182,7 @@ def test_fuzz_header_values(good_bytes, data):
             parent = parent[key]
         parent[path[-1]] = value
     raw = json.dumps(header).encode()
-    _only_named_errors(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n:])
+    _only_named_errors(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n :])
 
 
 def _dumps_repeating(obj, target) -> str:
@@ -204,8 +215,8 @@ def _objects(node):
 def test_repeated_header_key_is_refused_anywhere(good_bytes, data):
     """A key named twice in any object of the header (which value counts is a guess) is refused."""
     n = struct.unpack_from("<Q", good_bytes, 12)[0]
-    header = json.loads(good_bytes[20:20 + n])
+    header = json.loads(good_bytes[20 : 20 + n])
     target = data.draw(st.sampled_from(list(_objects(header))))
     raw = _dumps_repeating(header, target).encode()
     with pytest.raises(ck.CorruptCheckpoint, match="repeats the key"):
-        ck.decode(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n:])
+        ck.decode(struct.pack("<8sIQ", ck.MAGIC, 1, len(raw)) + raw + good_bytes[20 + n :])

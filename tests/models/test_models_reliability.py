@@ -25,22 +25,24 @@ from models.backbone import build_graph
 from models.evaluate import evaluate_checkpoint
 from models.network import init_arrays
 from models.tasks import SHAPES, TASKS
-from models.train import (INT_RANGES, NOT_OPTIONS, BadTrainConfig, TrainConfig,
-                          config_from_metadata)
+from models.train import INT_RANGES, NOT_OPTIONS, BadTrainConfig, TrainConfig, config_from_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "models" / "zoo"
 TRAIN = ["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "2", "--steps", "1", "-q"]
 MESSAGE_LIMIT = 1000  # longest error message a bad input may produce
-_PROPS = settings(max_examples=60, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+_PROPS = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture
 def no_training(monkeypatch):
     """Make any training run fail the test: bad input must be refused before training starts."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("training started on bad input")
+
     monkeypatch.setattr(models.train, "train", refuse)
 
 
@@ -59,13 +61,15 @@ def _fails_cleanly(argv, capsys, error: str) -> str:
 def _output_cases(tmp_path) -> dict:
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_dir").mkdir()
-    return {"missing directory": tmp_path / "missing" / "m.ckpt", "a directory": tmp_path / "a_dir",
-            "parent is a file": tmp_path / "a_file" / "m.ckpt",
-            "trailing slash": f"{tmp_path}/new/"}
+    return {
+        "missing directory": tmp_path / "missing" / "m.ckpt",
+        "a directory": tmp_path / "a_dir",
+        "parent is a file": tmp_path / "a_file" / "m.ckpt",
+        "trailing slash": f"{tmp_path}/new/",
+    }
 
 
-@pytest.mark.parametrize("case", ["missing directory", "a directory", "parent is a file",
-                                  "trailing slash"])
+@pytest.mark.parametrize("case", ["missing directory", "a directory", "parent is a file", "trailing slash"])
 def test_train_refuses_an_unwritable_output_before_training(tmp_path, capsys, no_training, case):
     path = _output_cases(tmp_path)[case]
     before = sorted(p.name for p in tmp_path.rglob("*"))
@@ -84,6 +88,7 @@ def test_train_refuses_a_read_only_directory(tmp_path, capsys, no_training, monk
 
 def test_compare_refuses_an_unwritable_output_before_running(tmp_path, capsys, monkeypatch):
     import models.compare
+
     monkeypatch.setattr(models.compare, "run_comparison", lambda *a, **k: pytest.fail("ran"))
     _fails_cleanly(["compare", "-o", str(tmp_path / "missing" / "t.md")], capsys, "OutputPathError")
 
@@ -94,13 +99,13 @@ def _small_checkpoint(n_in=4, n_out=2, pool=False, task="flipflop"):
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary(tmp_path, monkeypatch,
-                                                                            failure):
+def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary(tmp_path, monkeypatch, failure):
     path = tmp_path / "m.ckpt"
     path.write_bytes(b"previous")
 
     def fail(*args):
         raise failure
+
     monkeypatch.setattr(ck.os, "replace", fail)
     expected = ck.OutputPathError if isinstance(failure, OSError) else KeyboardInterrupt
     with pytest.raises(expected):
@@ -114,13 +119,15 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary(tm
 
 def _out_of_range(key):
     lo, hi = INT_RANGES[key]
-    return st.one_of(st.integers(max_value=lo - 1), st.integers(min_value=hi + 1),
-                     st.just(10 ** 3999))
+    return st.one_of(st.integers(max_value=lo - 1), st.integers(min_value=hi + 1), st.just(10**3999))
 
 
 _INT_OPTIONS = sorted(set(INT_RANGES) - NOT_OPTIONS)  # the integer options of `train`
-_BAD_LR = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
-                    st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True))
+_BAD_LR = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
+    st.floats(max_value=0.0),
+    st.floats(min_value=1.0, exclude_min=True),
+)
 
 
 @_PROPS
@@ -152,8 +159,16 @@ def test_an_unknown_choice_is_echoed_bounded(capsys, flag):
 
 
 def test_train_config_refuses_non_finite_and_unknown_values():
-    for bad in ({"lr": math.nan}, {"weight_decay": math.inf}, {"clip": 0.0}, {"eval_every": 0},
-                {"task": "nope"}, {"cell": ["fq_bmru"]}, {"d": True}, {"mlp": "yes"}):
+    for bad in (
+        {"lr": math.nan},
+        {"weight_decay": math.inf},
+        {"clip": 0.0},
+        {"eval_every": 0},
+        {"task": "nope"},
+        {"cell": ["fq_bmru"]},
+        {"d": True},
+        {"mlp": "yes"},
+    ):
         with pytest.raises(BadTrainConfig):
             TrainConfig(**{"task": "flipflop", "cell": "fq_bmru", "d": 2, **bad})
 
@@ -162,13 +177,13 @@ def test_stored_train_config_that_does_not_fit_is_a_named_error():
     with pytest.raises(BadTrainConfig, match="no 'train_config'"):
         config_from_metadata({})
     with pytest.raises(BadTrainConfig, match="does not fit"):
-        config_from_metadata({"train_config": {"task": "flipflop", "cell": "fq_bmru", "d": 2,
-                                               "x" * 500: 1}})
+        config_from_metadata({"train_config": {"task": "flipflop", "cell": "fq_bmru", "d": 2, "x" * 500: 1}})
 
 
 def test_divergence_is_a_named_error_and_writes_nothing(tmp_path, capsys, monkeypatch):
     def diverged(graph, seed):
         return {k: np.full_like(v, np.nan) for k, v in init_arrays(graph, seed).items()}
+
     monkeypatch.setattr(models.train, "init_arrays", diverged)
     err = _fails_cleanly(TRAIN + ["-o", str(tmp_path / "m.ckpt")], capsys, "TrainingDiverged")
     assert "lower --lr" in err and not list(tmp_path.iterdir())
@@ -186,6 +201,7 @@ def _load_in_thread(path, timeout=20.0):
             ck.load_checkpoint(path)
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcome["error"] = exc
+
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(timeout)
@@ -213,8 +229,7 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
     big = tmp_path / "big.ckpt"
     with open(big, "wb") as fh:
         fh.truncate(ck.MAX_FILE_BYTES + 1)  # sparse: no disk space used
-    monkeypatch.setattr(ck.os, "fdopen", lambda *a, **k: pytest.fail("read an oversized file"),
-                        raising=True)
+    monkeypatch.setattr(ck.os, "fdopen", lambda *a, **k: pytest.fail("read an oversized file"), raising=True)
     with pytest.raises(ck.CorruptCheckpoint, match="byte limit"):
         ck.load_checkpoint(big)
 
@@ -223,10 +238,10 @@ def _with_task(path: Path, task, out: Path) -> Path:
     """A copy of a checkpoint whose metadata names another task."""
     data = path.read_bytes()
     n = struct.unpack_from("<Q", data, 12)[0]
-    header = json.loads(data[20:20 + n])
+    header = json.loads(data[20 : 20 + n])
     header["metadata"]["task"] = task
     raw = json.dumps(header).encode()
-    out.write_bytes(data[:12] + struct.pack("<Q", len(raw)) + raw + data[20 + n:])
+    out.write_bytes(data[:12] + struct.pack("<Q", len(raw)) + raw + data[20 + n :])
     return out
 
 
@@ -235,8 +250,9 @@ def _zoo_task_pairs():
     pairs = []
     for path in sorted(ZOO.glob("*.ckpt")):
         own = SHAPES[ck.load_checkpoint(path).metadata["task"]]
-        pairs += [(path.name, task) for task, shape in SHAPES.items()
-                  if (shape.n_in, shape.pool) != (own.n_in, own.pool)]
+        pairs += [
+            (path.name, task) for task, shape in SHAPES.items() if (shape.n_in, shape.pool) != (own.n_in, own.pool)
+        ]
     return pairs
 
 
@@ -276,6 +292,7 @@ def test_a_task_that_is_not_a_name_is_refused(tmp_path, task):
 
 def test_every_task_shape_matches_its_data():
     from models.tasks import get_task
+
     assert TASKS == tuple(SHAPES)
     for name in TASKS:
         task = get_task(name)
@@ -306,6 +323,7 @@ BAD_INPUT = {  # case: (arguments, with {d} a directory holding the files below;
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_other_bad_input_is_a_named_error(tmp_path, capsys, no_training, monkeypatch, case):
     import models.compare
+
     monkeypatch.setattr(models.compare, "run_comparison", lambda *a, **k: pytest.fail("ran"))
     (tmp_path / "empty.ckpt").write_bytes(b"")
     (tmp_path / "latin1.ckpt").write_bytes("Müller".encode("latin-1") * 10)
@@ -332,14 +350,17 @@ def _main_catching_interrupts(argv) -> int:
 
 
 @pytest.mark.parametrize("command", ["train", "eval"])
-def test_ctrl_c_prints_interrupted_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch,
-                                                               command):
+def test_ctrl_c_prints_interrupted_exits_130_and_writes_nothing(tmp_path, capsys, monkeypatch, command):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(models.train, "train", interrupt)
     monkeypatch.setattr("models.evaluate.evaluate_checkpoint", interrupt)
-    argv = (TRAIN + ["-o", str(tmp_path / "m.ckpt")] if command == "train"
-            else ["eval", str(ZOO / "fq_bmru_d4_flipflop.ckpt")])
+    argv = (
+        TRAIN + ["-o", str(tmp_path / "m.ckpt")]
+        if command == "train"
+        else ["eval", str(ZOO / "fq_bmru_d4_flipflop.ckpt")]
+    )
     assert _main_catching_interrupts(argv) == cli.EXIT_INTERRUPTED == 130
     captured = capsys.readouterr()
     assert captured.err == "interrupted\n" and captured.out == ""
@@ -349,16 +370,19 @@ def test_ctrl_c_prints_interrupted_exits_130_and_writes_nothing(tmp_path, capsys
 def test_ctrl_c_swallowed_by_a_gc_callback_still_stops_the_command(capsys, monkeypatch):
     """Python drops a KeyboardInterrupt raised in a garbage-collector callback; it is delivered
     again, so the command stops instead of finishing."""
+
     def eval_interrupted_in_gc(args):
         def callback(phase, info):
             gc.callbacks.remove(callback)
             raise KeyboardInterrupt
+
         gc.callbacks.append(callback)
         gc.collect()
-        for _ in range(10 ** 9):  # the interrupt arrives again while the command runs
+        for _ in range(10**9):  # the interrupt arrives again while the command runs
             pass
         print("finished")
         return 0
+
     monkeypatch.setattr(cli, "_cmd_eval", eval_interrupted_in_gc)
     assert _main_catching_interrupts(["eval", "x.ckpt"]) == 130
     captured = capsys.readouterr()
@@ -369,11 +393,17 @@ def test_sigint_to_a_real_training_run(tmp_path):
     """A real Ctrl-C (SIGINT) to `python -m models train`, whatever it is doing at the time."""
     out = tmp_path / "m.ckpt"
     # `python -m models` with Python's Ctrl-C handling even where the test runner ignores SIGINT
-    program = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-               "runpy.run_module('models', run_name='__main__', alter_sys=True)")
-    proc = subprocess.Popen([sys.executable, "-c", program, *TRAIN[:-3], "--steps", "100000", "-q",
-                             "-o", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    program = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('models', run_name='__main__', alter_sys=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, *TRAIN[:-3], "--steps", "100000", "-q", "-o", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc.communicate(timeout=4)
     except subprocess.TimeoutExpired:
@@ -387,14 +417,16 @@ def test_sigint_to_a_real_training_run(tmp_path):
 def test_sigterm_unwinds_like_ctrl_c_and_the_handler_is_restored(monkeypatch):
     """SIGTERM raises SystemExit(143) inside the command, so `finally` clean-ups (a checkpoint's
     temporary file) run; the process's own SIGTERM handler is back afterwards."""
+
     def terminated(args):
         os.kill(os.getpid(), signal.SIGTERM)
-        for _ in range(10 ** 9):  # the signal is handled here
+        for _ in range(10**9):  # the signal is handled here
             pass
         return 0
 
     def not_unwound(signum, frame):
         raise AssertionError("main did not handle SIGTERM")
+
     monkeypatch.setattr(cli, "_cmd_eval", terminated)
     previous = signal.signal(signal.SIGTERM, not_unwound)
     try:
@@ -409,18 +441,20 @@ def test_sigterm_unwinds_like_ctrl_c_and_the_handler_is_restored(monkeypatch):
 def test_a_results_file_of_other_lines_is_a_named_error(tmp_path, capsys):
     (tmp_path / "r.jsonl").write_text('{"task": "digits_rows"}\nnot json\n')
     out = tmp_path / "t.md"
-    _fails_cleanly(["compare", "-o", str(out), "--results", str(tmp_path / "r.jsonl"), "--render-only"], capsys,
-                   "BadResults")
+    _fails_cleanly(
+        ["compare", "-o", str(out), "--results", str(tmp_path / "r.jsonl"), "--render-only"], capsys, "BadResults"
+    )
 
 
 def test_a_foreign_checkpoints_odd_metadata_still_lists(tmp_path, capsys):
+    from models.backbone import build_graph
     from models.catalog import _row
     from models.checkpoint import Checkpoint, save_checkpoint
-    from models.backbone import build_graph
     from models.network import init_arrays
 
     graph = build_graph("fq_bmru", 8, 4, 10, layers=1, pool=True)
     path = tmp_path / "odd.ckpt"
-    save_checkpoint(path, Checkpoint(graph, init_arrays(graph, 0),
-                                     {"task": "digits_rows", "metrics": [1, 2], "train_config": "x"}))
+    save_checkpoint(
+        path, Checkpoint(graph, init_arrays(graph, 0), {"task": "digits_rows", "metrics": [1, 2], "train_config": "x"})
+    )
     assert _row(path)[0] == "odd"

@@ -8,8 +8,7 @@ from models import checkpoint as ck
 from models.cli import main
 from models.train import TrainConfig, train
 
-CFG = TrainConfig(task="digits_rows", cell="fq_bmru", d=4, steps=300, eval_every=100, lr=1e-2,
-                  eps_hold=0, eps_decay=0)
+CFG = TrainConfig(task="digits_rows", cell="fq_bmru", d=4, steps=300, eval_every=100, lr=1e-2, eps_hold=0, eps_decay=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,13 @@ from models.network import is_hardware_mappable
 from models.tasks import get_task
 from models.train import config_from_metadata, train
 
-HARDWARE_ENTRIES = ["fq_bmru_d4_digits_rows", "fq_bmru_d8_digits_rows", "fq_bmru_d16_digits_rows",
-                    "fq_bmru_d4_flipflop", "fq_cmru_d8_event_count"]
+HARDWARE_ENTRIES = [
+    "fq_bmru_d4_digits_rows",
+    "fq_bmru_d8_digits_rows",
+    "fq_bmru_d16_digits_rows",
+    "fq_bmru_d4_flipflop",
+    "fq_cmru_d8_event_count",
+]
 TOLERANCE = 0.02  # absolute, on the test metric, when retraining on a different software stack
 
 
@@ -28,7 +33,9 @@ def test_zoo_build_configs_load_and_belong_to_a_shipped_model(tmp_path):
     assert configs and {c.stem for c in configs} <= set(ZOO)
     for config in configs:
         load_config(config)  # validates: a misspelt option raises ConfigError
-    assert load_config(build_config(zoo_path("fq_bmru_d4_digits_rows"))).get("frame_period") == 0.04  # README "Settling"
+    assert (
+        load_config(build_config(zoo_path("fq_bmru_d4_digits_rows"))).get("frame_period") == 0.04
+    )  # README "Settling"
     assert build_config(zoo_path("fq_bmru_d4_flipflop")) is None
     assert build_config(tmp_path / "fq_bmru_d4_digits_rows.ckpt") is None  # a namesake outside the zoo
 
@@ -48,8 +55,10 @@ def test_shipped_checkpoint_reproduces_its_metric(name):
 
 
 def test_counting_needs_a_counter():
-    acc = {c: load_checkpoint(zoo_path(f"{c}_d8_event_count")).metadata["metrics"]["test_acc"]
-           for c in ("fq_cmru", "fq_bmru")}
+    acc = {
+        c: load_checkpoint(zoo_path(f"{c}_d8_event_count")).metadata["metrics"]["test_acc"]
+        for c in ("fq_cmru", "fq_bmru")
+    }
     assert acc["fq_cmru"] > acc["fq_bmru"] + 0.3
 
 
@@ -59,8 +68,7 @@ def test_retraining_reproduces_metric(name):
     shipped_ckpt = load_checkpoint(zoo_path(name))
     again = train(config_from_metadata(shipped_ckpt.metadata), progress=False).checkpoint
     key = f"test_{shipped_ckpt.metadata['metric']}"
-    assert again.metadata["metrics"][key] == pytest.approx(
-        shipped_ckpt.metadata["metrics"][key], abs=TOLERANCE)
+    assert again.metadata["metrics"][key] == pytest.approx(shipped_ckpt.metadata["metrics"][key], abs=TOLERANCE)
     if again.metadata["jax_version"] == shipped_ckpt.metadata["jax_version"]:
         for k, v in shipped_ckpt.arrays.items():  # same stack: bit-identical parameters
             assert again.arrays[k].tobytes() == v.tobytes(), k

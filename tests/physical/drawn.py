@@ -13,7 +13,7 @@ import klayout.db as kdb
 from flows.gds import load_layer_map
 
 LAYERS = load_layer_map()
-SD = 0.29          # source/drain length: licon 0.17 between 0.06 (licon.5c) on both sides
+SD = 0.29  # source/drain length: licon 0.17 between 0.06 (licon.5c) on both sides
 TRACK_PITCH = 0.6  # met2 tracks: 0.26 high, 0.34 apart
 
 
@@ -27,7 +27,7 @@ class Drawing:
     def __post_init__(self):
         self.layout.dbu = 0.001
         self.cell = self.layout.create_cell(self.name)
-        self.columns: dict = {}            # net -> [(x, y)] terminal pads to route on met1/met2
+        self.columns: dict = {}  # net -> [(x, y)] terminal pads to route on met1/met2
 
     def box(self, layer: str, x1: float, y1: float, x2: float, y2: float) -> None:
         index = self.layout.layer(*LAYERS[layer])
@@ -68,8 +68,12 @@ def mosfet(d: Drawing, x: float, y: float, polarity: str, w: float, l: float, ne
     d.centred(tap_implant, tap_x, mid, 0.33, 0.33)
     if polarity == "p":
         d.box("nwell", tap_x - 0.205 - 0.18, y - 0.18, right + 0.18, y + w + 0.18)
-    for name, (px, py) in {"s": (x + SD / 2, mid), "g": (gate_x, y + w + 0.335),
-                           "d": (right - SD / 2, mid), "b": (tap_x, mid)}.items():
+    for name, (px, py) in {
+        "s": (x + SD / 2, mid),
+        "g": (gate_x, y + w + 0.335),
+        "d": (right - SD / 2, mid),
+        "b": (tap_x, mid),
+    }.items():
         if name != "g":
             d.contact(px, py, "tap" if name == "b" else "diff")
         d.columns.setdefault(nets[name], []).append((px, py))
@@ -107,7 +111,7 @@ MIRROR = {  # device -> (x, y, polarity, w, l, nets)
     "M2": (3.0, 0.0, "n", 1.0, 0.6, {"d": "out", "g": "in", "s": "gnd", "b": "gnd"}),
     "M3": (7.0, 0.0, "p", 2.0, 0.6, {"d": "in", "g": "bias", "s": "vdd", "b": "vdd"}),
 }
-CAP = (12.0, 0.0, 2.0)   # x, y, capm size: 4 um^2 between `top` (met4) and `gnd` (met3)
+CAP = (12.0, 0.0, 2.0)  # x, y, capm size: 4 um^2 between `top` (met4) and `gnd` (met3)
 
 MIRROR_SPICE = """* the hand-drawn mirror of tests/physical/drawn.py
 .subckt mirror in out bias vdd top

@@ -17,19 +17,23 @@ from flows.cli import main
 pytestmark = pytest.mark.tools  # DRC and LVS in KLayout
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
-FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_bmru_*.ckpt"))   # fq_cmru_d8_event_count does not build yet (IRError)
+FQ_ZOO = sorted(p.stem for p in ZOO.glob("fq_bmru_*.ckpt"))  # fq_cmru_d8_event_count does not build yet (IRError)
 
 
 def small_network() -> tuple[str, str]:
     """(cells.spice, network.spice): a receiver pair, a bias generator and a 0 V current probe."""
     mirror, bias = cells.get("mirror"), cells.get("bias")
-    subs = [mirror.subckt(mirror.Params("n", (3, 2), n_in=2, w=2.0, l=4.0)),
-            mirror.subckt(mirror.Params("p", (1,), n_in=2, w=2.0, l=4.0)),
-            bias.subckt(bias.Params(sources=(2,), sinks=(1,), den=4, starve=0))]
+    subs = [
+        mirror.subckt(mirror.Params("n", (3, 2), n_in=2, w=2.0, l=4.0)),
+        mirror.subckt(mirror.Params("p", (1,), n_in=2, w=2.0, l=4.0)),
+        bias.subckt(bias.Params(sources=(2,), sinks=(1,), den=4, starve=0)),
+    ]
     n, p, b = (s.name for s in subs)
-    network = (".subckt fqrnn_network vdd iref in_0 out_0\n"
-               f"Xrx_n in_0 h x_p {n}\nXrx_p vdd x_p out_0 {p}\n"
-               f"VH_probe h h_in 0\nXbias vdd iref h_in out_0 {b}\n.ends fqrnn_network\n")
+    network = (
+        ".subckt fqrnn_network vdd iref in_0 out_0\n"
+        f"Xrx_n in_0 h x_p {n}\nXrx_p vdd x_p out_0 {p}\n"
+        f"VH_probe h h_in 0\nXbias vdd iref h_in out_0 {b}\n.ends fqrnn_network\n"
+    )
     return "".join(s.text for s in subs), network
 
 
@@ -52,10 +56,13 @@ def test_small_build_is_drc_and_lvs_clean(small_build):
     assert json.loads((small_build / "drc" / "report.json").read_text())["violations"] == 0
 
 
-@pytest.mark.parametrize("edit", [
-    (r"(XMo1 y1 xb 0 0 sky130_fd_pr__nfet_01v8 W=)2\.0", r"\g<1>2.5"),      # one width
-    (r"^(XMoc2 )out2", r"\1out1"),                                        # one connection
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        (r"(XMo1 y1 xb 0 0 sky130_fd_pr__nfet_01v8 W=)2\.0", r"\g<1>2.5"),  # one width
+        (r"^(XMoc2 )out2", r"\1out1"),  # one connection
+    ],
+)
 def test_lvs_fails_when_the_netlist_differs_from_the_layout(small_build, tmp_path, edit):
     changed = tmp_path / "build"
     shutil.copytree(small_build, changed)

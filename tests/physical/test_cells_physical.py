@@ -17,14 +17,16 @@ pytestmark = pytest.mark.tools  # DRC and LVS in KLayout
 def library() -> dict:
     """One subcircuit per cell kind, with parameters that exercise m > 1, both polarities and MIM caps."""
     mirror, bias, bistable = cells.get("mirror"), cells.get("bias"), cells.get("bistable")
-    subs = [mirror.subckt(mirror.Params("n", (5, 2), n_in=4, w=2.0, l=4.0)),
-            mirror.subckt(mirror.Params("p", (3, 1, 6), n_in=2, w=4.0, l=8.0)),
-            cells.get("rectifier").subckt(cells.get("rectifier").Params((1, 3))),
-            bias.subckt(bias.Params(sources=(3, 1), sinks=(2,), den=4, starve=16)),
-            bistable.subckt(bistable.Params(I_thresh=1e-9, I_width=0.25e-9, I_gain=1e-9)),
-            cells.get("dpi").subckt(cells.get("dpi").Params(I_tau=1e-10, I_th=1e-9, C=0.5e-12)),
-            cells.get("wta").subckt(cells.get("wta").Params(n_inputs=2)),
-            cells.get("cmru").subckt(cells.get("cmru").design(**cells.get("cmru").NOMINAL))]
+    subs = [
+        mirror.subckt(mirror.Params("n", (5, 2), n_in=4, w=2.0, l=4.0)),
+        mirror.subckt(mirror.Params("p", (3, 1, 6), n_in=2, w=4.0, l=8.0)),
+        cells.get("rectifier").subckt(cells.get("rectifier").Params((1, 3))),
+        bias.subckt(bias.Params(sources=(3, 1), sinks=(2,), den=4, starve=16)),
+        bistable.subckt(bistable.Params(I_thresh=1e-9, I_width=0.25e-9, I_gain=1e-9)),
+        cells.get("dpi").subckt(cells.get("dpi").Params(I_tau=1e-10, I_th=1e-9, C=0.5e-12)),
+        cells.get("wta").subckt(cells.get("wta").Params(n_inputs=2)),
+        cells.get("cmru").subckt(cells.get("cmru").design(**cells.get("cmru").NOMINAL)),
+    ]
     return {s.name: s.text for s in subs}
 
 

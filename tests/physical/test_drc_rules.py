@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from drawn import LAYERS, Drawing, mirror_layout
+
 from flows.drc import load_rules, run_drc
 
 pytestmark = pytest.mark.tools  # DRC in KLayout
@@ -46,6 +46,7 @@ def enclosed(outer, inner, *under):
             d.box(layer, -1, -1, s + 1, s + 1)
         d.box(inner, 0, 0, s, s)
         d.box(outer, -v, -v, s + v, s + v)
+
     return draw
 
 
@@ -58,16 +59,19 @@ def adjacent(outer, inner, *under):
             d.box(layer, -1, -1, s + 1, s + 1)
         d.box(inner, 0, 0, s, s)
         d.box(outer, -v, -v, s + 0.2, s + 0.2)
+
     return draw
 
 
 def apart(a_layers, b_layers, wa=1.0):
     """Shapes on `a_layers` and on `b_layers` facing each other v apart (negative: overlapping)."""
+
     def draw(d, v):
         for layer in a_layers:
             d.box(layer, 0, 0, wa, 1)
         for layer in b_layers:
             d.box(layer, wa + v, 0, wa + v + 1, 1)
+
     return draw
 
 
@@ -82,6 +86,7 @@ def skewed(layer):
     def draw(d, v):
         points = [kdb.DPoint(0, 0), kdb.DPoint(1, 0), kdb.DPoint(1 + v, 1), kdb.DPoint(0, 1)]
         d.cell.shapes(d.layout.layer(*LAYERS[layer])).insert(kdb.DPolygon(points))
+
     return draw
 
 
@@ -90,17 +95,38 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "x.2": (skewed("poly"), 0.01, 0.0),
     "nwell.1": (width("nwell", 5), 0.8, 0.84),
     "nwell.2a": (space("nwell"), 1.2, 1.27),
-    "nwell.4": (lambda d, v: (d.box("nwell", 0, 0, 3, 3), d.box("tap", 1, 1, 1.41, 1.41),
-                              d.box("nsdm", 0.8, 0.8, 1.61, 1.61), v and d.box("licon", 1.12, 1.12, 1.29, 1.29)),
-                False, True),
+    "nwell.4": (
+        lambda d, v: (
+            d.box("nwell", 0, 0, 3, 3),
+            d.box("tap", 1, 1, 1.41, 1.41),
+            d.box("nsdm", 0.8, 0.8, 1.61, 1.61),
+            v and d.box("licon", 1.12, 1.12, 1.29, 1.29),
+        ),
+        False,
+        True,
+    ),
     "difftap.1": (width("diff"), 0.14, 0.15),
     "difftap.2": (lambda d, v: (d.box("diff", -0.3, 0, 0.8, v), d.box("poly", 0, -0.2, 0.5, v + 0.2)), 0.4, 0.42),
     "difftap.3": (space("diff"), 0.26, 0.27),
-    "difftap.8": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("psdm", -0.2, -0.2, 1.2, 1.2),
-                                d.box("nwell", -v, -v, 1 + v, 1 + v)), 0.17, 0.18),
+    "difftap.8": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("psdm", -0.2, -0.2, 1.2, 1.2),
+            d.box("nwell", -v, -v, 1 + v, 1 + v),
+        ),
+        0.17,
+        0.18,
+    ),
     "difftap.9": (apart(["diff", "nsdm"], ["nwell"]), 0.33, 0.34),
-    "difftap.10": (lambda d, v: (d.box("tap", 0, 0, 1, 1), d.box("nsdm", -0.2, -0.2, 1.2, 1.2),
-                                 d.box("nwell", -v, -v, 1 + v, 1 + v)), 0.17, 0.18),
+    "difftap.10": (
+        lambda d, v: (
+            d.box("tap", 0, 0, 1, 1),
+            d.box("nsdm", -0.2, -0.2, 1.2, 1.2),
+            d.box("nwell", -v, -v, 1 + v, 1 + v),
+        ),
+        0.17,
+        0.18,
+    ),
     "difftap.11": (apart(["tap", "psdm"], ["nwell"]), 0.12, 0.13),
     "poly.1a": (width("poly"), 0.14, 0.15),
     "poly.2": (space("poly"), 0.2, 0.21),
@@ -117,45 +143,106 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "psd.2": (space("psdm"), 0.37, 0.38),
     "psd.5a": (enclosed("psdm", "diff"), 0.12, 0.125),
     "psd.5b": (enclosed("psdm", "tap"), 0.12, 0.125),
-    "psd.8": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("nsdm", -0.2, -0.2, 1.2, 1.2),
-                            v or d.box("psdm", 0.5, -0.2, 1.2, 1.2)), False, True),
+    "psd.8": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("nsdm", -0.2, -0.2, 1.2, 1.2),
+            v or d.box("psdm", 0.5, -0.2, 1.2, 1.2),
+        ),
+        False,
+        True,
+    ),
     "psd.9": (lambda d, v: (d.box("diff", 0, 0, 1, 1), v and d.box("nsdm", -0.2, -0.2, 1.2, 1.2)), False, True),
     "psd.10b": (area("psdm"), 0.25, 0.255),
     "npc.1": (width("npc"), 0.26, 0.27),
     "npc.2": (space("npc"), 0.26, 0.27),
-    "npc.4": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("poly", 0.4, -0.2, 0.6, 1.2),
-                            d.box("npc", 0.6 + v, 0, 1.0 + v, 1)), 0.08, 0.09),
+    "npc.4": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("poly", 0.4, -0.2, 0.6, 1.2),
+            d.box("npc", 0.6 + v, 0, 1.0 + v, 1),
+        ),
+        0.08,
+        0.09,
+    ),
     "licon.1": (exact("licon"), 0.18, 0.17),
     "licon.2": (space("licon", 0.17), 0.16, 0.17),
-    "licon.4": (lambda d, v: (d.box("diff", -1, -1, 1, 1), d.box("licon", 0, 0, 0.17, 0.17),
-                              v and d.box("li1", -0.2, -0.2, 0.37, 0.37)), False, True),
+    "licon.4": (
+        lambda d, v: (
+            d.box("diff", -1, -1, 1, 1),
+            d.box("licon", 0, 0, 0.17, 0.17),
+            v and d.box("li1", -0.2, -0.2, 0.37, 0.37),
+        ),
+        False,
+        True,
+    ),
     "licon.5a": (enclosed("diff", "licon"), 0.03, 0.04),
     "licon.5c": (adjacent("diff", "licon"), 0.05, 0.06),
     "licon.7": (adjacent("tap", "licon"), 0.11, 0.12),
     "licon.8": (enclosed("poly", "licon"), 0.04, 0.05),
     "licon.8a": (adjacent("poly", "licon"), 0.07, 0.08),
-    "licon.9": (lambda d, v: (d.box("poly", 0, 0, 1, 1), poly_contact(d, 0.4, 0.4),
-                              d.box("psdm", 0.57 + v, 0, 1.5 + v, 1)), 0.1, 0.11),
-    "licon.11": (lambda d, v: (d.box("diff", 0, 0, 2, 1), d.box("poly", 1.0, -0.2, 1.2, 1.2),
-                               d.box("licon", 0.83 - v, 0.4, 1.0 - v, 0.57)), 0.05, 0.055),
-    "licon.13": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("licon", 0.4, 0.4, 0.57, 0.57),
-                               d.box("npc", 0.57 + v, 0.2, 1.2 + v, 0.8)), 0.08, 0.09),
-    "licon.14": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("poly", 1 + v - 0.05, 0, 2, 1),
-                               d.box("licon", 1 + v, 0.4, 1.17 + v, 0.57)), 0.18, 0.19),
-    "licon.15": (lambda d, v: (d.box("poly", -1, -1, 1.17, 1.17), d.box("licon", 0, 0, 0.17, 0.17),
-                               d.box("npc", -v, -v, 0.17 + v, 0.17 + v)), 0.09, 0.1),
-    "licon.16": (lambda d, v: (d.box("tap", 0, 0, 0.41, 0.41), v and d.box("licon", 0.12, 0.12, 0.29, 0.29)),
-                 False, True),
-    "licon.17": (lambda d, v: (d.box("diff", 0, 0, 1, 1), d.box("poly", 1.2 if v else 1.05, 0, 2, 1),
-                               d.box("licon", 0.95, 0.4, 1.12, 0.57)), False, True),
+    "licon.9": (
+        lambda d, v: (d.box("poly", 0, 0, 1, 1), poly_contact(d, 0.4, 0.4), d.box("psdm", 0.57 + v, 0, 1.5 + v, 1)),
+        0.1,
+        0.11,
+    ),
+    "licon.11": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 2, 1),
+            d.box("poly", 1.0, -0.2, 1.2, 1.2),
+            d.box("licon", 0.83 - v, 0.4, 1.0 - v, 0.57),
+        ),
+        0.05,
+        0.055,
+    ),
+    "licon.13": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("licon", 0.4, 0.4, 0.57, 0.57),
+            d.box("npc", 0.57 + v, 0.2, 1.2 + v, 0.8),
+        ),
+        0.08,
+        0.09,
+    ),
+    "licon.14": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("poly", 1 + v - 0.05, 0, 2, 1),
+            d.box("licon", 1 + v, 0.4, 1.17 + v, 0.57),
+        ),
+        0.18,
+        0.19,
+    ),
+    "licon.15": (
+        lambda d, v: (
+            d.box("poly", -1, -1, 1.17, 1.17),
+            d.box("licon", 0, 0, 0.17, 0.17),
+            d.box("npc", -v, -v, 0.17 + v, 0.17 + v),
+        ),
+        0.09,
+        0.1,
+    ),
+    "licon.16": (
+        lambda d, v: (d.box("tap", 0, 0, 0.41, 0.41), v and d.box("licon", 0.12, 0.12, 0.29, 0.29)),
+        False,
+        True,
+    ),
+    "licon.17": (
+        lambda d, v: (
+            d.box("diff", 0, 0, 1, 1),
+            d.box("poly", 1.2 if v else 1.05, 0, 2, 1),
+            d.box("licon", 0.95, 0.4, 1.12, 0.57),
+        ),
+        False,
+        True,
+    ),
     "li.1": (width("li1"), 0.16, 0.17),
     "li.3": (space("li1"), 0.16, 0.17),
     "li.5": (adjacent("li1", "licon"), 0.07, 0.08),
     "li.6": (area("li1"), 0.0551, 0.0562),
     "ct.1": (exact("mcon"), 0.16, 0.17),
     "ct.2": (space("mcon", 0.17), 0.18, 0.19),
-    "ct.4": (lambda d, v: (d.box("mcon", 0, 0, 0.17, 0.17), v and d.box("li1", -0.1, -0.1, 0.27, 0.27)),
-             False, True),
+    "ct.4": (lambda d, v: (d.box("mcon", 0, 0, 0.17, 0.17), v and d.box("li1", -0.1, -0.1, 0.27, 0.27)), False, True),
     "m1.1": (width("met1"), 0.13, 0.14),
     "m1.2": (space("met1"), 0.13, 0.14),
     "m1.4": (enclosed("met1", "mcon", "li1"), 0.02, 0.03),
@@ -184,13 +271,30 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "m4.3": (enclosed("met4", "via3", "met3"), 0.06, 0.065),
     "m4.4a": (area("met4"), 0.23, 0.24),
     "capm.1": (lambda d, v: (d.box("met3", -1, -1, v + 1, 4), d.box("capm", 0, 0, v, 3)), 0.99, 1.0),
-    "capm.2a": (lambda d, v: (d.box("met3", -1, -1, 4 + v, 4), d.box("capm", 0, 0, 1.5, 3),
-                              d.box("capm", 1.5 + v, 0, 3 + v, 3)), 0.83, 0.84),
+    "capm.2a": (
+        lambda d, v: (
+            d.box("met3", -1, -1, 4 + v, 4),
+            d.box("capm", 0, 0, 1.5, 3),
+            d.box("capm", 1.5 + v, 0, 3 + v, 3),
+        ),
+        0.83,
+        0.84,
+    ),
     "capm.3": (enclosed("met3", "capm"), 0.13, 0.14),
-    "capm.4": (lambda d, v: (d.box("met3", -1, -1, 2, 2), d.box("via3", 0, 0, 0.2, 0.2),
-                             d.box("capm", -v, -v, 0.2 + v, 0.2 + v)), 0.13, 0.14),
-    "capm.5": (lambda d, v: (d.box("met3", -1, -1, 4, 3), d.box("capm", 0, 0, 2, 2),
-                             d.box("via3", 2 + v, 0.5, 2.2 + v, 0.7)), 0.13, 0.14),
+    "capm.4": (
+        lambda d, v: (
+            d.box("met3", -1, -1, 2, 2),
+            d.box("via3", 0, 0, 0.2, 0.2),
+            d.box("capm", -v, -v, 0.2 + v, 0.2 + v),
+        ),
+        0.13,
+        0.14,
+    ),
+    "capm.5": (
+        lambda d, v: (d.box("met3", -1, -1, 4, 3), d.box("capm", 0, 0, 2, 2), d.box("via3", 2 + v, 0.5, 2.2 + v, 0.7)),
+        0.13,
+        0.14,
+    ),
 }
 OVERLAP_FORBIDDEN = [r.name for r in TABLE.rules if r.overlap == "forbidden"]
 
@@ -236,7 +340,7 @@ def test_hierarchical_layouts_are_checked_through_their_cells(tmp_path):
 
     d = mirror_layout(name="child")
     d.box("met1", 20.0, 0.0, 20.5, 1.0)
-    d.box("met1", 20.6, 0.0, 21.1, 1.0)      # 0.1 um from the first
+    d.box("met1", 20.6, 0.0, 21.1, 1.0)  # 0.1 um from the first
     top = d.layout.create_cell("parent")
     for k in range(3):
         top.insert(kdb.DCellInstArray(d.cell.cell_index(), kdb.DTrans(kdb.DVector(0, 10.0 * k))))
@@ -246,8 +350,8 @@ def test_hierarchical_layouts_are_checked_through_their_cells(tmp_path):
 
 
 def test_unknown_rule_name_is_a_named_error_with_exit_2(tmp_path):
-    from flows.cli import main
     from compiler.foundation.errors import RuleTableError
+    from flows.cli import main
 
     gds = mirror_layout().save(tmp_path / "mirror.gds")
     with pytest.raises(RuleTableError):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from flows.cli import main
-from compiler.foundation.errors import SchematicMissing
 from drawn import MIRROR, MIRROR_SPICE, mirror_layout
+
+from compiler.foundation.errors import SchematicMissing
+from flows.cli import main
 from flows.lvs import run_lvs
 
 pytestmark = pytest.mark.tools  # LVS in KLayout
@@ -29,8 +29,11 @@ def lvs(tmp_path, gds, spice: str, **kwargs):
 def test_mirror_matches_its_schematic_with_devices_and_parameters(tmp_path, mirror_gds):
     result = lvs(tmp_path, mirror_gds, MIRROR_SPICE)
     assert result.match and result.issues == []
-    assert result.devices["layout"] == {"sky130_fd_pr__cap_mim_m3_1": 1, "sky130_fd_pr__nfet_01v8": 2,
-                                        "sky130_fd_pr__pfet_01v8": 1}
+    assert result.devices["layout"] == {
+        "sky130_fd_pr__cap_mim_m3_1": 1,
+        "sky130_fd_pr__nfet_01v8": 2,
+        "sky130_fd_pr__pfet_01v8": 1,
+    }
     assert result.devices["layout"] == result.devices["schematic"]
     data = json.loads((tmp_path / "lvs" / "report.json").read_text())
     assert data["match"] and data["issues"] == 0
@@ -39,8 +42,13 @@ def test_mirror_matches_its_schematic_with_devices_and_parameters(tmp_path, mirr
 
 
 def test_a_wrong_width_is_a_mismatch_naming_the_device(tmp_path, mirror_gds):
-    result = lvs(tmp_path, mirror_gds, MIRROR_SPICE.replace("XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 ",
-                                                            "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1.5 "))
+    result = lvs(
+        tmp_path,
+        mirror_gds,
+        MIRROR_SPICE.replace(
+            "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 ", "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1.5 "
+        ),
+    )
     assert not result.match
     (device,) = [i for i in result.issues if i["kind"] == "device"]
     assert device["status"] == "ParametersDiffer" and "W=1.5" in device["schematic"] and "W=1 " in device["layout"]
@@ -73,12 +81,15 @@ def build_directory(tmp_path, gds_source):
     (tmp_path / "layout" / "top.gds").write_bytes(gds_source.read_bytes())
     (tmp_path / "netlist").mkdir()
     (tmp_path / "netlist" / "cells.spice").write_text(
-        MIRROR_SPICE.replace("XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=0.6",
-                             "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=0.5 L=0.6 m=2"))
+        MIRROR_SPICE.replace(
+            "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=0.6", "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=0.5 L=0.6 m=2"
+        )
+    )
     (tmp_path / "netlist" / "network.spice").write_text(
         ".subckt fqrnn_network vdd in out bias top\n"
         "VH_probe in in_probe 0\nIREF vdd bias 1n\n"
-        "Xm in_probe out bias vdd top mirror\n.ends fqrnn_network\n")
+        "Xm in_probe out bias vdd top mirror\n.ends fqrnn_network\n"
+    )
     return tmp_path
 
 
@@ -103,8 +114,9 @@ def test_missing_netlist_is_a_named_error_with_exit_2(tmp_path, mirror_gds):
 
 def test_parallel_cards_of_one_model_combine_into_the_drawn_device(tmp_path, mirror_gds):
     """Two half-width cards in parallel (like a bias output split into chunks) equal the one drawn device."""
-    split = MIRROR_SPICE.replace("XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=0.6",
-                                 "XM2a out in 0 0 sky130_fd_pr__nfet_01v8 W=0.25 L=0.6\n"
-                                 "XM2b out in 0 0 sky130_fd_pr__nfet_01v8 W=0.75 L=0.6")
+    split = MIRROR_SPICE.replace(
+        "XM2 out in 0 0 sky130_fd_pr__nfet_01v8 W=1 L=0.6",
+        "XM2a out in 0 0 sky130_fd_pr__nfet_01v8 W=0.25 L=0.6\nXM2b out in 0 0 sky130_fd_pr__nfet_01v8 W=0.75 L=0.6",
+    )
     result = lvs(tmp_path, mirror_gds, split)
     assert result.match, result.issues
