@@ -13,7 +13,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from cells import cmru
+from cells import cmru, mirror
 from compiler.foundation.errors import UsageError
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.errors import CheckpointError
@@ -22,8 +22,8 @@ SUPPORTED = ("input", "linear", "relu", "add", "mean_time", "fq_bmru", "fq_cmru"
 FQ_CELLS = ("fq_bmru", "fq_cmru")
 MAX_LEVELS = cmru.K_MAX  # stages of one CMRU ladder
 MAX_STATE = 64  # units per layer the compiler places
-MAX_WEIGHT = 64.0  # largest |weight| the 64-unit mirror grid realises (denominator 1)
-MAX_CURRENT = 64.0  # largest bias, threshold, width or gain (units of i_unit) a cell's bias taps realise
+MAX_WEIGHT = float(mirror.MAX_UNITS)  # largest |weight| the mirror grid realises (denominator 1)
+MAX_CURRENT = MAX_WEIGHT  # largest bias, threshold or gain (units of i_unit): the same bound as a weight
 MAX_WEIGHTS = 1 << 16  # mirror outputs of one network: bounds the netlist, layout and simulation sizes
 SYMMETRIC = {"bmru": "fq_bmru", "cmru": "fq_cmru", "acmru": "fq_cmru"}
 

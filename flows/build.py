@@ -33,7 +33,8 @@ from pathlib import Path
 import yaml
 
 from compiler.config import Config, load_config
-from compiler.foundation.errors import UsageError
+from compiler.foundation.errors import UsageError, file_label
+from compiler.foundation.ngspice import process_exists
 from compiler.frontend import Network, load_network
 from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
@@ -132,10 +133,10 @@ def step_netlist(build: Build) -> None:
 
 def check_size(netlist: dict, config: Config) -> None:
     """The configured ceilings on transistors and area, checked before the layout spends memory on them."""
-    from flows.report import LAYOUT_OVERHEAD
+    from flows.report import area_estimate_um2
 
     units, limit = netlist["unit_devices"], config.get("max_unit_devices")
-    area_mm2 = netlist["gate_area_um2"] * LAYOUT_OVERHEAD / 1e6
+    area_mm2 = area_estimate_um2(netlist) / 1e6
     if units > limit:
         raise DesignTooLarge(
             f"the circuit has {units} unit transistors, over the ceiling max_unit_devices = "
@@ -208,7 +209,7 @@ def build(
     config = load_config(config_path)
     if not checkpoint.is_file():
         raise UsageError(
-            f"checkpoint {str(checkpoint)[:200]} does not exist or is not a file; pass the path of a .ckpt file."
+            f"checkpoint {file_label(checkpoint)} does not exist or is not a file; pass the path of a .ckpt file."
         )
     inputs = _inputs(checkpoint, config)
     previous = check_output_directory(out)
@@ -243,9 +244,9 @@ def build(
             if not needed or name in skipped:
                 continue
             before = _stats(work)
-            start = time.perf_counter()
+            began = time.perf_counter()
             step(state)
-            manifest["steps"][name] = round(time.perf_counter() - start, 3)
+            manifest["steps"][name] = round(time.perf_counter() - began, 3)
             written = [p for p, stat in _stats(work).items() if before.get(p) != stat]
             kept = {
                 p: h
@@ -273,7 +274,7 @@ def build(
 def check_output_directory(out: Path) -> dict | None:
     """The manifest of the build at `out` (None: `out` is absent or empty), or a named error when `out` is
     not a directory the build may write into and replace."""
-    shown = str(out)[:200]
+    shown = file_label(out)
     if out.is_symlink():
         raise OutputNotReplaceable(f"{shown} is a symbolic link; pass the directory itself (or a new path) as -o.")
     if out.exists() and not out.is_dir():
@@ -321,7 +322,7 @@ def check_resumable(out: Path, previous: dict | None, start: str, force: bool) -
     recorded = (previous or {}).get("outputs", {}).get("compile", {})
     if saved not in recorded or changed_outputs(out, {saved: recorded[saved]}):
         raise CannotResume(
-            f"{str(out)[:200]} holds no intact {saved} (the IR before pass {start}) to resume from; "
+            f"{file_label(out)} holds no intact {saved} (the IR before pass {start}) to resume from; "
             "build it without --from first (a plain build saves the IR after every pass)."
         )
 
@@ -360,8 +361,12 @@ def check_build_outputs(directory: Path, relatives) -> None:
             "build MODEL.ckpt -o DIR` (a plain rebuild resumes and records them)."
         )
     recorded = {p: h for files in manifest["outputs"].values() for p, h in files.items()}
-    wanted = {p: h for p, h in recorded.items() if any(p == r or p.startswith(r.rstrip("/") + "/") for r in relatives)}
-    missing = [r for r in relatives if not any(p == r or p.startswith(r.rstrip("/") + "/") for p in recorded)]
+
+    def under(path: str, relative: str) -> bool:  # the file itself, or a file in the folder `relative/`
+        return path == relative or path.startswith(relative.rstrip("/") + "/")
+
+    wanted = {p: h for p, h in recorded.items() if any(under(p, r) for r in relatives)}
+    missing = [r for r in relatives if not any(under(p, r) for p in recorded)]
     changed = missing + changed_outputs(directory, wanted)
     if changed:
         raise BuildModified(
@@ -416,18 +421,8 @@ def sweep_stale_work(out: Path) -> None:
     pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp-(\d+)-\w+|old-(\d+))")
     for path in out.parent.glob(f".{glob.escape(out.name)}.*"):
         match = pattern.fullmatch(path.name)
-        if match and path.is_dir() and not path.is_symlink() and not _alive(int(match[1] or match[2])):
+        if match and path.is_dir() and not path.is_symlink() and not process_exists(int(match[1] or match[2])):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _swap_into_place(work: Path, out: Path) -> None:

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from compiler.foundation.errors import CompilerError
+from compiler.foundation.errors import CompilerError, file_label
 from flows import build, characterize, drc, lvs, starter_config, verify
 
 SUBCOMMANDS = {
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return error.exit_status
     except OSError as error:  # the file system refused: a path that cannot be read or written, a full disk
-        where = f" {str(error.filename)[:200]}:" if error.filename else ""
+        where = f" {file_label(error.filename)}:" if error.filename else ""
         print(
             f"error: {type(error).__name__}:{where} {error.strerror or error}; check the path, its permissions "
             "and the free space",

@@ -21,6 +21,13 @@ from flows.quantisation import TIE
 from models.tasks import get_task
 
 LAYOUT_OVERHEAD = 3.0  # placed-and-routed area per gate area, for the estimate before layout
+
+
+def area_estimate_um2(netlist: dict) -> float:
+    """The area a netlist will take before it is laid out: its gate area times the layout overhead."""
+    return netlist.get("gate_area_um2", 0.0) * LAYOUT_OVERHEAD
+
+
 POWER_SEQUENCES = 64  # test sequences whose mean activity sets the signal currents
 
 
@@ -171,7 +178,7 @@ def build_report(build) -> tuple[str, dict]:
     rows = mapping_rows(ir)
     _original_values(build, rows)
     power = power_estimate(build)
-    area_um2 = netlist.get("gate_area_um2", 0.0) * LAYOUT_OVERHEAD
+    area_um2 = area_estimate_um2(netlist)
     quant = facts.get("quantisation", {})
     data = {
         "model": build.network.path,

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config, read_user_yaml
-from compiler.foundation.errors import SimulationError, UsageError
+from compiler.foundation.errors import SimulationError, UsageError, file_label
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.pdk import CORNERS
 from compiler.foundation.simulation import TIME
@@ -67,7 +66,7 @@ def _load(directory: Path) -> tuple[IR, Config]:
     wrote (manifest hashes): a verification is of the delivered circuit or of nothing."""
     if not (directory / "ir.json").is_file() or not (directory / "config.yaml").is_file():
         raise NotABuild(
-            f"{str(directory)[:200]} is not a build directory (no ir.json / config.yaml); run "
+            f"{file_label(directory)} is not a build directory (no ir.json / config.yaml); run "
             "`python -m compiler build MODEL.ckpt -o DIR` first."
         )
     check_build_outputs(directory, ("ir.json", "config.yaml", "model.ckpt", "netlist/"))
@@ -75,9 +74,9 @@ def _load(directory: Path) -> tuple[IR, Config]:
         ir = IR.from_json((directory / "ir.json").read_text())
         config = Config(**read_user_yaml(directory / "config.yaml", "build configuration", NotABuild))
         get_task(ir.meta["task"])
-    except (ValueError, TypeError, KeyError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:  # read_user_yaml raises NotABuild itself
         raise NotABuild(
-            f"{str(directory)[:200]}: ir.json or config.yaml cannot be read ({type(exc).__name__}); "
+            f"{file_label(directory)}: ir.json or config.yaml cannot be read ({type(exc).__name__}); "
             "rebuild it with `python -m compiler build`."
         ) from None
     return ir, config

@@ -474,11 +474,11 @@ def _is_stale(entry: os.DirEntry, owner: int, now: float) -> bool:
         stat.S_ISDIR(info.st_mode)
         and info.st_uid == os.getuid()
         and now - info.st_mtime > STALE_AFTER
-        and not _process_exists(owner)
+        and not process_exists(owner)
     )
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     """Whether a process `pid` runs (another user's included); when unsure, yes."""
     if pid == os.getpid():
         return True
