@@ -441,20 +441,32 @@ class Calibration:
 
     def invert(self, beta_hi: float, delta: float, alpha: float) -> Params:
         """Bias currents whose calibrated cell has set threshold beta_hi, width delta and level alpha (A)."""
-        if not (beta_hi > 0 and 0 < delta < beta_hi and alpha > 0):
+        return Params(*(float(current) for current in self.bias_currents(beta_hi, delta, alpha)))
+
+    def bias_currents(self, beta_hi, delta, alpha, iterations: int = 40) -> tuple:
+        """(I_thresh, I_width, I_gain) realising beta_hi, delta, alpha (A; arrays of units or scalars): the
+        fixed point of the calibrated model, iterated until no unit moves or `iterations` are done."""
+        beta_hi, delta, alpha = (np.asarray(v, np.float64) for v in (beta_hi, delta, alpha))
+        if not (np.all(beta_hi > 0) and np.all(0 < delta) and np.all(delta < beta_hi) and np.all(alpha > 0)):
             raise CellParameterError(
-                f"bistable: need 0 < delta < beta_hi and alpha > 0, got beta_hi={beta_hi:g}, delta={delta:g}, "
-                f"alpha={alpha:g}."
+                f"bistable: need 0 < delta < beta_hi and alpha > 0, got beta_hi={beta_hi}, delta={delta}, "
+                f"alpha={alpha}."
             )
         ith, iw = beta_hi, delta
-        for _ in range(40):
-            ratio = min(max(iw / ith, self.ratio[0]), self.ratio[-1])
-            ith = beta_hi / float(self._bilinear(self.up_tab, ith, ratio))
-            iw = delta / float(self._bilinear(self.width_tab, ith, ratio))
+        for _ in range(iterations):
+            ratio = np.minimum(np.maximum(iw / ith, self.ratio[0]), self.ratio[-1])
+            new_ith = beta_hi / self._bilinear(self.up_tab, ith, ratio)
+            new_iw = delta / self._bilinear(self.width_tab, new_ith, ratio)
+            if np.array_equal(new_ith, ith) and np.array_equal(new_iw, iw):
+                break
+            ith, iw = new_ith, new_iw
         ig = alpha
-        for _ in range(40):
-            ig = alpha / float(np.interp(np.log(ig), self.log_gain, self.level_tab))
-        return Params(ith, iw, ig)
+        for _ in range(iterations):
+            new_ig = alpha / np.interp(np.log(ig), self.log_gain, self.level_tab)
+            if np.array_equal(new_ig, ig):
+                break
+            ig = new_ig
+        return ith, iw, ig
 
     def delay(self, I_thresh: float, overdrive: float) -> float:
         """Switching delay (s) after a step to (1 + overdrive) * beta_hi: log-log interpolation, scaled 1/I."""

@@ -89,13 +89,18 @@ def load_network(path) -> Network:
         ckpt = load_checkpoint(path)
     except CheckpointError as error:
         raise BadCheckpoint(f"{path}: {type(error).__name__}: {error}") from error
+    network = network_of(ckpt, str(Path(path)))
+    check_design_rules(network)
+    return network
+
+
+def network_of(ckpt: Checkpoint, path: str) -> Network:
+    """A checkpoint's network (not yet checked against the design rules)."""
     graph = nx.DiGraph()
     for layer in ckpt.graph["layers"]:
         graph.add_node(layer["name"], layer=layer)
     graph.add_edges_from(tuple(edge) for edge in ckpt.graph["edges"])
-    network = Network(ckpt, graph, str(Path(path)))
-    check_design_rules(network)
-    return network
+    return Network(ckpt, graph, path)
 
 
 def check_design_rules(network: Network) -> None:

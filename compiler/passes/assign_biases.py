@@ -11,30 +11,10 @@ the sharing a current-mode bias network allows (each current still needs its own
 
 from __future__ import annotations
 
-import math
-
-from cells.common import I_MIN
 from compiler.ir import IR, PROGRAMMED, BiasArray, BiasGenerator, Tap
+from compiler.realisation import bias_step, grid_units
 
 REQUIRES = ("calibrate", "keep_alive")  # the programmed currents, and every bias array
-
-
-def grid(config) -> float:
-    return config.get("i_unit") / config.get("bias_denominator")
-
-
-def grid_units(current: float, config) -> int:
-    """Grid steps of a bias current: rounded, and raised to the cells' weak-inversion minimum
-    (I_MIN) unless the current is below half of it, which is realised as no current at all."""
-    step, magnitude = grid(config), abs(current)
-    if magnitude < I_MIN / 2:
-        return 0
-    return max(round(magnitude / step), math.ceil(I_MIN / step - 1e-9))
-
-
-def on_grid(current: float, config) -> float:
-    """A non-negative current on the bias grid."""
-    return grid_units(current, config) * grid(config)
 
 
 def node_polarity(ir: IR, stage_name: str) -> str:
@@ -43,13 +23,13 @@ def node_polarity(ir: IR, stage_name: str) -> str:
 
 
 def run(ir: IR, config) -> IR:
-    step, taps, new = grid(config), [], {}
+    step, taps, new = bias_step(config), [], {}
     for stage in ir.of_kind(BiasArray):
         (dest,) = ir.successors(stage.name)
         accepted = node_polarity(ir, dest)
         values = []
         for k, value in enumerate(stage.values):
-            units = grid_units(value, config)
+            units = grid_units(value, step)
             values.append((units * step) * (1 if value >= 0 else -1))
             if units:
                 source_side = (value > 0) == (accepted == "n")  # sourcing a positive into an 'n' node
@@ -76,11 +56,11 @@ def run(ir: IR, config) -> IR:
 
 def cell_taps(cell, config) -> list[Tap]:
     """The taps of a memory cell's programmed currents: per bias port that takes one, per unit."""
-    taps = []
+    taps, step = [], bias_step(config)
     for port in cell.facts.bias_ports:
         if port.field in PROGRAMMED:
             for k, current in enumerate(cell.programmed[port.field]):
-                units = grid_units(current, config)
+                units = grid_units(current, step)
                 if units:
                     taps.append(Tap(cell.name, port.field, k, port.polarity, units))
     return taps

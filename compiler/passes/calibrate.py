@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import cells
 from compiler.ir import IR, Programmed
-from compiler.passes.assign_biases import grid, on_grid
+from compiler.realisation import bias_step, program
 
 REQUIRES = ("scale_currents",)  # it programs currents in amperes
 
@@ -29,33 +29,13 @@ def run(ir: IR, config) -> IR:
     new = {}
     for cell in stages:
         calibration = calibrations.get(cell.facts.calibration)
-        units = [
-            program(beta_hi, delta, alpha, calibration, config)
-            for beta_hi, delta, alpha in zip(cell.thresh, cell.width, cell.gain)
-        ]
-        bias, realised = zip(*units)
-        thresh, width, gain = (tuple(column) for column in zip(*realised))
+        bias, realised = program(cell.thresh, cell.width, cell.gain, calibration, bias_step(config))
+        thresh, width, gain = (_floats(column) for column in realised)
         new[cell.name] = cell.replace(
-            thresh=thresh, width=width, gain=gain, programmed=Programmed(*(tuple(column) for column in zip(*bias)))
+            thresh=thresh, width=width, gain=gain, programmed=Programmed(*(_floats(column) for column in bias))
         )
     return ir.replace_stages(new).with_meta(calibrated=bool(calibrations))
 
 
-def program(beta_hi: float, delta: float, alpha: float, calibration, config) -> tuple[tuple, tuple]:
-    """One unit: the bias currents (I_thresh, I_width, I_gain) on the grid that realise the wanted
-    (beta_hi, delta, alpha), and the (beta_hi, delta, alpha) they realise (the calibrated model, or the
-    ideal equations without a calibration). A switched-off output (alpha = 0) still needs its thresholds."""
-    if calibration is not None:
-        wanted = calibration.invert(beta_hi, delta, alpha if alpha > 0 else beta_hi)
-        i_thresh, i_width, i_gain = wanted.I_thresh, wanted.I_width, wanted.I_gain
-    else:
-        i_thresh, i_width, i_gain = beta_hi, delta, alpha
-    i_thresh, i_width = on_grid(i_thresh, config), on_grid(i_width, config)
-    i_width = min(i_width, i_thresh - grid(config))  # rounding must leave a reset level above zero
-    i_gain = on_grid(i_gain, config) if alpha > 0 else 0.0
-    if calibration is not None:
-        hi, lo, level = calibration.thresholds(i_thresh, i_width, i_gain if i_gain > 0 else i_thresh)
-        hi, lo, level = float(hi), float(lo), (float(level) if i_gain > 0 else 0.0)
-    else:
-        hi, lo, level = i_thresh, i_thresh - i_width, i_gain
-    return (i_thresh, i_width, i_gain), (hi, hi - lo, level)
+def _floats(values) -> tuple:
+    return tuple(float(v) for v in values)

@@ -22,7 +22,7 @@ import math
 
 from cells.common import I_MIN
 from compiler.ir import IR, BiasArray, CurrentInput, Receiver, WeightArray, for_kind
-from compiler.passes.assign_biases import grid
+from compiler.realisation import bias_step
 from compiler.settling import KEEP_ALIVE, N_UT, SETTLE_TAUS, gate_capacitance, keep_alive_name, slot_seconds, turn_on
 
 REQUIRES = ("scale_currents", "size_devices", "schedule_phases")  # currents, gate areas and slots
@@ -31,7 +31,7 @@ REQUIRES = ("scale_currents", "size_devices", "schedule_phases")  # currents, ga
 def run(ir: IR, config) -> IR:
     if not config.get("keep_alive"):
         return ir
-    slot, step = slot_seconds(ir, config), grid(config)
+    slot, step = slot_seconds(ir, config), bias_step(config)
     added: dict[str, list[tuple[BiasArray, str]]] = {}  # destination -> the arrays that feed it
     for rx in ir.of_kind(Receiver):
         caps = gate_capacitance(ir, rx)

@@ -4,7 +4,8 @@ A memory cell's currents must lie in its weak-inversion range (its facts' limits
 at the configured i_unit), and its hysteresis width must be at least `min_width_ratio` of its threshold
 (narrower windows lose their hysteresis to mismatch). A narrow window is widened about its centre, one
 reaching down to zero input is capped at 0.9 of the threshold; a gain too small to realise becomes 0 (the
-unit's output is switched off). The recorded adjustments go to the build report, and the behavioural
+unit's output is switched off): the rule is compiler/realisation.py `legal_window`, which hardware-aware
+training applies too. The recorded adjustments go to the build report, and the behavioural
 reference uses the legalised values, so verification compares SPICE with the circuit the compiler meant
 to build.
 """
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 from compiler.foundation.errors import UsageError
 from compiler.ir import IR
+from compiler.realisation import MAX_WIDTH_RATIO, legal_window
 
 REQUIRES = ()  # it works in software units: scale_currents requires it
-MAX_WIDTH_RATIO = 0.9
 
 
 class UnrealisableCurrent(UsageError):
@@ -37,12 +38,7 @@ def run(ir: IR, config) -> IR:
                     f"{hi:.3g} units ({limits.i_max:.3g} A at i_unit = {i_unit:g} A). Lower i_unit in the config."
                 )
             before = (thresh[k], width[k], gain[k])
-            t, w = max(thresh[k], lo), width[k]
-            if w < ratio * t:  # widen to ratio * t about the window's centre c = t - w/2
-                t = max((t - w / 2) / (1 - ratio / 2), lo)
-                w = ratio * t
-            w = min(w, MAX_WIDTH_RATIO * t)  # keep a positive reset level the cell can compare against
-            g = gain[k] if gain[k] >= lo else (lo if gain[k] >= lo / 2 else 0.0)
+            t, w, g = (float(v) for v in legal_window(*before, lo, ratio))
             thresh[k], width[k], gain[k] = t, w, g
             if (t, w, g) != before:
                 adjustments.append(

@@ -16,7 +16,7 @@ import cells
 from cells import cmru
 from compiler.foundation.errors import UsageError
 from compiler.ir import IR, PROGRAMMED, BiasGenerator, Ladder, LadderDesign, Tap
-from compiler.passes.assign_biases import grid_units, on_grid
+from compiler.realisation import bias_step, grid_units, on_grid
 
 REQUIRES = ("assign_biases",)  # it scales and extends the bias generator's taps
 # The ladder's own bias ports by the field they take (the others take the programmed stage currents).
@@ -40,7 +40,7 @@ def run(ir: IR, config) -> IR:
         for k, unit in enumerate(units):
             currents = unit.port_currents()
             extra_taps += [
-                Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], config))
+                Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], bias_step(config)))
                 for field, port in LADDER_PORTS.items()
             ]
         new[stage.name] = stage.replace(
@@ -71,7 +71,7 @@ def design_unit(stage: Ladder, k: int, config, dpi_calibration) -> cmru.Params:
         prog.gain[k],
         frame=config.get("frame_period", stage),
         dpi_calibration=dpi_calibration,
-        quantize=lambda current: on_grid(current, config),
+        quantize=lambda current: on_grid(current, bias_step(config)),
     )
 
 

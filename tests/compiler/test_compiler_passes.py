@@ -128,7 +128,7 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     is sunk again at the destination, on the bias grid, so the network computes the same thing."""
     from compiler.backends.behavioural import arrays_from_ir
     from compiler.passes import run_pipeline
-    from compiler.passes.assign_biases import grid
+    from compiler.realisation import bias_step
     from compiler.passes.keep_alive import non_negative
     from compiler.settling import keep_alive_name
 
@@ -137,7 +137,7 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     kept, _ = run_pipeline(lower(load_network(small_ckpt)), config)
     receivers = [rx for rx in kept.of_kind(Receiver) if keep_alive_name(rx.name) in kept.predecessors(rx.name)]
     assert receivers and all(non_negative(plain, rx.name) for rx in receivers)  # no ReLU is shifted
-    step = grid(config)
+    step = bias_step(config)
     for rx in receivers:
         standing = np.asarray(kept.stage(keep_alive_name(rx.name)).values)
         assert np.all(standing >= 0) and np.allclose(

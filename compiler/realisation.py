@@ -1,0 +1,212 @@
+"""The realisation rules: which value of each model parameter the circuit realises, one function per rule.
+
+The passes build the circuit with these functions, and `Realisation.realise` composes the same functions
+on a model's arrays, so that hardware-aware training (flows/train.py) trains the very network the
+compiler will build, and the build report's realised model is that network too:
+
+    weights   mirror ratios: round(|w| * D) unit devices (at most max_units) over the receiver's diode of
+              D units, D the configured denominator lowered where the receiver's largest weight needs it
+    biases    taps on the bias grid (i_unit / bias_denominator), raised to the cells' minimum current
+              unless below half of it (then none)
+    cells     the hysteresis window legalised (minimum current, minimum and maximum width), then the bias
+              currents that realise it through the cell's calibration table, on the bias grid, and the
+              thresholds and level those currents realise
+
+Every function takes numpy arrays or scalars and computes in float64, so a pass and the realisation give
+bit-identical values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import cells
+from cells.common import I_MIN
+from compiler.ir import IR, BiasArray, Receiver, WeightArray
+
+MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive reset level to compare against
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+def ratio_denominator(largest: float, wanted: int, max_units: int) -> int:
+    """A receiver's diode size: `wanted` unit devices, fewer where its largest weight would need more than
+    `max_units` devices in one output."""
+    return wanted if largest * wanted <= max_units else max(1, int(max_units // largest))
+
+
+def ratio_units(weights, denominator: int, max_units: int) -> np.ndarray:
+    """Unit devices of mirror outputs realising non-negative weights over a `denominator`-unit diode."""
+    return np.minimum(np.round(np.asarray(weights, np.float64) * denominator), max_units).astype(np.int64)
+
+
+def bias_step(config) -> float:
+    """The bias grid (A): one tap unit device."""
+    return config.get("i_unit") / config.get("bias_denominator")
+
+
+def grid_units(current, step: float):
+    """Tap unit devices of a bias current (A): rounded, and raised to the cells' weak-inversion minimum
+    (I_MIN) unless the current is below half of it, which is realised as no current at all."""
+    magnitude = np.abs(np.asarray(current, np.float64))
+    units = np.maximum(np.round(magnitude / step), math.ceil(I_MIN / step - 1e-9))
+    units = np.where(magnitude < I_MIN / 2, 0, units).astype(np.int64)
+    return int(units) if units.ndim == 0 else units
+
+
+def on_grid(current: float, step: float) -> float:
+    """A non-negative current (A) on the bias grid."""
+    return grid_units(current, step) * step
+
+
+def legal_window(thresh, width, gain, lo: float, ratio: float):
+    """A memory cell's (threshold, width, gain) clamped into what the cell realises (software units): the
+    threshold at least `lo`, a window narrower than `ratio` x threshold widened about its centre, one
+    reaching down to zero input capped at MAX_WIDTH_RATIO x threshold, and a gain below `lo` raised to `lo`
+    (or switched off below lo / 2)."""
+    t, w, g = (np.asarray(v, np.float64) for v in (thresh, width, gain))
+    t = np.maximum(t, lo)
+    narrow = w < ratio * t
+    t = np.where(narrow, np.maximum((t - w / 2) / (1 - ratio / 2), lo), t)
+    w = np.minimum(np.where(narrow, ratio * t, w), MAX_WIDTH_RATIO * t)
+    g = np.where(g >= lo, g, np.where(g >= lo / 2, lo, 0.0))
+    return t, w, g
+
+
+def program(beta_hi, delta, alpha, calibration, step: float) -> tuple[tuple, tuple]:
+    """Memory-cell units (A; arrays or scalars): the bias currents (I_thresh, I_width, I_gain) on the grid
+    that realise the wanted (beta_hi, delta, alpha), and the (beta_hi, delta, alpha) they realise (the
+    calibrated model, or the ideal equations without a calibration). A switched-off output (alpha = 0)
+    still needs its thresholds."""
+    beta_hi, delta, alpha = (np.asarray(v, np.float64) for v in (beta_hi, delta, alpha))
+    on = alpha > 0
+    if calibration is not None:
+        i_thresh, i_width, i_gain = calibration.bias_currents(beta_hi, delta, np.where(on, alpha, beta_hi))
+    else:
+        i_thresh, i_width, i_gain = beta_hi, delta, alpha
+    i_thresh, i_width = on_grid(i_thresh, step), on_grid(i_width, step)
+    i_width = np.minimum(i_width, i_thresh - step)  # rounding must leave a reset level above zero
+    i_gain = np.where(on, on_grid(i_gain, step), 0.0)
+    if calibration is not None:
+        hi, lo, level = calibration.thresholds(i_thresh, i_width, np.where(i_gain > 0, i_gain, i_thresh))
+        level = np.where(i_gain > 0, level, 0.0)
+    else:
+        hi, lo, level = i_thresh, i_thresh - i_width, i_gain
+    return (i_thresh, i_width, i_gain), (hi, hi - lo, level)
+
+
+# ------------------------------------------------------------------------------- the whole network
+
+
+@dataclass(frozen=True)
+class MirrorGroup:
+    """The layer weights that a receiver's mirrors copy (they share its diode, so its denominator)."""
+
+    weights: tuple[str, ...]  # model arrays "<layer>.W"
+    fixed_largest: float  # the largest weight of the receiver's other readers (1:1 copies)
+    wanted: int
+    max_units: int
+
+
+@dataclass(frozen=True)
+class BiasPlan:
+    name: str  # model array "<layer>.b"
+    i_unit: float  # A per software unit at this stage
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    layer: str
+    i_unit: float
+    lo: float  # smallest current (software units)
+    hi: float  # largest current (software units)
+    ratio: float  # minimum width / threshold
+    calibration: str | None  # the cell's calibration table, when the build calibrates
+
+
+@dataclass(frozen=True)
+class Realisation:
+    """What the circuit realises of each parameter of one network under one build configuration."""
+
+    groups: tuple[MirrorGroup, ...]
+    biases: tuple[BiasPlan, ...]
+    cells: tuple[CellPlan, ...]
+    i_unit: float  # the model's software unit (A)
+    step: float  # the bias grid (A)
+    calibrations: dict  # calibration table name -> the cell's Calibration
+
+    @classmethod
+    def of(cls, ir: IR, config) -> Realisation:
+        """The plan of a lowered IR (software units, before any pass) under `config`."""
+        groups = []
+        for rx in ir.of_kind(Receiver):
+            readers = ir.readers(rx.name)
+            if readers:
+                copies = [abs(w) for a in readers if a.source != a.name for row in a.weights for w in row]
+                groups.append(
+                    MirrorGroup(
+                        tuple(a.source for a in readers if a.source == a.name),
+                        max(copies, default=0.0),
+                        config.get("denominator", rx),
+                        min(config.get("max_units", a) for a in readers),
+                    )
+                )
+        biases = tuple(BiasPlan(s.source, config.get("i_unit", s)) for s in ir.of_kind(BiasArray))
+        plans, calibrations = [], {}
+        for cell in ir.memory_cells():
+            i_unit, limits = config.get("i_unit", cell), cell.facts.limits
+            name = cell.facts.calibration if config.get("calibrated") else None
+            if name is not None and name not in calibrations:
+                calibrations[name] = cells.load_calibration(name, config.get("corner"), config.get("temp"))
+            ratio = config.get("min_width_ratio", cell)
+            plans.append(CellPlan(cell.name, i_unit, limits.i_min / i_unit, limits.i_max / i_unit, ratio, name))
+        return cls(tuple(groups), biases, tuple(plans), config.get("i_unit"), bias_step(config), calibrations)
+
+    def realise(self, arrays: dict) -> dict:
+        """The realised values of the model arrays the circuit sets (float32, software units); currents
+        above a cell's range are first clamped to it (the compiler refuses them)."""
+        out = {}
+        for group in self.groups:
+            weights = {name: np.asarray(arrays[name], np.float64) for name in group.weights}
+            largest = max([group.fixed_largest, *(float(np.max(np.abs(w), initial=0.0)) for w in weights.values())])
+            denominator = ratio_denominator(largest, group.wanted, group.max_units)
+            for name, w in weights.items():
+                positive = ratio_units(np.maximum(w, 0.0), denominator, group.max_units)
+                negative = ratio_units(np.maximum(-w, 0.0), denominator, group.max_units)
+                out[name] = (positive - negative) / denominator
+        for bias in self.biases:
+            amperes = np.asarray(arrays[bias.name], np.float64) * bias.i_unit
+            out[bias.name] = grid_units(amperes, self.step) * self.step * np.where(amperes >= 0, 1, -1) / self.i_unit
+        for cell in self.cells:
+            out.update(self.realise_cell(cell, arrays))
+        return {name: np.asarray(value, np.float32) for name, value in out.items()}
+
+    def settle(self, arrays: dict, rounds: int = 4) -> dict:
+        """Realised values that realise to themselves, so that a checkpoint of them builds unchanged:
+        calibration can push a legalised window back past a bound (a width above MAX_WIDTH_RATIO), which
+        a second realisation moves again; repeated until nothing moves (at most `rounds` times)."""
+        realised = self.realise(arrays)
+        for _ in range(rounds):
+            again = self.realise({**arrays, **realised})
+            if all(np.array_equal(again[name], value) for name, value in realised.items()):
+                break
+            realised = again
+        return realised
+
+    def realise_cell(self, cell: CellPlan, arrays: dict) -> dict:
+        beta_lo, delta, alpha = (
+            np.asarray(arrays[f"{cell.layer}.{p}"], np.float64) for p in ("beta_lo", "delta", "alpha")
+        )
+        thresh = np.minimum(beta_lo + delta, cell.hi)
+        t, w, g = legal_window(thresh, np.minimum(delta, thresh), np.minimum(alpha, cell.hi), cell.lo, cell.ratio)
+        calibration = self.calibrations.get(cell.calibration)
+        _, (hi, width, level) = program(t * cell.i_unit, w * cell.i_unit, g * cell.i_unit, calibration, self.step)
+        return {
+            f"{cell.layer}.beta_lo": (hi - width) / self.i_unit,
+            f"{cell.layer}.delta": width / self.i_unit,
+            f"{cell.layer}.alpha": level / self.i_unit,
+        }
