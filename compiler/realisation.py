@@ -25,7 +25,7 @@ import numpy as np
 
 import cells
 from cells.common import I_MIN
-from compiler.ir import IR, BiasArray, Receiver, WeightArray
+from compiler.ir import IR, BiasArray, Receiver
 
 MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive reset level to compare against
 

@@ -128,8 +128,8 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     is sunk again at the destination, on the bias grid, so the network computes the same thing."""
     from compiler.backends.behavioural import arrays_from_ir
     from compiler.passes import run_pipeline
-    from compiler.realisation import bias_step
     from compiler.passes.keep_alive import non_negative
+    from compiler.realisation import bias_step
     from compiler.settling import keep_alive_name
 
     config = Config(model={"frame_period": 1e-4, "keep_alive": True})
