@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from compiler.frontend import Network, load_network
 from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
 from compiler.passes import PIPELINE, check_name, run_pipeline
+from flows.train import settings_mismatch
 
 TOOL_VERSION = "0.1.0"
 
@@ -90,6 +92,10 @@ class Build:
 
 def step_load(build: Build) -> None:
     build.network = load_network(build.checkpoint)
+    mismatch = settings_mismatch(build.network.checkpoint.metadata, build.config)
+    if mismatch:
+        build.facts["trained_for_other_settings"] = mismatch
+        print(f"warning: the model was trained for other build settings ({mismatch})", file=sys.stderr)
     shutil.copyfile(build.checkpoint, build.directory / "model.ckpt")  # verify reads the float model here
     build.write("config.yaml", yaml.safe_dump(build.config.resolved(), sort_keys=True))
 

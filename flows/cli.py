@@ -12,9 +12,10 @@ import sys
 import threading
 
 from compiler.foundation.errors import CompilerError, file_label
-from flows import build, characterize, drc, lvs, starter_config, verify
+from flows import build, characterize, drc, lvs, starter_config, train, verify
 
 SUBCOMMANDS = {
+    "train": (train, "train a model as the circuit realises it (hardware-aware), for a build configuration"),
     "build": (build, "compile a checkpoint into a sky130 netlist, reference model and report"),
     "config": (starter_config, "write a starter build configuration for a checkpoint"),
     "verify": (verify, "simulate the built circuit and compare it with the model, frame by frame"),

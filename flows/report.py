@@ -207,6 +207,7 @@ def build_report(build) -> tuple[str, dict]:
         + ", ".join(f"{k} {v * 1e9:.1f} nW" for k, v in power["blocks_W"].items())
         + f" (signal currents: {power['signal_activity']})",
         f"- cell calibration applied: {data['calibrated']}",
+        *_training_lines(build),
         "",
         "## Cost of realising the model",
         "",
@@ -228,6 +229,17 @@ def build_report(build) -> tuple[str, dict]:
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
     return "\n".join(lines) + "\n", data
+
+
+def _training_lines(build) -> list:
+    """Whether the model was trained as this circuit realises it (hardware-aware, for these settings)."""
+    record = build.network.checkpoint.metadata.get("hardware_aware")
+    if not isinstance(record, dict):
+        return ["- trained without the circuit (not hardware-aware): the realised model differs from it"]
+    other = build.facts.get("trained_for_other_settings")
+    if other:
+        return [f"- **trained hardware-aware for other build settings**: {other}"]
+    return [f"- trained hardware-aware for these build settings (decision margin {record.get('margin')})"]
 
 
 def _ties_section(ties: dict | None) -> list:

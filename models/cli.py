@@ -32,11 +32,11 @@ class BadOption(UsageError):
     """A command-line value is out of range or names nothing that exists."""
 
 
-def _cmd_train(args) -> int:
-    from models.checkpoint import check_output_path, save_checkpoint
-    from models.train import TrainConfig, train
+def train_config(args):
+    """The TrainConfig of `train`'s options (add_train_arguments)."""
+    from models.train import TrainConfig
 
-    cfg = TrainConfig(
+    return TrainConfig(
         task=args.task,
         cell=args.cell,
         d=args.d,
@@ -52,11 +52,24 @@ def _cmd_train(args) -> int:
         eps_decay=args.eps_decay,
         patience=args.patience,
     )
+
+
+def _cmd_train(args) -> int:
+    from models.checkpoint import check_output_path
+    from models.train import train
+
+    cfg = train_config(args)
     check_output_path(args.output)
-    result = train(cfg, progress=not args.quiet)
-    save_checkpoint(args.output, result.checkpoint)
+    return report_training(args.output, train(cfg, progress=not args.quiet))
+
+
+def report_training(output, result) -> int:
+    """Save a trained checkpoint and print its metrics."""
+    from models.checkpoint import save_checkpoint
+
+    save_checkpoint(output, result.checkpoint)
     md = result.checkpoint.metadata
-    print(f"saved {args.output}")
+    print(f"saved {output}")
     print(json.dumps(md["metrics"], indent=1))
     print(
         f"{result.steps_run} steps in {result.seconds:.1f} s "
@@ -138,13 +151,10 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_train_arguments(t) -> None:
+    """The options of `train` (also those of the compiler's hardware-aware `train`)."""
     from models.tasks import TASKS
 
-    p = _Parser(prog="python -m models", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train one model and save a .ckpt")
     t.add_argument("--task", required=True, choices=TASKS)
     t.add_argument("--cell", required=True, choices=CELLS)
     t.add_argument("--d", required=True, type=int, help="state size per layer")
@@ -172,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("-o", "--output", required=True, help="checkpoint path to write")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+
+    p = _Parser(prog="python -m models", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one model and save a .ckpt")
+    add_train_arguments(t)
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="re-measure a checkpoint on its task")

@@ -3,6 +3,10 @@
 Deterministic for a given config: initialisation and batch order come from numpy generators seeded
 by ``seed``, the optimiser runs in jitted chunks of ``eval_every`` steps, and the checkpoint holds no
 timestamps, so the same config gives the same checkpoint bytes on the same software stack.
+
+Hardware-aware training (a ``Hardware`` given by the compiler, flows/train.py) runs every step on the
+values the circuit realises, with straight-through gradients, adds a decision-margin term, selects on the
+realised network and saves the realised values: the checkpoint is the network the circuit computes.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -118,6 +123,21 @@ class TrainConfig:
         return (self.eps_hold + self.eps_decay + 3000) if annealed else 3000
 
 
+@dataclass(frozen=True, eq=False)
+class Hardware:
+    """What hardware-aware training takes from the compiler (the models know no circuit).
+
+    `realise` maps the model's arrays (numpy) to the values the circuit realises for those it sets
+    (float32, the same names and shapes); `margin` is the smallest distance, relative to the set
+    threshold, that a memory cell's candidate should keep from either threshold, with the loss weight
+    `margin_weight`; `record` goes into the checkpoint's metadata (the build configuration trained for)."""
+
+    realise: Callable[[dict], dict]
+    margin: float = 0.0
+    margin_weight: float = 1.0
+    record: dict = field(default_factory=dict)
+
+
 @dataclass
 class TrainResult:
     checkpoint: Checkpoint
@@ -156,6 +176,7 @@ def _compiled(
     hold: int,
     decay: int,
     annealed: bool,
+    hardware: Hardware | None = None,
 ):
     """Optimiser and jitted training chunk, shared by runs that differ only in seed (compile once)."""
     graph, task = json.loads(graph_json), get_task(task_name)
@@ -163,18 +184,51 @@ def _compiled(
     optimizer = optax.chain(
         optax.clip_by_global_norm(clip), optax.adamw(cosine_lr(lr, total), weight_decay=weight_decay)
     )
-    return optimizer, _make_chunk(graph, task, optimizer, eps_schedule), predictor(graph)
+    return optimizer, _make_chunk(graph, task, optimizer, eps_schedule, hardware), predictor(graph)
 
 
-def _make_chunk(graph, task, optimizer, eps_schedule):
+def straight_through(hardware: Hardware, params: dict, names: tuple) -> dict:
+    """The realised values of the arrays `names` in the forward pass, the identity in the backward pass."""
+    shapes = {name: jax.ShapeDtypeStruct(params[name].shape, jnp.float32) for name in names}
+    realised = jax.pure_callback(
+        lambda arrays: hardware.realise({k: np.asarray(v) for k, v in arrays.items()}),
+        shapes,
+        jax.lax.stop_gradient(params),
+    )
+    return {k: v + jax.lax.stop_gradient(realised[k] - v) if k in realised else v for k, v in params.items()}
+
+
+def margin_loss(graph, params, traces, margin: float):
+    """Mean over memory-cell candidates of how far inside `margin` (relative to the set threshold) they sit
+    from the nearer threshold, in [0, 1]: zero once every candidate keeps its distance."""
+    terms = []
+    for layer in graph["layers"]:
+        if layer["type"] in NON_NEGATIVE:
+            beta_lo, delta = params[f"{layer['name']}.beta_lo"], params[f"{layer['name']}.delta"]
+            beta_hi = beta_lo + delta
+            h = traces[layer["name"]]["h"]
+            distance = jnp.minimum(jnp.abs(h - beta_hi), jnp.abs(h - beta_lo)) / jnp.maximum(beta_hi, 1e-6)
+            terms.append(jnp.mean(jax.nn.relu(1.0 - distance / margin)))
+    return sum(terms) / max(len(terms), 1)
+
+
+def _make_chunk(graph, task, optimizer, eps_schedule, hardware=None):
     clipped = _non_negative_keys(graph)
+    realised_names = tuple(sorted(hardware.realise(init_arrays(graph, 0)))) if hardware else ()
 
     def project(params):
         return {k: jnp.maximum(v, 0.0) if k in clipped else v for k, v in params.items()}
 
     def loss_fn(params, x, y, eps):
-        out, _ = apply(graph, params, x, eps=eps)
-        return task.loss(out, y)
+        if hardware is None:
+            out, _ = apply(graph, params, x, eps=eps)
+            return task.loss(out, y)
+        params = straight_through(hardware, params, realised_names)
+        out, traces = apply(graph, params, x, eps=eps)
+        loss = task.loss(out, y)
+        if hardware.margin > 0:
+            loss = loss + hardware.margin_weight * margin_loss(graph, params, traces, hardware.margin)
+        return loss
 
     def one_step(carry, batch):
         params, opt_state, step = carry
@@ -192,12 +246,18 @@ def _make_chunk(graph, task, optimizer, eps_schedule):
     return chunk
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    """Train one model and return its checkpoint (best validation point once eps = 0)."""
+def graph_of(cfg: TrainConfig) -> dict:
+    """The layer graph a training config builds."""
     task = get_task(cfg.task)
-    graph = build_graph(
+    return build_graph(
         cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool, mlp=cfg.mlp, K=cfg.K, head=cfg.head
     )
+
+
+def train(cfg: TrainConfig, progress: bool = True, hardware: Hardware | None = None) -> TrainResult:
+    """Train one model and return its checkpoint (best validation point once eps = 0); with `hardware`,
+    trained, selected and saved as the circuit realises it."""
+    task, graph = get_task(cfg.task), graph_of(cfg)
     annealed = has_annealed_cells(graph)
     cfg = _fit_schedule(cfg, annealed)
     settled = cfg.eps_hold + cfg.eps_decay if annealed else 0
@@ -212,7 +272,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         cfg.eps_hold,
         cfg.eps_decay,
         annealed,
+        hardware,
     )
+    deployed = (lambda arrays: {**arrays, **hardware.realise(arrays)}) if hardware else (lambda arrays: arrays)
     params = {k: jnp.asarray(v) for k, v in init_arrays(graph, cfg.seed).items()}
     opt_state = optimizer.init(params)
     rng = np.random.default_rng([cfg.seed, 7])
@@ -232,7 +294,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             bar.update(n)
             if step < settled and step < total:
                 continue
-            np_params = {k: np.asarray(v) for k, v in params.items()}
+            np_params = deployed({k: np.asarray(v) for k, v in params.items()})
             out = predict(fwd, np_params, task.val.x)
             score = (task.metrics(out, task.val.y)[task.metric], loss_value(task, out, task.val.y))
             bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{score[0]:.4f}")
@@ -273,6 +335,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         "steps_run": step,
         "hardware_mappable": is_hardware_mappable(graph),
     }
+    if hardware is not None:
+        metadata["hardware_aware"] = {"margin": hardware.margin, **hardware.record}
     arrays = {k: np.asarray(v, np.float32) for k, v in best.items()}
     return TrainResult(Checkpoint(graph, arrays, metadata), losses, step, seconds)
 

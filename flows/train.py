@@ -1,0 +1,151 @@
+"""`python -m compiler train`: hardware-aware training, so that the circuit computes the network trained.
+
+The model zoo's training loop (models/train.py) runs every step on the values the circuit realises under
+a build configuration: the compiler's own realisation rules (compiler/realisation.py: mirror ratios on
+each receiver's grid, bias taps, legalised and calibrated cell windows), with straight-through gradients,
+plus a decision-margin term that keeps each memory cell's candidates away from its thresholds (a
+candidate at a threshold is decided by mismatch, not by the model). The checkpoint holds the realised
+values and records the build settings it was trained for; `build` warns when built with others.
+`--zoo NAME` retrains a shipped FQ model this way, with its shipped build configuration.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from compiler.config import Config, load_config
+from compiler.foundation.errors import UsageError, shown
+from compiler.frontend import network_of
+from compiler.lower import lower
+from compiler.realisation import Realisation
+from models.checkpoint import Checkpoint, check_output_path
+from models.network import init_arrays
+
+# The settings the realisation reads: a network trained for one value of these is realised differently
+# under another.
+REALISATION_KEYS = (
+    "i_unit",
+    "denominator",
+    "max_units",
+    "bias_denominator",
+    "min_width_ratio",
+    "calibrated",
+    "corner",
+    "temp",
+)
+DEFAULT_MARGIN = 0.02  # 5 x the build report's tie distance (flows/quantisation.py TIE)
+DEFAULT_MARGIN_WEIGHT = 1.0
+
+
+class BadMargin(UsageError):
+    """A decision margin or its weight outside its range."""
+
+
+def realisation_settings(config: Config) -> dict:
+    """The build settings that decide what the circuit realises: the model-wide values and any per-stage
+    or per-kind override of them."""
+    settings = {"model": {key: config.get(key) for key in REALISATION_KEYS}}
+    for section in ("stage_types", "stages"):
+        table = {
+            name: {k: v for k, v in values.items() if k in REALISATION_KEYS}
+            for name, values in getattr(config, section).items()
+        }
+        if any(table.values()):
+            settings[section] = {name: values for name, values in sorted(table.items()) if values}
+    return settings
+
+
+def hardware(graph: dict, config: Config, margin: float = DEFAULT_MARGIN, margin_weight: float = DEFAULT_MARGIN_WEIGHT):
+    """The `Hardware` of a model graph under a build configuration, for models.train.train."""
+    from models.train import Hardware
+
+    for name, value, high in (("--margin", margin, 0.5), ("--margin-weight", margin_weight, 100.0)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= high):
+            raise BadMargin(f"{name} must be a number in [0, {high:g}], got {shown(value)}")
+    network = network_of(Checkpoint(graph, init_arrays(graph, 0), {}), "<training>")
+    plan = Realisation.of(lower(network), config)
+    return Hardware(plan.settle, margin, margin_weight, {"build_settings": realisation_settings(config)})
+
+
+def settings_mismatch(metadata: dict, config: Config) -> str | None:
+    """What differs between the settings a hardware-aware checkpoint was trained for and `config`'s, or None."""
+    record = metadata.get("hardware_aware")
+    if not isinstance(record, dict):
+        return None
+    trained, now = record.get("build_settings"), realisation_settings(config)
+    if trained == now:
+        return None
+    if not isinstance(trained, dict):
+        return "the checkpoint's record of its build settings is unreadable"
+    keys = sorted(set(_flat(trained)) | set(_flat(now)))
+    return "; ".join(
+        f"{key}: trained for {shown(_flat(trained).get(key))}, built with {shown(_flat(now).get(key))}"
+        for key in keys
+        if _flat(trained).get(key) != _flat(now).get(key)
+    )
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def add_arguments(parser) -> None:
+    from models.cli import add_train_arguments
+
+    parser.add_argument(
+        "--zoo",
+        metavar="NAME",
+        help="retrain this shipped FQ model (its zoo settings and build configuration); "
+        "then --task, --cell and --d are not needed",
+    )
+    add_train_arguments(parser)
+    for action in parser._actions:  # with --zoo, the model's settings come from the zoo
+        if action.dest in ("task", "cell", "d", "output"):
+            action.required = False
+    parser.add_argument("--config", help="build configuration to train for (default: the compiler's defaults)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help="distance candidates keep from a threshold, relative to it (0: no margin term)",
+    )
+    parser.add_argument("--margin-weight", type=float, default=DEFAULT_MARGIN_WEIGHT)
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from models.catalog import ZOO, build_config, zoo_path
+    from models.cli import report_training, train_config
+    from models.train import graph_of, train
+
+    if args.zoo is not None:
+        if args.zoo not in ZOO or not ZOO[args.zoo].cell.startswith("fq_"):
+            fq = sorted(name for name, cfg in ZOO.items() if cfg.cell.startswith("fq_"))
+            raise UsageError(f"--zoo {shown(args.zoo)} is not an FQ zoo model; choose one of {', '.join(fq)}")
+        cfg = replace(ZOO[args.zoo], seed=args.seed)
+        output = args.output or zoo_path(args.zoo)
+        config_path = args.config or build_config(zoo_path(args.zoo))
+    else:
+        missing = [f"--{name}" for name in ("task", "cell", "d", "output") if getattr(args, name) is None]
+        if missing:
+            raise UsageError(f"train needs {', '.join(missing)} (or --zoo NAME)")
+        cfg, output, config_path = train_config(args), args.output, args.config
+    check_output_path(output)
+    config = load_config(config_path)
+    chip = hardware(graph_of(cfg), config, args.margin, args.margin_weight)
+    result = train(cfg, progress=not args.quiet, hardware=chip)
+    status = report_training(output, result)
+    if args.zoo is not None:
+        from models.zoo_readme import write_readme
+
+        write_readme()
+    print(f"trained for the build settings {realisation_settings(config)}", file=sys.stderr)
+    return status

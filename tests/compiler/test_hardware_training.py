@@ -1,0 +1,90 @@
+"""Hardware-aware training (flows/train.py, models/train.py `Hardware`): the checkpoint it saves is the network
+the circuit realises, it records the build settings it was trained for, and a build with others warns."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from compiler.config import Config, load_config
+from compiler.frontend import load_network
+from compiler.lower import lower
+from compiler.realisation import Realisation
+from flows.build import build
+from flows.cli import main
+from flows.train import hardware, realisation_settings, settings_mismatch
+from models.checkpoint import save_checkpoint
+from models.train import TrainConfig, graph_of, margin_loss, train
+
+TINY = TrainConfig(task="flipflop", cell="fq_bmru", d=2, steps=60, eps_hold=10, eps_decay=20, eval_every=30)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny hardware-aware flip-flop, trained for a build with i_unit = 2 nA, saved."""
+    config = Config(model={"i_unit": 2e-9})
+    result = train(TINY, progress=False, hardware=hardware(graph_of(TINY), config))
+    path = tmp_path_factory.mktemp("hw") / "hw.ckpt"
+    save_checkpoint(path, result.checkpoint)
+    return path, config
+
+
+def test_the_saved_checkpoint_is_the_realised_network(trained):
+    path, config = trained
+    network = load_network(path)
+    arrays = dict(network.checkpoint.arrays)
+    realised = Realisation.of(lower(network), config).realise(arrays)
+    for key, value in realised.items():
+        np.testing.assert_array_equal(value, arrays[key], err_msg=key)
+    weights = arrays["cell1.W"] * 16  # every weight on the 1/16 mirror grid
+    np.testing.assert_array_equal(weights, np.round(weights))
+
+
+@pytest.mark.tools  # a build records the ngspice version
+def test_the_checkpoint_records_its_build_settings_and_a_build_with_others_warns(trained, tmp_path, capsys):
+    path, config = trained
+    record = load_network(path).checkpoint.metadata["hardware_aware"]
+    assert record["build_settings"] == realisation_settings(config)
+    assert settings_mismatch({"hardware_aware": record}, config) is None
+    other = settings_mismatch({"hardware_aware": record}, Config())
+    assert "model.i_unit: trained for 2e-09, built with 1e-09" in other
+    build(path, tmp_path / "b", layout=False)
+    assert "trained for other build settings" in capsys.readouterr().err
+    assert "trained hardware-aware for other build settings" in (tmp_path / "b/reports/build.md").read_text()
+    (tmp_path / "c.yaml").write_text("model:\n  i_unit: 2.0e-9\n")
+    build(path, tmp_path / "c", tmp_path / "c.yaml", layout=False)
+    assert "trained hardware-aware for these build settings" in (tmp_path / "c/reports/build.md").read_text()
+
+
+@pytest.mark.tools
+def test_a_model_trained_without_the_circuit_says_so(small_ckpt, tmp_path):
+    assert settings_mismatch({}, load_config(None)) is None
+    build(small_ckpt, tmp_path / "b", layout=False)
+    assert "not hardware-aware" in (tmp_path / "b/reports/build.md").read_text()
+
+
+def test_the_margin_term_is_one_at_a_threshold_and_zero_beyond_the_margin():
+    graph = {"layers": [{"name": "c", "type": "fq_bmru"}]}
+    params = {"c.beta_lo": jnp.array([1.0]), "c.delta": jnp.array([1.0])}  # thresholds 1 and 2
+    at = {"c": {"h": jnp.array([[[2.0], [1.0]]])}}
+    far = {"c": {"h": jnp.array([[[2.2], [0.0], [1.5]]])}}
+    half = {"c": {"h": jnp.array([[[2.02]]])}}  # 0.01 of beta_hi away, margin 0.02
+    assert float(margin_loss(graph, params, at, 0.02)) == pytest.approx(1.0)
+    assert float(margin_loss(graph, params, far, 0.02)) == 0.0
+    assert float(margin_loss(graph, params, half, 0.02)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--cell", "fq_bmru", "--d", "2", "-o", "x.ckpt"], "train needs --task"),
+        (["train", "--zoo", "lru_d8_copy_first"], "is not an FQ zoo model"),
+        (["train", "--zoo", "fq_bmru_d4_flipflop", "-o", "x.ckpt", "--margin", "-1"], "BadMargin"),
+    ],
+)
+def test_bad_training_requests_exit_2_before_training(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.ckpt").exists()
