@@ -214,7 +214,8 @@ def build_report(build) -> tuple[str, dict]:
     ]
     if "float" in quant:
         lines += [
-            "| task | metric | float model | realised circuit model | prediction agreement | test sequences |",
+            "| task | metric | trained (float) model | realised model | prediction agreement, trained vs realised "
+            "| test sequences |",
             "|---|---|---|---|---|---|",
             f"| {quant['task']} | {quant['metric']} | {quant['float']} | {quant['realised']} | "
             f"{quant.get('prediction_agreement', 'n/a')} | {quant['test_sequences']} |",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 from compiler.config import Config, load_config
 from compiler.foundation.errors import UsageError, shown
@@ -143,7 +144,7 @@ def run(args) -> int:
     chip = hardware(graph_of(cfg), config, args.margin, args.margin_weight)
     result = train(cfg, progress=not args.quiet, hardware=chip)
     status = report_training(output, result)
-    if args.zoo is not None:
+    if args.zoo is not None and Path(output).resolve() == zoo_path(args.zoo).resolve():
         from models.zoo_readme import write_readme
 
         write_readme()

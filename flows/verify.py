@@ -172,8 +172,10 @@ def verify(
         }
     )
     if task.pool:
-        float_out, _ = apply(*_float_model(directory), x)
-        nominal["float_accuracy"] = float(np.mean(np.argmax(np.asarray(float_out), -1) == y))
+        float_pred = np.argmax(np.asarray(apply(*_float_model(directory), x)[0]), -1)
+        nominal["float_accuracy"] = float(np.mean(float_pred == y))
+        spice_pred = np.argmax(np.stack([g["outputs"] for g in got]).mean(axis=1), -1)
+        nominal["trained_prediction_agreement"] = float(np.mean(spice_pred == float_pred[done]))
     nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed_cells = _isolated(
         ir, traces, len(x), frame, corners[0], temps[0], sweep
     )
@@ -362,6 +364,14 @@ def _isolated_readout(
     return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2))), failed
 
 
+# The chain from the trained network to the circuit, as the report names it.
+CHAIN_ROWS = {
+    "float_accuracy": "accuracy of the trained (float) model",
+    "reference_accuracy": "accuracy of the realised model (the circuit's reference)",
+    "circuit_accuracy": "accuracy of the circuit (SPICE)",
+    "prediction_agreement": "prediction agreement, circuit vs realised model",
+    "trained_prediction_agreement": "prediction agreement, circuit vs trained model",
+}
 SUMMARY = (
     "corner",
     "temp",
@@ -482,9 +492,9 @@ def markdown(metrics: dict) -> str:
             else []
         ),
     ]
-    for key in ("prediction_agreement", "circuit_accuracy", "reference_accuracy", "float_accuracy"):
+    for key, label in CHAIN_ROWS.items():
         if key in metrics:
-            rows.append((key.replace("_", " "), metrics[key]))
+            rows.append((label, metrics[key]))
     rows += [(f"candidate RMS error {c} (units)", round(v, 4)) for c, v in metrics["candidate_rms_units"].items()]
     rows += [
         (

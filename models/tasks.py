@@ -9,6 +9,9 @@ Tasks
   and uniform distractors afterwards, channel 1 flags t = 0; predict v at the last frame. Metric: MAE
   (also reported at longer sequences, ``mae_T256``, ``mae_T1024``).
 * ``digits_rows``  scikit-learn's bundled 8x8 digits read row by row (T = 8, 8 features).
+* ``digits_rows_clock`` the same rows with a frame clock: 8 more channels, one-hot in the frame index (in a
+  circuit, a frame counter switching one unit current per frame), because a bistable layer's candidate has
+  no recurrence and cannot otherwise tell which row it is reading (T = 8, 16 features).
 * ``digits_pixels`` the same digits pixel by pixel (T = 64, 1 feature).
 * ``flipflop``     two latches, each with a set and a reset channel (noisy pulses); predict every
   latch's state at every frame. Metric: per-frame bit accuracy.
@@ -47,6 +50,7 @@ class TaskShape:
 SHAPES = {
     "copy_first": TaskShape(2, 1, False),
     "digits_rows": TaskShape(8, 10, True),
+    "digits_rows_clock": TaskShape(16, 10, True),
     "digits_pixels": TaskShape(1, 10, True),
     "flipflop": TaskShape(4, 2, False),
     "event_count": TaskShape(1, 5, False),
@@ -163,6 +167,13 @@ def _event_count(n: int, T: int, seed: int, max_count: int = 4, max_sub: int = 4
     return Split(x, y)
 
 
+def _with_clock(split: Split) -> Split:
+    """The frames of a split with a one-hot frame index appended to each."""
+    n, T, _ = split.x.shape
+    clock = np.broadcast_to(np.eye(T, dtype=np.float32), (n, T, T))
+    return Split(np.concatenate([split.x, clock], axis=-1), split.y)
+
+
 def _digits_splits(pixels: bool):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -206,6 +217,10 @@ def _make(name: str) -> Task:
         pixels = name == "digits_pixels"
         train, val, test = _digits_splits(pixels)
         how = "pixel by pixel (T=64)" if pixels else "row by row (T=8)"
+        return Task(name, f"sklearn 8x8 digits {how}", *_shape(name), train, val, test, _ce_loss, _acc, "acc", True)
+    if name == "digits_rows_clock":
+        train, val, test = (_with_clock(split) for split in _digits_splits(False))
+        how = "row by row (T=8) with a one-hot frame clock"
         return Task(name, f"sklearn 8x8 digits {how}", *_shape(name), train, val, test, _ce_loss, _acc, "acc", True)
     if name == "flipflop":
         T = 64
