@@ -39,7 +39,7 @@ import numpy as np
 
 from cells import common
 from cells.common import Subckt
-from cells.facts import Limits, MemoryCell, Port, SharedBias
+from cells.facts import Limits, MemoryCell, Mismatch, Port, SharedBias
 from compiler.foundation.errors import CellParameterError
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.simulation import TIME, Pwl, Simulation, Tran, current
@@ -193,6 +193,7 @@ FACTS = MemoryCell(
     state_nodes=state_nodes,
     shared=STARVE,
     subckt=subckt,
+    mismatch=Mismatch(set=0.042, reset=0.043, level=0.040, draws=12),  # at 1 / 0.25 / 1 nA, tt, 27 C
 )
 
 

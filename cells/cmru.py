@@ -199,6 +199,7 @@ FACTS = MemoryCell(
     supply_current=bistable.supply_current,
     state_nodes=state_nodes,
     shared=bistable.STARVE,
+    mismatch=bistable.FACTS.mismatch,  # its thresholds and level are its stages'
 )
 
 

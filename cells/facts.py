@@ -74,6 +74,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Mismatch:
+    """Relative sigmas of a memory cell's set threshold, reset threshold and output level under PDK
+    mismatch (Monte Carlo of the cell as sized; `python -m pytest -m slow tests/cells -k mismatch -s`)."""
+
+    set: float
+    reset: float
+    level: float
+    draws: int  # the Monte Carlo draws the sigmas come from
+
+
+@dataclass(frozen=True)
 class MemoryCell:
     """The facts of a memory cell kind (see the module docstring).
 
@@ -91,6 +102,7 @@ class MemoryCell:
     state_nodes: Callable[[int], tuple[str, ...]]
     shared: SharedBias | None = None
     subckt: Callable[[], Subckt] | None = None
+    mismatch: Mismatch | None = None
 
     def __post_init__(self):
         names = [p.name for p in self.ports]

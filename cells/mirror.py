@@ -34,6 +34,15 @@ W_UNIT, L_UNIT = 4.0, 8.0  # unit device, both polarities
 L_CASCODE = 4.0  # nfet cascode device (same W)
 MAX_UNITS = 64  # largest multiplicity of one device
 V_OUT_NOMINAL = 0.7  # voltage of a summing node (the cascoded nfet diode of the next stage)
+# Pelgrom coefficient of the relative current sigma of one device (x um), by polarity: at or above the
+# sigmas measured on this library's mirrors.
+PELGROM = {"n": 0.30, "p": 0.20}
+
+
+def output_sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> float:
+    """Expected relative sigma of one mirror output of `ratio` units against a `denominator`-unit diode."""
+    return PELGROM[polarity] * math.sqrt(1 / ratio + 1 / denominator) / math.sqrt(w * l)
+
 
 TEMPLATE = """\
 * {{ name }}: {{ 'sourcing pfet' if polarity == 'p' else 'sinking cascoded nfet' }} mirror, gains {{ gains }}

@@ -32,6 +32,7 @@ from compiler.foundation.ngspice import Runner
 from compiler.foundation.pdk import CORNERS
 from compiler.foundation.simulation import TIME
 from compiler.ir import IR, CurrentOutput
+from flows import mc_model
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
 from flows.partition import READOUT, partitions, replay_waveform
@@ -665,6 +666,15 @@ def add_arguments(parser) -> None:
         help="seconds each simulation may run; one that runs longer fails and is reported",
     )
     parser.add_argument(
+        "--mc-model",
+        type=count(0, 1_000_000),
+        default=0,
+        help="mismatch draws of the statistical behavioural model (seconds; beside the SPICE draws of --mc)",
+    )
+    parser.add_argument(
+        "--no-spice", action="store_true", help="run only the statistical model (with --mc-model), no ngspice"
+    )
+    parser.add_argument(
         "--tolerances",
         default=None,
         help="YAML of metric: {min: x, max: y} bounds (either or both) that replace the defaults",
@@ -677,6 +687,10 @@ def run(args) -> int:
         if corner not in CORNERS:
             raise UsageError(f"unknown corner {corner!r} in --corner; choose from {', '.join(CORNERS)}")
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
+    if args.no_spice:
+        if not args.mc_model:
+            raise UsageError("--no-spice runs only the statistical model: give it --mc-model N (draws)")
+        return _statistical(args, {})
     metrics = verify(
         args.directory,
         args.sequences,
@@ -692,5 +706,25 @@ def run(args) -> int:
         sim_timeout=args.sim_timeout,
     )
     print(markdown(metrics))
+    if args.mc_model:
+        _statistical(args, metrics)
     print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
     return 1 if metrics["failed"] else 0
+
+
+def _statistical(args, metrics: dict) -> int:
+    """The statistical model's draws on verify's sequences, beside the SPICE draws of `metrics`."""
+    directory = Path(args.directory)
+    ir, _ = _load(directory)
+    task = get_task(ir.meta["task"])
+    x = task.test.x[: args.sequences]
+    if args.frames is not None:
+        x = x[:, : args.frames]
+    model = mc_model.statistics(ir, task, x, _per_frame_layer(ir), args.mc_model)
+    spice = mc_model.spice_draws(metrics.get("conditions", []))
+    text = mc_model.markdown(model, spice)
+    (directory / "verify").mkdir(parents=True, exist_ok=True)
+    _atomic(directory / "verify" / "mc_model.json", json.dumps({"model": model, "spice": spice}, indent=1) + "\n")
+    _atomic(directory / "verify" / "mc_model.md", text)
+    print(text)
+    return 0

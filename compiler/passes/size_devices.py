@@ -1,7 +1,7 @@
 """Size devices: the unit device of each receiver's mirrors, from the mismatch budget (Pelgrom).
 
 One mirror output of r unit devices against a diode of D units has a relative current sigma of about
-A * sqrt(1/r + 1/D) / sqrt(W * L), with A (`PELGROM`) about 30 %um for nfets and 20 %um for pfets in
+A * sqrt(1/r + 1/D) / sqrt(W * L), with A (cells/mirror.py `PELGROM`) about 30 %um for nfets and 20 %um for pfets in
 sky130: at or above the sigmas measured on the cell library's mirrors (docs/measurements.md). The
 smallest catalogue device that keeps the smallest used ratio of a receiver's arrays within
 `mismatch_budget` is chosen; when none does, the largest is used and the shortfall is recorded for the
@@ -10,19 +10,12 @@ build report.
 
 from __future__ import annotations
 
-import math
-
+from cells.mirror import output_sigma as sigma
 from compiler.ir import IR, Receiver
 
 REQUIRES = ("quantise_ratios",)
 
-PELGROM = {"n": 0.30, "p": 0.20}  # relative sigma x um of one device
 CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # unit W x L in um, by area
-
-
-def sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> float:
-    """Expected relative sigma of one mirror output of `ratio` units against a `denominator`-unit diode."""
-    return PELGROM[polarity] * math.sqrt(1 / ratio + 1 / denominator) / math.sqrt(w * l)
 
 
 def run(ir: IR, config) -> IR:

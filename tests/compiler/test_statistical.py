@@ -1,0 +1,85 @@
+"""The statistical behavioural model (compiler/backends/statistical.py, `verify --mc-model`): element sigmas
+from the cell library, draws that spread as those sigmas say, and a report without ngspice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cells import bistable
+from cells.mirror import output_sigma
+from compiler.backends.behavioural import arrays_from_ir
+from compiler.backends.statistical import draw, monte_carlo, sigmas
+from compiler.config import Config
+from compiler.frontend import load_network
+from compiler.ir import WeightArray
+from compiler.lower import lower
+from compiler.passes import run_pipeline
+from flows.cli import main
+from models.tasks import get_task
+
+
+@pytest.fixture
+def ir(small_ckpt):
+    return run_pipeline(lower(load_network(small_ckpt)), Config())[0]
+
+
+def test_weight_sigmas_are_pelgrom_of_each_output_and_cells_take_their_facts(ir):
+    spread = sigmas(ir)
+    stage = next(s for s in ir.of_kind(WeightArray) if s.source == s.name)
+    positive, negative = spread[stage.source]
+    for row, sig in ((stage.pos_ratios, positive), (stage.neg_ratios, negative)):
+        for r, s in zip(np.ravel(row), np.ravel(sig)):
+            polarity = "p" if sig is positive else "n"
+            assert s == (output_sigma(polarity, r, stage.denominator, stage.unit_w, stage.unit_l) if r else 0.0)
+    m = bistable.FACTS.mismatch
+    assert spread["cell1"] == (m.set, m.reset, m.level)
+    assert all(np.all(v > 0) for k, v in spread.items() if k.endswith(".b") and np.any(arrays_from_ir(ir)[k]))
+
+
+def test_draws_spread_as_their_sigmas_and_keep_every_reset_threshold_below_its_set_threshold(ir):
+    import jax
+
+    drawn = draw(ir, jax.random.PRNGKey(0), 4000)
+    nominal, m = arrays_from_ir(ir), bistable.FACTS.mismatch
+    hi = np.asarray(drawn["cell1.beta_lo"] + drawn["cell1.delta"])
+    want = nominal["cell1.beta_lo"] + nominal["cell1.delta"]
+    np.testing.assert_allclose(hi.std(0) / want, m.set, rtol=0.1)
+    np.testing.assert_allclose(hi.mean(0), want, rtol=0.01)
+    assert np.all(np.asarray(drawn["cell1.delta"]) >= 0)
+
+
+def test_without_draws_spread_the_model_is_the_reference(ir, monkeypatch):
+    """With every sigma zero, each draw computes what the behavioural reference computes."""
+    import compiler.backends.statistical as statistical
+
+    zero = {
+        k: (tuple(np.zeros_like(np.asarray(p)) for p in v) if isinstance(v, tuple) else np.zeros_like(v))
+        for k, v in sigmas(ir).items()
+    }
+    monkeypatch.setattr(statistical, "sigmas", lambda ir: zero)
+    x = get_task("digits_rows").test.x[:3]
+    out, states = monte_carlo(ir, x, "readout", draws=4, chunk=2)
+    from compiler.backends.behavioural import reference
+
+    _, traces = reference(ir, x)
+    for k in range(4):
+        np.testing.assert_allclose(out[k], np.asarray(traces["readout"]["y"]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(states["cell1"][k], np.asarray(traces["cell1"]["q"]))
+
+
+@pytest.mark.tools  # the build records the ngspice version; the model itself runs no simulator
+def test_verify_mc_model_without_spice_writes_its_report(small_ckpt, tmp_path, capsys):
+    from flows.build import build
+
+    build(small_ckpt, tmp_path / "b", layout=False)
+    assert main(["verify", str(tmp_path / "b"), "--no-spice", "--mc-model", "300", "--sequences", "5"]) == 0
+    report = json.loads((tmp_path / "b/verify/mc_model.json").read_text())
+    assert report["model"]["draws"] == 300 and report["spice"] == {}
+    assert len(report["model"]["prediction_kept_by_sequence"]) == 5
+    q = report["model"]["quantiles"]["state_agreement"]
+    assert 0 < q["q0"] <= q["q50"] <= q["q100"] <= 1
+    assert "statistical behavioural model" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "b"), "--no-spice"]) == 2
