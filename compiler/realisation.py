@@ -8,6 +8,8 @@ compiler will build, and the build report's realised model is that network too:
               D units, D the configured denominator lowered where the receiver's largest weight needs it
     biases    taps on the bias grid (i_unit / bias_denominator), raised to the cells' minimum current
               unless below half of it (then none)
+    devices   each receiver's unit device: the smallest of CATALOGUE whose worst mirror output keeps its
+              mismatch sigma within the budget
     cells     the hysteresis window legalised (minimum current, minimum and maximum width), then the bias
               currents that realise it through the cell's calibration table, on the bias grid, and the
               thresholds and level those currents realise
@@ -24,10 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import cells
+from cells.bias import tap_sigma
 from cells.common import I_MIN
+from cells.mirror import output_sigma
 from compiler.ir import IR, BiasArray, Receiver
 
 MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive reset level to compare against
+CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # mirror unit devices W x L (um), by area
 
 
 # ---------------------------------------------------------------------------------------------- rules
@@ -42,6 +47,18 @@ def ratio_denominator(largest: float, wanted: int, max_units: int) -> int:
 def ratio_units(weights, denominator: int, max_units: int) -> np.ndarray:
     """Unit devices of mirror outputs realising non-negative weights over a `denominator`-unit diode."""
     return np.minimum(np.round(np.asarray(weights, np.float64) * denominator), max_units).astype(np.int64)
+
+
+def unit_device(used, denominator: int, budget: float) -> tuple[float, float, float]:
+    """(W, L, worst sigma) of a receiver's unit device: the smallest of CATALOGUE whose worst mirror output
+    among `used` ((polarity, units) pairs) has a relative sigma within `budget`, else the largest."""
+
+    def worst(w, l):
+        return max((output_sigma(pol, r, denominator, w, l) for pol, r in used), default=0.0)
+
+    fitting = [wl for wl in CATALOGUE if worst(*wl) <= budget]
+    w, l = fitting[0] if fitting else CATALOGUE[-1]
+    return w, l, worst(w, l)
 
 
 def bias_step(config) -> float:
@@ -107,15 +124,21 @@ class MirrorGroup:
     """The layer weights that a receiver's mirrors copy (they share its diode, so its denominator)."""
 
     weights: tuple[str, ...]  # model arrays "<layer>.W"
-    fixed_largest: float  # the largest weight of the receiver's other readers (1:1 copies)
+    copies: tuple[float, ...]  # the weights of the receiver's other readers (1:1 copies)
     wanted: int
     max_units: int
+    budget: float  # mismatch budget of one mirror output (relative sigma)
+
+    def denominator(self, weights: dict) -> int:
+        largest = max([*self.copies, *(float(np.max(np.abs(w), initial=0.0)) for w in weights.values())], default=0.0)
+        return ratio_denominator(largest, self.wanted, self.max_units)
 
 
 @dataclass(frozen=True)
 class BiasPlan:
     name: str  # model array "<layer>.b"
     i_unit: float  # A per software unit at this stage
+    accepts: str  # the direction its node takes: "n" sourced currents, "p" sunk ones
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,7 @@ class CellPlan:
     hi: float  # largest current (software units)
     ratio: float  # minimum width / threshold
     calibration: str | None  # the cell's calibration table, when the build calibrates
+    mismatch: tuple[float, float, float]  # relative sigmas of its set and reset thresholds and level
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class Realisation:
     cells: tuple[CellPlan, ...]
     i_unit: float  # the model's software unit (A)
     step: float  # the bias grid (A)
+    bias_denominator: int  # unit devices of the bias generator's diodes
     calibrations: dict  # calibration table name -> the cell's Calibration
 
     @classmethod
@@ -146,16 +171,20 @@ class Realisation:
         for rx in ir.of_kind(Receiver):
             readers = ir.readers(rx.name)
             if readers:
-                copies = [abs(w) for a in readers if a.source != a.name for row in a.weights for w in row]
+                copies = [abs(w) for a in readers if a.source != a.name for row in a.weights for w in row if w]
                 groups.append(
                     MirrorGroup(
                         tuple(a.source for a in readers if a.source == a.name),
-                        max(copies, default=0.0),
+                        tuple(copies),
                         config.get("denominator", rx),
                         min(config.get("max_units", a) for a in readers),
+                        min(config.get("mismatch_budget", a) for a in readers),
                     )
                 )
-        biases = tuple(BiasPlan(s.source, config.get("i_unit", s)) for s in ir.of_kind(BiasArray))
+        biases = tuple(
+            BiasPlan(s.source, config.get("i_unit", s), ir.stage(ir.successors(s.name)[0]).accepts)
+            for s in ir.of_kind(BiasArray)
+        )
         plans, calibrations = [], {}
         for cell in ir.memory_cells():
             i_unit, limits = config.get("i_unit", cell), cell.facts.limits
@@ -163,8 +192,18 @@ class Realisation:
             if name is not None and name not in calibrations:
                 calibrations[name] = cells.load_calibration(name, config.get("corner"), config.get("temp"))
             ratio = config.get("min_width_ratio", cell)
-            plans.append(CellPlan(cell.name, i_unit, limits.i_min / i_unit, limits.i_max / i_unit, ratio, name))
-        return cls(tuple(groups), biases, tuple(plans), config.get("i_unit"), bias_step(config), calibrations)
+            m = cell.facts.mismatch
+            spread = (m.set, m.reset, m.level) if m else (0.0, 0.0, 0.0)
+            plans.append(CellPlan(cell.name, i_unit, limits.i_min / i_unit, limits.i_max / i_unit, ratio, name, spread))
+        return cls(
+            tuple(groups),
+            biases,
+            tuple(plans),
+            config.get("i_unit"),
+            bias_step(config),
+            config.get("bias_denominator"),
+            calibrations,
+        )
 
     def realise(self, arrays: dict) -> dict:
         """The realised values of the model arrays the circuit sets (float32, software units); currents
@@ -172,8 +211,7 @@ class Realisation:
         out = {}
         for group in self.groups:
             weights = {name: np.asarray(arrays[name], np.float64) for name in group.weights}
-            largest = max([group.fixed_largest, *(float(np.max(np.abs(w), initial=0.0)) for w in weights.values())])
-            denominator = ratio_denominator(largest, group.wanted, group.max_units)
+            denominator = group.denominator(weights)
             for name, w in weights.items():
                 positive = ratio_units(np.maximum(w, 0.0), denominator, group.max_units)
                 negative = ratio_units(np.maximum(-w, 0.0), denominator, group.max_units)
@@ -196,6 +234,47 @@ class Realisation:
                 break
             realised = again
         return realised
+
+    def spread(self, realised: dict) -> dict:
+        """The relative mismatch sigma of every element realising settled realised arrays (`settle`), in
+        the form models.mismatch.perturb takes: "<layer>.W" and "<layer>.b" per element, and per memory
+        cell "<layer>.set", ".reset" and ".level" (the cell facts' Monte Carlo sigmas)."""
+        out = {}
+        for group in self.groups:
+            weights = {name: np.asarray(realised[name], np.float64) for name in group.weights}
+            denominator = group.denominator(weights)
+            units = {name: np.round(np.abs(w) * denominator).astype(np.int64) for name, w in weights.items()}
+            used = [("p", int(round(c * denominator))) for c in group.copies]
+            used += [
+                ("p" if v > 0 else "n", int(u))
+                for n, w in weights.items()
+                for v, u in zip(w.ravel(), units[n].ravel())
+                if u
+            ]
+            w_um, l_um, _ = unit_device(used, denominator, group.budget)
+            for name, w in weights.items():
+                out[name] = np.array(
+                    [
+                        output_sigma("p" if v > 0 else "n", int(u), denominator, w_um, l_um) if u else 0.0
+                        for v, u in zip(w.ravel(), units[name].ravel())
+                    ]
+                ).reshape(w.shape)
+        for bias in self.biases:
+            value = np.asarray(realised[bias.name], np.float64)
+            units = grid_units(value * self.i_unit, self.step)
+            out[bias.name] = np.array(
+                [
+                    tap_sigma("p" if (v > 0) == (bias.accepts == "n") else "n", int(u), self.bias_denominator)
+                    if u
+                    else 0.0
+                    for v, u in zip(np.ravel(value), np.ravel(units))
+                ]
+            ).reshape(value.shape)
+        for cell in self.cells:
+            size = np.shape(realised[f"{cell.layer}.alpha"])
+            for name, sigma in zip(("set", "reset", "level"), cell.mismatch):
+                out[f"{cell.layer}.{name}"] = np.full(size, sigma)
+        return {name: np.asarray(value, np.float32) for name, value in out.items()}
 
     def realise_cell(self, cell: CellPlan, arrays: dict) -> dict:
         beta_lo, delta, alpha = (

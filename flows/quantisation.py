@@ -6,6 +6,8 @@ model's task test split, with the share of test sequences on which their predict
 
 Decision margins: a memory cell whose candidate sits within TIE of a threshold is decided by the
 circuit's calibration error and mismatch, not by the model, so verification cannot expect it to agree.
+Only comparisons whose outcome changes the state count: near the set threshold while the cell can still
+step up, near the reset threshold while it can still step down.
 Quantisation makes such ties common when the candidates fall on a lattice as fine as a threshold can be
 placed (the d=4 digits model: 1/112 of a unit, 0.4-0.9 % of its thresholds; docs/measurements.md, "Ties").
 """
@@ -52,16 +54,18 @@ TIE = 0.004  # relative distance of a candidate to a threshold: above the bistab
 
 
 def decision_ties(ir: IR, x) -> dict:
-    """Per memory-cell stage, on inputs x: the share of (sequence, frame, unit) candidates within TIE of the
-    unit's beta_hi or beta_lo (relative to beta_hi), and the units with the most."""
+    """Per memory-cell stage, on inputs x: the share of (sequence, frame, unit) decisions at a tie (a
+    candidate within TIE of beta_hi, relative to it, while the unit can step up, or of beta_lo while it can
+    step down), and the units with the most."""
     scale = ir.meta.i_unit if ir.meta.units == "A" else 1.0
     _, traces = reference(ir, x)
     ties = {}
     for stage in ir.memory_cells():
-        h = np.asarray(traces[stage.name]["h"])
+        h, q = np.asarray(traces[stage.name]["h"]), np.asarray(traces[stage.name]["q"])
+        before = np.concatenate([np.zeros_like(q[..., :1, :]), q[..., :-1, :]], axis=-2)  # the level before
         hi = np.asarray(stage.thresh) / scale
         lo = hi - np.asarray(stage.width) / scale
-        near = np.minimum(np.abs(h - hi), np.abs(h - lo)) < TIE * hi
+        near = ((np.abs(h - hi) < TIE * hi) & (before < stage.top_level)) | ((np.abs(h - lo) < TIE * hi) & (before > 0))
         per_unit = near.reshape(-1, near.shape[-1]).mean(0)
         ties[stage.name] = {
             "share": round(float(near.mean()), 6),

@@ -57,8 +57,15 @@ def realisation_settings(config: Config) -> dict:
     return settings
 
 
-def hardware(graph: dict, config: Config, margin: float = DEFAULT_MARGIN, margin_weight: float = DEFAULT_MARGIN_WEIGHT):
-    """The `Hardware` of a model graph under a build configuration, for models.train.train."""
+def hardware(
+    graph: dict,
+    config: Config,
+    margin: float = DEFAULT_MARGIN,
+    margin_weight: float = DEFAULT_MARGIN_WEIGHT,
+    mismatch: bool = False,
+):
+    """The `Hardware` of a model graph under a build configuration, for models.train.train; `mismatch`
+    draws one chip's device mismatch per training step (the statistical model's sigmas)."""
     from models.train import Hardware
 
     for name, value, high in (("--margin", margin, 0.5), ("--margin-weight", margin_weight, 100.0)):
@@ -66,7 +73,8 @@ def hardware(graph: dict, config: Config, margin: float = DEFAULT_MARGIN, margin
             raise BadMargin(f"{name} must be a number in [0, {high:g}], got {shown(value)}")
     network = network_of(Checkpoint(graph, init_arrays(graph, 0), {}), "<training>")
     plan = Realisation.of(lower(network), config)
-    return Hardware(plan.settle, margin, margin_weight, {"build_settings": realisation_settings(config)})
+    record = {"build_settings": realisation_settings(config), "mismatch_noise": mismatch}
+    return Hardware(plan.settle, margin, margin_weight, record, plan.spread if mismatch else None)
 
 
 def settings_mismatch(metadata: dict, config: Config) -> str | None:
@@ -118,6 +126,11 @@ def add_arguments(parser) -> None:
         help="distance candidates keep from a threshold, relative to it (0: no margin term)",
     )
     parser.add_argument("--margin-weight", type=float, default=DEFAULT_MARGIN_WEIGHT)
+    parser.add_argument(
+        "--mismatch",
+        action="store_true",
+        help="train under device mismatch: one draw of the cells' mismatch sigmas per step (more robust chips)",
+    )
 
 
 def run(args) -> int:
@@ -141,7 +154,7 @@ def run(args) -> int:
         cfg, output, config_path = train_config(args), args.output, args.config
     check_output_path(output)
     config = load_config(config_path)
-    chip = hardware(graph_of(cfg), config, args.margin, args.margin_weight)
+    chip = hardware(graph_of(cfg), config, args.margin, args.margin_weight, args.mismatch)
     result = train(cfg, progress=not args.quiet, hardware=chip)
     status = report_training(output, result)
     if args.zoo is not None and Path(output).resolve() == zoo_path(args.zoo).resolve():

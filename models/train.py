@@ -30,6 +30,7 @@ from models.checkpoint import SCHEMA_VERSION, Checkpoint
 from models.errors import UsageError
 from models.evaluate import evaluate, loss_value, predict, predictor
 from models.layers import NON_NEGATIVE
+from models.mismatch import perturb
 from models.network import apply, has_annealed_cells, init_arrays, is_hardware_mappable, shown
 from models.schedule import EpsSchedule, cosine_lr
 from models.tasks import TASKS, get_task
@@ -44,6 +45,7 @@ class TrainingDiverged(UsageError):
 
 
 MAX_STEPS = 1_000_000
+MISMATCH_SEED = 17  # the device-mismatch draws of hardware-aware training (one per step)
 # Integer settings: (lowest, highest). The highest bound what one training run on a CPU can hold.
 INT_RANGES = {
     "d": (1, 1024),
@@ -130,12 +132,14 @@ class Hardware:
     `realise` maps the model's arrays (numpy) to the values the circuit realises for those it sets
     (float32, the same names and shapes); `margin` is the smallest distance, relative to the set
     threshold, that a memory cell's candidate should keep from either threshold, with the loss weight
-    `margin_weight`; `record` goes into the checkpoint's metadata (the build configuration trained for)."""
+    `margin_weight`; `record` goes into the checkpoint's metadata (the build configuration trained for);
+    with `spread`, each step draws one chip's device mismatch (models/mismatch.py) on the realised values."""
 
     realise: Callable[[dict], dict]
     margin: float = 0.0
     margin_weight: float = 1.0
     record: dict = field(default_factory=dict)
+    spread: Callable[[dict], dict] | None = None  # realised arrays -> element sigmas (models.mismatch)
 
 
 @dataclass
@@ -187,43 +191,60 @@ def _compiled(
     return optimizer, _make_chunk(graph, task, optimizer, eps_schedule, hardware), predictor(graph)
 
 
-def straight_through(hardware: Hardware, params: dict, names: tuple) -> dict:
-    """The realised values of the arrays `names` in the forward pass, the identity in the backward pass."""
-    shapes = {name: jax.ShapeDtypeStruct(params[name].shape, jnp.float32) for name in names}
-    realised = jax.pure_callback(
-        lambda arrays: hardware.realise({k: np.asarray(v) for k, v in arrays.items()}),
-        shapes,
-        jax.lax.stop_gradient(params),
-    )
-    return {k: v + jax.lax.stop_gradient(realised[k] - v) if k in realised else v for k, v in params.items()}
+def straight_through(hardware: Hardware, params: dict, names: tuple, spread_names: tuple, key) -> dict:
+    """The realised values of the arrays `names` in the forward pass, the identity in the backward pass;
+    with the hardware's `spread`, one draw of device mismatch on top (gradients pass through it)."""
+
+    def shape(name):  # a memory cell's sigmas ("<cell>.set") have its units' shape
+        return params[name].shape if name in params else params[name.rsplit(".", 1)[0] + ".alpha"].shape
+
+    shapes = {name: jax.ShapeDtypeStruct(shape(name), jnp.float32) for name in names}
+    spread_shapes = {name: jax.ShapeDtypeStruct(shape(name), jnp.float32) for name in spread_names}
+
+    def realise(arrays):
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        realised = hardware.realise(arrays)
+        return realised, (hardware.spread({**arrays, **realised}) if spread_names else {})
+
+    realised, spread = jax.pure_callback(realise, (shapes, spread_shapes), jax.lax.stop_gradient(params))
+    params = {k: v + jax.lax.stop_gradient(realised[k] - v) if k in realised else v for k, v in params.items()}
+    return perturb(params, spread, key) if spread_names else params
 
 
 def margin_loss(graph, params, traces, margin: float):
-    """Mean over memory-cell candidates of how far inside `margin` (relative to the set threshold) they sit
-    from the nearer threshold, in [0, 1]: zero once every candidate keeps its distance."""
+    """Mean over memory-cell decisions of how far inside `margin` (relative to the set threshold) the
+    candidate sits from a threshold whose comparison changes the state (the set threshold while the unit can
+    step up, the reset threshold while it can step down), in [0, 1]: zero once every decision is clear."""
     terms = []
     for layer in graph["layers"]:
         if layer["type"] in NON_NEGATIVE:
             beta_lo, delta = params[f"{layer['name']}.beta_lo"], params[f"{layer['name']}.delta"]
-            beta_hi = beta_lo + delta
-            h = traces[layer["name"]]["h"]
-            distance = jnp.minimum(jnp.abs(h - beta_hi), jnp.abs(h - beta_lo)) / jnp.maximum(beta_hi, 1e-6)
-            terms.append(jnp.mean(jax.nn.relu(1.0 - distance / margin)))
+            beta_hi = jnp.maximum(beta_lo + delta, 1e-6)
+            h, q = traces[layer["name"]]["h"], jax.lax.stop_gradient(traces[layer["name"]]["q"])
+            before = jnp.concatenate([jnp.zeros_like(q[..., :1, :]), q[..., :-1, :]], axis=-2)
+            top = layer.get("K", 1)  # the highest level (an FQ-BMRU's is 1)
+            up = jax.nn.relu(1.0 - jnp.abs(h - beta_hi) / (margin * beta_hi)) * (before < top)
+            down = jax.nn.relu(1.0 - jnp.abs(h - beta_lo) / (margin * beta_hi)) * (before > 0)
+            terms.append(jnp.mean(jnp.maximum(up, down)))
     return sum(terms) / max(len(terms), 1)
 
 
 def _make_chunk(graph, task, optimizer, eps_schedule, hardware=None):
     clipped = _non_negative_keys(graph)
-    realised_names = tuple(sorted(hardware.realise(init_arrays(graph, 0)))) if hardware else ()
+    first = init_arrays(graph, 0)
+    realised_names = tuple(sorted(hardware.realise(first))) if hardware else ()
+    spread_names = ()
+    if hardware is not None and hardware.spread is not None:
+        spread_names = tuple(sorted(hardware.spread({**first, **hardware.realise(first)})))
 
     def project(params):
         return {k: jnp.maximum(v, 0.0) if k in clipped else v for k, v in params.items()}
 
-    def loss_fn(params, x, y, eps):
+    def loss_fn(params, x, y, eps, key):
         if hardware is None:
             out, _ = apply(graph, params, x, eps=eps)
             return task.loss(out, y)
-        params = straight_through(hardware, params, realised_names)
+        params = straight_through(hardware, params, realised_names, spread_names, key)
         out, traces = apply(graph, params, x, eps=eps)
         loss = task.loss(out, y)
         if hardware.margin > 0:
@@ -233,7 +254,8 @@ def _make_chunk(graph, task, optimizer, eps_schedule, hardware=None):
     def one_step(carry, batch):
         params, opt_state, step = carry
         x, y = batch
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y, eps_schedule(step))
+        key = jax.random.fold_in(jax.random.PRNGKey(MISMATCH_SEED), step)
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y, eps_schedule(step), key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = project(optax.apply_updates(params, updates))
         return (params, opt_state, step + 1), loss

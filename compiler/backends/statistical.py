@@ -29,29 +29,26 @@ from cells.bias import tap_sigma
 from cells.mirror import output_sigma
 from compiler.backends.behavioural import arrays_from_ir
 from compiler.ir import IR, BiasArray, BiasGenerator, WeightArray
+from models.mismatch import CELL_SIGMAS, perturb
 from models.network import apply
 
 
 def sigmas(ir: IR) -> dict:
-    """Per model array, the relative sigmas of the elements realising it: {"<layer>.W": (sigma of the
-    sourcing output, sigma of the sinking output), "<layer>.b": sigma, "<cell>": (set, reset, level)}."""
-    out = {}
+    """The relative sigma of every element realising the built network, in models.mismatch's form."""
+    out, model_arrays = {}, arrays_from_ir(ir)
     for stage in ir.of_kind(WeightArray):
         if stage.source == stage.name:
-
-            def of(polarity, ratios, stage=stage):
-                return np.array(
+            size = (stage.denominator, stage.unit_w, stage.unit_l)
+            out[stage.source] = np.array(
+                [
                     [
-                        [
-                            output_sigma(polarity, r, stage.denominator, stage.unit_w, stage.unit_l) if r else 0.0
-                            for r in row
-                        ]
-                        for row in ratios
+                        output_sigma("p", p, *size) if p else (output_sigma("n", n, *size) if n else 0.0)
+                        for p, n in zip(prow, nrow)
                     ]
-                )
-
-            out[stage.source] = (of("p", stage.pos_ratios), of("n", stage.neg_ratios))
-    generators, model_arrays = ir.of_kind(BiasGenerator), arrays_from_ir(ir)
+                    for prow, nrow in zip(stage.pos_ratios, stage.neg_ratios)
+                ]
+            )
+    generators = ir.of_kind(BiasGenerator)
     taps = {(t.stage, t.unit): t for g in generators for t in g.taps if t.field == "values"}
     for stage in ir.of_kind(BiasArray):
         if stage.source in model_arrays:  # not the keep-alive currents, which cancel
@@ -66,43 +63,14 @@ def sigmas(ir: IR) -> dict:
             )
     for cell in ir.memory_cells():
         m = cell.facts.mismatch
-        out[cell.name] = (m.set, m.reset, m.level) if m else (0.0, 0.0, 0.0)
+        for name, sigma in zip(CELL_SIGMAS, (m.set, m.reset, m.level) if m else (0.0, 0.0, 0.0)):
+            out[f"{cell.name}.{name}"] = np.full(cell.size, sigma)
     return out
-
-
-def nominal_parts(ir: IR) -> dict:
-    """The realised arrays, with each layer weight split into its sourcing and sinking parts (software units)."""
-    arrays = dict(arrays_from_ir(ir))
-    for stage in ir.of_kind(WeightArray):
-        if stage.source == stage.name:
-            arrays[stage.source + ":p"] = np.asarray(stage.pos_ratios, np.float32) / stage.denominator
-            arrays[stage.source + ":n"] = np.asarray(stage.neg_ratios, np.float32) / stage.denominator
-    return arrays
 
 
 def draw(ir: IR, key, draws: int) -> dict:
     """`draws` mismatch draws of the realised model arrays ([draws, ...] each), for models.network.apply."""
-    nominal, spread = nominal_parts(ir), sigmas(ir)
-    keys = iter(jax.random.split(key, 4 * len(spread) + 1))
-
-    def scaled(value, sigma):
-        value = jnp.asarray(value, jnp.float32)
-        noise = jax.random.normal(next(keys), (draws, *value.shape))
-        return value * (1 + jnp.asarray(sigma, jnp.float32) * noise)
-
-    out = {k: jnp.broadcast_to(jnp.asarray(v), (draws, *np.shape(v))) for k, v in nominal.items() if ":" not in k}
-    for name, sigma in spread.items():
-        if name.endswith(".W"):
-            out[name] = scaled(nominal[name + ":p"], sigma[0]) - scaled(nominal[name + ":n"], sigma[1])
-        elif name.endswith(".b"):
-            out[name] = scaled(nominal[name], sigma)
-        else:
-            beta_lo, delta = nominal[f"{name}.beta_lo"], nominal[f"{name}.delta"]
-            hi = scaled(beta_lo + delta, sigma[0])
-            lo = jnp.minimum(scaled(beta_lo, sigma[1]), hi)
-            out[f"{name}.beta_lo"], out[f"{name}.delta"] = lo, hi - lo
-            out[f"{name}.alpha"] = scaled(nominal[f"{name}.alpha"], sigma[2])
-    return out
+    return perturb(arrays_from_ir(ir), sigmas(ir), key, draws)
 
 
 @functools.lru_cache(maxsize=8)

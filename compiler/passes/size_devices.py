@@ -10,12 +10,10 @@ build report.
 
 from __future__ import annotations
 
-from cells.mirror import output_sigma as sigma
 from compiler.ir import IR, Receiver
+from compiler.realisation import unit_device
 
 REQUIRES = ("quantise_ratios",)
-
-CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # unit W x L in um, by area
 
 
 def run(ir: IR, config) -> IR:
@@ -33,14 +31,9 @@ def run(ir: IR, config) -> IR:
             for r in row
             if r > 0
         ]
-
-        def worst(w, l):
-            return max((sigma(pol, r, rx.denominator, w, l) for pol, r in used), default=0.0)
-
-        fitting = [wl for wl in CATALOGUE if worst(*wl) <= budget]
-        w, l = fitting[0] if fitting else CATALOGUE[-1]
-        if not fitting:
-            notes.append({"stage": rx.name, "budget": budget, "achieved": round(worst(w, l), 4)})
+        w, l, worst = unit_device(used, rx.denominator, budget)
+        if worst > budget:
+            notes.append({"stage": rx.name, "budget": budget, "achieved": round(worst, 4)})
         for array in arrays:
             new[array.name] = array.replace(unit_w=w, unit_l=l)
     return ir.replace_stages(new).with_meta(sizing=notes)

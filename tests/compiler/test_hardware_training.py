@@ -64,15 +64,18 @@ def test_a_model_trained_without_the_circuit_says_so(small_ckpt, tmp_path):
     assert "not hardware-aware" in (tmp_path / "b/reports/build.md").read_text()
 
 
-def test_the_margin_term_is_one_at_a_threshold_and_zero_beyond_the_margin():
+def test_the_margin_term_counts_only_decisions_that_change_the_state():
     graph = {"layers": [{"name": "c", "type": "fq_bmru"}]}
     params = {"c.beta_lo": jnp.array([1.0]), "c.delta": jnp.array([1.0])}  # thresholds 1 and 2
-    at = {"c": {"h": jnp.array([[[2.0], [1.0]]])}}
-    far = {"c": {"h": jnp.array([[[2.2], [0.0], [1.5]]])}}
-    half = {"c": {"h": jnp.array([[[2.02]]])}}  # 0.01 of beta_hi away, margin 0.02
-    assert float(margin_loss(graph, params, at, 0.02)) == pytest.approx(1.0)
-    assert float(margin_loss(graph, params, far, 0.02)) == 0.0
-    assert float(margin_loss(graph, params, half, 0.02)) == pytest.approx(0.5)
+
+    def loss(h, q):
+        traces = {"c": {"h": jnp.array(h)[None, :, None], "q": jnp.array(q, jnp.float32)[None, :, None]}}
+        return float(margin_loss(graph, params, traces, 0.02))
+
+    assert loss([2.0, 1.0], [1, 0]) == pytest.approx(1.0)  # set from 0 at beta_hi, then reset from 1 at beta_lo
+    assert loss([2.5, 2.0], [1, 1]) == 0.0  # at beta_hi while already set: no decision at stake
+    assert loss([1.0, 3.0], [0, 1]) == 0.0  # at beta_lo while already reset
+    assert loss([2.02, 3.0], [1, 1]) == pytest.approx(0.25)  # 0.01 of beta_hi from it, margin 0.02: 0.5 of a frame
 
 
 @pytest.mark.parametrize(

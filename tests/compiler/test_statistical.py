@@ -12,7 +12,7 @@ from cells import bistable
 from cells.mirror import output_sigma
 from compiler.backends.behavioural import arrays_from_ir
 from compiler.backends.statistical import draw, monte_carlo, sigmas
-from compiler.config import Config
+from compiler.config import Config, load_config
 from compiler.frontend import load_network
 from compiler.ir import WeightArray
 from compiler.lower import lower
@@ -29,13 +29,11 @@ def ir(small_ckpt):
 def test_weight_sigmas_are_pelgrom_of_each_output_and_cells_take_their_facts(ir):
     spread = sigmas(ir)
     stage = next(s for s in ir.of_kind(WeightArray) if s.source == s.name)
-    positive, negative = spread[stage.source]
-    for row, sig in ((stage.pos_ratios, positive), (stage.neg_ratios, negative)):
-        for r, s in zip(np.ravel(row), np.ravel(sig)):
-            polarity = "p" if sig is positive else "n"
-            assert s == (output_sigma(polarity, r, stage.denominator, stage.unit_w, stage.unit_l) if r else 0.0)
+    for p, n, sig in zip(np.ravel(stage.pos_ratios), np.ravel(stage.neg_ratios), np.ravel(spread[stage.source])):
+        size = (stage.denominator, stage.unit_w, stage.unit_l)
+        assert sig == (output_sigma("p", p, *size) if p else output_sigma("n", n, *size) if n else 0.0)
     m = bistable.FACTS.mismatch
-    assert spread["cell1"] == (m.set, m.reset, m.level)
+    assert [float(spread[f"cell1.{k}"][0]) for k in ("set", "reset", "level")] == [m.set, m.reset, m.level]
     assert all(np.all(v > 0) for k, v in spread.items() if k.endswith(".b") and np.any(arrays_from_ir(ir)[k]))
 
 
@@ -55,10 +53,7 @@ def test_without_draws_spread_the_model_is_the_reference(ir, monkeypatch):
     """With every sigma zero, each draw computes what the behavioural reference computes."""
     import compiler.backends.statistical as statistical
 
-    zero = {
-        k: (tuple(np.zeros_like(np.asarray(p)) for p in v) if isinstance(v, tuple) else np.zeros_like(v))
-        for k, v in sigmas(ir).items()
-    }
+    zero = {k: np.zeros_like(v) for k, v in sigmas(ir).items()}
     monkeypatch.setattr(statistical, "sigmas", lambda ir: zero)
     x = get_task("digits_rows").test.x[:3]
     out, states = monte_carlo(ir, x, "readout", draws=4, chunk=2)
@@ -83,3 +78,20 @@ def test_verify_mc_model_without_spice_writes_its_report(small_ckpt, tmp_path, c
     assert 0 < q["q0"] <= q["q50"] <= q["q100"] <= 1
     assert "statistical behavioural model" in capsys.readouterr().out
     assert main(["verify", str(tmp_path / "b"), "--no-spice"]) == 2
+
+
+@pytest.mark.parametrize("name", ["fq_bmru_d4_digits_rows", "fq_cmru_d8_event_count"])
+def test_training_draws_the_sigmas_the_built_circuit_has(name):
+    """The realisation's spread (what hardware-aware training draws from) equals the statistical model's
+    sigmas of the compiled circuit, element by element."""
+    from compiler.realisation import Realisation
+    from models.catalog import build_config, zoo_path
+
+    network = load_network(zoo_path(name))
+    config = load_config(build_config(zoo_path(name)))
+    plan = Realisation.of(lower(network), config)
+    spread = plan.spread({**network.checkpoint.arrays, **plan.settle(dict(network.checkpoint.arrays))})
+    built = sigmas(run_pipeline(lower(network), config)[0])
+    assert sorted(spread) == sorted(built)
+    for key, value in built.items():
+        np.testing.assert_allclose(spread[key], value, rtol=1e-6, err_msg=key)
