@@ -91,3 +91,16 @@ def test_bad_training_requests_exit_2_before_training(argv, message, capsys, tmp
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_training_under_mismatch_draws_a_chip_per_step_and_still_saves_the_realised_network():
+    config = Config()
+    chip = hardware(graph_of(TINY), config, mismatch=True)
+    result = train(TINY, progress=False, hardware=chip)
+    arrays = result.checkpoint.arrays
+    assert result.checkpoint.metadata["hardware_aware"]["mismatch_noise"] is True
+    realised = chip.realise(dict(arrays))
+    for key, value in realised.items():
+        np.testing.assert_array_equal(value, arrays[key], err_msg=key)
+    spread = chip.spread(dict(arrays))
+    assert set(spread) >= {"cell1.W", "cell1.b", "cell1.set", "cell1.reset", "cell1.level"}
