@@ -17,7 +17,7 @@ from flows.arguments import count
 from flows.cli import main as cli
 from models.catalog import build_config, zoo_path
 
-DEFAULT_MODEL = zoo_path("fq_bmru_d4_digits_rows")
+DEFAULT_MODEL = zoo_path("fq_bmru_d4_digits_clock")
 OUT = Path("build") / "demo"
 
 

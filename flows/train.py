@@ -111,8 +111,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--zoo",
         metavar="NAME",
-        help="retrain this shipped FQ model (its zoo settings and build configuration); "
-        "then --task, --cell and --d are not needed",
+        help="retrain this shipped FQ model with its zoo settings (models/catalog.py) and build "
+        "configuration; then --task, --cell and --d are not needed",
     )
     add_train_arguments(parser)
     for action in parser._actions:  # with --zoo, the model's settings come from the zoo
@@ -136,25 +136,29 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    from models.catalog import ZOO, build_config, zoo_path
+    from models.catalog import HARDWARE_AWARE, ZOO, build_config, zoo_path
     from models.cli import report_training, train_config
     from models.train import graph_of, train
 
     if args.zoo is not None:
-        if args.zoo not in ZOO or not ZOO[args.zoo].cell.startswith("fq_"):
-            fq = sorted(name for name, cfg in ZOO.items() if cfg.cell.startswith("fq_"))
-            raise UsageError(f"--zoo {shown(args.zoo)} is not an FQ zoo model; choose one of {', '.join(fq)}")
+        if args.zoo not in HARDWARE_AWARE:
+            raise UsageError(
+                f"--zoo {shown(args.zoo)} is not a hardware-aware zoo model; choose one of "
+                f"{', '.join(sorted(HARDWARE_AWARE))}"
+            )
         cfg = replace(ZOO[args.zoo], seed=args.seed)
         output = args.output or zoo_path(args.zoo)
         config_path = args.config or build_config(zoo_path(args.zoo))
+        settings = HARDWARE_AWARE[args.zoo]
     else:
         missing = [f"--{name}" for name in ("task", "cell", "d", "output") if getattr(args, name) is None]
         if missing:
             raise UsageError(f"train needs {', '.join(missing)} (or --zoo NAME)")
         cfg, output, config_path = train_config(args), args.output, args.config
+        settings = {"margin": args.margin, "margin_weight": args.margin_weight, "mismatch": args.mismatch}
     check_output_path(output)
     config = load_config(config_path)
-    chip = hardware(graph_of(cfg), config, args.margin, args.margin_weight, args.mismatch)
+    chip = hardware(graph_of(cfg), config, **settings)
     result = train(cfg, progress=not args.quiet, hardware=chip)
     status = report_training(output, result)
     if args.zoo is not None and Path(output).resolve() == zoo_path(args.zoo).resolve():

@@ -107,11 +107,13 @@ def verify(
     tolerances: dict | None = None,
     frames: int | None = None,
     sim_timeout: float | None = None,
+    diagnose: str = "differing",
 ) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict.
     `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once.
-    `sim_timeout` (s) caps each simulation; one that fails is reported and left out of the metrics."""
+    `sim_timeout` (s) caps each simulation; one that fails is reported and left out of the metrics.
+    `diagnose` picks the sequences simulated again piece by piece (`_diagnosed`)."""
     directory = Path(directory)
     ir, config = _load(directory)
     task = get_task(ir.meta["task"])
@@ -177,11 +179,13 @@ def verify(
         nominal["float_accuracy"] = float(np.mean(float_pred == y))
         spice_pred = np.argmax(np.stack([g["outputs"] for g in got]).mean(axis=1), -1)
         nominal["trained_prediction_agreement"] = float(np.mean(spice_pred == float_pred[done]))
+    diagnosed = _diagnosed(diagnose, ir, traces, got, done, nominal.get("disagreements", []), len(x))
+    nominal["diagnosed_sequences"] = diagnosed
     nominal["isolated_state_agreement_by_cell"], nominal["isolated_disagreements"], failed_cells = _isolated(
-        ir, traces, len(x), frame, corners[0], temps[0], sweep
+        ir, traces, diagnosed, frame, corners[0], temps[0], sweep
     )
     nominal["isolated_output_rms_units"], failed_readout = _isolated_readout(
-        ir, directory, config, traces, x, frame, corners[0], temps[0], sweep
+        ir, directory, config, traces, x, diagnosed, frame, corners[0], temps[0], sweep
     )
     nominal["simulation_failures"] = failed_sims + failed_cells + failed_readout
     nominal["conditions"] = [{k: m.get(k) for k in SUMMARY} for m, _, _ in results]
@@ -283,8 +287,26 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
 ISOLATED_LISTED = 50  # isolated disagreements listed in the report (the agreement counts them all)
 
 
+DIAGNOSE = ("differing", "all", "none")
+
+
+def _diagnosed(diagnose: str, ir: IR, traces, got: list, done: list, disagreements: list, sequences: int) -> list:
+    """The test sequences to diagnose alone (cells on golden candidates, the readout on golden cell
+    outputs): those whose states or prediction differ, or that failed to simulate, at the nominal
+    condition ("differing"), every sequence ("all"), or none."""
+    if diagnose == "all":
+        return list(range(sequences))
+    if diagnose == "none":
+        return []
+    differ = {d["sequence"] for d in disagreements} | (set(range(sequences)) - set(done))
+    for g, n in zip(got, done):
+        if any(np.any(np.asarray(g["states"][c]) != np.asarray(traces[c]["q"])[n]) for c in g["states"]):
+            differ.add(n)
+    return sorted(int(n) for n in differ)
+
+
 def _isolated(
-    ir: IR, traces, sequences: int, frame: float, corner: str, temp: float, sweep: _Sweep
+    ir: IR, traces, sequences: list, frame: float, corner: str, temp: float, sweep: _Sweep
 ) -> tuple[dict, list, list]:
     """Each layer of cells alone on golden (reference) candidate currents: its own error, without what
     the layers before it propagate. Compared with the in-network agreement it locates a fault. Also the
@@ -295,7 +317,7 @@ def _isolated(
         (cell.name, n, *isolated_bench(ir, cell.name, np.asarray(traces[cell.name]["h"][n]), frame, corner, temp))
         for cell in ir.memory_cells()
         if cell.facts.name == "bistable"  # its bench is the bistable's
-        for n in range(sequences)
+        for n in sequences
     ]
     results = run_all(
         sweep.runner, [sim for _, _, sim, _ in jobs_list], sweep.jobs, sweep.executor, sweep.scheduler, keep_going=True
@@ -328,13 +350,13 @@ def _isolated(
 
 
 def _isolated_readout(
-    ir: IR, directory: Path, config, traces, x, frame: float, corner: str, temp: float, sweep: _Sweep
+    ir: IR, directory: Path, config, traces, x, sequences: list, frame: float, corner: str, temp: float, sweep: _Sweep
 ) -> tuple[float | None, list]:
     """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
     error the readout makes by itself, next to the one it shows inside the network; and the simulations
     that failed."""
     readout = partitions(ir)[-1]
-    if not readout.replays:
+    if not readout.replays or not sequences:
         return None, []
     netlist = directory / "verify" / "isolated" / READOUT
     write_netlist(readout.ir, netlist, config)
@@ -348,21 +370,22 @@ def _isolated_readout(
             temp,
             replay={c: golden_outputs(ir, c, traces[c]["q"][n], frame) for c in readout.replays},
         )
-        for n in range(len(x))
+        for n in sequences
     ]
     results = run_all(
         sweep.runner, [sim for sim, _ in benches], sweep.jobs, sweep.executor, sweep.scheduler, keep_going=True
     )
     failed = [
-        _failed(r, "readout alone", corner, temp, None, n)
-        for n, r in enumerate(results)
+        _failed(r, "readout alone", corner, temp, None, sequences[k])
+        for k, r in enumerate(results)
         if isinstance(r, SimulationError)
     ]
-    done = [n for n, r in enumerate(results) if not isinstance(r, SimulationError)]
+    done = [k for k, r in enumerate(results) if not isinstance(r, SimulationError)]
     if not done:
         return None, failed
-    got = np.stack([samples(results[n], benches[n][1], readout.ir)["outputs"] for n in done])
-    return float(np.sqrt(np.mean((got - np.asarray(traces[_per_frame_layer(ir)]["y"])[done]) ** 2))), failed
+    got = np.stack([samples(results[k], benches[k][1], readout.ir)["outputs"] for k in done])
+    want = np.asarray(traces[_per_frame_layer(ir)]["y"])[[sequences[k] for k in done]]
+    return float(np.sqrt(np.mean((got - want) ** 2))), failed
 
 
 # The chain from the trained network to the circuit, as the report names it.
@@ -666,6 +689,13 @@ def add_arguments(parser) -> None:
         help="seconds each simulation may run; one that runs longer fails and is reported",
     )
     parser.add_argument(
+        "--diagnose",
+        choices=DIAGNOSE,
+        default="differing",
+        help="sequences whose cells and readout are simulated again alone on golden inputs, to locate an "
+        "error: those that differ at the nominal condition (default), all, or none",
+    )
+    parser.add_argument(
         "--mc-model",
         type=count(0, 1_000_000),
         default=0,
@@ -704,6 +734,7 @@ def run(args) -> int:
         tolerances=tolerances,
         frames=args.frames,
         sim_timeout=args.sim_timeout,
+        diagnose=args.diagnose,
     )
     print(markdown(metrics))
     if args.mc_model:

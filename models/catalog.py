@@ -15,18 +15,26 @@ from models.train import TrainConfig
 
 ZOO_DIR = package_path("models", "zoo")
 
-# Settings shared by the FQ-BMRU digit models, chosen on the validation split: two layers, a
-# 64-wide linear+ReLU head before the readout, and no eps-annealing (on this task annealing from
-# the counter regime ended at a worse bistable solution; see zoo/README.md).
+# Settings shared by the FQ-BMRU digit models: the rows with a frame clock (a bistable layer cannot
+# otherwise tell which row it reads), two layers with a residual, no head, and no eps-annealing (on this
+# task annealing from the counter regime ended at a worse bistable solution; see zoo/README.md).
 DIGITS_FQ = dict(
-    task="digits_rows", cell="fq_bmru", layers=2, head=64, lr=1e-2, eps_hold=0, eps_decay=0, steps=10000, patience=20
+    task="digits_rows_clock",
+    cell="fq_bmru",
+    layers=2,
+    head=0,
+    lr=1e-2,
+    eps_hold=0,
+    eps_decay=0,
+    steps=10000,
+    patience=20,
 )
 _CMP = dict(layers=1, lr=3e-3)
 
 ZOO: dict[str, TrainConfig] = {
-    "fq_bmru_d4_digits_rows": TrainConfig(d=4, **DIGITS_FQ),
-    "fq_bmru_d8_digits_rows": TrainConfig(d=8, **DIGITS_FQ),
-    "fq_bmru_d16_digits_rows": TrainConfig(d=16, **DIGITS_FQ),
+    "fq_bmru_d4_digits_clock": TrainConfig(d=4, **DIGITS_FQ),
+    "fq_bmru_d8_digits_clock": TrainConfig(d=8, **DIGITS_FQ),
+    "fq_bmru_d16_digits_clock": TrainConfig(d=16, **DIGITS_FQ),
     "fq_bmru_d4_flipflop": TrainConfig(
         task="flipflop", cell="fq_bmru", d=4, layers=1, lr=3e-3, steps=14000, patience=20
     ),
@@ -37,6 +45,14 @@ ZOO: dict[str, TrainConfig] = {
         for task in ("copy_first", "digits_rows")
         for cell in ("bmru", "cmru", "acmru", "lru", "mingru")
     },
+}
+
+
+# The FQ entries are trained hardware-aware, for their shipped build configuration, by
+# `python -m compiler train --zoo NAME` (flows/train.py): the decision margin, its weight, and whether
+# every step draws a chip's device mismatch.
+HARDWARE_AWARE = {
+    name: dict(margin=0.02, margin_weight=1.0, mismatch=True) for name, cfg in ZOO.items() if cfg.cell.startswith("fq_")
 }
 
 

@@ -109,16 +109,22 @@ def _cmd_zoo(args) -> int:
 
 
 def _cmd_build_zoo(args) -> int:
-    from models.catalog import ZOO, zoo_path
+    from models.catalog import HARDWARE_AWARE, ZOO, zoo_path
     from models.checkpoint import check_output_path, save_checkpoint
     from models.network import shown
     from models.train import train
     from models.zoo_readme import write_readme
 
-    names = args.only or list(ZOO)
+    names = args.only or [name for name in ZOO if name not in HARDWARE_AWARE]
     unknown = sorted(set(names) - set(ZOO))
     if unknown:
         raise BadOption(f"unknown zoo entries {shown(unknown)}; choose from {sorted(ZOO)}")
+    aware = sorted(set(names) & set(HARDWARE_AWARE))
+    if aware:
+        raise BadOption(
+            f"{shown(aware)} are trained for the circuit: retrain them with "
+            "`python -m compiler train --zoo NAME` (the compiler supplies the circuit's rules)"
+        )
     for name in names:
         check_output_path(zoo_path(name))
     for name in names:
@@ -202,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--dir", default=None, help="directory of .ckpt files (default models/zoo)")
     z.set_defaults(func=_cmd_zoo)
 
-    b = sub.add_parser("build-zoo", help="retrain the zoo checkpoints and rewrite its README")
+    b = sub.add_parser(
+        "build-zoo",
+        help="retrain the zoo checkpoints that are not hardware-aware (the FQ ones: python -m compiler "
+        "train --zoo NAME) and rewrite its README",
+    )
     b.add_argument("--only", nargs="*", help="zoo entry names (default: all)")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=_cmd_build_zoo)

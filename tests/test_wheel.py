@@ -170,7 +170,7 @@ from flows.lvs import load_extraction
 from models.catalog import build_config, zoo_path
 tech(), load_rules(), load_extraction(layer_map=load_layer_map())   # every sky130 table parses
 ours = [compiler.__file__, sky130_file("devices.yaml"), CALIBRATION_DIR / "mirror_tt_27C.json",
-        build_config(zoo_path("fq_bmru_d4_digits_rows")), zoo_path("{model}")]
+        build_config(zoo_path("fq_bmru_d4_digits_clock")), zoo_path("{model}")]
 print("PROBE", json.dumps({{"ours": [str(p) for p in ours], "device_models": sky130.__file__}}))
 """
 

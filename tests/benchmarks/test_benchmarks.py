@@ -71,10 +71,10 @@ def test_zoo_models_picks_by_name():
 
 
 def test_verify_command_reproduces_the_settings():
-    command = verify_command("fq_bmru_d4_digits_rows", 2, 1, jobs=2, partitioned=True)
+    command = verify_command("fq_bmru_d4_digits_clock", 2, 1, jobs=2, partitioned=True)
     assert command == (
-        "python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt --config "
-        "models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR --no-layout && "
+        "python -m compiler build models/zoo/fq_bmru_d4_digits_clock.ckpt --config "
+        "models/zoo/fq_bmru_d4_digits_clock.yaml -o DIR --no-layout && "
         "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
         "--partitioned"
     )
@@ -82,9 +82,9 @@ def test_verify_command_reproduces_the_settings():
 
 
 def test_build_command_passes_a_zoo_models_own_config():
-    assert build_command("fq_bmru_d4_digits_rows") == (
-        "python -m compiler build models/zoo/fq_bmru_d4_digits_rows.ckpt "
-        "--config models/zoo/fq_bmru_d4_digits_rows.yaml -o DIR"
+    assert build_command("fq_bmru_d4_digits_clock") == (
+        "python -m compiler build models/zoo/fq_bmru_d4_digits_clock.ckpt "
+        "--config models/zoo/fq_bmru_d4_digits_clock.yaml -o DIR"
     )
     assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
 

@@ -16,7 +16,8 @@ from flows.verify import NotABuild, _disagreements, verify
 def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
-    metrics = verify(out, sequences=2, jobs=2, log=lambda *_: None)
+    metrics = verify(out, sequences=2, jobs=2, log=lambda *_: None, diagnose="all")
+    assert metrics["diagnosed_sequences"] == [0, 1]
     assert metrics["sequences"] == 2 and metrics["frames"] == 8 and metrics["reference_s"] > 0
     assert metrics["state_agreement"] >= 0.95
     assert max(metrics["candidate_rms_units"].values()) < 0.1
@@ -32,6 +33,13 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
         assert all(d["reference_state"] != d["spice_state"] for d in listed)
     report = json.loads((out / "verify" / "report.json").read_text())
     assert report["state_agreement"] == metrics["state_agreement"]
+    # by default only the sequences that differ are diagnosed (the network runs come from the cache)
+    again = verify(out, sequences=2, jobs=2, log=lambda *_: None)
+    assert again["state_agreement"] == metrics["state_agreement"]
+    if metrics["state_agreement"] == 1.0:
+        assert again["diagnosed_sequences"] == [] and again["isolated_output_rms_units"] is None
+    else:
+        assert again["diagnosed_sequences"] and set(again["diagnosed_sequences"]) <= {0, 1}
     assert (out / "verify" / "report.md").read_text().startswith("# Verification")
     assert (out / "verify" / "traces.png").stat().st_size > 1000
     build_power = json.loads((out / "reports" / "build.json").read_text())["power_estimate"]["total_W"]

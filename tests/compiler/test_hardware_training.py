@@ -82,8 +82,11 @@ def test_the_margin_term_counts_only_decisions_that_change_the_state():
     "argv, message",
     [
         (["train", "--cell", "fq_bmru", "--d", "2", "-o", "x.ckpt"], "train needs --task"),
-        (["train", "--zoo", "lru_d8_copy_first"], "is not an FQ zoo model"),
-        (["train", "--zoo", "fq_bmru_d4_flipflop", "-o", "x.ckpt", "--margin", "-1"], "BadMargin"),
+        (["train", "--zoo", "lru_d8_copy_first"], "is not a hardware-aware zoo model"),
+        (
+            ["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "2", "-o", "x.ckpt", "--margin", "-1"],
+            "BadMargin",
+        ),
     ],
 )
 def test_bad_training_requests_exit_2_before_training(argv, message, capsys, tmp_path, monkeypatch):

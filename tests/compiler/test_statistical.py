@@ -80,7 +80,7 @@ def test_verify_mc_model_without_spice_writes_its_report(small_ckpt, tmp_path, c
     assert main(["verify", str(tmp_path / "b"), "--no-spice"]) == 2
 
 
-@pytest.mark.parametrize("name", ["fq_bmru_d4_digits_rows", "fq_cmru_d8_event_count"])
+@pytest.mark.parametrize("name", ["fq_bmru_d4_digits_clock", "fq_cmru_d8_event_count"])
 def test_training_draws_the_sigmas_the_built_circuit_has(name):
     """The realisation's spread (what hardware-aware training draws from) equals the statistical model's
     sigmas of the compiled circuit, element by element."""

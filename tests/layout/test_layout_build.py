@@ -13,7 +13,7 @@ from flows.cli import main
 pytestmark = pytest.mark.tools  # builds with the layout
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "zoo" / "fq_bmru_d4_digits_rows.ckpt"
+MODEL = ROOT / "models" / "zoo" / "fq_bmru_d4_digits_clock.ckpt"
 
 
 @pytest.mark.slow
