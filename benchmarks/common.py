@@ -189,10 +189,10 @@ def task_frames(directory: Path) -> int:
     return int(get_task(IR.from_json((Path(directory) / "ir.json").read_text()).meta["task"]).test.x.shape[1])
 
 
-def whole_sequence_prediction(metrics: dict, full_frames: int):
-    """The prediction agreement of a verification, None when it simulated fewer than the task's
-    `full_frames`: a pooled readout predicts after the whole sequence."""
-    return rounded(metrics.get("prediction_agreement")) if metrics["frames"] == full_frames else None
+def whole_sequence_prediction(metrics: dict, full_frames: int, key: str = "prediction_agreement"):
+    """A prediction figure of a verification (`key`: an agreement or an accuracy), None when it simulated
+    fewer than the task's `full_frames`: a pooled readout predicts after the whole sequence."""
+    return rounded(metrics.get(key)) if metrics["frames"] == full_frames else None
 
 
 def rounded(value, digits: int = 3):
