@@ -8,6 +8,7 @@ import pytest
 
 from flows.build import build
 from flows.verify import verify
+from models.catalog import build_config, zoo_path
 
 pytestmark = pytest.mark.tools  # builds and verifies in ngspice
 
@@ -19,7 +20,7 @@ GOLDEN = json.loads((ROOT / "tests" / "golden" / "fidelity.json").read_text())
 def test_zoo_model_fidelity_does_not_regress(model, tmp_path):
     golden, margins = GOLDEN["models"][model], GOLDEN["margins"]
     out = tmp_path / model
-    build(ROOT / "models" / "zoo" / f"{model}.ckpt", out, log=lambda *_: None)
+    build(zoo_path(model), out, build_config(zoo_path(model)), log=lambda *_: None)
     metrics = verify(out, sequences=golden["sequences"], log=lambda *_: None)
     assert metrics["frames"] == golden["frames"]
     assert metrics["state_agreement"] >= golden["state_agreement"] - margins["state_agreement"]
