@@ -86,7 +86,10 @@ def test_build_command_passes_a_zoo_models_own_config():
         "python -m compiler build models/zoo/fq_bmru_d4_digits_clock.ckpt "
         "--config models/zoo/fq_bmru_d4_digits_clock.yaml -o DIR"
     )
-    assert build_command("fq_bmru_d4_flipflop") == "python -m compiler build models/zoo/fq_bmru_d4_flipflop.ckpt -o DIR"
+    assert (
+        build_command("fq_cmru_d8_event_count")
+        == "python -m compiler build models/zoo/fq_cmru_d8_event_count.ckpt -o DIR"
+    )
 
 
 @pytest.mark.tools

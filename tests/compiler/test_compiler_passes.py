@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cells.mirror import output_sigma
 from compiler.config import Config
 from compiler.frontend import load_network
 from compiler.ir import BiasArray, BiasGenerator, Bistable, Receiver, WeightArray
@@ -94,7 +95,7 @@ def test_size_devices_meets_the_budget_with_the_smallest_device(lowered):
         used = [
             (pol, r) for pol, m in (("p", array.pos_ratios), ("n", array.neg_ratios)) for row in m for r in row if r
         ]
-        worst = max(size_devices.sigma(pol, r, array.denominator, array.unit_w, array.unit_l) for pol, r in used)
+        worst = max(output_sigma(pol, r, array.denominator, array.unit_w, array.unit_l) for pol, r in used)
         assert worst <= 0.05 or any(n["stage"] for n in tight.meta["sizing"])
 
 

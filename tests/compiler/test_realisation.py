@@ -29,13 +29,18 @@ def test_realising_the_arrays_equals_the_compiled_circuit_bit_for_bit(name):
         np.testing.assert_array_equal(realised[key], value, err_msg=key)
 
 
-@pytest.mark.parametrize("name", ["fq_bmru_d8_event_count", "fq_bmru_d16_digits_clock"])
-def test_settled_values_realise_to_themselves(name):
-    """Both models have a unit whose calibrated window lands above the widest legal one: one realisation
-    moves it, a settled one does not."""
+@pytest.mark.parametrize("threshold", [1.09, 3.262, 4.644])
+def test_settled_values_realise_to_themselves(threshold):
+    """A window legalised to the widest allowed (0.9 of its threshold) can come out of the calibration a
+    little wider, which a second realisation narrows again: at these thresholds one realisation moves,
+    a settled one does not."""
+    name = "fq_bmru_d8_event_count"
     network = load_network(zoo_path(name))
     plan = Realisation.of(lower(network), load_config(build_config(zoo_path(name))))
     arrays = dict(network.checkpoint.arrays)
+    beta_hi = np.full(arrays["cell1.alpha"].shape, threshold, np.float32)
+    arrays["cell1.delta"] = beta_hi * np.float32(0.95)
+    arrays["cell1.beta_lo"] = beta_hi - arrays["cell1.delta"]
     once = plan.realise(arrays)
     assert any(not np.array_equal(plan.realise({**arrays, **once})[k], v) for k, v in once.items())
     settled = plan.settle(arrays)
