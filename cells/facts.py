@@ -88,7 +88,8 @@ class Mismatch:
 class MemoryCell:
     """The facts of a memory cell kind (see the module docstring).
 
-    `supply_current(bias)` takes the per-unit currents of each programmed bias field ({field: currents})
+    `supply_current(bias, candidates=None)` takes the per-unit currents of each programmed bias field
+    ({field: currents}) and, where known, the units' candidate currents over samples ([samples, units], A)
     and returns the current the cells draw from VDD through their own devices (the bias generator's
     outputs count as its own).
     `state_nodes(levels)` are the internal nodes of one unit whose count set is its level (1..levels).
@@ -98,7 +99,7 @@ class MemoryCell:
     ports: tuple[Port, ...]
     limits: Limits
     calibration: str
-    supply_current: Callable[[dict], float]
+    supply_current: Callable[..., float]
     state_nodes: Callable[[int], tuple[str, ...]]
     shared: SharedBias | None = None
     subckt: Callable[[], Subckt] | None = None

@@ -31,14 +31,19 @@ def area_estimate_um2(netlist: dict) -> float:
 POWER_SEQUENCES = 64  # test sequences whose mean activity sets the signal currents
 
 
-def mean_signals(build) -> dict:
-    """Mean current (A) at each receiver unit over test inputs: {receiver name: array[size]}."""
-    ir, ckpt = build.ir, build.network.checkpoint
+def test_activity(build) -> tuple:
+    """(inputs, reference traces) of the first POWER_SEQUENCES test sequences, or (None, {}) without task data."""
     try:
-        x = get_task(ckpt.metadata.get("task")).test.x[:POWER_SEQUENCES]
+        x = get_task(build.network.checkpoint.metadata.get("task")).test.x[:POWER_SEQUENCES]
     except KeyError:
+        return None, {}
+    return x, reference(build.ir, x)[1]
+
+
+def mean_signals(ir, x, traces) -> dict:
+    """Mean current (A) at each receiver unit over test inputs: {receiver name: array[size]}."""
+    if x is None:
         return {}
-    _, traces = reference(ir, x)
     i_unit, inputs = ir.meta.i_unit, {s.name for s in ir.of_kind(CurrentInput)}
     out = {}
     for rx in ir.of_kind(Receiver):
@@ -52,7 +57,8 @@ def mean_signals(build) -> dict:
 
 def power_estimate(build) -> dict:
     ir, vdd = build.ir, build.ir.meta.vdd
-    signals = mean_signals(build)
+    x, traces = test_activity(build)
+    signals = mean_signals(ir, x, traces)
     blocks = {"bias generator": 0.0, "bistable cells": 0.0, "weight mirrors": 0.0}
     shared = ir.shared_biases()
     for generator in ir.of_kind(BiasGenerator):
@@ -60,12 +66,16 @@ def power_estimate(build) -> dict:
         blocks["bias generator"] += generator.i_ref * (2 if sinks else 1)  # reference and its nfet copy
         for tap in generator.taps:
             current = generator.current(tap.units)
-            if tap.stage in shared:  # the memory cells' shared bias: its branches from VDD
-                blocks["bistable cells"] += shared[tap.stage].branches * current
+            if tap.stage in shared:  # the memory cells' shared bias: its branches, inside the generator
+                blocks["bias generator"] += shared[tap.stage].branches * current
             elif tap.polarity == "p":
                 blocks["bias generator"] += current
     for cell in ir.memory_cells():
-        blocks["bistable cells"] += cell.facts.supply_current({field: cell.programmed[field] for field in PROGRAMMED})
+        candidates = None
+        if cell.name in traces:
+            candidates = np.asarray(traces[cell.name]["h"]).reshape(-1, cell.size) * ir.meta.i_unit
+        bias = {field: cell.programmed[field] for field in PROGRAMMED}
+        blocks["bistable cells"] += cell.facts.supply_current(bias, candidates)
     for rx in ir.of_kind(Receiver):
         mean = signals.get(rx.name)
         if mean is None:

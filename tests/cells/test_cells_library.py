@@ -154,3 +154,12 @@ def test_bias_multiplicity_and_wta_ideal():
     assert cal.multiplicity("source", 0.5e-9, 1e-9, 8) == 4
     out = wta.ideal(wta.Params(3), [[1e-9, 2e-9, 0.5e-9]])
     assert out.tolist() == [[0.0, 1e-9, 0.0]]
+
+
+def test_bistable_supply_draws_its_threshold_and_as_much_of_its_copy_as_the_candidate_sinks():
+    from cells import bistable
+
+    bias = {"thresh": [1e-9, 2e-9]}
+    candidates = [[0.5e-9, 3e-9], [1.5e-9, 1e-9]]  # unit 0 below then above I_thresh, unit 1 the reverse
+    assert bistable.supply_current(bias) == pytest.approx(6e-9)  # without candidates: the copy at full
+    assert bistable.supply_current(bias, candidates) == pytest.approx(3e-9 + 0.75e-9 + 1.5e-9)
