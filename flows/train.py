@@ -111,13 +111,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--zoo",
         metavar="NAME",
-        help="retrain this shipped FQ model with its zoo settings (models/catalog.py) and build "
-        "configuration; then --task, --cell and --d are not needed",
+        help="retrain this shipped FQ model with its zoo settings (models/catalog.py: every training and "
+        "margin setting, its seed unless --seed is given) and build configuration",
     )
     add_train_arguments(parser)
     for action in parser._actions:  # with --zoo, the model's settings come from the zoo
         if action.dest in ("task", "cell", "d", "output"):
             action.required = False
+    parser.set_defaults(seed=None)  # --zoo: the zoo entry's own seed unless one is given
     parser.add_argument("--config", help="build configuration to train for (default: the compiler's defaults)")
     parser.add_argument(
         "--margin",
@@ -146,7 +147,7 @@ def run(args) -> int:
                 f"--zoo {shown(args.zoo)} is not a hardware-aware zoo model; choose one of "
                 f"{', '.join(sorted(HARDWARE_AWARE))}"
             )
-        cfg = replace(ZOO[args.zoo], seed=args.seed)
+        cfg = ZOO[args.zoo] if args.seed is None else replace(ZOO[args.zoo], seed=args.seed)
         output = args.output or zoo_path(args.zoo)
         config_path = args.config or build_config(zoo_path(args.zoo))
         settings = HARDWARE_AWARE[args.zoo]
@@ -154,7 +155,9 @@ def run(args) -> int:
         missing = [f"--{name}" for name in ("task", "cell", "d", "output") if getattr(args, name) is None]
         if missing:
             raise UsageError(f"train needs {', '.join(missing)} (or --zoo NAME)")
-        cfg, output, config_path = train_config(args), args.output, args.config
+        args.seed = 0 if args.seed is None else args.seed
+        cfg = train_config(args)
+        output, config_path = args.output, args.config
         settings = {"margin": args.margin, "margin_weight": args.margin_weight, "mismatch": args.mismatch}
     check_output_path(output)
     config = load_config(config_path)

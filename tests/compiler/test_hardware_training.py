@@ -107,3 +107,23 @@ def test_training_under_mismatch_draws_a_chip_per_step_and_still_saves_the_reali
         np.testing.assert_array_equal(value, arrays[key], err_msg=key)
     spread = chip.spread(dict(arrays))
     assert set(spread) >= {"cell1.W", "cell1.b", "cell1.set", "cell1.reset", "cell1.level"}
+
+
+def test_zoo_retraining_keeps_the_zoo_entrys_own_seed(monkeypatch, tmp_path):
+    """`train --zoo NAME` trains the catalog's config (its seed), unless --seed is given."""
+    import flows.train as flows_train
+    import models.train as models_train
+
+    seen = []
+
+    def stop(cfg, progress=True, hardware=None):
+        seen.append(cfg.seed)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models_train, "train", stop)
+    monkeypatch.setattr(flows_train, "hardware", lambda *a, **k: None)
+    out = str(tmp_path / "x.ckpt")
+    assert main(["train", "--zoo", "fq_bmru_d8_digits_clock", "-o", out]) == 130
+    assert main(["train", "--zoo", "fq_bmru_d8_digits_clock", "-o", out, "--seed", "5"]) == 130
+    assert main(["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "2", "-o", out]) == 130
+    assert seen == [1, 5, 0]
