@@ -132,8 +132,9 @@ class Hardware:
     `realise` maps the model's arrays (numpy) to the values the circuit realises for those it sets
     (float32, the same names and shapes); `margin` is the smallest distance, relative to the set
     threshold, that a memory cell's candidate should keep from a threshold whose comparison changes its
-    state (`margin_loss`), with the loss weight `margin_weight`; `record` goes into the checkpoint's metadata (the build configuration trained for);
-    with `spread`, each step draws one chip's device mismatch (models/mismatch.py) on the realised values."""
+    state (`margin_loss`), with the loss weight `margin_weight`; `record` goes into the checkpoint's
+    metadata (the build configuration trained for); with `spread`, each step draws one chip's device
+    mismatch (models/mismatch.py) on the realised values."""
 
     realise: Callable[[dict], dict]
     margin: float = 0.0
