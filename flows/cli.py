@@ -13,6 +13,7 @@ import threading
 
 from compiler.foundation.errors import CompilerError, file_label
 from flows import build, characterize, drc, lvs, starter_config, train, verify
+from models.errors import UsageError as ModelUsageError
 
 SUBCOMMANDS = {
     "train": (train, "train a model as the circuit realises it (hardware-aware), for a build configuration"),
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminate_as_exit) if main_thread else None
     try:
         return int(args.module.run(args) or 0)
-    except CompilerError as error:
+    except (CompilerError, ModelUsageError) as error:  # the model zoo's own named errors (train)
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return error.exit_status
     except OSError as error:  # the file system refused: a path that cannot be read or written, a full disk

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from compiler.config import Config, load_config
 from compiler.foundation.errors import UsageError, shown
-from compiler.frontend import network_of
+from compiler.frontend import check_design_rules, network_of
+from compiler.ir import STAGE_TYPES
 from compiler.lower import lower
 from compiler.realisation import Realisation
 from models.checkpoint import Checkpoint, check_output_path
@@ -35,12 +36,17 @@ REALISATION_KEYS = (
     "corner",
     "temp",
 )
+ZOO_OPTIONS = ("zoo", "seed", "output", "config", "quiet")  # the options `train --zoo` takes
 DEFAULT_MARGIN = 0.02  # 5 x the build report's tie distance (flows/quantisation.py TIE)
 DEFAULT_MARGIN_WEIGHT = 1.0
 
 
 class BadMargin(UsageError):
     """A decision margin or its weight outside its range."""
+
+
+class BadTrainRequest(UsageError):
+    """`train` without a model to train (--task, --cell, --d, -o), or --zoo naming no hardware-aware entry."""
 
 
 def realisation_settings(config: Config) -> dict:
@@ -72,8 +78,15 @@ def hardware(
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= high):
             raise BadMargin(f"{name} must be a number in [0, {high:g}], got {shown(value)}")
     network = network_of(Checkpoint(graph, init_arrays(graph, 0), {}), "<training>")
-    plan = Realisation.of(lower(network), config)
-    record = {"build_settings": realisation_settings(config), "mismatch_noise": mismatch}
+    check_design_rules(network)  # a layer the circuit cannot build is refused before training, not after
+    lowered = lower(network)
+    config.check_stages([stage.name for stage in lowered.stages], STAGE_TYPES)
+    plan = Realisation.of(lowered, config)
+    record = {
+        "build_settings": realisation_settings(config),
+        "mismatch_noise": mismatch,
+        "margin_weight": margin_weight,
+    }
     return Hardware(plan.settle, margin, margin_weight, record, plan.spread if mismatch else None)
 
 
@@ -132,6 +145,10 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="train under device mismatch: one draw of the cells' mismatch sigmas per step (more robust chips)",
     )
+    # Every training setting defaults to None here, so that one given with --zoo can be refused; run()
+    # fills in the real defaults (kept in `train_defaults`) otherwise.
+    settings = [a for a in parser._actions if a.dest not in ZOO_OPTIONS and a.dest != "help" and a.default is not None]
+    parser.set_defaults(train_defaults={a.dest: a.default for a in settings}, **{a.dest: None for a in settings})
 
 
 def run(args) -> int:
@@ -141,9 +158,18 @@ def run(args) -> int:
     from models.cli import report_training, train_config
     from models.train import graph_of, train
 
+    given = sorted(dest for dest in args.train_defaults if getattr(args, dest) is not None)
+    for dest, default in args.train_defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
     if args.zoo is not None:
+        if given:
+            options = ", ".join("--" + dest.replace("_", "-") for dest in given)
+            raise BadTrainRequest(
+                f"--zoo trains the entry with its own settings: drop {options} (or train without --zoo)"
+            )
         if args.zoo not in HARDWARE_AWARE:
-            raise UsageError(
+            raise BadTrainRequest(
                 f"--zoo {shown(args.zoo)} is not a hardware-aware zoo model; choose one of "
                 f"{', '.join(sorted(HARDWARE_AWARE))}"
             )
@@ -154,7 +180,7 @@ def run(args) -> int:
     else:
         missing = [f"--{name}" for name in ("task", "cell", "d", "output") if getattr(args, name) is None]
         if missing:
-            raise UsageError(f"train needs {', '.join(missing)} (or --zoo NAME)")
+            raise BadTrainRequest(f"train needs {', '.join(missing)} (or --zoo NAME)")
         args.seed = 0 if args.seed is None else args.seed
         cfg = train_config(args)
         output, config_path = args.output, args.config

@@ -62,6 +62,10 @@ class NotABuild(UsageError):
     """The directory is not a finished build."""
 
 
+class NoDrawsToRun(UsageError):
+    """`--no-spice` without `--mc-model`: nothing would run."""
+
+
 def _load(directory: Path) -> tuple[IR, Config]:
     """The build's IR and config, after checking that they, the model and the netlist are what the build
     wrote (manifest hashes): a verification is of the delivered circuit or of nothing."""
@@ -719,7 +723,7 @@ def run(args) -> int:
     tolerances = load_tolerances(args.tolerances) if args.tolerances else None
     if args.no_spice:
         if not args.mc_model:
-            raise UsageError("--no-spice runs only the statistical model: give it --mc-model N (draws)")
+            raise NoDrawsToRun("--no-spice runs only the statistical model: give it --mc-model N (draws)")
         return _statistical(args, {})
     metrics = verify(
         args.directory,

@@ -87,6 +87,10 @@ def test_the_margin_term_counts_only_decisions_that_change_the_state():
             ["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "2", "-o", "x.ckpt", "--margin", "-1"],
             "BadMargin",
         ),
+        (["train", "--zoo", "fq_bmru_d4_flipflop", "-o", "x.ckpt", "--steps", "5"], "drop --steps"),
+        (["train", "--task", "flipflop", "--cell", "bmru", "--d", "2", "-o", "x.ckpt"], "NotFirstQuadrant"),
+        (["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "0", "-o", "x.ckpt"], "BadTrainConfig"),
+        (["train", "--task", "flipflop", "--cell", "fq_bmru", "--d", "2", "-o", "no/x.ckpt"], "OutputPathError"),
     ],
 )
 def test_bad_training_requests_exit_2_before_training(argv, message, capsys, tmp_path, monkeypatch):
