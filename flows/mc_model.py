@@ -32,30 +32,31 @@ def predictions(outputs: np.ndarray, task) -> np.ndarray | None:
 
 
 def statistics(ir: IR, task, x, output: str, draws: int, seed: int = 0) -> dict:
-    """The model's Monte Carlo on inputs x: per-draw measures and per-sequence prediction yield."""
+    """The model's Monte Carlo on inputs x: per-draw measures and per-sequence prediction yield (each
+    chunk of draws reduced as it comes, so memory does not grow with the draws)."""
     start = time.perf_counter()
     _, traces = reference(ir, x)
     nominal = np.asarray(traces[output]["y"])
-    outputs, states = monte_carlo(ir, x, output, draws, seed)
-    per_draw = {
-        "state_agreement": np.mean(
-            np.concatenate(
-                [(q == np.asarray(traces[c]["q"])[None]).reshape(draws, -1) for c, q in states.items()], axis=1
-            ),
-            axis=1,
+    nominal_pred = predictions(nominal, task)
+    per_draw = {measure: [] for measure in MEASURES}
+    kept = np.zeros(len(x))
+    for outputs, states in monte_carlo(ir, x, output, draws, seed):
+        n = len(outputs)
+        if states:
+            same = [(q == np.asarray(traces[c]["q"])[None]).reshape(n, -1) for c, q in states.items()]
+            per_draw["state_agreement"].append(np.concatenate(same, axis=1).mean(axis=1))
+        per_draw["output_rms_units"].append(
+            np.sqrt(np.mean((outputs - nominal[None]) ** 2, axis=tuple(range(1, outputs.ndim))))
         )
-        if states
-        else None,
-        "output_rms_units": np.sqrt(np.mean((outputs - nominal[None]) ** 2, axis=tuple(range(1, outputs.ndim)))),
-    }
+        if nominal_pred is not None:
+            keep = predictions(outputs, task) == nominal_pred[None]
+            per_draw["prediction_agreement"].append(keep.mean(axis=1))
+            kept += keep.sum(axis=0)
     result = {"draws": draws, "sequences": int(len(x)), "seed": seed}
-    nominal_pred, drawn_pred = predictions(nominal, task), predictions(outputs, task)
     if nominal_pred is not None:
-        keep = drawn_pred == nominal_pred[None]
-        per_draw["prediction_agreement"] = keep.mean(axis=1)
-        result["prediction_kept_by_sequence"] = [round(float(v), 4) for v in keep.mean(axis=0)]
-        result["prediction_kept"] = float(keep.mean())
-    result["quantiles"] = {k: _quantiles(v) for k, v in per_draw.items() if v is not None}
+        result["prediction_kept_by_sequence"] = [round(float(v), 4) for v in kept / draws]
+        result["prediction_kept"] = float(kept.sum() / (draws * len(x)))
+    result["quantiles"] = {k: _quantiles(np.concatenate(v)) for k, v in per_draw.items() if v}
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
 

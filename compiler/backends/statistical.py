@@ -84,19 +84,26 @@ def _vmapped(graph_json: str, output: str, cells: tuple):
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
-def monte_carlo(ir: IR, x, output: str, draws: int, seed: int = 0, chunk: int = 500):
+CHUNK_VALUES = 50_000_000  # floats a chunk of draws may hold across its layers' signals (about 200 MB)
+
+
+def chunk_size(ir: IR, x, limit: int = 500) -> int:
+    """Draws per vmapped chunk: at most `limit`, and few enough that every layer's signals over the
+    sequences fit CHUNK_VALUES."""
+    per_draw = int(np.prod(np.shape(x)[:-1])) * sum(stage.size for stage in ir.stages)
+    return max(1, min(limit, CHUNK_VALUES // max(per_draw, 1)))
+
+
+def monte_carlo(ir: IR, x, output: str, draws: int, seed: int = 0):
     """The layer `output`'s values and the memory-cell states under `draws` mismatch draws on inputs x
-    [S, T, F]: (outputs [draws, S, ...], {cell: states [draws, S, T, d]}), `chunk` draws at a time."""
+    [S, T, F], a chunk at a time (`chunk_size`): yields (outputs [n, S, ...], {cell: states [n, S, T, d]})."""
     cells = tuple(cell.name for cell in ir.memory_cells())
     run = _vmapped(json.dumps(ir.meta.graph, sort_keys=True), output, cells)
+    chunk = min(chunk_size(ir, x), draws)
     x = jnp.asarray(x, jnp.float32)
-    outputs, states = [], {cell: [] for cell in cells}
     key = jax.random.PRNGKey(seed)
     for start in range(0, draws, chunk):
         key, sub = jax.random.split(key)
         n = min(chunk, draws - start)
         out, q = run(draw(ir, sub, chunk), x)  # a fixed chunk size: one compilation
-        outputs.append(np.asarray(out[:n]))
-        for cell in cells:
-            states[cell].append(np.asarray(q[cell][:n]))
-    return np.concatenate(outputs), {cell: np.concatenate(v) for cell, v in states.items()}
+        yield np.asarray(out[:n]), {cell: np.asarray(q[cell][:n]) for cell in cells}

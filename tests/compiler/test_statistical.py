@@ -56,7 +56,11 @@ def test_without_draws_spread_the_model_is_the_reference(ir, monkeypatch):
     zero = {k: np.zeros_like(v) for k, v in sigmas(ir).items()}
     monkeypatch.setattr(statistical, "sigmas", lambda ir: zero)
     x = get_task("digits_rows").test.x[:3]
-    out, states = monte_carlo(ir, x, "readout", draws=4, chunk=2)
+    monkeypatch.setattr(statistical, "CHUNK_VALUES", 1)  # one draw per chunk: the chunks join up
+    chunks = list(monte_carlo(ir, x, "readout", draws=4))
+    assert [len(out) for out, _ in chunks] == [1, 1, 1, 1]
+    out = np.concatenate([out for out, _ in chunks])
+    states = {"cell1": np.concatenate([q["cell1"] for _, q in chunks])}
     from compiler.backends.behavioural import reference
 
     _, traces = reference(ir, x)
