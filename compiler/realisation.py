@@ -223,7 +223,7 @@ class Realisation:
             out.update(self.realise_cell(cell, arrays))
         return {name: np.asarray(value, np.float32) for name, value in out.items()}
 
-    def settle(self, arrays: dict, rounds: int = 4) -> dict:
+    def settle(self, arrays: dict, rounds: int = 8) -> dict:
         """Realised values that realise to themselves, so that a checkpoint of them builds unchanged:
         calibration can push a legalised window back past a bound (a width above MAX_WIDTH_RATIO), which
         a second realisation moves again; repeated until nothing moves (at most `rounds` times)."""

@@ -19,6 +19,7 @@ import numpy as np
 from compiler.backends.behavioural import arrays_from_ir, reference
 from compiler.frontend import Network
 from compiler.ir import IR
+from models.cells import open_comparisons
 from models.evaluate import predict, predictor
 from models.tasks import get_task
 
@@ -61,11 +62,11 @@ def decision_ties(ir: IR, x) -> dict:
     _, traces = reference(ir, x)
     ties = {}
     for stage in ir.memory_cells():
-        h, q = np.asarray(traces[stage.name]["h"]), np.asarray(traces[stage.name]["q"])
-        before = np.concatenate([np.zeros_like(q[..., :1, :]), q[..., :-1, :]], axis=-2)  # the level before
+        h = np.asarray(traces[stage.name]["h"])
+        can_set, can_reset = (np.asarray(m) for m in open_comparisons(traces[stage.name]["q"], stage.top_level))
         hi = np.asarray(stage.thresh) / scale
         lo = hi - np.asarray(stage.width) / scale
-        near = ((np.abs(h - hi) < TIE * hi) & (before < stage.top_level)) | ((np.abs(h - lo) < TIE * hi) & (before > 0))
+        near = ((np.abs(h - hi) < TIE * hi) & can_set) | ((np.abs(h - lo) < TIE * hi) & can_reset)
         per_unit = near.reshape(-1, near.shape[-1]).mean(0)
         ties[stage.name] = {
             "share": round(float(near.mean()), 6),

@@ -433,10 +433,8 @@ def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
     ladders = [c for c in cells if ir.stage(c).top_level > 1]
     if ladders:  # an FQ-CMRU unit's state is its level (0..K): level agreement per (unit, frame)
         metrics["level_agreement"] = float(np.mean(np.concatenate([agree[c].ravel() for c in ladders])))
-    per_frame_classifier = np.ndim(y) == 2 and ref_out.shape[-1] > 1  # e.g. event_count: read at the last frame
-    if task.pool or per_frame_classifier:
-        spice_pred = np.argmax(spice_out.mean(axis=1) if task.pool else spice_out[:, -1], -1)
-        ref_pred = np.argmax(ref_out.mean(axis=1) if task.pool else ref_out[:, -1], -1)
+    spice_pred, ref_pred = mc_model.predictions(spice_out, task), mc_model.predictions(ref_out, task)
+    if ref_pred is not None:
         y = y if task.pool else np.asarray(y)[:, -1]
         metrics.update(
             {
@@ -526,7 +524,8 @@ def markdown(metrics: dict) -> str:
     rows += [(f"candidate RMS error {c} (units)", round(v, 4)) for c, v in metrics["candidate_rms_units"].items()]
     rows += [
         (
-            f"state agreement {c}: in the network / alone on golden inputs",
+            f"state agreement {c}: in the network / alone on golden inputs (sequences "
+            f"{', '.join(map(str, metrics.get('diagnosed_sequences', []))) or 'none'})",
             f"{metrics['state_agreement_by_cell'][c]:.4g} / {v:.4g}",
         )
         for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()

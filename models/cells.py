@@ -40,6 +40,14 @@ def fq_events(params, h):
     return up, down
 
 
+def open_comparisons(q, top):
+    """Which threshold comparisons can change a unit's level at each frame, from its levels q [..., T, d]:
+    the set threshold's while the level before the frame is below `top` (1 for an FQ-BMRU, K for an
+    FQ-CMRU), the reset threshold's while it is above 0 (every level starts at 0). Returns (set, reset)."""
+    before = jnp.concatenate([jnp.zeros_like(q[..., :1, :]), q[..., :-1, :]], axis=-2)
+    return before < top, before > 0
+
+
 def fq_bmru_coeffs(params, h, eps=0.0):
     """Affine coefficients of the FQ-BMRU level q (our eps-relaxation, exact at eps = 0).
 

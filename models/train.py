@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from models import __version__
 from models.backbone import CELLS, build_graph
+from models.cells import open_comparisons
 from models.checkpoint import SCHEMA_VERSION, Checkpoint
 from models.errors import UsageError
 from models.evaluate import evaluate, loss_value, predict, predictor
@@ -222,10 +223,9 @@ def margin_loss(graph, params, traces, margin: float):
             beta_lo, delta = params[f"{layer['name']}.beta_lo"], params[f"{layer['name']}.delta"]
             beta_hi = jnp.maximum(beta_lo + delta, 1e-6)
             h, q = traces[layer["name"]]["h"], jax.lax.stop_gradient(traces[layer["name"]]["q"])
-            before = jnp.concatenate([jnp.zeros_like(q[..., :1, :]), q[..., :-1, :]], axis=-2)
-            top = layer.get("K", 1)  # the highest level (an FQ-BMRU's is 1)
-            up = jax.nn.relu(1.0 - jnp.abs(h - beta_hi) / (margin * beta_hi)) * (before < top)
-            down = jax.nn.relu(1.0 - jnp.abs(h - beta_lo) / (margin * beta_hi)) * (before > 0)
+            can_set, can_reset = open_comparisons(q, layer.get("K", 1))  # an FQ-BMRU's top level is 1
+            up = jax.nn.relu(1.0 - jnp.abs(h - beta_hi) / (margin * beta_hi)) * can_set
+            down = jax.nn.relu(1.0 - jnp.abs(h - beta_lo) / (margin * beta_hi)) * can_reset
             terms.append(jnp.mean(jnp.maximum(up, down)))
     return sum(terms) / max(len(terms), 1)
 
