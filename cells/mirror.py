@@ -37,6 +37,7 @@ V_OUT_NOMINAL = 0.7  # voltage of a summing node (the cascoded nfet diode of the
 # Pelgrom coefficient of the relative current sigma of one device (x um), by polarity: at or above the
 # sigmas measured on this library's mirrors.
 PELGROM = {"n": 0.30, "p": 0.20}
+UNIT_DEVICES = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # the unit devices W x L (um) a build picks from
 
 
 def output_sigma(polarity: str, ratio: int, denominator: int, w: float, l: float) -> float:

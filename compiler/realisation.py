@@ -8,7 +8,7 @@ compiler will build, and the build report's realised model is that network too:
               D units, D the configured denominator lowered where the receiver's largest weight needs it
     biases    taps on the bias grid (i_unit / bias_denominator), raised to the cells' minimum current
               unless below half of it (then none)
-    devices   each receiver's unit device: the smallest of CATALOGUE whose worst mirror output keeps its
+    devices   each receiver's unit device: the smallest of the mirror's UNIT_DEVICES whose worst output keeps its
               mismatch sigma within the budget
     cells     the hysteresis window legalised (minimum current, minimum and maximum width), then the bias
               currents that realise it through the cell's calibration table, on the bias grid, and the
@@ -28,11 +28,10 @@ import numpy as np
 import cells
 from cells.bias import tap_sigma
 from cells.common import I_MIN
-from cells.mirror import output_sigma
+from cells.mirror import UNIT_DEVICES, output_sigma
 from compiler.ir import IR, BiasArray, Receiver
 
 MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive reset level to compare against
-CATALOGUE = ((2.0, 4.0), (4.0, 8.0), (8.0, 8.0), (8.0, 16.0))  # mirror unit devices W x L (um), by area
 
 
 # ---------------------------------------------------------------------------------------------- rules
@@ -50,14 +49,14 @@ def ratio_units(weights, denominator: int, max_units: int) -> np.ndarray:
 
 
 def unit_device(used, denominator: int, budget: float) -> tuple[float, float, float]:
-    """(W, L, worst sigma) of a receiver's unit device: the smallest of CATALOGUE whose worst mirror output
-    among `used` ((polarity, units) pairs) has a relative sigma within `budget`, else the largest."""
+    """(W, L, worst sigma) of a receiver's unit device: the smallest of the mirror's UNIT_DEVICES whose worst
+    output among `used` ((polarity, units) pairs) has a relative sigma within `budget`, else the largest."""
 
     def worst(w, l):
         return max((output_sigma(pol, r, denominator, w, l) for pol, r in used), default=0.0)
 
-    fitting = [wl for wl in CATALOGUE if worst(*wl) <= budget]
-    w, l = fitting[0] if fitting else CATALOGUE[-1]
+    fitting = [wl for wl in UNIT_DEVICES if worst(*wl) <= budget]
+    w, l = fitting[0] if fitting else UNIT_DEVICES[-1]
     return w, l, worst(w, l)
 
 

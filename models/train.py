@@ -232,11 +232,13 @@ def margin_loss(graph, params, traces, margin: float):
 
 def _make_chunk(graph, task, optimizer, eps_schedule, hardware=None):
     clipped = _non_negative_keys(graph)
-    first = init_arrays(graph, 0)
-    realised_names = tuple(sorted(hardware.realise(first))) if hardware else ()
-    spread_names = ()
-    if hardware is not None and hardware.spread is not None:
-        spread_names = tuple(sorted(hardware.spread({**first, **hardware.realise(first)})))
+    realised_names, spread_names = (), ()
+    if hardware is not None:  # the names the callbacks return, from the initial arrays
+        first = init_arrays(graph, 0)
+        realised = hardware.realise(first)
+        realised_names = tuple(sorted(realised))
+        if hardware.spread is not None:
+            spread_names = tuple(sorted(hardware.spread({**first, **realised})))
 
     def project(params):
         return {k: jnp.maximum(v, 0.0) if k in clipped else v for k, v in params.items()}
