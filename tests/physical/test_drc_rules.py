@@ -29,6 +29,18 @@ def space(layer, w=1.0):
     return lambda d, v: (d.box(layer, 0, 0, w, 3), d.box(layer, w + v, 0, 2 * w + v, 3))
 
 
+def beside_wide(layer, narrow=1.0):
+    """A 4 x 4 um shape of `layer` (wider than 3 um) and one `narrow` um wide, v apart."""
+    return lambda d, v: (d.box(layer, 0, 0, 4, 4), d.box(layer, 4 + v, 0, 4 + v + narrow, 4))
+
+
+def plate(d, x, size=2.0):
+    """A capm `size` square at x on its met3 bottom plate (capm.3 enclosure: 0.14); returns the plate's right edge."""
+    d.box("capm", x, 0, x + size, size)
+    d.box("met3", x - 0.14, -0.14, x + size + 0.14, size + 0.14)
+    return x + size + 0.14
+
+
 def area(layer):
     return lambda d, v: d.box(layer, 0, 0, 0.1, 10 * v)  # on the 1 nm grid for these values
 
@@ -245,6 +257,7 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "ct.4": (lambda d, v: (d.box("mcon", 0, 0, 0.17, 0.17), v and d.box("li1", -0.1, -0.1, 0.27, 0.27)), False, True),
     "m1.1": (width("met1"), 0.13, 0.14),
     "m1.2": (space("met1"), 0.13, 0.14),
+    "m1.3ab": (beside_wide("met1"), 0.27, 0.28),
     "m1.4": (enclosed("met1", "mcon", "li1"), 0.02, 0.03),
     "m1.5": (adjacent("met1", "mcon", "li1"), 0.05, 0.06),
     "m1.6": (area("met1"), 0.082, 0.083),
@@ -254,6 +267,7 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "via.5a": (adjacent("met1", "via", "met2"), 0.08, 0.085),
     "m2.1": (width("met2"), 0.13, 0.14),
     "m2.2": (space("met2"), 0.13, 0.14),
+    "m2.3ab": (beside_wide("met2"), 0.27, 0.28),
     "m2.4": (enclosed("met2", "via", "met1"), 0.05, 0.055),
     "m2.5": (adjacent("met2", "via", "met1"), 0.08, 0.085),
     "m2.6": (area("met2"), 0.067, 0.0677),
@@ -262,6 +276,7 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
     "via2.4": (enclosed("met2", "via2", "met3"), 0.03, 0.04),
     "m3.1": (width("met3"), 0.29, 0.3),
     "m3.2": (space("met3"), 0.29, 0.3),
+    "m3.3cd": (beside_wide("met3"), 0.39, 0.4),
     "m3.4": (enclosed("met3", "via2", "met2"), 0.06, 0.065),
     "via3.1": (exact("via3"), 0.21, 0.2),
     "via3.2": (space("via3", 0.2), 0.19, 0.2),
@@ -280,6 +295,8 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
         0.83,
         0.84,
     ),
+    "capm.2b": (lambda d, v: plate(d, plate(d, 0.14) + v + 0.14), 1.19, 1.2),
+    "capm.2b_a": (lambda d, v: d.box("met3", plate(d, 0.14) + v, 0, plate(d, 0.14) + v + 1, 2), 1.19, 1.2),
     "capm.3": (enclosed("met3", "capm"), 0.13, 0.14),
     "capm.4": (
         lambda d, v: (
@@ -295,7 +312,9 @@ CASES = {  # rule -> (draw(d, v), bad v, good v)
         0.13,
         0.14,
     ),
+    "capm.11": (lambda d, v: (plate(d, 0), d.box("met3", 2 + v, 0, 3 + v, 2)), 0.49, 0.5),
 }
+WIDE_RULES = [r.name for r in TABLE.rules if r.kind == "wide_space"]
 OVERLAP_FORBIDDEN = [r.name for r in TABLE.rules if r.overlap == "forbidden"]
 
 
@@ -322,6 +341,28 @@ def test_rule_fires_below_its_value_and_not_at_it(rule, tmp_path):
 def test_separation_rules_that_forbid_overlap_fire_on_it(rule, tmp_path):
     draw, _, _ = CASES[rule]
     assert violations(tmp_path, draw, -0.05, rule)[rule] > 0
+
+
+@pytest.mark.parametrize("rule", WIDE_RULES)
+def test_wide_spacing_rules_leave_shapes_of_the_wide_width_alone(rule, tmp_path):
+    """Shapes exactly `wide` um wide, v apart just below the rule's value: only wider shapes are held to it."""
+    rule_of = next(r for r in TABLE.rules if r.name == rule)
+    layer, w, v = rule_of.layers[0], rule_of.wide, rule_of.value - 0.01
+
+    def draw(d, v):
+        d.box(layer, 0, 0, w, 4), d.box(layer, w + v, 0, 2 * w + v, 4)
+
+    assert violations(tmp_path, draw, v, rule)[rule] == 0
+
+
+def test_bottom_plates_joined_by_met3_are_not_capm_2b(tmp_path):
+    """Two capm on one met3 plate, their bottom plates 1 um apart: the met3 between them is one plate."""
+
+    def draw(d, v):
+        d.box("met3", 0, -0.14, 5.42, 2.14)
+        plate(d, 0.14), plate(d, 3.28)
+
+    assert violations(tmp_path, draw, 0, "capm.2b")["capm.2b"] == 0
 
 
 def test_drawn_mirror_is_clean_and_reports_are_written(tmp_path):
