@@ -5,14 +5,25 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup ngspice demo test test-quick test-slow lint bench clean
+# The official sign-off decks' open_pdks KLayout DRC deck, extracted from the PyPI wheel glayout==0.2.0
+# (downloaded without its dependencies, sha256 pinned in flows/signoff.py); flows/signoff.py finds it here.
+SIGNOFF_DECK := $(VENV)/share/fqrnn-signoff/sky130.lydrc
 
-setup: ngspice $(STAMP)
+.PHONY: setup tools demo test test-quick test-slow lint bench clean
 
-ngspice:
-	@command -v ngspice >/dev/null 2>&1 || { \
-	  echo "ngspice not found: installing Debian's ngspice"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ngspice; }
+setup: tools $(STAMP) $(SIGNOFF_DECK)
+
+# Debian's programs the flow runs, installed when missing: ngspice (simulation), klayout (the official DRC
+# decks in batch) and netgen-lvs (LVS with the sky130A set-up); each Debian package is named as its program.
+tools:
+	@missing=""; for tool in ngspice klayout netgen-lvs; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "not found:$$missing; installing Debian's packages"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+$(SIGNOFF_DECK): $(STAMP)
+	$(PY) -m flows.signoff fetch-deck
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError
+from flows import signoff
 from flows.gds import LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 RULES_PATH = sky130_file("drc_rules.yaml")
@@ -38,6 +39,8 @@ KINDS = {  # kind -> number of layers it takes
     "grid": None,
     "orthogonal": None,  # any number of layers
 }
+OFFICIAL = ("open_pdks", "precheck")  # the official KLayout decks (flows/signoff.py)
+CHECKS = ("table",) + OFFICIAL
 LOCATIONS_KEPT = 20  # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
 HUGE = 10**12  # an upper bound in database units
 
@@ -183,15 +186,45 @@ class DrcResult:
         return self.total == 0
 
 
+@dataclass
+class Checked:
+    """What one `drc` run checked: the table's result (None when not asked for), the official decks that ran
+    and those that could not run."""
+
+    gds: str
+    top: str
+    table: DrcResult | None
+    runs: list = field(default_factory=list)  # signoff.DeckRun
+    skipped: list = field(default_factory=list)  # signoff.Tool, with the reason in .missing
+
+    @property
+    def total(self) -> int:
+        return (self.table.total if self.table else 0) + sum(run.total for run in self.runs)
+
+    @property
+    def clean(self) -> bool:
+        return self.total == 0
+
+
 def run_drc(
     target, out_dir=None, *, rules_path=RULES_PATH, layer_map_path=None, top: str | None = None, only=None
 ) -> DrcResult:
-    """Check a build directory (its layout/top.gds) or one GDS file; write reports when `out_dir` is given.
-    `only` names the rules to run (default: all of the table)."""
+    """Check a build directory (its layout/top.gds) or one GDS file against the rule table; write reports
+    when `out_dir` is given. `only` names the rules to run (default: all of the table)."""
+    start = time.perf_counter()
+    result, drawn = _check_table(find_gds(target), rules_path, layer_map_path, top, only)
+    if out_dir is not None:
+        write_reports(Checked(result.gds, result.top, result), Path(out_dir), drawn)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _check_table(gds: Path, rules_path, layer_map_path, top: str | None, only):
+    """(DrcResult, (markers by rule, layout, top cell, the shape store the markers live in)) of the rule
+    table on `gds`."""
     import klayout.db as kdb
 
     start = time.perf_counter()
-    gds = find_gds(target)
     layer_map = load_layer_map(layer_map_path) if layer_map_path else load_layer_map()
     table = load_rules(rules_path, layer_map)
     if only:
@@ -212,11 +245,34 @@ def run_drc(
         boxes = sorted(_box_um(shape, dbu) for m in found for shape in _each(m))
         violations[rule.name] = len(boxes)
         locations[rule.name] = boxes[:LOCATIONS_KEPT]
-    result = DrcResult(str(gds), cell.name, violations, locations, table.rules, 0.0)
-    if out_dir is not None:
-        write_reports(result, markers, Path(out_dir), layout, cell)
-    result.seconds = time.perf_counter() - start
-    return result
+    result = DrcResult(str(gds), cell.name, violations, locations, table.rules, time.perf_counter() - start)
+    return result, (markers, layout, cell, store)
+
+
+def run_checks(
+    target, out_dir, *, decks=CHECKS, require_signoff=False, rules_path=RULES_PATH, top=None, only=None
+) -> Checked:
+    """The rule table (a fast pre-check), then the official KLayout decks among `decks`, on a build directory
+    or GDS file; reports in `out_dir`. An official deck that cannot run is skipped and reported, or with
+    `require_signoff` raises SignoffUnavailable before anything runs."""
+    gds = find_gds(target)
+    official = [tool for name, tool in signoff.drc_decks().items() if name in decks]
+    signoff.require(official, require_signoff)
+    table, extra = None, None
+    if "table" in decks:
+        table, extra = _check_table(gds, rules_path, None, top, only)
+        top_name = table.top
+    else:
+        top_name = load_layout(gds, top)[1].name
+    checked = Checked(str(gds), top_name, table, skipped=[t for t in official if not t.available])
+    out_dir = Path(out_dir)
+    with signoff.scratch_beside(out_dir) as scratch:
+        for tool in official:
+            if tool.available:
+                print(f"running the {tool.title} ({tool.source}) ...", flush=True)
+                checked.runs.append(signoff.run_deck(tool, gds, top_name, Path(scratch)))
+        write_reports(checked, out_dir, extra, Path(scratch))
+    return checked
 
 
 def _region(layout, cell, gds_layer, store):
@@ -240,11 +296,32 @@ def _box_um(shape, dbu: float) -> list:
     return [round(v * dbu, 4) for v in (box.left, box.bottom, box.right, box.top)]
 
 
-def write_reports(result: DrcResult, markers: dict, out_dir: Path, layout, cell) -> None:
+REPORTS = ("report.md", "report.json", "report.lyrdb") + tuple(
+    f"{name}.{ext}" for name in OFFICIAL for ext in ("lyrdb", "log")
+)
+
+
+def write_reports(checked: Checked, out_dir: Path, table_markers=None, scratch: Path | None = None) -> None:
+    """report.md, report.json and the .lyrdb of every check into `out_dir`, each renamed into place; the
+    reports of checks not run this time are removed, so none is left from an earlier run."""
+    if scratch is None:
+        with signoff.scratch_beside(out_dir) as scratch:
+            return write_reports(checked, out_dir, table_markers, Path(scratch))
+    if checked.table is not None:
+        _write_lyrdb(checked.table, table_markers, scratch / "report.lyrdb")
+    (scratch / "report.json").write_text(json.dumps(_json(checked), indent=1, sort_keys=True) + "\n")
+    (scratch / "report.md").write_text(markdown(checked))
+    for name in REPORTS:
+        if not (scratch / name).exists():
+            (out_dir / name).unlink(missing_ok=True)
+    signoff.publish(scratch, out_dir)
+
+
+def _write_lyrdb(result: DrcResult, drawn: tuple, path: Path) -> None:
     import klayout.db as kdb
     import klayout.rdb as krdb
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    markers, layout, cell, _store = drawn  # the store holds hierarchical markers' shapes: kept alive here
     database = krdb.ReportDatabase("DRC")
     database.description = f"sky130 DRC of {cell.name}"
     database.original_file = result.gds
@@ -259,19 +336,16 @@ def write_reports(result: DrcResult, markers: dict, out_dir: Path, layout, cell)
                 marker = marker.merged()
             if not marker.is_empty():
                 database.create_items(rdb_cell.rdb_id(), category.rdb_id(), to_um, marker)
-    database.save(str(out_dir / "report.lyrdb"))
-    (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
-    (out_dir / "report.md").write_text(markdown(result))
+    database.save(str(path))
 
 
-def _json(result: DrcResult) -> dict:
-    return {
-        "gds": result.gds,
-        "top": result.top,
-        "clean": result.clean,
-        "violations": result.total,
-        "rules_checked": len(result.rules),
-        "rules": {
+def _json(checked: Checked) -> dict:
+    """The whole run; the table's rules at the top level as before, every check under `checks`."""
+    data = {"gds": checked.gds, "top": checked.top, "clean": checked.clean, "markers": checked.total, "checks": {}}
+    result = checked.table
+    if result is not None:
+        data.update(violations=result.total, rules_checked=len(result.rules))
+        data["rules"] = {
             r.name: {
                 "kind": r.kind,
                 "layers": list(r.layers),
@@ -281,31 +355,98 @@ def _json(result: DrcResult) -> dict:
                 "locations_um": result.locations[r.name],
             }
             for r in result.rules
-        },
-    }
+        }
+        data["checks"]["table"] = {
+            "ran": True,
+            "source": "sky130/drc_rules.yaml",
+            "markers": result.total,
+            "rules_checked": len(result.rules),
+            "seconds": round(result.seconds, 2),
+            "report": "report.lyrdb",
+        }
+    for run in checked.runs:
+        data["checks"][run.tool.name] = {
+            "ran": True,
+            "source": run.tool.source,
+            "markers": run.total,
+            "rules_checked": run.rules_checked,
+            "seconds": round(run.seconds, 2),
+            "report": run.report,
+            "rules": {
+                name: {"markers": n, "description": run.descriptions.get(name, ""), "locations": run.locations[name]}
+                for name, n in sorted(run.markers.items())
+                if n
+            },
+        }
+    for tool in checked.skipped:
+        data["checks"][tool.name] = {"ran": False, "skipped_because": tool.missing}
+    return data
 
 
-def markdown(result: DrcResult) -> str:
+def markdown(checked: Checked) -> str:
+    total = checked.total
     lines = [
-        f"# DRC: {result.top}",
+        f"# DRC: {checked.top}",
         "",
-        f"Layout `{result.gds}`, {len(result.rules)} sky130 rules: "
-        + ("**clean**." if result.clean else f"**{result.total} violation{'s' if result.total != 1 else ''}**."),
+        f"Layout `{checked.gds}`: "
+        + ("**clean**" if checked.clean else f"**{total} marker{'s' if total != 1 else ''}**")
+        + (" in every check that ran." if checked.skipped else "."),
         "",
+        "| check | from | result | seconds | markers in |",
+        "|---|---|---|---|---|",
     ]
-    failing = [r for r in result.rules if result.violations[r.name]]
-    if failing:
-        lines += [
-            "| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in failing:
-            where = "; ".join(", ".join(f"{v:g}" for v in box) for box in result.locations[r.name][:3])
-            lines.append(
-                f"| {r.name} | {r.kind} | {', '.join(r.layers)} | {r.value:g} | {result.violations[r.name]} | {where} |"
-            )
-        lines += ["", "Every marker is in `report.lyrdb` (KLayout: Tools > Marker Browser)."]
+    if checked.table is not None:
+        t = checked.table
+        lines.append(
+            f"| project rule table ({len(t.rules)} rules) | sky130/drc_rules.yaml | {_verdict(t.total)} "
+            f"| {t.seconds:.1f} | report.lyrdb |"
+        )
+    for run in checked.runs:
+        lines.append(
+            f"| {run.tool.title} ({run.rules_checked} rules) | {run.tool.source} | {_verdict(run.total)} "
+            f"| {run.seconds:.1f} | {run.report} |"
+        )
+    for tool in checked.skipped:
+        lines.append(f"| {tool.title} | - | **not run**: {tool.missing} | - | - |")
+    if checked.table is not None and not checked.table.clean:
+        lines += ["", "## Project rule table", ""] + _table_failures(checked.table)
+    for run in checked.runs:
+        if run.total:
+            lines += ["", f"## {run.tool.title}", ""] + _deck_failures(run)
+    if not checked.clean:
+        lines += ["", "Every marker is in the .lyrdb files (KLayout: Tools > Marker Browser)."]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(markers: int) -> str:
+    return "clean" if markers == 0 else f"**{markers} marker{'s' if markers != 1 else ''}**"
+
+
+def _table_failures(result: DrcResult) -> list:
+    lines = [
+        "| rule | kind | layers | value (um) | violations | first locations (um: x1, y1, x2, y2) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in result.rules if result.violations[r.name]):
+        where = "; ".join(", ".join(f"{v:g}" for v in box) for box in result.locations[r.name][:3])
+        lines.append(
+            f"| {r.name} | {r.kind} | {', '.join(r.layers)} | {r.value:g} | {result.violations[r.name]} | {where} |"
+        )
+    return lines
+
+
+def _deck_failures(run) -> list:
+    lines = [
+        "| rule | markers | the deck's description | first locations (cell: um x1, y1, x2, y2) |",
+        "|---|---|---|---|",
+    ]
+    for name, n in sorted(run.markers.items()):
+        if n:
+            where = "; ".join(
+                f"{at['cell']}: " + ", ".join(f"{v:g}" for v in at["box_um"]) for at in run.locations[name][:3]
+            )
+            lines.append(f"| {name} | {n} | {run.descriptions.get(name, '')} | {where} |")
+    return lines
 
 
 def add_arguments(parser) -> None:
@@ -318,7 +459,20 @@ def add_arguments(parser) -> None:
         action="append",
         default=None,
         metavar="NAME",
-        help="run only this rule (repeatable), e.g. --rule m1.2",
+        help="run only this rule of the table (repeatable), e.g. --rule m1.2; without --deck, only the table runs",
+    )
+    parser.add_argument(
+        "--deck",
+        action="append",
+        choices=("all",) + CHECKS,
+        default=None,
+        help="which checks to run (repeatable): the project's rule table, the official open_pdks or precheck "
+        "KLayout deck, or all (default). A deck named here must run: exit 2 if it cannot",
+    )
+    parser.add_argument(
+        "--require-signoff",
+        action="store_true",
+        help="exit 2 (SignoffUnavailable) when an official deck cannot run, instead of skipping it",
     )
 
 
@@ -330,7 +484,13 @@ def run(args) -> int:
         if args.out
         else (target / "drc" if target.is_dir() else gds.with_suffix("").with_name(gds.stem + "_drc"))
     )
-    result = run_drc(target, out, rules_path=args.rules, top=args.top, only=args.rule)
-    print(markdown(result), end="")
-    print(f"reports: {out}/report.md, report.json, report.lyrdb ({result.seconds:.2f} s)")
-    return 0 if result.clean else 1
+    named = args.deck or (["table"] if args.rule else ["all"])
+    decks = CHECKS if "all" in named else tuple(named)
+    required = args.require_signoff or "all" not in named
+    start = time.perf_counter()
+    checked = run_checks(
+        target, out, decks=decks, require_signoff=required, rules_path=args.rules, top=args.top, only=args.rule
+    )
+    print(markdown(checked), end="")
+    print(f"reports: {out}/report.md, report.json and the .lyrdb files ({time.perf_counter() - start:.2f} s)")
+    return 0 if checked.clean else 1

@@ -100,3 +100,15 @@ class RuleTableError(UsageError):
 
 class SchematicMissing(UsageError):
     """The built SPICE netlist LVS compares against (netlist/network.spice, cells.spice) is missing or unreadable."""
+
+
+class SignoffUnavailable(UsageError):
+    """An official sign-off deck or tool that was asked for cannot run (no binary, no deck, no PDK_ROOT)."""
+
+
+class DeckChanged(UsageError):
+    """An official deck no longer reads as the runner expects (its switches moved) or fails its checksum."""
+
+
+class SignoffToolFailed(UsageError):
+    """KLayout or netgen stopped with an error on an official deck; the message quotes the end of its log."""
