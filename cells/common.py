@@ -26,6 +26,22 @@ NFET = "sky130_fd_pr__nfet_01v8"
 PFET = "sky130_fd_pr__pfet_01v8"
 MIM = "sky130_fd_pr__cap_mim_m3_1"
 MIM_F_PER_UM2 = 2.0e-15  # typical cap_mim_m3_1 area capacitance (sky130/devices.yaml)
+MIM_F_PER_UM = 0.19e-15  # typical cap_mim_m3_1 perimeter capacitance (sky130/devices.yaml)
+MIM_MAX_SIDE_UM = 30.0  # widest plate drawn: the open_pdks DRC deck flags a capm wider than 40 um (capm.6)
+
+
+def mim_plates(C: float) -> tuple[float, int]:
+    """(side in um, count) of equal square MIM plates in parallel for capacitance C: one plate of area
+    C / MIM_F_PER_UM2 when it is at most MIM_MAX_SIDE_UM wide; otherwise the fewest plates of at most that
+    side whose area and perimeter capacitance add up to that one plate's, so the circuit is unchanged."""
+    side = round(math.sqrt(C / MIM_F_PER_UM2), 3)
+    count = math.ceil(side / MIM_MAX_SIDE_UM) ** 2
+    if count == 1:
+        return side, 1
+    each = (MIM_F_PER_UM2 * side**2 + 4 * MIM_F_PER_UM * side) / count
+    b = 4 * MIM_F_PER_UM
+    return round((-b + math.sqrt(b * b + 4 * MIM_F_PER_UM2 * each)) / (2 * MIM_F_PER_UM2), 3), count
+
 
 VDD = 1.8
 I_UNIT = 1e-9  # one software unit of current

@@ -42,7 +42,7 @@ C_MIN, C_MAX = 0.5e-12, 20e-12
 I_LO, I_HI = 10e-12, 10e-9
 
 TEMPLATE = """\
-* n-type DPI low-pass filter, C = {{ c_pf }} pF (MIM {{ side }} x {{ side }} um)
+* n-type DPI low-pass filter, C = {{ c_pf }} pF (MIM {{ plates }}{{ side }} x {{ side }} um)
 .subckt {{ name }} vdd in out ith itau
 XMind in in vdd vdd {{ PFET }} W={{ w }} L={{ l }}
 XMtail vx in vdd vdd {{ PFET }} W={{ w }} L={{ l }}
@@ -52,7 +52,7 @@ XMthd ith ith 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMtaud itau itau 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMtau vc itau 0 0 {{ NFET }} W={{ w }} L={{ l }}
 XMout out vc 0 0 {{ NFET }} W={{ w }} L={{ l }}
-XC vc 0 {{ MIM }} W={{ side }} L={{ side }}
+XC vc 0 {{ MIM }} W={{ side }} L={{ side }}{{ multiplier }}
 .ends {{ name }}
 """
 
@@ -79,19 +79,25 @@ class Params:
                 "pair leaves its exponential range."
             )
 
-    @property
-    def side_um(self) -> float:
-        return round(math.sqrt(self.C / common.MIM_F_PER_UM2), 3)
-
     def tau_ideal(self, temp: float = 27.0) -> float:
         return self.C * common.thermal_voltage(temp) / (KAPPA * self.I_tau)
 
 
 def subckt(params: Params) -> Subckt:
     """The DPI of one capacitor value (the bias currents are port currents)."""
-    side = params.side_um
+    side, plates = common.mim_plates(params.C)
     name = f"dpi_c{round(params.C * 1e15)}f"  # e.g. dpi_c1000f for 1 pF
-    text = common.render(TEMPLATE, name=name, w=W, l=L, side=side, c_pf=f"{params.C * 1e12:g}")
+    many = plates > 1
+    text = common.render(
+        TEMPLATE,
+        name=name,
+        w=W,
+        l=L,
+        side=side,
+        plates=f"{plates} x " if many else "",
+        multiplier=f" m={plates}" if many else "",
+        c_pf=f"{params.C * 1e12:g}",
+    )
     return Subckt(name, PORTS, text)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 
@@ -46,6 +47,9 @@ DEFAULTS = {
     "keep_alive": False,  # a standing, cancelled current in receivers too slow for their slot (README)
     "max_unit_devices": 500_000,  # ceiling on the circuit's unit transistors (the largest zoo model: ~45 000)
     "max_area_mm2": 25.0,  # ceiling on the estimated layout area (the largest zoo model: ~4 mm^2)
+    "pin_layer": "met3",  # metal of the layout's boundary pins
+    "pin_side": "top",  # side of the layout the pins are on
+    "cell_prefix": "",  # prefix of every GDS cell name (empty: `fq` and six hex digits of the netlist's hash)
 }
 RANGES = {
     "i_unit": (1e-11, 1e-8),
@@ -61,6 +65,9 @@ RANGES = {
     "min_width_ratio": (0.15, 0.9),  # above cells/bistable.py MIN_WIDTH_RATIO after calibration
 }
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
+CHOICES = {"corner": CORNERS, "pin_layer": ("met3", "met4"), "pin_side": ("top", "bottom", "left", "right")}
+LAYOUT_WIDE = frozenset({"pin_layer", "pin_side", "cell_prefix"})  # options of the whole layout: model only
+CELL_PREFIX = re.compile(r"(|[A-Za-z][A-Za-z0-9]{0,7})")  # GDS, LEF and Verilog safe; cell names stay short
 SECTIONS = ("model", "stage_types", "stages")
 
 # Bounds on what a user's YAML file may make the tool read and build: configurations are a few kB.
@@ -162,9 +169,17 @@ def _check_option(where: str, key, value) -> None:
             f"known options: {', '.join(DEFAULTS)}"
         )
     default = DEFAULTS[key]
-    if key == "corner":
-        if value not in CORNERS:
-            raise ConfigError(f"config {where}: corner must be one of {', '.join(CORNERS)}, not {shown(value)}")
+    if key in LAYOUT_WIDE and where != "model":
+        raise ConfigError(f"config {where}: {key} applies to the whole layout; set it under model:")
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise ConfigError(f"config {where}: {key} must be one of {', '.join(CHOICES[key])}, not {shown(value)}")
+        return
+    if key == "cell_prefix":
+        if not isinstance(value, str) or not CELL_PREFIX.fullmatch(value):
+            raise ConfigError(
+                f"config {where}: cell_prefix must be a letter and at most 7 letters or digits, not {shown(value)}"
+            )
         return
     if isinstance(default, bool):
         if not isinstance(value, bool):

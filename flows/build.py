@@ -159,8 +159,14 @@ def step_layout(build: Build) -> None:
     """layout/top.gds, top.png, sky130.lyp from the netlist just written; area figures for the report."""
     from compiler.backends.layout import write_layout
 
+    config = build.config
     figures = write_layout(
-        build.directory / "netlist", build.directory / "layout", [stage.name for stage in build.ir.stages]
+        build.directory / "netlist",
+        build.directory / "layout",
+        [stage.name for stage in build.ir.stages],
+        pin_layer=config.get("pin_layer"),
+        pin_side=config.get("pin_side"),
+        prefix=config.get("cell_prefix") or None,
     )
     cells_detail = figures.pop("cells")
     build.write("layout/area.json", json.dumps({**figures, "cells": cells_detail}, indent=1, sort_keys=True) + "\n")

@@ -16,6 +16,7 @@ cell, per IR stage and in total, unit devices drawn) for the build report.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 import klayout.db as kdb
 
 from compiler.backends.layout_devices import MIM, NFET, PFET, Item, LayoutError, Lib, fet, mim_cap, tap, tech
+from compiler.backends.layout_macro import Macro, build_macro, lef, prefix_of, rename_cells, verilog
 from compiler.backends.layout_place import assemble
 
 SUPPLIES = frozenset({"vdd", "gnd"})
@@ -279,13 +281,23 @@ def transistor(kind: str, w: float, l: float, nf: int = 1, m: int = 1, lib: Lib 
 @dataclass
 class LayoutResult:
     lib: Lib
-    top: Item
+    top: Item  # the macro's top cell
+    macro: Macro
     figures: dict
 
 
-def layout_netlist(cells_text: str, network_text: str, stage_names: list | None = None) -> LayoutResult:
+def layout_netlist(
+    cells_text: str,
+    network_text: str,
+    stage_names: list | None = None,
+    *,
+    pin_layer: str = "met3",
+    pin_side: str = "top",
+    prefix: str | None = None,
+) -> LayoutResult:
     """Lay out every subcircuit of `cells_text` and the network subcircuit of `network_text` (its only
-    .subckt) as the top cell. `stage_names` (IR order) groups the network's instances into rows."""
+    .subckt) as a macro with boundary pins on `pin_layer` facing `pin_side`; every cell name starts with
+    `prefix` (default: from the netlist's hash). `stage_names` (IR order) groups the instances into rows."""
     cells_sub = parse_spice(cells_text)
     network = parse_spice(network_text)
     if len(network) != 1:
@@ -320,9 +332,15 @@ def layout_netlist(cells_text: str, network_text: str, stage_names: list | None 
     ports = [nets(p) for p in top_sub.ports]
     if any(tech()["nets"]["ground"] in {t[1] for t in b.terminals} for b in blocks.values()):
         ports.append(tech()["nets"]["ground"])
-    top = assemble(lib, top_sub.name, rows, list(dict.fromkeys(ports)), gap=lib.r["block_gap"], wide=SUPPLIES)
-    figures = _figures(top, top_sub, blocks, per_cell, groups)
-    return LayoutResult(lib, top, figures)
+    core = assemble(
+        lib, f"{top_sub.name}_core", rows, list(dict.fromkeys(ports)), gap=lib.r["block_gap"], wide=SUPPLIES
+    )
+    macro = build_macro(lib, core, top_sub.name, pin_layer=pin_layer, side=pin_side)
+    macro.names = rename_cells(lib, prefix or prefix_of(cells_text, network_text))
+    macro.name = macro.cell.kdb_cell.name
+    top = Item(macro.cell, macro.width, 0, macro.height, [])
+    figures = _figures(macro, top_sub, blocks, per_cell, groups)
+    return LayoutResult(lib, top, macro, figures)
 
 
 def _wide_blocks(lib: Lib, top_sub: Subckt, cells_sub: dict) -> dict:
@@ -407,7 +425,7 @@ def _stage_groups(cards: list, stage_names: list) -> list:
     return [(g, grouped[g]) for g in ranked]
 
 
-def _figures(top: Item, top_sub: Subckt, blocks: dict, per_cell: dict, groups: list) -> dict:
+def _figures(macro: Macro, top_sub: Subckt, blocks: dict, per_cell: dict, groups: list) -> dict:
     um2 = 1e-6
     stage_area, stage_units = {}, {}
     for group, cards in groups:
@@ -420,11 +438,12 @@ def _figures(top: Item, top_sub: Subckt, blocks: dict, per_cell: dict, groups: l
         kind["area_um2"] += blocks[card.model].width * blocks[card.model].top * um2
         kind["units"] += per_cell[card.model]["units"]
     cells_area = sum(v["area_um2"] for v in kinds.values())
-    total = top.width * top.top * um2
+    total = macro.width * macro.height * um2
     return {
-        "top_cell": top_sub.name,
-        "width_um": top.width / 1000,
-        "height_um": top.top / 1000,
+        "top_cell": macro.name,
+        "pins": len(macro.pins),
+        "width_um": macro.width / 1000,
+        "height_um": macro.height / 1000,
         "area_um2": round(total, 1),
         "cells_area_um2": round(cells_area, 1),
         "routing_area_um2": round(total - cells_area, 1),
@@ -453,7 +472,7 @@ def write_gds(lib: Lib, top: Item, path: Path) -> None:
     options.format = "GDS2"
     options.gds2_write_timestamps = False
     options.write_context_info = False
-    options.gds2_libname = top.cell.name
+    options.gds2_libname = top.cell.kdb_cell.name
     options.select_all_layers()
     options.clear_cells()
     options.add_cell(top.cell.kdb_cell.cell_index())
@@ -531,13 +550,20 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = None, png: bool = True) -> dict:
-    """netlist/{cells,network}.spice -> layout/{top.gds, top.png, sky130.lyp}; returns the figures."""
+def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = None, png: bool = True, **macro) -> dict:
+    """netlist/{cells,network}.spice -> layout/{top.gds, top.lef, top.v, cell_names.json, top.png, sky130.lyp};
+    `macro` takes layout_netlist's pin_layer, pin_side and prefix. Returns the figures."""
     netlist_dir, out_dir = Path(netlist_dir), Path(out_dir)
     result = layout_netlist(
-        (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(), stage_names
+        (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(), stage_names, **macro
     )
     write_gds(result.lib, result.top, out_dir / "top.gds")
+    _atomic(out_dir / "top.lef", lambda tmp: Path(tmp).write_text(lef(result.macro)))
+    _atomic(out_dir / "top.v", lambda tmp: Path(tmp).write_text(verilog(result.macro)))
+    _atomic(
+        out_dir / "cell_names.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(result.macro.names, indent=1, sort_keys=True) + "\n"),
+    )
     write_lyp(out_dir / "sky130.lyp")
     if png:
         write_png(out_dir / "top.gds", out_dir / "sky130.lyp", out_dir / "top.png")

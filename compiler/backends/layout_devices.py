@@ -4,8 +4,9 @@ Every device is an `Item`: a cell whose terminals are vertical met1 stubs ending
 per terminal, so a router can connect each of them straight up to a horizontal track of its net
 without any two stubs crossing (compiler/backends/layout_place.py). Transistors are drawn with their
 gate poly vertical (channel length along x), diffusion contacts as licon columns under li1 and mcons,
-the gate contacted above the diffusion through a poly pad (licon inside npc). Implants and the n-well
-are drawn per row by `decorate_row`, so neighbouring units of one polarity share one implant shape.
+the gate contacted above the diffusion through a poly pad (licon inside npc). Each transistor and tap
+cell holds its own implant and, for p-devices and n-taps, its n-well, so the GDS reads correctly cell by
+cell; a row only merges its n-wells and fills implant gaps (`decorate_row`).
 
 All coordinates are integer nanometres (database unit 1 nm) on the manufacturing grid. Rule values
 come from the DRC rule table sky130/drc_rules.yaml, by SkyWater rule ID, so the generator draws to the
@@ -239,6 +240,7 @@ def fet(lib: Lib, kind: str, w_um: float, l_um: float, nf: int = 1) -> Item:
         lib.box(cell, "met1", gx - lib.stub // 2, ly - r["m1.5"], gx + lib.stub // 2, top)
         terminals.append((gx, "g"))
     terminals.sort()
+    own_implant_and_well(lib, cell, kind, width, wf, well=(kind == "p"))
     item = Item(
         cell,
         width,
@@ -267,6 +269,7 @@ def tap(lib: Lib, kind: str, height: int) -> Item:
     cell = lib.component(f"{'p' if kind == 'n' else 'n'}tap_h{height}")
     lib.box(cell, "tap", 0, 0, width, height)
     _contact_column(lib, cell, width // 2, 0, height, r["licon.5c"], top)
+    own_implant_and_well(lib, cell, "p" if kind == "n" else "n", width, height, well=(kind == "p"))
     item = Item(
         cell,
         width,
@@ -283,7 +286,8 @@ def tap(lib: Lib, kind: str, height: int) -> Item:
 
 def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     """sky130_fd_pr__cap_mim_m3_1 of capm w x l over a met3 bottom plate. Terminals: 'c0' the top plate
-    (capm, via3 to met4, down to met1 beside the plate) and 'c1' the bottom plate (met3 tab, via2, via)."""
+    (capm, via3 to met4, down to met1 beside the plate) and 'c1' the bottom plate (met3 tab, via2, via).
+    The item's width keeps capm.2b (bottom plate to any other met3) from the next item in a row."""
     key = ("mim", w_um, l_um)
     if key in lib.items:
         return lib.items[key]
@@ -293,15 +297,17 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
         raise LayoutError(f"MIM capacitor {w_um:g} x {l_um:g} um: the generator draws plates of at least 3 x 3 um.")
     cell = lib.component(f"cap_mim_m3_1_w{_tok(w_um)}_l{_tok(l_um)}")
     enc = r["capm.3"]
-    lib.box(cell, "capm", 0, 0, w, l)
-    lib.box(cell, "met3", -enc, -enc, w + enc, l + enc)
     v2, v3, v1 = r["via2.1a"], r["via3.1"], r["via.1a"]
     pad2 = v2 // 2 + r["m2.5"]  # met2 pad half-size around via2 / via
-    x1 = w + enc + nm(1.0)  # bottom-plate (c1) stack
-    x2 = x1 + nm(1.0)  # top-plate (c0) stack
-    # c1: met3 tab from the plate, via2, met2 pad, via, met1 stub
+    half = nm(0.2)  # half-width of the top plate's met3 island and met4 strap
+    # c1: via2 inside the bottom plate beside the capm (the plate stays one rectangle: a tab would be a
+    # narrow met3 touching wide met3), met2 pad, via, met1 stub
+    x1 = enc + w + nm(0.3) + v2 // 2
+    plate_right = x1 + v2 // 2 + r["via2.5"]
+    lib.box(cell, "capm", enc, 0, enc + w, l)
+    lib.box(cell, "met3", 0, -enc, plate_right, l + enc)
+    x2 = plate_right + r["capm.2b"] + half  # top-plate (c0) stack
     y2 = nm(0.3)
-    lib.box(cell, "met3", w + enc - 10, y2 - nm(0.2), x1 + nm(0.2), y2 + nm(0.2))
     lib.via2(cell, x1, y2)
     y1 = y2 + nm(0.5)
     lib.box(cell, "met2", x1 - pad2, y2 - pad2, x1 + pad2, y1 + pad2)
@@ -310,37 +316,43 @@ def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     lib.box(cell, "met1", x1 - lib.stub // 2, y1 - v1 // 2 - r["via.5a"], x1 + lib.stub // 2, top)
     # c0: via3 on capm, met4 strap to a met3 island beside the plate, via2, met2, via, met1 stub
     yt = l - r["capm.4"] - v3 // 2 - nm(0.06)
-    xv = w - r["capm.4"] - v3 // 2 - nm(0.06)
+    xv = enc + w - r["capm.4"] - v3 // 2 - nm(0.06)
     lib.square(cell, "via3", xv, yt, v3)
-    lib.box(cell, "met4", xv - nm(0.2), yt - nm(0.2), x2 + nm(0.2), yt + nm(0.2))
+    lib.box(cell, "met4", xv - half, yt - half, x2 + half, yt + half)
     lib.square(cell, "via3", x2, yt, v3)
     yb = yt - nm(0.6)
-    lib.box(cell, "met3", x2 - nm(0.2), yb - nm(0.2), x2 + nm(0.2), yt + nm(0.2))
+    lib.box(cell, "met3", x2 - half, yb - half, x2 + half, yt + half)
     lib.via2(cell, x2, yb)
     yv = yb - nm(0.5)
     lib.box(cell, "met2", x2 - pad2, yv - pad2, x2 + pad2, yb + pad2)
     lib.via1(cell, x2, yv)
     lib.box(cell, "met1", x2 - lib.stub // 2, yv - v1 // 2 - r["via.5a"], x2 + lib.stub // 2, top)
-    item = Item(cell, x2 + nm(0.4), -enc, top, [(x1, "c1"), (x2, "c0")], info={"kind": "mim", "w": w_um, "l": l_um})
+    width = x2 + half + max(r["capm.2b"] - r["unit_gap"], 0)  # the next plate is a row gap further
+    item = Item(cell, width, -enc, top, [(x1, "c1"), (x2, "c0")], info={"kind": "mim", "w": w_um, "l": l_um})
     lib.items[key] = item
     return item
 
 
+def own_implant_and_well(lib: Lib, cell, implant: str, width: int, diff_top: int, well: bool) -> None:
+    """A device cell's own implant (and n-well for a p-device or n-tap), so the cell reads as the device
+    it names on its own, as a cell-by-cell GDS reader sees it."""
+    m = lib.r["implant_margin"]
+    lib.box(cell, "nsdm" if implant == "n" else "psdm", -m, -m, width + m, diff_top + m)
+    if well:
+        wm = lib.r["well_margin"]
+        lib.box(cell, "nwell", -wm, -wm, width + wm, diff_top + wm)
+
+
 def decorate_row(lib: Lib, cell, placed: list, gap: int) -> None:
-    """Implants over each item, abutting its neighbours' (gap / 2 each side), and an n-well over the
-    row's pfets and n-taps. `placed` = [(item, x, y)] of one row."""
+    """What a row adds to its items' own layers: implant between neighbours of one polarity wider apart
+    than their implants reach, and one n-well over the row's pfets and n-taps (their wells merged).
+    `placed` = [(item, x, y)] of one row, left to right."""
     r = lib.r
     m = r["implant_margin"]
-    for item, x, y in placed:
-        if item.implant is not None:  # per item: a taller neighbour's implant must not reach a gate contact
-            lib.box(
-                cell,
-                "nsdm" if item.implant == "n" else "psdm",
-                x - gap // 2,
-                y - m,
-                x + item.width + gap - gap // 2,
-                y + item.diff_top + m,
-            )
+    for (a, xa, ya), (b, xb, yb) in zip(placed, placed[1:]):
+        if a.implant is not None and a.implant == b.implant and xb - m > xa + a.width + m:
+            y0, y1 = max(ya, yb) - m, min(ya + a.diff_top, yb + b.diff_top) + m
+            lib.box(cell, "nsdm" if a.implant == "n" else "psdm", xa + a.width + m, y0, xb - m, y1)
     wells = [(x, y, item) for item, x, y in placed if item.well]
     if wells:
         wm = r["well_margin"]

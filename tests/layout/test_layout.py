@@ -16,6 +16,7 @@ from layout_extract import extract, lvs_cell
 import cells
 from compiler.backends.layout import LayoutError, cell_block, layout_netlist, parse_spice, transistor, write_gds
 from compiler.backends.layout_devices import Item, Lib, tech
+from compiler.backends.layout_macro import lef, verilog
 from flows.drc import run_drc
 
 pytestmark = pytest.mark.tools  # draws with KLayout
@@ -218,7 +219,7 @@ def test_geometry_equals_the_stored_reference_layer_by_layer(tmp_path):
 
 def test_tiny_network_top_level_pins_and_extraction(tmp_path):
     result = layout_netlist(CELLS, NETWORK, ["a", "b", "c"])
-    assert labels(result.lib, result.top.cell) == {"vdd", "in_0", "out_0", tech()["nets"]["ground"]}
+    assert labels(result.lib, result.top.cell, "met3") == {"vdd", "in_0", "out_0", tech()["nets"]["ground"]}
     assert result.figures["unit_transistors"] == 2 + 3 + 1 + 2 + 2 + 5 + 5 + 1 + 1
     write_gds(result.lib, result.top, tmp_path / "tiny.gds")
     assert run_drc(tmp_path / "tiny.gds", tmp_path / "drc").total == 0
@@ -246,3 +247,92 @@ def test_mirror_units_are_interdigitated_in_every_row():
         centre = sum(row["in"]) / len(row["in"])
         for net, xs in row.items():
             assert abs(sum(xs) / len(xs) - centre) <= 1.5 * unit, (net, row)
+
+
+DEVICE_CELL = re.compile(
+    r"(?:fq\w{6}|t\d)_(?:([np])fet_01v8_w(\w+)_l(\w+?)(?:_nf(\d+))?|([np])tap_h\d+|cap_mim_m3_1_w\w+)"
+)
+
+
+def test_every_device_cell_reads_alone_as_the_device_it_names(tmp_path):
+    """A cell-by-cell GDS reader (Magic's) sees each device cell alone: a transistor cell extracts to its
+    transistor with its W and L, a tap cell holds its tap's implant (and n-well), a capacitor cell to a MIM."""
+    result = layout_netlist(CELLS, NETWORK, ["a", "b", "c"])
+    write_gds(result.lib, result.top, tmp_path / "tiny.gds")
+    layout = kdb.Layout()
+    layout.read(str(tmp_path / "tiny.gds"))
+    checked = set()
+    for cell in list(layout.each_cell()):
+        match = DEVICE_CELL.fullmatch(cell.name)
+        if not match:
+            continue
+        fet, w, l, nf, tap = match.group(1, 2, 3, 4, 5)
+        l2n = extract(layout, cell, combine=True)  # owns the netlist
+        devices = [d for c in l2n.netlist().each_circuit() for d in c.each_device()]
+        if fet:
+            number = lambda token: float(token.replace("p", ".").replace("m", "-"))  # noqa: E731
+            (device,) = devices
+            assert device.device_class().name == f"sky130_fd_pr__{fet}fet_01v8", cell.name
+            assert device.parameter("W") == pytest.approx(number(w), rel=1e-3), cell.name
+            assert device.parameter("L") == pytest.approx(number(l), rel=1e-3), cell.name
+            checked.add(fet)
+        elif tap:
+            implant, well = ("psdm", False) if tap == "p" else ("nsdm", True)
+            area = kdb.Region(cell.begin_shapes_rec(layout.find_layer(*tech()["layers"]["tap"])))
+            for layer, wanted in ((implant, True), ("nwell", well)):
+                index = layout.find_layer(*tech()["layers"][layer])
+                cover = kdb.Region(cell.begin_shapes_rec(index)) if index is not None else kdb.Region()
+                assert (area - cover).is_empty() == wanted, f"{cell.name}: {layer}"
+            checked.add(tap + "tap")
+        else:
+            assert [d.device_class().name for d in devices] == ["sky130_fd_pr__cap_mim_m3_1"], cell.name
+            checked.add("mim")
+    assert checked == {"n", "p", "ntap", "ptap", "mim"}
+
+
+@pytest.mark.parametrize("side,metal", [("top", "met3"), ("left", "met4"), ("bottom", "met3"), ("right", "met3")])
+def test_the_macro_has_its_pins_on_the_outline_and_every_shape_inside(side, metal, tmp_path):
+    result = layout_netlist(CELLS, NETWORK, ["a", "b", "c"], pin_layer=metal, pin_side=side, prefix="t1")
+    write_gds(result.lib, result.top, tmp_path / "m.gds")
+    layout = kdb.Layout()
+    layout.read(str(tmp_path / "m.gds"))
+    top = layout.top_cell()
+    (outline,) = [s.box for s in top.shapes(layout.find_layer(*tech()["layers"]["prboundary"])).each()]
+    assert outline.left == 0 and outline.bottom == 0
+    assert top.bbox() == outline, "every shape lies inside the outline, which is their extent"
+    edge = {"top": outline.top, "bottom": outline.bottom, "left": outline.left, "right": outline.right}[side]
+    pin_layer = layout.find_layer(*tech()["pins"][metal]["pin"])
+    pins = [s.box for s in top.shapes(pin_layer).each()]
+    assert len(pins) == len(result.macro.pins) == 4
+    for box in pins:
+        assert edge == {"top": box.top, "bottom": box.bottom, "left": box.left, "right": box.right}[side]
+    assert all(len(c.name) <= 32 and c.name.startswith("t1_") for c in layout.each_cell())
+    assert run_drc(tmp_path / "m.gds").total == 0
+    text = lef(result.macro)
+    assert f"SIZE {outline.width() / 1000:.3f} BY {outline.height() / 1000:.3f} ;" in text
+    assert re.findall(r"PIN (\S+)", text) == [p.net for p in result.macro.pins]
+    assert re.findall(r"inout (\w+)", verilog(result.macro)) == ["vdd", "gnd", "in_0", "out_0"]
+
+
+def test_two_builds_merge_into_one_gds_without_a_name_clash(tmp_path):
+    """Two different networks (one device width apart) laid out with their default prefixes: read into one
+    layout, each top cell keeps exactly its own geometry (same cell names would merge and mix them)."""
+    other = CELLS.replace(
+        "XM1 out in vdd vdd sky130_fd_pr__pfet_01v8 W=16 L=2", "XM1 out in vdd vdd sky130_fd_pr__pfet_01v8 W=12 L=2"
+    )
+    assert other != CELLS
+    for name, cells_text in (("a", CELLS), ("b", other)):
+        result = layout_netlist(cells_text, NETWORK, ["a", "b", "c"])
+        write_gds(result.lib, result.top, tmp_path / f"{name}.gds")
+    merged = kdb.Layout()
+    for name in "ab":
+        merged.read(str(tmp_path / f"{name}.gds"))
+    assert len(merged.top_cells()) == 2
+    for name in "ab":
+        alone = kdb.Layout()
+        alone.read(str(tmp_path / f"{name}.gds"))
+        top = merged.cell(alone.top_cell().name)
+        for info in alone.layer_infos():
+            mine = kdb.Region(alone.top_cell().begin_shapes_rec(alone.find_layer(info)))
+            there = kdb.Region(top.begin_shapes_rec(merged.find_layer(info)))
+            assert (mine ^ there).is_empty(), f"{name}: layer {info} changed in the merged GDS"
