@@ -27,7 +27,7 @@ from pathlib import Path
 
 import klayout.db as kdb
 
-from compiler.backends.layout_devices import MIM, NFET, PFET, Item, LayoutError, Lib, fet, mim_cap, tap, tech
+from compiler.backends.layout_devices import MIM, NFET, PFET, Item, LayoutError, Lib, fet, mim_cap, tap, tech, tie_down
 from compiler.backends.layout_macro import Macro, build_macro, lef, prefix_of, rename_cells, verilog
 from compiler.backends.layout_place import assemble
 
@@ -187,10 +187,11 @@ def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item,
                 f"{sub.name}: {card.name} uses {card.model}, which the layout cannot draw "
                 f"(it draws {NFET}, {PFET} and {MIM})."
             )
+    gate_only = _gate_only_ports(sub, nets)
     rows = []
     gap = lib.r["unit_gap"]
     for key in sorted(groups, key=lambda k: ("ncp".index(k[0]), k[1])):
-        rows += _rows(lib, key, groups[key], gap, width)
+        rows += _rows(lib, key, groups[key], gap, width, gate_only)
     ports = [nets(p) for p in sub.ports]
     used = {n for row in rows for _, nn in row for n in nn.values()}
     if ground in used and ground not in ports:
@@ -199,15 +200,30 @@ def cell_block(lib: Lib, sub: Subckt, width: float | None = None) -> tuple[Item,
     units = sum(len(g) for k, g in groups.items() if k[0] != "c")
     return block, {
         "units": units,
+        "tie_downs": sum(1 for row in rows for item, _ in row if item.info.get("kind") == "tie_down"),
         "instances": sum(1 for c in sub.cards if c.model.lower() in (NFET, PFET)),
         "gate_area_um2": gate_area / 1e6,
     }
 
 
-def _rows(lib: Lib, key, units: list, gap: int, width: float | None = None) -> list:
+def _gate_only_ports(sub: Subckt, nets) -> list:
+    """Ports of `sub` that reach transistor gates and nothing else inside it: each gets an antenna tie-down."""
+    gates, others = set(), set()
+    for card in sub.cards:
+        names = [nets(n) for n in card.nets]
+        if card.model.lower() in (NFET, PFET):
+            gates.add(names[1])
+            others.update(names[:1] + names[2:])
+        else:
+            others.update(names)
+    return [p for p in dict.fromkeys(nets(p) for p in sub.ports) if p in gates and p not in others]
+
+
+def _rows(lib: Lib, key, units: list, gap: int, width: float | None = None, gate_only=frozenset()) -> list:
     """One group's units in rows: the references spread evenly over all rows, every other device's
     units kept together (in card order), each row interleaved; as many rows as make the group squarest,
-    counting the routing channel each row needs. Body taps added."""
+    counting the routing channel each row needs. Body taps added, and an antenna tie-down in each row for
+    each `gate_only` net with a gate there (its track in that row's channel then reaches a diffusion)."""
     kind, body = key
     if not units:
         return []
@@ -241,6 +257,9 @@ def _rows(lib: Lib, key, units: list, gap: int, width: float | None = None) -> l
     placed = [[(u.item, u.nets) for u in r] for r in rows]
     if kind == "c":
         return placed
+    for row in placed:
+        gated = {nets["g"] for _, nets in row if "g" in nets}
+        row += [(tie_down(lib, kind), {"d": net}) for net in sorted(gated & set(gate_only))]
     return [_with_taps(lib, kind, body, r, gap) for r in placed]
 
 

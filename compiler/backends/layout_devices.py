@@ -284,6 +284,37 @@ def tap(lib: Lib, kind: str, height: int) -> Item:
     return item
 
 
+def tie_down(lib: Lib, kind: str) -> Item:
+    """An antenna tie-down beside `kind` transistors: a small n+ diffusion in the substrate ('n') or p+ in
+    the n-well ('p'), a reverse-biased diode, on a net that reaches only gates in its cell, so no metal of
+    that net charges a gate alone while the chip is made (sky130/antenna.yaml). One terminal 'd'.
+    KLayout's LVS reads it as part of the net; the simulated netlist leaves it out."""
+    key = ("tie_down", kind)
+    if key in lib.items:
+        return lib.items[key]
+    r = lib.r
+    width = r["licon.1"] + 2 * r["licon.5c"]
+    height = r["licon.1"] + 2 * r["licon.5a"]
+    top = device_top(lib, height)
+    cell = lib.component(f"antenna_tie_down_{kind}")
+    lib.box(cell, "diff", 0, 0, width, height)
+    _contact_column(lib, cell, width // 2, 0, height, r["licon.5a"], top)
+    own_implant_and_well(lib, cell, kind, width, height, well=(kind == "p"))
+    item = Item(
+        cell,
+        width,
+        0,
+        top,
+        [(width // 2, "d")],
+        implant=kind,
+        well=(kind == "p"),
+        diff_top=height,
+        info={"kind": "tie_down"},
+    )
+    lib.items[key] = item
+    return item
+
+
 def mim_cap(lib: Lib, w_um: float, l_um: float) -> Item:
     """sky130_fd_pr__cap_mim_m3_1 of capm w x l over a met3 bottom plate. Terminals: 'c0' the top plate
     (capm, via3 to met4, down to met1 beside the plate) and 'c1' the bottom plate (met3 tab, via2, via).
