@@ -263,7 +263,8 @@ def run_checks(
         table, extra = _check_table(gds, rules_path, None, top, only)
         top_name = table.top
     else:
-        top_name = load_layout(gds, top)[1].name
+        _layout, cell = load_layout(gds, top)  # the layout owns the cell: kept while its name is read
+        top_name = cell.name
     checked = Checked(str(gds), top_name, table, skipped=[t for t in official if not t.available])
     out_dir = Path(out_dir)
     with signoff.scratch_beside(out_dir) as scratch:

@@ -22,13 +22,16 @@ import yaml
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError, SchematicMissing
 from compiler.foundation.pdk import device_table
+from flows import signoff
 from flows.gds import LAYER_MAP_PATH, LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.netgen import NetgenResult, run_netgen
 
 EXTRACTION_PATH = sky130_file("lvs.yaml")
 SCHEMATIC_FILES = ("cells.spice", "network.spice")  # under a build's netlist/
 TOLERANCE = {"W": 0.001, "L": 0.001}  # um, absolute
 C_RELATIVE_TOLERANCE = 0.001
 ISSUES_KEPT = 30
+REPORTS = ("report.md", "report.json", "report.lvsdb") + NetgenResult.files
 
 
 @dataclass
@@ -36,11 +39,18 @@ class LvsResult:
     gds: str
     layout_top: str
     schematic_top: str
-    match: bool
+    match: bool  # KLayout's comparison
     devices: dict  # "layout"/"schematic" -> {device class: count after combining}
     nets: dict  # "layout"/"schematic" -> net count
     issues: list = field(default_factory=list)  # [{"kind", "status", "layout", "schematic"}]
     seconds: float = 0.0
+    netgen: NetgenResult | None = None  # the official comparison, when it ran
+    skipped: list = field(default_factory=list)  # signoff.Tool that could not run, the reason in .missing
+
+    @property
+    def clean(self) -> bool:
+        """Every comparison that ran matched."""
+        return self.match and (self.netgen is None or self.netgen.match)
 
 
 def load_extraction(path: Path | str = EXTRACTION_PATH, layer_map: dict | None = None) -> dict:
@@ -246,8 +256,12 @@ def run_lvs(
     schematic_top: str | None = None,
     extraction_path=EXTRACTION_PATH,
     layer_map_path=LAYER_MAP_PATH,
+    official: bool = False,
+    require_signoff: bool = False,
 ) -> LvsResult:
-    """Compare a build directory's layout with its netlist, or a GDS file with `schematic` (SPICE paths)."""
+    """Compare a build directory's layout with its netlist, or a GDS file with `schematic` (SPICE paths), in
+    KLayout and, when `official`, in netgen too (skipped and reported when it cannot run, or with
+    `require_signoff` SignoffUnavailable before anything runs)."""
     start = time.perf_counter()
     gds = find_gds(target)
     if schematic is None:
@@ -255,15 +269,26 @@ def run_lvs(
 
         schematic = [Path(target) / "netlist" / name for name in SCHEMATIC_FILES]
         schematic_top = schematic_top or TOP
+    tools = [signoff.netgen_tool()] if official else []
+    signoff.require(tools, require_signoff)
     layout, cell = load_layout(gds, layout_top)
-    result, lvs = compare(layout, cell, schematic, schematic_top, extraction_path, layer_map_path)
-    result.gds = str(gds)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        lvs.write(str(out_dir / "report.lvsdb"))
-        (out_dir / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
-        (out_dir / "report.md").write_text(markdown(result))
+    scratch_dir = signoff.scratch_beside(Path(out_dir)) if out_dir is not None else tempfile.TemporaryDirectory()
+    with scratch_dir as scratch:
+        result, lvs = compare(layout, cell, schematic, schematic_top, extraction_path, layer_map_path)
+        result.gds = str(gds)
+        if tools and tools[0].available:
+            result.netgen = run_netgen(
+                tools[0], lvs.netlist(), lvs.reference, result.layout_top, result.schematic_top, Path(scratch)
+            )
+        result.skipped = [t for t in tools if not t.available] + ([signoff.magic_tool()] if official else [])
+        if out_dir is not None:
+            lvs.write(str(Path(scratch) / "report.lvsdb"))
+            (Path(scratch) / "report.json").write_text(json.dumps(_json(result), indent=1, sort_keys=True) + "\n")
+            (Path(scratch) / "report.md").write_text(markdown(result))
+            for name in REPORTS:
+                if not (Path(scratch) / name).exists():
+                    (Path(out_dir) / name).unlink(missing_ok=True)
+            signoff.publish(Path(scratch), Path(out_dir))
     result.seconds = time.perf_counter() - start
     return result
 
@@ -365,29 +390,58 @@ def _issue(kind: str, pair, describe) -> dict:
 
 
 def _json(result: LvsResult) -> dict:
-    return {
+    """`match` is the verdict of every comparison that ran; KLayout's details at the top level, netgen's under
+    `netgen`, the tools that could not run under `not_run`."""
+    data = {
         "gds": result.gds,
         "layout_top": result.layout_top,
         "schematic_top": result.schematic_top,
-        "match": result.match,
+        "match": result.clean,
+        "klayout_match": result.match,
         "devices": result.devices,
         "nets": result.nets,
         "issues": len(result.issues),
         "first_issues": result.issues[:ISSUES_KEPT],
+        "not_run": {tool.name: tool.missing for tool in result.skipped},
     }
+    if result.netgen is not None:
+        n = result.netgen
+        data["netgen"] = {
+            "match": n.match,
+            "result": n.verdict,
+            "property_errors": n.property_errors,
+            "pins_match": n.pins_match,
+            "devices": n.devices,
+            "nets": n.nets,
+            "first_issues": n.issues,
+            "seconds": round(n.seconds, 2),
+            "report": "netgen.out",
+        }
+    return data
 
 
 def markdown(result: LvsResult) -> str:
+    n = result.netgen
     lines = [
         f"# LVS: {result.layout_top} vs {result.schematic_top}",
         "",
         f"Layout `{result.gds}`: "
-        + ("**match**." if result.match else f"**mismatch** ({len(result.issues)} items differ)."),
+        + ("**match**" if result.clean else "**mismatch**")
+        + (" in every comparison that ran." if result.skipped else "."),
         "",
-        "| | layout | schematic |",
-        "|---|---|---|",
-        f"| nets | {result.nets['layout']} | {result.nets['schematic']} |",
+        "| comparison | result |",
+        "|---|---|",
+        "| KLayout (sky130/lvs.yaml extraction, parallel devices combined) | "
+        + ("match" if result.match else f"**mismatch** ({len(result.issues)} items differ)")
+        + " |",
     ]
+    if n is not None:
+        verdict = "match" if n.match else f"**mismatch**: {n.verdict}"
+        verdict += "; property errors" * n.property_errors + "; pin lists differ" * (not n.pins_match)
+        lines.append(f"| netgen (sky130A set-up, $PDK_ROOT/sky130A/libs.tech/netgen) | {verdict} ({n.seconds:.1f} s) |")
+    lines += [f"| {tool.title} | **not run**: {tool.missing} |" for tool in result.skipped]
+    lines += ["", "KLayout:", "", "| | layout | schematic |", "|---|---|---|"]
+    lines.append(f"| nets | {result.nets['layout']} | {result.nets['schematic']} |")
     for name in sorted(set(result.devices["layout"]) | set(result.devices["schematic"])):
         lines.append(
             f"| {name} (after combining parallel devices) | {result.devices['layout'].get(name, 0)} "
@@ -400,6 +454,9 @@ def markdown(result: LvsResult) -> str:
             for i in result.issues[:ISSUES_KEPT]
         ]
         lines += ["", "Cross-reference in `report.lvsdb` (KLayout: File > Load Netlist Database)."]
+    if n is not None and n.issues:
+        lines += ["", "netgen (`netgen.out`, `netgen.json`):", "", "| kind | layout | schematic |", "|---|---|---|"]
+        lines += [f"| {i['kind']} | {i['layout'] or '-'} | {i['schematic'] or '-'} |" for i in n.issues]
     return "\n".join(lines) + "\n"
 
 
@@ -418,13 +475,27 @@ def add_arguments(parser) -> None:
         default=None,
         help="schematic subcircuit (default: fqrnn_network, or the only top subcircuit of --schematic)",
     )
+    parser.add_argument("--no-netgen", action="store_true", help="KLayout's comparison only")
+    parser.add_argument(
+        "--require-signoff",
+        action="store_true",
+        help="exit 2 (SignoffUnavailable) when netgen cannot run (no netgen-lvs, no PDK_ROOT), instead of skipping it",
+    )
 
 
 def run(args) -> int:
     target = Path(args.target)
     gds = find_gds(target)
     out = Path(args.out) if args.out else (target / "lvs" if target.is_dir() else gds.with_name(gds.stem + "_lvs"))
-    result = run_lvs(target, out, schematic=args.schematic, layout_top=args.top, schematic_top=args.schematic_top)
+    result = run_lvs(
+        target,
+        out,
+        schematic=args.schematic,
+        layout_top=args.top,
+        schematic_top=args.schematic_top,
+        official=not args.no_netgen,
+        require_signoff=args.require_signoff,
+    )
     print(markdown(result), end="")
-    print(f"reports: {out}/report.md, report.json, report.lvsdb ({result.seconds:.2f} s)")
-    return 0 if result.match else 1
+    print(f"reports: {out}/report.md, report.json, report.lvsdb and netgen's files ({result.seconds:.2f} s)")
+    return 0 if result.clean else 1

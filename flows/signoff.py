@@ -230,7 +230,7 @@ def run_deck(tool: Tool, gds: Path, top: str, scratch: Path) -> DeckRun:
     report = scratch / f"{tool.name}.lyrdb"
     variables = (f"input={Path(gds).resolve()}", f"report={report}", f"top_cell={top}", *tool.options)
     command = [tool.program, "-b", "-r", str(script)] + [a for v in variables for a in ("-rd", v)]
-    log = _run(command, tool, scratch)
+    log = run_program(command, tool, scratch)
     if not report.is_file():
         raise SignoffToolFailed(f"{tool.title}: KLayout wrote no report.{_tail(log)}")
     run = DeckRun(tool, report=report.name, seconds=time.perf_counter() - start)
@@ -238,7 +238,7 @@ def run_deck(tool: Tool, gds: Path, top: str, scratch: Path) -> DeckRun:
     return run
 
 
-def _run(command: list, tool: Tool, scratch: Path) -> str:
+def run_program(command: list, tool: Tool, scratch: Path) -> str:
     """Run a sign-off program, its output kept in `scratch`/<tool>.log; raise SignoffToolFailed on an error."""
     log_path = scratch / f"{tool.name}.log"
     with open(log_path, "w") as log:
