@@ -278,7 +278,13 @@ def run_lvs(
         result.gds = str(gds)
         if tools and tools[0].available:
             result.netgen = run_netgen(
-                tools[0], lvs.netlist(), lvs.reference, result.layout_top, result.schematic_top, Path(scratch)
+                tools[0],
+                lvs.netlist(),
+                lvs.reference,
+                result.layout_top,
+                result.schematic_top,
+                Path(scratch),
+                C_RELATIVE_TOLERANCE,
             )
         result.skipped = [t for t in tools if not t.available] + ([signoff.magic_tool()] if official else [])
         if out_dir is not None:

@@ -6,8 +6,11 @@ dropped, W times m). (Debian's netgen 1.5.133 adds unequal widths wrongly when i
 itself: 256 and 28 um in parallel compare as 512.) They are written as SPICE the sky130A netgen set-up knows,
 `X... D G S B sky130_fd_pr__nfet_01v8 W= L=` in um and MIM capacitors as `X... top bottom
 sky130_fd_pr__cap_mim_m3_1 area=` in um^2, with lower-case names, and netgen compares them with
-`$PDK_ROOT/sky130A/libs.tech/netgen/sky130A_setup.tcl` (W and L to 1 %, a capacitor's area exactly). The
-verdict is netgen's own: circuits that match uniquely, no property error, equivalent pin lists.
+`$PDK_ROOT/sky130A/libs.tech/netgen/sky130A_setup.tcl` (W and L to 1 %). The set-up compares a capacitor's
+area exactly; `netgen_setup.tcl`, which sources it, allows the area the tolerance KLayout's comparison allows
+the capacitance (the layout splits a large plate into pieces whose areas add up to the same capacitance, not
+to the same area). The verdict is netgen's own: circuits that match uniquely, no property error, equivalent
+pin lists.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from compiler.foundation.errors import SignoffToolFailed
 from flows.signoff import Tool, run_program
 
 LAYOUT_SPICE, SCHEMATIC_SPICE, OUT = "layout_netgen.spice", "schematic_netgen.spice", "netgen.out"
+SETUP = "netgen_setup.tcl"
+MIM = "sky130_fd_pr__cap_mim_m3_1"
 UNIQUE = "Circuits match uniquely."
 PROPERTY_ERRORS = "Property errors were found."
 PIN_FAILURE = "failed pin matching"
@@ -37,21 +42,32 @@ class NetgenResult:
     nets: dict = field(default_factory=dict)  # "layout"/"schematic" -> count
     issues: list = field(default_factory=list)  # [{"kind", "layout", "schematic"}] from netgen's JSON
     seconds: float = 0.0
-    files: tuple = (LAYOUT_SPICE, SCHEMATIC_SPICE, OUT, "netgen.json", "netgen.log")
+    files: tuple = (LAYOUT_SPICE, SCHEMATIC_SPICE, SETUP, OUT, "netgen.json", "netgen.log")
 
 
-def run_netgen(tool: Tool, layout_netlist, schematic_netlist, layout_top: str, schematic_top: str, scratch: Path):
-    """netgen on two flat KLayout netlists (left unchanged: copies are written); its files land in `scratch`."""
+def run_netgen(
+    tool: Tool, layout_netlist, schematic_netlist, layout_top: str, schematic_top: str, scratch: Path, area_tolerance
+):
+    """netgen on two flat KLayout netlists (left unchanged: copies are written); its files land in `scratch`.
+    `area_tolerance`: the relative difference in a MIM capacitor's area that still matches."""
     start = time.perf_counter()
     write_spice(layout_netlist, scratch / LAYOUT_SPICE)
     write_spice(schematic_netlist, scratch / SCHEMATIC_SPICE)
+    (scratch / SETUP).write_text(
+        f"# the sky130A set-up, and the area tolerance of {MIM} (flows/netgen.py)\n"
+        f"source {{{tool.path}}}\n"
+        "foreach {circuit cells} [list -circuit1 $cells1 -circuit2 $cells2] {\n"
+        f"    if {{[lsearch $cells {MIM}] >= 0}} {{\n"
+        f'        property "$circuit {MIM}" tolerance {{area {area_tolerance:g}}}\n'
+        "    }\n}\n"
+    )
     command = [
         tool.program,
         "-batch",
         "lvs",
         f"{LAYOUT_SPICE} {layout_top.lower()}",
         f"{SCHEMATIC_SPICE} {schematic_top.lower()}",
-        str(tool.path),
+        SETUP,
         OUT,
         "-json",
     ]

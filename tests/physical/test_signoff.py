@@ -113,8 +113,9 @@ def test_netgen_matches_the_drawn_mirror_with_its_capacitor(mirror_gds, pdk_root
             "properties",
         ),
         (("XM3 in bias vdd vdd sky130_fd_pr__pfet_01v8 W=2 L=0.6\n", ""), "badelements"),
+        (("sky130_fd_pr__cap_mim_m3_1 W=2 L=2", "sky130_fd_pr__cap_mim_m3_1 W=2 L=2.01"), "properties"),
     ],
-    ids=["one width", "a missing device"],
+    ids=["one width", "a missing device", "a capacitor's area (0.5 %)"],
 )
 def test_netgen_catches_a_schematic_that_differs(mirror_gds, pdk_root, tmp_path, edit, found):
     result = netgen_of(tmp_path, mirror_gds, MIRROR_SPICE.replace(*edit))
