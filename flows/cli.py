@@ -21,8 +21,8 @@ SUBCOMMANDS = {
     "config": (starter_config, "write a starter build configuration for a checkpoint"),
     "verify": (verify, "simulate the built circuit and compare it with the model, frame by frame"),
     "characterize": (characterize, "SPICE-characterise cells and write calibration tables"),
-    "drc": (drc, "design-rule check of the built layout (KLayout, sky130 periphery rules)"),
-    "lvs": (lvs, "compare the built layout's extracted netlist with the built SPICE netlist (KLayout)"),
+    "drc": (drc, "design-rule check of the built layout (the sky130 rule table, then the official KLayout decks)"),
+    "lvs": (lvs, "compare the built layout's extracted netlist with the built SPICE netlist (KLayout, netgen)"),
     "extract": (parasitics, "extract the wiring capacitance of every net from the layout into an extracted netlist"),
 }
 

@@ -1,9 +1,14 @@
-"""`python -m compiler drc DIR`: design-rule check of a build's layout with KLayout's Python module.
+"""`python -m compiler drc DIR`: design-rule check of a build's layout, first against the project's rule table
+with KLayout's Python module (a fast pre-check), then with the official KLayout decks in batch
+(flows/signoff.py: the open_pdks deck with FEOL, BEOL and OFFGRID on, and the shuttle precheck deck).
 
-The rules are data (sky130/drc_rules.yaml: PDK rule name, kind, layers, value in um); this module only
-knows how to evaluate each kind of rule on KLayout regions. Results go to DIR/drc/: `report.lyrdb`
-(KLayout's report database, markers at the violating geometry), `report.md` and `report.json` (counts and
-locations per rule). The exit status is 1 when any rule is violated, 2 for bad input.
+The table is data (sky130/drc_rules.yaml: PDK rule name, kind, layers, value in um); this module only knows
+how to evaluate each kind of rule on KLayout regions. `--deck` picks the checks (table, open_pdks, precheck;
+default all). A deck that cannot run (no klayout program, no deck) is reported as not run, with why and how
+to get it; with `--require-signoff`, or when named with `--deck`, that is SignoffUnavailable instead.
+Results go to DIR/drc/: `report.lyrdb` (the table's markers), `open_pdks.lyrdb` and `precheck.lyrdb` (each
+deck's, with its log), `report.md` and `report.json` (per check and rule: marker counts and the first
+locations). Exit status: 0 when every check that ran is clean, 1 on any marker, 2 for bad input.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""`python -m compiler lvs DIR`: layout versus schematic with KLayout (LayoutToNetlist + NetlistComparer).
+"""`python -m compiler lvs DIR`: layout versus schematic with KLayout (LayoutToNetlist + NetlistComparer),
+then with netgen and the sky130A set-up (flows/netgen.py), the official comparison.
 
 The layout's netlist is extracted with the device and connectivity table sky130/lvs.yaml; the schematic
 is the built SPICE netlist (netlist/cells.spice + network.spice) read with a delegate that turns the
 `X... sky130_fd_pr__*` model calls into devices (W times m), shorts the 0 V current probes and drops
 ideal current sources. Both are flattened and their parallel devices combined before the comparison,
 so how a mirror is split into fingers or subcircuits does not matter, while every device, its W and L
-(or C) and every connection does. Results go to DIR/lvs/: `report.lvsdb` (KLayout's LVS database),
-`report.md`, `report.json`. Exit status 1 on a mismatch, 2 for bad input.
+(or C) and every connection does. netgen compares the same two netlists, written as SPICE; without PDK_ROOT
+(its set-up) or the netgen-lvs program it is reported as not run (`--require-signoff`: SignoffUnavailable).
+Magic is reported as not run. Results go to DIR/lvs/: `report.lvsdb` (KLayout's LVS database), netgen's
+files, `report.md`, `report.json`. Exit status 1 on a mismatch in either comparison, 2 for bad input.
 """
 
 from __future__ import annotations
