@@ -141,6 +141,16 @@ def extract_parasitics(directory, table_path=PARASITICS_PATH) -> Extraction:
     return result
 
 
+def extract_cell(layout, cell, schematic, name: str, table_path=PARASITICS_PATH) -> Extraction:
+    """The wiring capacitance of one cell of a layout in memory, its nets named by the subcircuit `name` of
+    the SPICE files `schematic` (a cell with no subcircuit instances inside: a hand-drawn one)."""
+    layer_map = load_layer_map()
+    table = load_parasitics(table_path, layer_map)
+    result = Extraction(threshold_fF=float(table["threshold_fF"]))
+    _cell(layout, cell, schematic, name, {}, table, layer_map, result)
+    return result
+
+
 def _cell(layout, cell, schematic, name: str, cells: dict, table: dict, layer_map, result: Extraction) -> None:
     """Extract one subcircuit's cell, name its nets by the LVS cross-reference, add its rows to `result`
     (`cells`: GDS cell -> the subcircuit it draws)."""

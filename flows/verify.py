@@ -32,7 +32,7 @@ from compiler.foundation.ngspice import Runner
 from compiler.foundation.pdk import CORNERS
 from compiler.foundation.simulation import TIME
 from compiler.ir import IR, CurrentOutput
-from flows import mc_model
+from flows import mc_model, parasitics
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
 from flows.partition import READOUT, partitions, replay_waveform
@@ -64,6 +64,13 @@ class NotABuild(UsageError):
 
 class NoDrawsToRun(UsageError):
     """`--no-spice` without `--mc-model`: nothing would run."""
+
+
+class PostLayoutUnsupported(UsageError):
+    """`--post-layout` with an option it does not run with."""
+
+
+POST_LAYOUT = "verify_post_layout"  # DIR/verify_post_layout/: the extracted netlist's run, beside verify/
 
 
 def _load(directory: Path) -> tuple[IR, Config]:
@@ -112,14 +119,23 @@ def verify(
     frames: int | None = None,
     sim_timeout: float | None = None,
     diagnose: str = "differing",
+    post_layout: bool = False,
 ) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict.
     `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once.
     `sim_timeout` (s) caps each simulation; one that fails is reported and left out of the metrics.
-    `diagnose` picks the sequences simulated again piece by piece (`_diagnosed`)."""
+    `diagnose` picks the sequences simulated again piece by piece (`_diagnosed`).
+    `post_layout` simulates the netlist with the layout's wiring capacitance (flows/parasitics.py) and
+    compares it with the schematic netlist on the same sequences too; reports go to DIR/verify_post_layout/."""
     directory = Path(directory)
     ir, config = _load(directory)
+    if post_layout and partitioned:
+        raise PostLayoutUnsupported("--post-layout simulates the whole netlist; leave out --partitioned.")
+    if post_layout:  # the isolated benches are of schematic cells: nothing for a post-layout run to add
+        diagnose = "none"
+    out = directory / (POST_LAYOUT if post_layout else "verify")
+    extraction = parasitics.write_extracted(directory) if post_layout else None
     task = get_task(ir.meta["task"])
     x, y = task.test.x[:sequences], task.test.y[:sequences]
     if frames is not None:  # the first frames of each sequence (per-frame targets too): shorter transients
@@ -134,11 +150,16 @@ def verify(
     tolerances = {**TOLERANCES, **(tolerances or {})}
     rounds = len(partitions(ir)) if partitioned else 1
     start = time.perf_counter()
-    with tqdm(total=len(conditions) * len(x) * rounds, desc="ngspice", unit="sim", disable=log is None) as bar:
+    total = (len(conditions) + post_layout) * len(x) * rounds
+    with tqdm(total=total, desc="ngspice", unit="sim", disable=log is None) as bar:
         sweep = _Sweep(runner, jobs, executor, scheduler, lambda _: bar.update())
-        simulate = _partitioned if partitioned else _monolithic
-        flat = simulate(ir, directory, config, x, frame, conditions, sweep)
-    wall = time.perf_counter() - start
+        if partitioned:
+            flat = _partitioned(ir, directory, config, x, frame, conditions, sweep)
+        else:
+            flat = _monolithic(ir, out / "netlist", config, x, frame, conditions, sweep, extraction)
+        wall = time.perf_counter() - start
+        # the schematic netlist at the nominal condition, from the cache when verify already ran it
+        schematic = _monolithic(ir, out / "schematic", config, x, frame, conditions[:1], sweep) if post_layout else None
     start = time.perf_counter()
     _, traces = reference(ir, x)
     reference_s = time.perf_counter() - start
@@ -196,7 +217,9 @@ def verify(
     nominal["tolerances"], nominal["failed"] = tolerances, failures(nominal, tolerances)
     if failed_sims:
         nominal["failed"].append("simulations")
-    _write_reports(directory / "verify", nominal, got, _take(traces, done), ir, [m for m, _, _ in results], done[0])
+    if post_layout:
+        nominal["post_layout"] = _against_schematic(ir, task, got, done, schematic, extraction)
+    _write_reports(out, nominal, got, _take(traces, done), ir, [m for m, _, _ in results], done[0])
     return nominal
 
 
@@ -215,11 +238,15 @@ class _Sweep:
         return run_all(self.runner, sims, self.jobs, self.executor, self.scheduler, self.on_done, keep_going=True)
 
 
-def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
+def _monolithic(
+    ir: IR, netlist: Path, config, x, frame: float, conditions, sweep: _Sweep, extraction=None
+) -> list[dict]:
     """The whole netlist per (condition, sequence): samples in that order. It is the built netlist with
-    a 0 V supply probe per block (verify/netlist/), so SPICE gives the power of each block."""
-    netlist = directory / "verify" / "netlist"
+    a 0 V supply probe per block (written to `netlist`, e.g. verify/netlist/), so SPICE gives the power of
+    each block; with `extraction` (flows/parasitics.py) it carries the layout's wiring capacitance too."""
     write_netlist(ir, netlist, config, supply_probes=True)
+    if extraction is not None:
+        parasitics.annotate(netlist, extraction)
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
     benches = [bench(ir, netlist, x[n], frame, c, t, seed) for c, t, seed, n in runs]
     results = sweep.run([sim for sim, _ in benches])
@@ -227,6 +254,32 @@ def _monolithic(ir: IR, directory: Path, config, x, frame: float, conditions, sw
         _failed(r, "network", *run) if isinstance(r, SimulationError) else {**samples(r, where, ir), "cached": r.cached}
         for r, (_, where), run in zip(results, benches, runs)
     ]
+
+
+def _against_schematic(ir: IR, task, got: list, done: list, schematic: list, extraction) -> dict:
+    """The post-layout run against the schematic netlist's on the sequences both simulated (nominal
+    condition): state agreement over (cell, frame, unit), prediction agreement over sequences, output RMS
+    difference, the power of each; and the extracted capacitance with its largest nets."""
+    pairs = [(g, schematic[n]) for g, n in zip(got, done) if "error" not in schematic[n]]
+    if not pairs:
+        return {"compared_sequences": 0}
+    same = [np.asarray(p["states"][c]) == np.asarray(s["states"][c]) for p, s in pairs for c in p["states"]]
+    post, schem = (np.stack([pair[k]["outputs"] for pair in pairs]) for k in (0, 1))
+    post_pred, schem_pred = mc_model.predictions(post, task), mc_model.predictions(schem, task)
+    return {
+        "compared_sequences": len(pairs),
+        "state_agreement_with_schematic": float(np.mean(np.concatenate([a.ravel() for a in same]))),
+        "prediction_agreement_with_schematic": None if post_pred is None else float(np.mean(post_pred == schem_pred)),
+        "output_rms_vs_schematic_units": float(np.sqrt(np.mean((post - schem) ** 2))),
+        "power_W": float(np.mean([p["power_W"] for p, _ in pairs])),
+        "schematic_power_W": float(np.mean([s["power_W"] for _, s in pairs])),
+        "extracted_capacitance_fF": round(extraction.total_fF, 3),
+        "extracted_nets": len(extraction.nets),
+        "largest_nets": [
+            {k: r[k] for k in ("cell", "net", "fF")} for r in sorted(extraction.nets, key=lambda r: -r["fF"])[:10]
+        ],
+        "largest_coupling": extraction.coupling[:1],
+    }
 
 
 def _failed(error: SimulationError, bench_name: str, corner: str, temp: float, seed, sequence: int) -> dict:
@@ -592,6 +645,8 @@ def markdown(metrics: dict) -> str:
             for d in metrics["isolated_disagreements"]
         ]
         lines.append("")
+    if "post_layout" in metrics:
+        lines += _post_layout_markdown(metrics["post_layout"])
     if len(metrics["conditions"]) > 1:
         lines += [
             "## Conditions (corner, temperature, Monte Carlo seed)",
@@ -602,6 +657,45 @@ def markdown(metrics: dict) -> str:
         lines += ["| " + " | ".join(_fmt(c[k]) for k in SUMMARY) + " |" for c in metrics["conditions"]]
         lines.append("")
     return "\n".join(lines)
+
+
+def _post_layout_markdown(post: dict) -> list[str]:
+    """The post-layout section: the extracted netlist against the schematic netlist, same sequences."""
+    if not post["compared_sequences"]:
+        return ["## Post-layout against the schematic netlist", "", "No sequence simulated in both.", ""]
+    rows = [
+        ("sequences simulated in both", post["compared_sequences"]),
+        ("state agreement, post-layout vs schematic", _fmt(post["state_agreement_with_schematic"])),
+        ("prediction agreement, post-layout vs schematic", _fmt(post["prediction_agreement_with_schematic"])),
+        ("output RMS difference, post-layout vs schematic (units)", _fmt(post["output_rms_vs_schematic_units"])),
+        (
+            "power from SPICE, post-layout / schematic",
+            f"{post['power_W'] * 1e9:.1f} / {post['schematic_power_W'] * 1e9:.1f} nW",
+        ),
+        ("extracted wiring capacitance", f"{post['extracted_capacitance_fF']:.1f} fF on {post['extracted_nets']} nets"),
+        (
+            "largest nets (subcircuit: net fF)",
+            "; ".join(f"{r['cell']}: {r['net']} {r['fF']:.1f}" for r in post["largest_nets"]),
+        ),
+    ]
+    if post["largest_coupling"]:
+        c = post["largest_coupling"][0]
+        rows.append(
+            (
+                "largest wire-over-wire coupling (not simulated)",
+                f"{c['cell']}: {' / '.join(c['nets'])} {c['fF']:.2f} fF",
+            )
+        )
+    return [
+        "## Post-layout against the schematic netlist (same sequences, nominal condition)",
+        "",
+        "Per-net capacitance: reports/parasitics.md of the build.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in rows],
+        "",
+    ]
 
 
 def _fmt(value) -> str:
@@ -708,6 +802,12 @@ def add_arguments(parser) -> None:
         "--no-spice", action="store_true", help="run only the statistical model (with --mc-model), no ngspice"
     )
     parser.add_argument(
+        "--post-layout",
+        action="store_true",
+        help="simulate the netlist with the layout's wiring capacitance (`python -m compiler extract`) and compare "
+        "it with the schematic netlist on the same sequences; reports in DIR/verify_post_layout",
+    )
+    parser.add_argument(
         "--tolerances",
         default=None,
         help="YAML of metric: {min: x, max: y} bounds (either or both) that replace the defaults",
@@ -738,11 +838,12 @@ def run(args) -> int:
         frames=args.frames,
         sim_timeout=args.sim_timeout,
         diagnose=args.diagnose,
+        post_layout=args.post_layout,
     )
     print(markdown(metrics))
     if args.mc_model:
         _statistical(args, metrics)
-    print(f"reports: {Path(args.directory) / 'verify'}", file=sys.stderr)
+    print(f"reports: {Path(args.directory) / (POST_LAYOUT if args.post_layout else 'verify')}", file=sys.stderr)
     return 1 if metrics["failed"] else 0
 
 
