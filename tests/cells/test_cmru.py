@@ -33,7 +33,7 @@ def test_netlist_is_deterministic_and_reuses_the_cells():
     devices = [line.split() for line in sub.text.splitlines() if line.startswith("X")]
     assert all(any(w.startswith("sky130_fd_pr__") for w in d) for d in devices)  # flat: devices only
     assert sub.text.count("* XS") == p.K and sub.text.count(" bistable") >= p.K  # the cells' own netlists
-    assert sum(1 for d in devices if d[-3].endswith("cap_mim_m3_1")) == p.K  # one DPI capacitor per level
+    assert sum(1 for d in devices if any(w.endswith("cap_mim_m3_1") for w in d)) == p.K  # one DPI capacitor a level
     assert sub.text.count("XMbs") == p.K - 1 and sub.text.count("XMps") == p.K - 1  # block above 1, pin below K
     assert f" {cmru.state_node(1)} " in sub.text
     two = cmru.subckt(nominal(K=2))  # no fan-out mirror when every DPI has one reader
