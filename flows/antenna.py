@@ -15,7 +15,7 @@ import yaml
 
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError
-from flows.gds import Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.gds import Layers, Tally, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 RULES_PATH = sky130_file("antenna.yaml")
 LOCATIONS_KEPT = 20
@@ -31,21 +31,13 @@ class Step:
 
 
 @dataclass
-class AntennaResult:
+class AntennaResult(Tally):
     gds: str
     top: str
     steps: tuple
     violations: dict  # layer -> metal polygons over the ratio
     locations: dict  # layer -> [[x1, y1, x2, y2] um]
     seconds: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return sum(self.violations.values())
-
-    @property
-    def clean(self) -> bool:
-        return self.total == 0
 
 
 def load_steps(path=RULES_PATH, layer_map=None) -> tuple[tuple, dict]:

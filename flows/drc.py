@@ -1,14 +1,16 @@
 """`python -m compiler drc DIR`: design-rule check of a build's layout, first against the project's rule table
-with KLayout's Python module (a fast pre-check), then with the official KLayout decks in batch
-(flows/signoff.py: the open_pdks deck with FEOL, BEOL and OFFGRID on, and the shuttle precheck deck).
+with KLayout's Python module (a fast pre-check), then the antenna ratios (flows/antenna.py), then the
+official KLayout decks in batch (flows/signoff.py: the open_pdks deck with FEOL, BEOL and OFFGRID on, and
+the shuttle precheck deck).
 
 The table is data (sky130/drc_rules.yaml: PDK rule name, kind, layers, value in um); this module only knows
-how to evaluate each kind of rule on KLayout regions. `--deck` picks the checks (table, open_pdks, precheck;
-default all). A deck that cannot run (no klayout program, no deck) is reported as not run, with why and how
-to get it; with `--require-signoff`, or when named with `--deck`, that is SignoffUnavailable instead.
-Results go to DIR/drc/: `report.lyrdb` (the table's markers), `open_pdks.lyrdb` and `precheck.lyrdb` (each
-deck's, with its log), `report.md` and `report.json` (per check and rule: marker counts and the first
-locations). Exit status: 0 when every check that ran is clean, 1 on any marker, 2 for bad input.
+how to evaluate each kind of rule on KLayout regions. `--deck` picks the checks (table, antenna, open_pdks,
+precheck; default all). A deck that cannot run (no klayout program, no deck) is reported as not run, with
+why and how to get it; with `--require-signoff`, or when named with `--deck`, that is SignoffUnavailable
+instead. Results go to DIR/drc/: `report.lyrdb` (the table's markers), `open_pdks.lyrdb` and
+`precheck.lyrdb` (each deck's, with its log), `report.md` and `report.json` (per check and rule: marker
+counts and the first locations). Exit status: 0 when every check that ran is clean, 1 on any marker, 2 for
+bad input.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import yaml
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError
 from flows import signoff
-from flows.gds import LayerMap, Layers, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.antenna import AntennaResult, run_antenna
+from flows.antenna import markdown as antenna_markdown
+from flows.gds import LayerMap, Layers, Tally, check_layer, find_gds, load_layer_map, load_layout, read_yaml
 
 RULES_PATH = sky130_file("drc_rules.yaml")
 KINDS = {  # kind -> number of layers it takes
@@ -45,7 +49,7 @@ KINDS = {  # kind -> number of layers it takes
     "orthogonal": None,  # any number of layers
 }
 OFFICIAL = ("open_pdks", "precheck")  # the official KLayout decks (flows/signoff.py)
-CHECKS = ("table",) + OFFICIAL
+CHECKS = ("table", "antenna") + OFFICIAL  # antenna: flows/antenna.py
 LOCATIONS_KEPT = 20  # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
 HUGE = 10**12  # an upper bound in database units
 
@@ -174,21 +178,13 @@ def _key(edge) -> tuple:
 
 
 @dataclass
-class DrcResult:
+class DrcResult(Tally):
     gds: str
     top: str
     violations: dict  # rule name -> count
     locations: dict  # rule name -> [[x1, y1, x2, y2] in um, ...] (sorted, at most LOCATIONS_KEPT)
     rules: tuple
     seconds: float
-
-    @property
-    def total(self) -> int:
-        return sum(self.violations.values())
-
-    @property
-    def clean(self) -> bool:
-        return self.total == 0
 
 
 @dataclass
@@ -199,12 +195,14 @@ class Checked:
     gds: str
     top: str
     table: DrcResult | None
+    antenna: AntennaResult | None = None
     runs: list = field(default_factory=list)  # signoff.DeckRun
     skipped: list = field(default_factory=list)  # signoff.Tool, with the reason in .missing
 
     @property
     def total(self) -> int:
-        return (self.table.total if self.table else 0) + sum(run.total for run in self.runs)
+        own = sum(result.total for result in (self.table, self.antenna) if result is not None)
+        return own + sum(run.total for run in self.runs)
 
     @property
     def clean(self) -> bool:
@@ -271,6 +269,8 @@ def run_checks(
         _layout, cell = load_layout(gds, top)  # the layout owns the cell: kept while its name is read
         top_name = cell.name
     checked = Checked(str(gds), top_name, table, skipped=[t for t in official if not t.available])
+    if "antenna" in decks:
+        checked.antenna = run_antenna(gds, top=top)
     out_dir = Path(out_dir)
     with signoff.scratch_beside(out_dir) as scratch:
         for tool in official:
@@ -370,6 +370,17 @@ def _json(checked: Checked) -> dict:
             "seconds": round(result.seconds, 2),
             "report": "report.lyrdb",
         }
+    if checked.antenna is not None:
+        a = checked.antenna
+        data["checks"]["antenna"] = {
+            "ran": True,
+            "source": "sky130/antenna.yaml",
+            "markers": a.total,
+            "seconds": round(a.seconds, 2),
+            "layers": {
+                layer: {"markers": n, "locations_um": a.locations[layer]} for layer, n in a.violations.items() if n
+            },
+        }
     for run in checked.runs:
         data["checks"][run.tool.name] = {
             "ran": True,
@@ -407,6 +418,12 @@ def markdown(checked: Checked) -> str:
             f"| project rule table ({len(t.rules)} rules) | sky130/drc_rules.yaml | {_verdict(t.total)} "
             f"| {t.seconds:.1f} | report.lyrdb |"
         )
+    if checked.antenna is not None:
+        a = checked.antenna
+        lines.append(
+            f"| antenna ratios ({len(a.steps)} layers) | sky130/antenna.yaml | {_verdict(a.total)} "
+            f"| {a.seconds:.1f} | report.md |"
+        )
     for run in checked.runs:
         lines.append(
             f"| {run.tool.title} ({run.rules_checked} rules) | {run.tool.source} | {_verdict(run.total)} "
@@ -416,6 +433,8 @@ def markdown(checked: Checked) -> str:
         lines.append(f"| {tool.title} | - | **not run**: {tool.missing} | - | - |")
     if checked.table is not None and not checked.table.clean:
         lines += ["", "## Project rule table", ""] + _table_failures(checked.table)
+    if checked.antenna is not None and not checked.antenna.clean:
+        lines += ["", antenna_markdown(checked.antenna).rstrip("\n")]
     for run in checked.runs:
         if run.total:
             lines += ["", f"## {run.tool.title}", ""] + _deck_failures(run)
@@ -472,8 +491,8 @@ def add_arguments(parser) -> None:
         action="append",
         choices=("all",) + CHECKS,
         default=None,
-        help="which checks to run (repeatable): the project's rule table, the official open_pdks or precheck "
-        "KLayout deck, or all (default). A deck named here must run: exit 2 if it cannot",
+        help="which checks to run (repeatable): the project's rule table, the antenna ratios, the official "
+        "open_pdks or precheck KLayout deck, or all (default). A deck named here must run: exit 2 if it cannot",
     )
     parser.add_argument(
         "--require-signoff",

@@ -124,6 +124,20 @@ def check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
         check_layer(operand, derived, layer_map, where)
 
 
+class Tally:
+    """A check's result whose `violations` maps each rule (or layer) to its marker count."""
+
+    violations: dict
+
+    @property
+    def total(self) -> int:
+        return sum(self.violations.values())
+
+    @property
+    def clean(self) -> bool:
+        return self.total == 0
+
+
 class Layers:
     """Regions by layer name: drawn ones from `base(name)`, derived ones ({op: [a, b]}) computed once each.
 

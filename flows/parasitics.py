@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from compiler.backends.spice import TOP
-from compiler.foundation.data import sky130_file
+from compiler.foundation.data import sky130_file, write_text_atomically
 from compiler.foundation.errors import LayoutMissing, RuleTableError, SchematicMissing
 from flows import lvs
 from flows.gds import find_gds, load_layer_map, load_layout, read_yaml
@@ -249,7 +249,7 @@ def annotate(netlist_dir: Path, extraction: Extraction) -> None:
             header = "* wiring capacitance extracted from the layout (flows/parasitics.py)\n" if lines else ""
             return block[:at] + header + "".join(line + "\n" for line in lines) + block[at:]
 
-        _atomic(path, _SUBCKT.sub(with_caps, text))
+        write_text_atomically(path, _SUBCKT.sub(with_caps, text))
 
 
 def write_extracted(directory) -> Extraction:
@@ -267,8 +267,10 @@ def write_extracted(directory) -> Extraction:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     (directory / REPORT).parent.mkdir(parents=True, exist_ok=True)
-    _atomic((directory / REPORT).with_suffix(".json"), json.dumps(_json(extraction), indent=1, sort_keys=True) + "\n")
-    _atomic((directory / REPORT).with_suffix(".md"), markdown(extraction))
+    write_text_atomically(
+        (directory / REPORT).with_suffix(".json"), json.dumps(_json(extraction), indent=1, sort_keys=True) + "\n"
+    )
+    write_text_atomically((directory / REPORT).with_suffix(".md"), markdown(extraction))
     return extraction
 
 
@@ -314,12 +316,6 @@ def markdown(extraction: Extraction) -> str:
         for c in extraction.coupling
     ]
     return "\n".join(lines) + "\n"
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def add_arguments(parser) -> None:

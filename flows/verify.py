@@ -27,6 +27,7 @@ from cells.common import agg_pyplot
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import write_netlist
 from compiler.config import Config, read_user_yaml
+from compiler.foundation.data import write_text_atomically
 from compiler.foundation.errors import SimulationError, UsageError, file_label
 from compiler.foundation.ngspice import Runner
 from compiler.foundation.pdk import CORNERS
@@ -538,8 +539,8 @@ def _float_model(directory: Path):
 def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditions: list, first: int) -> None:
     """report.json, report.md and the plots; `first` is the test sequence of got[0] (the traces plot's)."""
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "report.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-    _atomic(out / "report.md", markdown(metrics))
+    write_text_atomically(out / "report.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    write_text_atomically(out / "report.md", markdown(metrics))
     cells = list(got[0]["states"])
     state_spice = {c: np.stack([g["states"][c] for g in got]) for c in cells}
     state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
@@ -743,12 +744,6 @@ def _plot(path: Path, state_spice, state_ref, spice_out, ref_out, sequence: int)
     _save(fig, path, plt)
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("directory", help="a build directory (`python -m compiler build ... -o DIR`)")
     parser.add_argument("--sequences", type=count(1, 100_000), default=8, help="test sequences to simulate")
@@ -859,7 +854,9 @@ def _statistical(args, metrics: dict) -> int:
     spice = mc_model.spice_draws(metrics.get("conditions", []))
     text = mc_model.markdown(model, spice)
     (directory / "verify").mkdir(parents=True, exist_ok=True)
-    _atomic(directory / "verify" / "mc_model.json", json.dumps({"model": model, "spice": spice}, indent=1) + "\n")
-    _atomic(directory / "verify" / "mc_model.md", text)
+    write_text_atomically(
+        directory / "verify" / "mc_model.json", json.dumps({"model": model, "spice": spice}, indent=1) + "\n"
+    )
+    write_text_atomically(directory / "verify" / "mc_model.md", text)
     print(text)
     return 0

