@@ -95,7 +95,7 @@ def subckt(params: Params) -> Subckt:
         l=L,
         side=side,
         plates=f"{plates} x " if many else "",
-        multiplier=f" m={plates}" if many else "",
+        multiplier=f" m={plates} mf={plates}" if many else "",  # mf: the model's mismatch of the whole array
         c_pf=f"{params.C * 1e12:g}",
     )
     return Subckt(name, PORTS, text)

@@ -156,7 +156,8 @@ def check_size(netlist: dict, config: Config) -> None:
 
 
 def step_layout(build: Build) -> None:
-    """layout/top.gds, top.png, sky130.lyp from the netlist just written; area figures for the report."""
+    """layout/top.gds, top.lef, top.v, cell_names.json, top.png, sky130.lyp from the netlist just written (the
+    macro's pins as the config sets them); area figures for the report."""
     from compiler.backends.layout import write_layout
 
     config = build.config
@@ -453,7 +454,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", default=None, help="build directory (default: build/<model name>)")
     parser.add_argument("--config", default=None, help="YAML build configuration (`python -m compiler config`)")
     parser.add_argument("-f", "--force", action="store_true", help="rebuild from scratch")
-    parser.add_argument("--no-layout", action="store_true", help="skip the GDS layout (layout/top.gds, top.png)")
+    parser.add_argument(
+        "--no-layout", action="store_true", help="skip the layout (layout/top.gds, top.lef, top.v, top.png)"
+    )
     parser.add_argument(
         "--from",
         dest="start",

@@ -8,8 +8,8 @@ itself: 256 and 28 um in parallel compare as 512.) They are written as SPICE the
 sky130_fd_pr__cap_mim_m3_1 area=` in um^2, with lower-case names, and netgen compares them with
 `$PDK_ROOT/sky130A/libs.tech/netgen/sky130A_setup.tcl` (W and L to 1 %). The set-up compares a capacitor's
 area exactly; `netgen_setup.tcl`, which sources it, allows the area the tolerance KLayout's comparison allows
-the capacitance (the layout splits a large plate into pieces whose areas add up to the same capacitance, not
-to the same area). The verdict is netgen's own: circuits that match uniquely, no property error, equivalent
+the capacitance (the layout draws each plate side on the 5 nm grid, so a drawn area differs slightly from the
+netlist's W x L). The verdict is netgen's own: circuits that match uniquely, no property error, equivalent
 pin lists.
 """
 

@@ -26,7 +26,7 @@ import yaml
 
 from compiler.backends.spice import TOP
 from compiler.foundation.data import sky130_file, write_text_atomically
-from compiler.foundation.errors import LayoutMissing, RuleTableError, SchematicMissing
+from compiler.foundation.errors import LayoutMissing, RuleTableError, SchematicMissing, UsageError
 from flows import lvs
 from flows.gds import find_gds, load_layer_map, load_layout, read_yaml
 
@@ -41,7 +41,7 @@ class ParasiticsTableError(RuleTableError):
     """sky130/parasitics.yaml cannot be read or names a layer the layer map lacks."""
 
 
-class LayoutDoesNotMatch(SchematicMissing):
+class LayoutDoesNotMatch(UsageError):
     """A subcircuit's layout does not match its netlist: its nets cannot be named."""
 
 

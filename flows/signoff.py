@@ -29,6 +29,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.foundation.data import write_atomically
 from compiler.foundation.errors import DeckChanged, SignoffToolFailed, SignoffUnavailable, clip, file_label
 from compiler.foundation.pdk import pdk_sky130a
 
@@ -161,7 +162,7 @@ def magic_tool() -> Tool:
             shown = ".".join(map(str, version)) if version else "unknown"
             missing = f"magic on PATH is version {shown}; the sky130A tech file needs {minimum} or newer"
         else:
-            missing = f"magic {'.'.join(map(str, version))} found, but this flow does not run Magic yet"
+            missing = f"magic {'.'.join(map(str, version))} found; the flow has no Magic run (KLayout and netgen check)"
     return Tool("magic", "Magic extraction and DRC", program, None, "", missing)
 
 
@@ -222,7 +223,8 @@ def deck_text(tool: Tool) -> str:
 def run_deck(tool: Tool, gds: Path, top: str, scratch: Path) -> DeckRun:
     """Run one official KLayout deck on `gds` (cell `top`) in batch; its report lands in `scratch`."""
     start = time.perf_counter()
-    script = tool.path
+    scratch = Path(scratch).resolve()  # klayout runs inside it: every path it gets must be absolute
+    script = tool.path.resolve()
     if tool.name == "open_pdks":
         script = scratch / "deck" / "sky130A_feol_beol_offgrid.lydrc"  # a sub-folder: not published
         script.parent.mkdir(exist_ok=True)
@@ -235,6 +237,8 @@ def run_deck(tool: Tool, gds: Path, top: str, scratch: Path) -> DeckRun:
         raise SignoffToolFailed(f"{tool.title}: KLayout wrote no report.{_tail(log)}")
     run = DeckRun(tool, report=report.name, seconds=time.perf_counter() - start)
     read_lyrdb(report, run)
+    if run.rules_checked == 0:
+        raise SignoffToolFailed(f"{tool.title}: its report names no rule, so it checked nothing.{_tail(log)}")
     return run
 
 
@@ -242,7 +246,10 @@ def run_program(command: list, tool: Tool, scratch: Path) -> str:
     """Run a sign-off program, its output kept in `scratch`/<tool>.log; raise SignoffToolFailed on an error."""
     log_path = scratch / f"{tool.name}.log"
     with open(log_path, "w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=scratch)
+        try:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=scratch)
+        except OSError as error:
+            raise SignoffToolFailed(f"{tool.title}: cannot start {command[0]}: {error.strerror or error}") from None
     log = log_path.read_text(errors="replace")
     if done.returncode != 0:
         raise SignoffToolFailed(f"{tool.title}: {Path(command[0]).name} exited with {done.returncode}.{_tail(log)}")
@@ -297,6 +304,7 @@ def publish(scratch: Path, out_dir: Path) -> None:
 
 def scratch_beside(out_dir: Path) -> tempfile.TemporaryDirectory:
     """A temporary folder beside `out_dir` (same file system: its files rename into place)."""
+    out_dir = Path(out_dir).resolve()  # an absolute name: the sign-off programs run inside it
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-{os.getpid()}-")
 
@@ -306,8 +314,12 @@ def fetch_open_pdks_deck() -> Path:
     check its pinned sha256. What `make setup` runs; raises DeckChanged on a checksum mismatch."""
     with tempfile.TemporaryDirectory() as scratch:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", GLAYOUT, "-d", scratch], check=True)
-        (wheel,) = Path(scratch).glob("glayout-*.whl")
-        with zipfile.ZipFile(wheel) as archive:
+        wheels = list(Path(scratch).glob("glayout-*.whl"))
+        if len(wheels) != 1:
+            raise DeckChanged(f"pip download of {GLAYOUT} gave {len(wheels)} wheels, not one.")
+        with zipfile.ZipFile(wheels[0]) as archive:
+            if GLAYOUT_MEMBER not in archive.namelist():
+                raise DeckChanged(f"{GLAYOUT} no longer ships {GLAYOUT_MEMBER}.")
             data = archive.read(GLAYOUT_MEMBER)
     digest = hashlib.sha256(data).hexdigest()
     if digest != OPEN_PDKS_DECK_SHA256:
@@ -315,16 +327,7 @@ def fetch_open_pdks_deck() -> Path:
             f"{GLAYOUT} ships {GLAYOUT_MEMBER} with sha256 {digest}, not the pinned {OPEN_PDKS_DECK_SHA256}: "
             "the wheel changed; compare the deck with the open_pdks one before pinning the new checksum."
         )
-    DECK_HOME.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=DECK_HOME, prefix=".deck-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, GLAYOUT_DECK)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(GLAYOUT_DECK, lambda tmp: Path(tmp).write_bytes(data))
     return GLAYOUT_DECK
 
 

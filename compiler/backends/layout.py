@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import klayout.db as kdb
 from compiler.backends.layout_devices import MIM, NFET, PFET, Item, LayoutError, Lib, fet, mim_cap, tap, tech, tie_down
 from compiler.backends.layout_macro import Macro, build_macro, lef, prefix_of, rename_cells, verilog
 from compiler.backends.layout_place import assemble
+from compiler.foundation.data import write_atomically, write_text_atomically
 
 SUPPLIES = frozenset({"vdd", "gnd"})
 
@@ -355,7 +354,7 @@ def layout_netlist(
         lib, f"{top_sub.name}_core", rows, list(dict.fromkeys(ports)), gap=lib.r["block_gap"], wide=SUPPLIES
     )
     macro = build_macro(lib, core, top_sub.name, pin_layer=pin_layer, side=pin_side)
-    macro.names = rename_cells(lib, prefix or prefix_of(cells_text, network_text))
+    macro.names = rename_cells(lib, macro.cell, prefix or prefix_of(cells_text, network_text, pin_layer, pin_side))
     macro.name = macro.cell.kdb_cell.name
     top = Item(macro.cell, macro.width, 0, macro.height, [])
     figures = _figures(macro, top_sub, blocks, per_cell, groups)
@@ -495,7 +494,7 @@ def write_gds(lib: Lib, top: Item, path: Path) -> None:
     options.select_all_layers()
     options.clear_cells()
     options.add_cell(top.cell.kdb_cell.cell_index())
-    _atomic(path, lambda tmp: lib.layout.write(str(tmp), options))
+    write_atomically(path, lambda tmp: lib.layout.write(str(tmp), options))
 
 
 def write_lyp(path: Path) -> None:
@@ -530,7 +529,7 @@ def write_lyp(path: Path) -> None:
         entries.append(_lyp_entry(f"{metal}.pin", *p["pin"], colours.get(metal, "#808080"), "I1"))
         entries.append(_lyp_entry(f"{metal}.label", *p["label"], colours.get(metal, "#808080"), "I1"))
     text = '<?xml version="1.0" encoding="utf-8"?>\n<layer-properties>\n' + "".join(entries) + "</layer-properties>\n"
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    write_text_atomically(path, text)
 
 
 def _lyp_entry(name, layer, datatype, colour, pattern) -> str:
@@ -552,21 +551,7 @@ def write_png(gds: Path, lyp: Path, path: Path, size: int = 1600) -> None:
     view.load_layer_props(str(lyp))
     view.max_hier()
     view.zoom_fit()
-    _atomic(path, lambda tmp: view.save_image(str(tmp), size, size))
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: view.save_image(str(tmp), size, size))
 
 
 def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = None, png: bool = True, **macro) -> dict:
@@ -577,12 +562,9 @@ def write_layout(netlist_dir: Path, out_dir: Path, stage_names: list | None = No
         (netlist_dir / "cells.spice").read_text(), (netlist_dir / "network.spice").read_text(), stage_names, **macro
     )
     write_gds(result.lib, result.top, out_dir / "top.gds")
-    _atomic(out_dir / "top.lef", lambda tmp: Path(tmp).write_text(lef(result.macro)))
-    _atomic(out_dir / "top.v", lambda tmp: Path(tmp).write_text(verilog(result.macro)))
-    _atomic(
-        out_dir / "cell_names.json",
-        lambda tmp: Path(tmp).write_text(json.dumps(result.macro.names, indent=1, sort_keys=True) + "\n"),
-    )
+    write_text_atomically(out_dir / "top.lef", lef(result.macro))
+    write_text_atomically(out_dir / "top.v", verilog(result.macro))
+    write_text_atomically(out_dir / "cell_names.json", json.dumps(result.macro.names, indent=1, sort_keys=True) + "\n")
     write_lyp(out_dir / "sky130.lyp")
     if png:
         write_png(out_dir / "top.gds", out_dir / "sky130.lyp", out_dir / "top.png")

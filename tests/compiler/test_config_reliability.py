@@ -366,3 +366,20 @@ def test_starter_config_cli_exit_status_is_2_on_a_directory(small_ckpt, tmp_path
     )
     assert proc.returncode == 2 and "ConfigOutputError" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "small.ckpt"] and not any((tmp_path / "d").iterdir())
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"model": {"pin_layer": "met2"}}, "pin_layer must be one of met3, met4"),
+        ({"model": {"pin_side": "north"}}, "pin_side must be one of"),
+        ({"model": {"cell_prefix": "9abc"}}, "cell_prefix must be a letter"),
+        ({"model": {"cell_prefix": "abcdefghi"}}, "cell_prefix must be a letter"),
+        ({"model": {"cell_prefix": "a-b"}}, "cell_prefix must be a letter"),
+        ({"stages": {"cell1": {"pin_side": "left"}}}, "applies to the whole layout"),
+    ],
+)
+def test_layout_options_are_checked_and_model_wide(options, match):
+    with pytest.raises(ConfigError, match=match):
+        Config(**options)
+    assert Config(model={"pin_layer": "met4", "pin_side": "left", "cell_prefix": "ab12"}).get("pin_side") == "left"

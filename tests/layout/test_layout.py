@@ -336,3 +336,13 @@ def test_two_builds_merge_into_one_gds_without_a_name_clash(tmp_path):
             mine = kdb.Region(alone.top_cell().begin_shapes_rec(alone.find_layer(info)))
             there = kdb.Region(top.begin_shapes_rec(merged.find_layer(info)))
             assert (mine ^ there).is_empty(), f"{name}: layer {info} changed in the merged GDS"
+
+
+def test_the_default_prefix_follows_the_netlist_and_the_pins_and_the_views_repeat():
+    def macro(**pins):
+        return layout_netlist(CELLS, NETWORK, ["a", "b", "c"], **pins).macro
+
+    first, again, turned = macro(), macro(), macro(pin_side="left")
+    assert first.name == again.name and lef(first) == lef(again) and verilog(first) == verilog(again)
+    assert turned.name != first.name  # two builds that differ only in their pins still merge
+    assert set(first.names.values()) >= {"tiny", "tiny_core", "mp", "mn", "lp"}  # the cells of the GDS only

@@ -40,9 +40,20 @@ def test_a_long_wire_to_a_lone_gate_fires_and_a_tie_down_clears_it(tmp_path):
     assert run_antenna(_gate_with_wire(tmp_path, 600.0, tied=True)).clean
 
 
-def test_a_gate_only_port_gets_a_tie_down(tmp_path):
+def test_a_gate_only_port_gets_a_tie_down_on_its_own_net(tmp_path):
+
+    from flows.gds import load_layer_map
+    from flows.lvs import extract, load_extraction
+
     lib, block = transistor("n", 1.0, 0.5)  # its gate is a port that reaches nothing else in the cell
     write_gds(lib, block, tmp_path / "t.gds")
-    names = {c.name for c in lib.layout.each_cell()}
-    assert "antenna_tie_down_n" in names
+    (tie,) = [c for c in lib.layout.each_cell() if c.name.endswith("antenna_tie_down_n")]
+    diff = tie.bbox_per_layer(lib.index["diff"])
+    (where,) = [
+        diff.transformed(i.trans).center() for i in block.cell.kdb_cell.each_inst() if i.cell_index == tie.cell_index()
+    ]
+    layers = load_layer_map()
+    l2n = extract(lib.layout, block.cell.kdb_cell, layers, load_extraction(layer_map=layers), layers.ground)
+    net = l2n.probe_net(l2n.layer_by_name("nsd"), where)  # the tie-down's n+ diffusion
+    assert net is not None and net.name == "g"
     assert run_antenna(tmp_path / "t.gds").clean

@@ -2,8 +2,8 @@
 and netgen with the sky130A set-up pass a zoo build and catch deliberate errors; without PDK_ROOT the
 open_pdks deck comes from the copy `make setup` extracts from the glayout wheel (checksum checked).
 
-The decks and the netgen set-up come from $PDK_ROOT, else from ../shared/pdk beside the repository (CI has
-that copy); the tests that need them are skipped, saying so, when neither is there.
+The decks and the netgen set-up come from $PDK_ROOT, else from a sign-off tree `../shared/pdk` beside the
+checkout when there is one; the tests that need them are skipped, saying so, when neither is there.
 """
 
 from __future__ import annotations
@@ -80,6 +80,16 @@ def test_a_zoo_build_passes_every_check_and_netgen(zoo_build, pdk_root):
     assert lvs["match"] and lvs["netgen"]["match"] and lvs["netgen"]["result"] == "Circuits match uniquely."
     assert lvs["netgen"]["devices"]["layout"] == lvs["netgen"]["devices"]["schematic"]
     assert "magic" in lvs["not_run"]
+
+
+def test_a_build_named_by_a_relative_path_runs_every_official_check(zoo_build, pdk_root, monkeypatch, tmp_path):
+    """The programs run inside a scratch folder: every path they get must be absolute."""
+    monkeypatch.chdir(zoo_build.parent)
+    monkeypatch.setenv("PDK_ROOT", os.path.relpath(pdk_root, zoo_build.parent))
+    out = os.path.relpath(tmp_path / "drc", zoo_build.parent)
+    assert main(["drc", zoo_build.name, "-o", out, "--deck", "open_pdks", "--deck", "precheck"]) == 0
+    assert main(["lvs", zoo_build.name, "-o", os.path.relpath(tmp_path / "lvs", zoo_build.parent)]) == 0
+    assert json.loads((tmp_path / "lvs" / "report.json").read_text())["netgen"]["match"]
 
 
 def test_both_decks_catch_met1_too_close(met1_too_close, pdk_root, tmp_path):
