@@ -322,3 +322,15 @@ def test_only_old_run_directories_of_dead_programs_are_removed(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         set(names.values()) - {names["stale"]} | {f"fqrnn-sim-{dead.pid}-link"}
     )
+
+
+@pytest.mark.parametrize("load,cores_set,expected", [(0.3, None, 2), (1.9, None, 1), (1.9, "2", 2), (0.3, "1", 1)])
+def test_a_lone_run_takes_both_cores_only_when_the_machine_is_idle(monkeypatch, load, cores_set, expected):
+    monkeypatch.setattr(ngspice.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(ngspice.os, "sched_getaffinity", lambda pid: {0, 1})
+    if cores_set is None:
+        monkeypatch.delenv(ngspice.CORES_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(ngspice.CORES_VARIABLE, cores_set)
+    assert ngspice.threads_per_process(1) == expected
+    assert ngspice.threads_per_process(2) == 1

@@ -87,11 +87,25 @@ class RawFileError(SimulationError):
 
 
 def threads_per_process(jobs: int) -> int:
-    """OpenMP threads (sky130's BSIM4 device evaluation) for each of `jobs` ngspice processes at once:
-    the cores, shared out. ngspice sets its own count (2 unless `set num_threads`) and ignores
-    OMP_NUM_THREADS; two 2-thread runs on 2 cores spin against each other (a 3-s deck took 22 s).
-    The count does not change results (raw files identical), so it is not in the cache key."""
-    return max(1, available_cores() // max(1, jobs))
+    """OpenMP threads (sky130's BSIM4 device evaluation) for each of `jobs` ngspice processes at once: the
+    cores, shared out; one each when FQRNN_NGSPICE_CORES is unset and the machine is already busy (its 1-min
+    load average above the cores less half of one). ngspice sets its own count (2 unless `set num_threads`)
+    and ignores OMP_NUM_THREADS. On an idle machine a second thread made a lone run about 1.4x faster for
+    about 1.5x the CPU; beside two busy processes it made the run 4.8x slower (the threads spin at the device-load
+    barrier): docs/measurements.md. The count does not change results, so it is not in the cache key."""
+    share = max(1, available_cores() // max(1, jobs))
+    if share > 1 and not os.environ.get(CORES_VARIABLE, "").strip() and machine_busy():
+        return 1
+    return share
+
+
+def machine_busy() -> bool:
+    """Whether other work already keeps this machine's cores busy (1-min load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+    return load > available_cores() - 0.5
 
 
 def available_cores() -> int:

@@ -384,7 +384,12 @@ def test_ctrl_c_swallowed_by_a_gc_callback_still_stops_the_command(capsys, monke
         return 0
 
     monkeypatch.setattr(cli, "_cmd_eval", eval_interrupted_in_gc)
-    assert _main_catching_interrupts(["eval", "x.ckpt"]) == 130
+    # Python's Ctrl-C handling even where the runner was started with SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert _main_catching_interrupts(["eval", "x.ckpt"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     captured = capsys.readouterr()
     assert "finished" not in captured.out and captured.err.endswith("interrupted\n")
 
