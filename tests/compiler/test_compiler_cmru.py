@@ -74,7 +74,7 @@ def test_build_and_verify_the_event_counting_model(tmp_path):
     from flows.build import build
     from flows.verify import verify
 
-    build(ZOO, tmp_path / "b", layout=False, log=None)
+    build(ZOO, tmp_path / "b", layout=False, log=lambda *_: None)
     m = verify(tmp_path / "b", sequences=1, jobs=1, log=None)
     assert m["level_agreement"] >= 0.99 and m["prediction_agreement"] == 1.0
 
