@@ -7,11 +7,14 @@ their own row; 0 V sources are wires. The unit devices of one row are interleave
 their multiplicities (each device's units spread evenly along the row, so the devices of a mirror
 share one centroid). Rows and wiring come from compiler/backends/layout_place.py, devices from
 compiler/backends/layout_devices.py. The network subcircuit is then placed the same way with its cell
-instances as items: one row group per IR stage, in IR order, so the floorplan follows the data flow.
+instances as items: one row group per IR stage, in IR order, so the floorplan follows the data flow,
+and wrapped as a macro with boundary pins (compiler/backends/layout_macro.py). A port that reaches only
+gates inside its cell gets an antenna tie-down in each row where it has gates.
 
 SPICE node 0 is drawn as the net `gnd` (sky130/layers.yaml `nets.ground`). Output: `top.gds` (fixed
-timestamps: the same netlist gives the same bytes), `top.png`, `sky130.lyp`, and figures (area per
-cell, per IR stage and in total, unit devices drawn) for the build report.
+timestamps: the same netlist and pins give the same bytes), `top.lef`, `top.v`, `cell_names.json`,
+`top.png`, `sky130.lyp`, and figures (area per cell, per IR stage and in total, unit devices drawn) for
+the build report.
 """
 
 from __future__ import annotations
