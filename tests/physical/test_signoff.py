@@ -2,8 +2,8 @@
 and netgen with the sky130A set-up pass a zoo build and catch deliberate errors; without PDK_ROOT the
 open_pdks deck comes from the copy `make setup` extracts from the glayout wheel (checksum checked).
 
-The decks and the netgen set-up come from $PDK_ROOT, else from a sign-off tree `../shared/pdk` beside the
-checkout when there is one; the tests that need them are skipped, saying so, when neither is there.
+The decks and the netgen set-up come from $PDK_ROOT (CI sets it: .ci/run); the tests that need them are
+skipped, saying so, without one.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ from flows.lvs import run_lvs
 pytestmark = pytest.mark.tools  # klayout and netgen-lvs programs, KLayout's Python module
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SHARED_PDK = REPOSITORY.parent / "shared" / "pdk"
 ZOO = REPOSITORY / "models" / "zoo"
 SMALL_MODEL = "fq_bmru_d4_flipflop"
 
 
 @pytest.fixture
-def pdk_root(monkeypatch):
-    """The caller's PDK_ROOT when it holds sky130A, else ../shared/pdk beside the repository; a skip without."""
-    for root in (os.environ.get("PDK_ROOT"), SHARED_PDK):
-        if root and (Path(root) / "sky130A").is_dir():
-            monkeypatch.setenv("PDK_ROOT", str(root))
-            return Path(root)
-    pytest.skip(f"no sign-off PDK_ROOT: $PDK_ROOT is unset and {SHARED_PDK} (../shared/pdk) does not exist")
+def pdk_root():
+    """$PDK_ROOT when it holds sky130A (the official decks and netgen set-up); a skip without."""
+    root = os.environ.get("PDK_ROOT")
+    if not root or not (Path(root) / "sky130A").is_dir():
+        pytest.skip(f"no sign-off PDK_ROOT: $PDK_ROOT ({root or 'unset'}) holds no sky130A folder")
+    return Path(root)
 
 
 def build(model: str, out: Path) -> Path:
