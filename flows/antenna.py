@@ -15,10 +15,10 @@ import yaml
 
 from compiler.foundation.data import sky130_file
 from compiler.foundation.errors import RuleTableError
-from flows.gds import Layers, Tally, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows import gds
+from flows.gds import LOCATIONS_KEPT, Layers, Tally, box_um
 
 RULES_PATH = sky130_file("antenna.yaml")
-LOCATIONS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,17 @@ class AntennaResult(Tally):
 def load_steps(path=RULES_PATH, layer_map=None) -> tuple[tuple, dict]:
     """The steps and derived layers of the antenna table, each layer checked against the layer map."""
     try:
-        data = read_yaml(path)
+        data = gds.read_yaml(path)
         derived = dict(data["derived"])
         steps = tuple(Step(**{**entry, "below": tuple(entry["below"])}) for entry in data["steps"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise RuleTableError(f"cannot read the antenna table {path}: {error}") from error
-    layer_map = layer_map or load_layer_map()
+    layer_map = layer_map or gds.load_layer_map()
     for step in steps:
         if step.style not in ("sidewall", "surface") or (step.style == "sidewall") != (step.thickness > 0):
             raise RuleTableError(f"{path}: step {step.layer}: style sidewall takes a thickness, surface none.")
         for name in (step.layer, *step.below):
-            check_layer(name, derived, layer_map, f"{path}: step {step.layer}")
+            gds.check_layer(name, derived, layer_map, f"{path}: step {step.layer}")
     return steps, derived
 
 
@@ -62,10 +62,10 @@ def run_antenna(target, *, top: str | None = None, path=RULES_PATH) -> AntennaRe
     import klayout.db as kdb
 
     start = time.perf_counter()
-    gds = find_gds(target)
-    layer_map = load_layer_map()
+    path_gds = gds.find_gds(target)
+    layer_map = gds.load_layer_map()
     steps, derived = load_steps(path, layer_map)
-    layout, cell = load_layout(gds, top)
+    layout, cell = gds.load_layout(path_gds, top)
     violations, locations = {}, {}
     for k, step in enumerate(steps):
         l2n = kdb.LayoutToNetlist(kdb.RecursiveShapeIterator(layout, cell, []))
@@ -87,13 +87,10 @@ def run_antenna(target, *, top: str | None = None, path=RULES_PATH) -> AntennaRe
         found = l2n.antenna_check(
             layers["gate"], 1.0, 0.0, layers[step.layer], area, perimeter, step.ratio, [layers["tiedown"]]
         )
-        boxes = sorted(
-            [round(v * layout.dbu, 4) for v in (b.left, b.bottom, b.right, b.top)]
-            for b in (p.bbox() for p in found.each_merged())
-        )
+        boxes = sorted(box_um(polygon.bbox(), layout.dbu) for polygon in found.each_merged())
         violations[step.layer] = len(boxes)
         locations[step.layer] = boxes[:LOCATIONS_KEPT]
-    return AntennaResult(str(gds), cell.name, steps, violations, locations, time.perf_counter() - start)
+    return AntennaResult(str(path_gds), cell.name, steps, violations, locations, time.perf_counter() - start)
 
 
 def markdown(result: AntennaResult) -> str:

@@ -27,7 +27,18 @@ from compiler.foundation.errors import RuleTableError
 from flows import signoff
 from flows.antenna import AntennaResult, run_antenna
 from flows.antenna import markdown as antenna_markdown
-from flows.gds import LayerMap, Layers, Tally, check_layer, find_gds, load_layer_map, load_layout, read_yaml
+from flows.gds import (
+    LOCATIONS_KEPT,
+    LayerMap,
+    Layers,
+    Tally,
+    box_um,
+    check_layer,
+    find_gds,
+    load_layer_map,
+    load_layout,
+    read_yaml,
+)
 
 RULES_PATH = sky130_file("drc_rules.yaml")
 KINDS = {  # kind -> number of layers it takes
@@ -50,7 +61,6 @@ KINDS = {  # kind -> number of layers it takes
 }
 OFFICIAL = ("open_pdks", "precheck")  # the official KLayout decks (flows/signoff.py)
 CHECKS = ("table", "antenna") + OFFICIAL  # antenna: flows/antenna.py
-LOCATIONS_KEPT = 20  # locations per rule written to the Markdown/JSON reports (the .lyrdb has all)
 HUGE = 10**12  # an upper bound in database units
 
 
@@ -245,7 +255,7 @@ def _check_table(gds: Path, rules_path, layer_map_path, top: str | None, only):
     for rule in table.rules:
         found = [marker.flatten() for marker in check(rule, layers, dbu)]
         markers[rule.name] = found
-        boxes = sorted(_box_um(shape, dbu) for m in found for shape in _each(m))
+        boxes = sorted(box_um(shape.bbox(), dbu) for m in found for shape in _each(m))
         violations[rule.name] = len(boxes)
         locations[rule.name] = boxes[:LOCATIONS_KEPT]
     result = DrcResult(str(gds), cell.name, violations, locations, table.rules, time.perf_counter() - start)
@@ -295,11 +305,6 @@ def _each(marker):
     import klayout.db as kdb
 
     return marker.each_merged() if isinstance(marker, kdb.Region) else marker.each()
-
-
-def _box_um(shape, dbu: float) -> list:
-    box = shape.bbox()
-    return [round(v * dbu, 4) for v in (box.left, box.bottom, box.right, box.top)]
 
 
 REPORTS = ("report.md", "report.json", "report.lyrdb") + tuple(

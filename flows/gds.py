@@ -124,6 +124,14 @@ def check_layer(expr, derived: dict, layer_map: LayerMap, where: str) -> None:
         check_layer(operand, derived, layer_map, where)
 
 
+LOCATIONS_KEPT = 20  # marker locations per rule in a check's report.md/json (its .lyrdb has every marker)
+
+
+def box_um(box, dbu: float) -> list:
+    """[x1, y1, x2, y2] in um of a KLayout box in database units."""
+    return [round(v * dbu, 4) for v in (box.left, box.bottom, box.right, box.top)]
+
+
 class Tally:
     """A check's result whose `violations` maps each rule (or layer) to its marker count."""
 

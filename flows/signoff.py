@@ -32,6 +32,7 @@ from pathlib import Path
 from compiler.foundation.data import write_atomically
 from compiler.foundation.errors import DeckChanged, SignoffToolFailed, SignoffUnavailable, clip, file_label
 from compiler.foundation.pdk import pdk_sky130a
+from flows.gds import LOCATIONS_KEPT
 
 GLAYOUT = "glayout==0.2.0"  # the PyPI wheel that ships the open_pdks KLayout DRC deck
 GLAYOUT_MEMBER = "glayout/pdk/sky130_mapped/sky130.lydrc"
@@ -47,7 +48,6 @@ MAGIC_MINIMUM = (8, 3, 411)
 SWITCHES = ("FEOL", "BEOL", "OFFGRID")
 SOURCE_LINE = re.compile(r"^(\s*)source\(\$input\)\s*$", re.M)
 LOG_LINES_QUOTED = 12
-LOCATIONS_KEPT = 20  # per rule, in report.md/json (the .lyrdb has every marker)
 INSTALL_HINT = {
     "klayout": "`make setup` installs Debian's klayout (`apt-get install klayout`)",
     "netgen-lvs": "`make setup` installs Debian's netgen-lvs (`apt-get install netgen-lvs`)",

