@@ -67,7 +67,8 @@ XMspd vsp vsp vdd vdd {{ PFET }} W=1 L=1
 
 @dataclass(frozen=True)
 class Params:
-    """Output multiplicities against `den` reference units; I_ref only sets the characterised range."""
+    """Output multiplicities against `den` reference units. I_ref is the design's unit current (its
+    outputs' floor scales with it, cells/common.py min_current); it also sets the characterised range."""
 
     sources: tuple[int, ...] = ()
     sinks: tuple[int, ...] = ()
@@ -85,9 +86,11 @@ class Params:
                 common.check_int(NAME, f"{label}[{k}]", m, 1, mirror.MAX_UNITS)
         if not (self.sources or self.sinks or self.starve):
             raise CellParameterError("bias: a bias generator needs at least one output.")
-        common.check_current(NAME, "i_ref", self.i_ref)
+        common.check_current(NAME, "i_ref", self.i_ref, lo=common.I_UNIT_MIN)
         for m in self.sources + self.sinks:
-            common.check_current(NAME, "an output current", self.i_ref * m / self.den)
+            common.check_current(
+                NAME, "an output current", self.i_ref * m / self.den, lo=common.min_current(self.i_ref)
+            )
 
     def currents(self) -> dict[str, float]:
         out = {f"src{k + 1}": self.i_ref * m / self.den for k, m in enumerate(self.sources)}

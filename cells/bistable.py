@@ -9,7 +9,7 @@ source are cascoded, so its threshold and level carry no systematic offset, plus
   also the layer's ReLU (a net negative current only pulls ``in`` to ground). A cascoded copy sinks
   the input from the decision node ``a``, so the copy does not depend on the voltage of ``a``;
 * ``a`` is pulled up by I_thresh (pfet 4/8 mirror of the pfet diode on port ``ith``);
-* a current-starved inverter (10 nA from the shared ``vsp``/``vsn`` biases) drives ``b`` = state;
+* a current-starved inverter (10 i_unit from the shared ``vsp``/``vsn`` biases) drives ``b`` = state;
 * positive feedback: when ``b`` is high, a switch adds an I_width sink (nfet 4/8) on ``a``;
 * output: a cascoded nfet source (4/8 under 4/4, mirrored from the cascoded diode on port ``ig``)
   sinks I_gain from ``out`` through a switch on ``b`` placed between the source and its cascode, which
@@ -25,12 +25,13 @@ Ports: ``vdd in out ith iw ig vsp vsn en enb``
 * ``out``  sinks I_gain when set (keep it at 0.5..1.5 V, e.g. a pfet diode of the next stage)
 * ``ith``  I_thresh, drawn out of this port (a sinking bias output)
 * ``iw``, ``ig``  I_width and I_gain, sourced into these ports (sourcing bias outputs)
-* ``vsp``, ``vsn``  shared starving-bias gate voltages (pfet / nfet diodes carrying 10 nA)
+* ``vsp``, ``vsn``  shared starving-bias gate voltages (pfet / nfet diodes carrying 10 i_unit)
 * ``en``, ``enb``  the layer's phase (high: the cell follows its input) and its complement
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -63,7 +64,8 @@ PORTS = tuple(p.name for p in PORT_ROLES)
 FREE_RUNNING = ("vdd", "0")  # (en, enb) of a cell that is always enabled
 W_SRC, L_SRC = 4.0, 8.0  # current sources and mirrors (threshold mismatch sigma 4.2 % measured at 4/8)
 L_CASCODE = 4.0
-I_STARVE = 10e-9  # inverter starving current (shared bias)
+STARVE_UNITS = 10  # inverter starving current (shared bias), in units of the design's i_unit
+I_STARVE = STARVE_UNITS * common.I_UNIT  # the starving current the calibration tables are measured with
 MIN_WIDTH_RATIO = 0.1  # I_width / I_thresh below this loses the hysteresis to mismatch
 V_OUT = 1.0  # output node voltage in characterisation (a pfet diode of the next stage)
 
@@ -124,15 +126,18 @@ XMen en enb 0 0 {{ NFET }} W=1 L=0.5
 
 @dataclass(frozen=True)
 class Params:
-    """Bias currents in amperes: I_thresh = beta_hi, I_width = beta_hi - beta_lo, I_gain = alpha."""
+    """Bias currents in amperes: I_thresh = beta_hi, I_width = beta_hi - beta_lo, I_gain = alpha, of a cell
+    in a design whose unit current is `i_unit` (its starving bias is STARVE_UNITS x i_unit)."""
 
     I_thresh: float
     I_width: float
     I_gain: float
+    i_unit: float = common.I_UNIT
 
     def __post_init__(self):
-        common.check_current(NAME, "I_thresh", self.I_thresh)
-        common.check_current(NAME, "I_gain", self.I_gain)
+        floor = common.min_current(self.i_unit)
+        common.check_current(NAME, "I_thresh", self.I_thresh, lo=floor)
+        common.check_current(NAME, "I_gain", self.I_gain, lo=floor)
         if (
             not (isinstance(self.I_width, (int, float)) and math.isfinite(self.I_width))
             or self.I_width >= self.I_thresh
@@ -154,9 +159,11 @@ def subckt(params: Params | None = None) -> Subckt:
     return Subckt(NAME, PORTS, text)
 
 
-def starve_bias() -> Subckt:
-    """The shared starving bias (ideal 10 nA sources; a chip takes them from the bias generator)."""
-    return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"), common.render(STARVE_BIAS, i=f"{I_STARVE:g}"))
+def starve_bias(i_unit: float = common.I_UNIT) -> Subckt:
+    """The shared starving bias of a design whose unit current is `i_unit` (ideal sources of STARVE_UNITS
+    i_unit; a chip takes them from the bias generator)."""
+    current = I_STARVE if i_unit == common.I_UNIT else STARVE_UNITS * i_unit
+    return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"), common.render(STARVE_BIAS, i=f"{current:g}"))
 
 
 def phase_driver() -> Subckt:
@@ -187,8 +194,10 @@ def state_nodes(levels: int = 1) -> tuple[str, ...]:
 
 
 # The starving current every bistable inverter shares: one bias-generator tap per chip, whose vsn pfet
-# output and vsp diode each carry it from VDD.
-STARVE = SharedBias("bistable_starve", "starve", I_STARVE, ports=("vsp", "vsn"), branches=2)
+# output and vsp diode each carry it from VDD. It scales with the design's i_unit, so the cell's static
+# behaviour is that of the tables (Calibration.at_unit) and its inverters switch as fast relative to
+# the signals at any i_unit.
+STARVE = SharedBias("bistable_starve", "starve", STARVE_UNITS, ports=("vsp", "vsn"), branches=2)
 FACTS = MemoryCell(
     NAME,
     PORT_ROLES,
@@ -212,16 +221,18 @@ OUT, SUPPLY = current("vout"), current("vdd")  # a bench's output and supply cur
 
 
 def _ramp_stimulus(p: Params, ramp_time=RAMP_TIME):
-    """Fast to below the set threshold, slow through it, hold, fast to above reset, slow through it, hold."""
+    """Fast to below the set threshold, slow through it, hold, fast to above reset, slow through it, hold
+    (the fast steps and holds last longer in a design of a smaller unit current, whose cell is slower)."""
     hi, lo, span = p.I_thresh, p.I_thresh - p.I_width, SPAN * p.I_thresh
+    slower = common.I_UNIT / p.i_unit
     t, pts = 0.0, [(0.0, 0.0)]
     for dt, v in (
-        (1e-3, hi - span),
+        (1e-3 * slower, hi - span),
         (ramp_time, hi + span),
-        (HOLD, hi + span),
-        (1e-3, lo + span),
+        (HOLD * slower, hi + span),
+        (1e-3 * slower, lo + span),
         (ramp_time, max(lo - span, 0.0)),
-        (HOLD, max(lo - span, 0.0)),
+        (HOLD * slower, max(lo - span, 0.0)),
     ):
         t += dt
         pts.append((t, v))
@@ -234,10 +245,10 @@ def _bench_circuit(p: Params, enable) -> str:
     return "\n".join(
         [
             subckt().text,
-            starve_bias().text,
+            starve_bias(p.i_unit).text,
             "Vdd vdd 0 1.8",
             "Vbias vddb 0 1.8",
-            starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+            starve_bias(p.i_unit).instance("S", ["vddb", "vsp", "vsn"]),
             f"Ith ith 0 {p.I_thresh:.6g}",
             f"Iw vddb iw {p.I_width:.6g}",
             f"Ig vddb ig {p.I_gain:.6g}",
@@ -274,12 +285,13 @@ def _measure_hysteresis(res, p: Params, pts) -> dict:
     t_dn = common.crossing(t, i_out, half, rising=False, after=times[3])
     up = float(np.interp(t_up, times, values)) if math.isfinite(t_up) else float("nan")
     down = float(np.interp(t_dn, times, values)) if math.isfinite(t_dn) else float("nan")
-    reset_window = (times[5] + 0.2 * HOLD, times[6])
-    level = common.mean_between(t, i_out, times[2] + 0.2 * HOLD, times[3])
+    hold_set, hold_reset = times[3] - times[2], times[6] - times[5]
+    reset_window = (times[5] + 0.2 * hold_reset, times[6])
+    level = common.mean_between(t, i_out, times[2] + 0.2 * hold_set, times[3])
     low = common.mean_between(t, i_out, *reset_window)
     # supply of the cell: its vdd pin plus the bias currents it takes from the bias generator
     i_supply = -res[SUPPLY] + p.I_width + p.I_gain
-    p_set = common.VDD * common.mean_between(t, i_supply, times[2] + 0.2 * HOLD, times[3])
+    p_set = common.VDD * common.mean_between(t, i_supply, times[2] + 0.2 * hold_set, times[3])
     p_reset = common.VDD * common.mean_between(t, i_supply, *reset_window)
     # turn-on glitch: peak output and the charge above I_gain in the 200 us after the set crossing
     after = (t > t_up - 1e-6) & (t < t_up + 200e-6) if math.isfinite(t_up) else np.zeros_like(t, bool)
@@ -444,6 +456,17 @@ class Calibration:
         width = I_width * self._bilinear(self.width_tab, I_thresh, ratio, xp)
         level = I_gain * xp.interp(xp.log(I_gain), xp.asarray(self.log_gain), xp.asarray(self.level_tab))
         return up, up - width, level
+
+    def at_unit(self, i_unit: float) -> "Calibration":
+        """The table for a design whose unit current is `i_unit` (A): measured with the starving bias at
+        STARVE_UNITS x I_UNIT, it serves a starving bias of STARVE_UNITS x i_unit with its current axes
+        scaled by i_unit / I_UNIT (weak inversion: scaling every current keeps the static behaviour)."""
+        if i_unit == common.I_UNIT:
+            return self
+        scaled = copy.copy(self)
+        scaled.log_thresh = self.log_thresh + math.log(i_unit / common.I_UNIT)
+        scaled.log_gain = self.log_gain + math.log(i_unit / common.I_UNIT)
+        return scaled
 
     def invert(self, beta_hi: float, delta: float, alpha: float) -> Params:
         """Bias currents whose calibrated cell has set threshold beta_hi, width delta and level alpha (A)."""

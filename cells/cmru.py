@@ -188,6 +188,14 @@ def state_nodes(levels: int) -> tuple[str, ...]:
     return tuple(state_node(k) for k in range(1, levels + 1))
 
 
+def longest_frame(K: int, gains) -> float:
+    """The longest frame period (s) whose ladders `design` can build for these stage gains (A): the DPI
+    capacitor tops out at C_MAX, so tau, hence the frame, does too (ideal DPI, 20 % spare for the
+    calibrated tau and the bias grid)."""
+    i_tau = max(max(K * max(30e-12, g / X_RISE), common.I_MIN) / K for g in gains if g > 0)  # the fastest DPI
+    return 0.8 * C_RANGE[1] * common.thermal_voltage(27.0) / (dpi.KAPPA * i_tau) / TAU_OVER_FRAME
+
+
 # Each unit's subcircuit depends on its design (`design`), so the compiler builds it per unit. The
 # ladder's thresholds are its stages', so the bistable calibration programs it; its power estimate
 # before simulation is its stage's threshold branch (`ladder_power` measures a whole ladder).
@@ -200,6 +208,7 @@ FACTS = MemoryCell(
     state_nodes=state_nodes,
     shared=bistable.STARVE,
     mismatch=bistable.FACTS.mismatch,  # its thresholds and level are its stages'
+    longest_frame=longest_frame,
 )
 
 

@@ -48,9 +48,22 @@ I_UNIT = 1e-9  # one software unit of current
 SCHEMA = 1
 CALIBRATION_DIR = package_path("cells", "calibration")
 
-# Weak-inversion operating range of the cells' current sources.
+# Weak-inversion operating range of the cells' current sources at the characterised unit current I_UNIT.
+# The floor scales with a design's i_unit (min_current): the memory cells' starving bias does too, and a
+# weak-inversion circuit whose currents all scale together keeps its static behaviour; leakage (about
+# 0.1 pA at tt, 27 C: the bistable tables' `low`) stays 50x below it down to i_unit = 0.05 nA. The
+# ceiling is where the 4/8 um unit devices leave weak inversion, whatever the design.
 I_MIN = 0.1e-9
 I_MAX = 10e-9
+
+
+I_UNIT_MIN = 0.05e-9  # the smallest unit current a design may use: its floor stays 50x above leakage
+
+
+def min_current(i_unit: float) -> float:
+    """The smallest current (A) a cell or bias tap realises in a design whose unit current is `i_unit`."""
+    return I_MIN * (i_unit / I_UNIT)
+
 
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from cells.common import Subckt
+from cells.common import I_UNIT, Subckt
 
 # What a port connects to (the netlist backend's wiring rule for each):
 #   supply     the supply of the memory-cell block
@@ -53,13 +53,14 @@ class Port:
 class SharedBias:
     """A bias every instance of a cell kind shares (one per chip): one tap of the bias generator.
 
-    `tap` and `field` name that tap, `current` is what it carries (A), `ports` are the nets it drives
-    (named like the cells' `shared` ports), and `branches` how many copies of the current it draws from
-    VDD (its supply current in the power estimate)."""
+    `tap` and `field` name that tap, `units` is what it carries in units of the design's i_unit (it
+    scales with the design, as the cells' other currents do), `ports` are the nets it drives (named like
+    the cells' `shared` ports), and `branches` how many copies of the current it draws from VDD (its
+    supply current in the power estimate)."""
 
     tap: str
     field: str
-    current: float
+    units: float
     ports: tuple[str, ...]
     branches: int
     polarity: str = "p"
@@ -67,10 +68,16 @@ class SharedBias:
 
 @dataclass(frozen=True)
 class Limits:
-    """The range of a cell's bias currents (A) in weak inversion."""
+    """The range of a cell's bias currents (A) in weak inversion at the characterised unit current
+    (cells/common.py I_UNIT): the floor `i_min` scales with a design's i_unit, the ceiling `i_max` does not."""
 
     i_min: float
     i_max: float
+
+    def window(self, i_unit: float, stage_unit: float) -> tuple[float, float]:
+        """(smallest, largest) current in software units of a stage whose unit is `stage_unit` (A), in a
+        design whose unit current is `i_unit` (A)."""
+        return self.i_min * (i_unit / I_UNIT) / stage_unit, self.i_max / stage_unit
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,9 @@ class MemoryCell:
     and returns the current the cells draw from VDD through their own devices (the bias generator's
     outputs count as its own).
     `state_nodes(levels)` are the internal nodes of one unit whose count set is its level (1..levels).
-    `subckt()` is the subcircuit of every unit, or None when each unit's depends on its design."""
+    `subckt()` is the subcircuit of every unit, or None when each unit's depends on its design.
+    `longest_frame(levels, gains)`, where a unit's design depends on the frame period, is the longest
+    frame (s) it can be designed for at these programmed gains (A)."""
 
     name: str
     ports: tuple[Port, ...]
@@ -104,6 +113,7 @@ class MemoryCell:
     shared: SharedBias | None = None
     subckt: Callable[[], Subckt] | None = None
     mismatch: Mismatch | None = None
+    longest_frame: Callable[[int, tuple], float] | None = None
 
     def __post_init__(self):
         names = [p.name for p in self.ports]

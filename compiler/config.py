@@ -35,7 +35,7 @@ DEFAULTS = {
     "vdd": 1.8,  # V
     "corner": "tt",
     "temp": 27.0,  # C
-    "frame_period": 1e-2,  # s per input frame: mirror gates recharging at sub-nA inputs need ~ms
+    "frame_period": None,  # s per input frame (None: the build chooses it, compiler/passes/choose_frame.py)
     "denominator": 16,  # unit devices of each mirror input diode (the weight grid is 1/denominator)
     "max_units": 64,  # most unit devices in one mirror output
     "bias_denominator": 16,  # the bias grid is i_unit / bias_denominator
@@ -52,10 +52,10 @@ DEFAULTS = {
     "cell_prefix": "",  # prefix of every GDS cell name (empty: `fq` and six hex digits of the netlist's hash)
 }
 RANGES = {
-    "i_unit": (1e-11, 1e-8),
+    "i_unit": (5e-11, 1e-8),  # from cells/common.py I_UNIT_MIN
     "vdd": (1.6, 1.95),
     "temp": (-40.0, 125.0),
-    "frame_period": (1e-5, 1.0),
+    "frame_period": (1e-5, 10.0),
     "denominator": (1, 64),
     "max_units": (1, 256),
     "bias_denominator": (1, 64),
@@ -169,6 +169,8 @@ def _check_option(where: str, key, value) -> None:
             f"known options: {', '.join(DEFAULTS)}"
         )
     default = DEFAULTS[key]
+    if value is None and default is None:  # null: the build chooses (as when the option is not set)
+        return
     if key in LAYOUT_WIDE and where != "model":
         raise ConfigError(f"config {where}: {key} applies to the whole layout; set it under model:")
     if key in CHOICES:

@@ -424,6 +424,7 @@ class Meta(Mapping):
     calibrated: bool | None = None  # calibrate: whether the cells' calibration tables chose the currents
     sizing: list | None = None  # size_devices: receivers whose mirrors miss the mismatch budget
     phases: int | None = None  # schedule_phases: layers of memory cells, each with its slot
+    frame_period: float | None = None  # choose_frame: seconds per input frame
     settling: dict | None = None  # check_settling: the settling estimate of the signal nodes
     LOWERED: ClassVar[tuple] = ("model", "graph", "task")
 

@@ -27,7 +27,7 @@ import numpy as np
 
 import cells
 from cells.bias import tap_sigma
-from cells.common import I_MIN
+from cells.common import min_current
 from cells.mirror import UNIT_DEVICES, output_sigma
 from compiler.ir import IR, BiasArray, Receiver
 
@@ -60,23 +60,36 @@ def unit_device(used, denominator: int, budget: float) -> tuple[float, float, fl
     return w, l, worst(w, l)
 
 
-def bias_step(config) -> float:
-    """The bias grid (A): one tap unit device."""
-    return config.get("i_unit") / config.get("bias_denominator")
+@dataclass(frozen=True)
+class BiasGrid:
+    """The bias generator's grid: taps of whole unit devices of `step` amperes each (i_unit /
+    bias_denominator), none carrying less than `floor` (the cells' minimum current at this i_unit)."""
+
+    step: float
+    floor: float
+
+    def units(self, current):
+        """Tap unit devices of a bias current (A): rounded, and raised to the floor unless the current is
+        below half of it, which is realised as no current at all."""
+        magnitude = np.abs(np.asarray(current, np.float64))
+        units = np.maximum(np.round(magnitude / self.step), math.ceil(self.floor / self.step - 1e-9))
+        units = np.where(magnitude < self.floor / 2, 0, units).astype(np.int64)
+        return int(units) if units.ndim == 0 else units
+
+    def on_grid(self, current):
+        """A non-negative current (A) on the grid."""
+        return self.units(current) * self.step
 
 
-def grid_units(current, step: float):
-    """Tap unit devices of a bias current (A): rounded, and raised to the cells' weak-inversion minimum
-    (I_MIN) unless the current is below half of it, which is realised as no current at all."""
-    magnitude = np.abs(np.asarray(current, np.float64))
-    units = np.maximum(np.round(magnitude / step), math.ceil(I_MIN / step - 1e-9))
-    units = np.where(magnitude < I_MIN / 2, 0, units).astype(np.int64)
-    return int(units) if units.ndim == 0 else units
+def bias_grid(config) -> BiasGrid:
+    """The bias grid of a build configuration."""
+    i_unit = config.get("i_unit")
+    return BiasGrid(i_unit / config.get("bias_denominator"), min_current(i_unit))
 
 
-def on_grid(current: float, step: float) -> float:
-    """A non-negative current (A) on the bias grid."""
-    return grid_units(current, step) * step
+def cell_calibration(name: str, config):
+    """A memory cell's calibrated model for the build's corner, temperature and unit current."""
+    return cells.load_calibration(name, config.get("corner"), config.get("temp")).at_unit(config.get("i_unit"))
 
 
 def legal_window(thresh, width, gain, lo: float, ratio: float):
@@ -93,7 +106,7 @@ def legal_window(thresh, width, gain, lo: float, ratio: float):
     return t, w, g
 
 
-def program(beta_hi, delta, alpha, calibration, step: float) -> tuple[tuple, tuple]:
+def program(beta_hi, delta, alpha, calibration, grid: BiasGrid) -> tuple[tuple, tuple]:
     """Memory-cell units (A; arrays or scalars): the bias currents (I_thresh, I_width, I_gain) on the grid
     that realise the wanted (beta_hi, delta, alpha), and the (beta_hi, delta, alpha) they realise (the
     calibrated model, or the ideal equations without a calibration). A switched-off output (alpha = 0)
@@ -104,9 +117,9 @@ def program(beta_hi, delta, alpha, calibration, step: float) -> tuple[tuple, tup
         i_thresh, i_width, i_gain = calibration.bias_currents(beta_hi, delta, np.where(on, alpha, beta_hi))
     else:
         i_thresh, i_width, i_gain = beta_hi, delta, alpha
-    i_thresh, i_width = on_grid(i_thresh, step), on_grid(i_width, step)
-    i_width = np.minimum(i_width, i_thresh - step)  # rounding must leave a reset level above zero
-    i_gain = np.where(on, on_grid(i_gain, step), 0.0)
+    i_thresh, i_width = grid.on_grid(i_thresh), grid.on_grid(i_width)
+    i_width = np.minimum(i_width, i_thresh - grid.step)  # rounding must leave a reset level above zero
+    i_gain = np.where(on, grid.on_grid(i_gain), 0.0)
     if calibration is not None:
         hi, lo, level = calibration.thresholds(i_thresh, i_width, np.where(i_gain > 0, i_gain, i_thresh))
         level = np.where(i_gain > 0, level, 0.0)
@@ -159,7 +172,7 @@ class Realisation:
     biases: tuple[BiasPlan, ...]
     cells: tuple[CellPlan, ...]
     i_unit: float  # the model's software unit (A)
-    step: float  # the bias grid (A)
+    grid: BiasGrid  # the bias grid
     bias_denominator: int  # unit devices of the bias generator's diodes
     calibrations: dict  # calibration table name -> the cell's Calibration
 
@@ -186,20 +199,21 @@ class Realisation:
         )
         plans, calibrations = [], {}
         for cell in ir.memory_cells():
-            i_unit, limits = config.get("i_unit", cell), cell.facts.limits
+            i_unit = config.get("i_unit", cell)
+            lo, hi = cell.facts.limits.window(config.get("i_unit"), i_unit)
             name = cell.facts.calibration if config.get("calibrated") else None
             if name is not None and name not in calibrations:
-                calibrations[name] = cells.load_calibration(name, config.get("corner"), config.get("temp"))
+                calibrations[name] = cell_calibration(name, config)
             ratio = config.get("min_width_ratio", cell)
             m = cell.facts.mismatch
             spread = (m.set, m.reset, m.level) if m else (0.0, 0.0, 0.0)
-            plans.append(CellPlan(cell.name, i_unit, limits.i_min / i_unit, limits.i_max / i_unit, ratio, name, spread))
+            plans.append(CellPlan(cell.name, i_unit, lo, hi, ratio, name, spread))
         return cls(
             tuple(groups),
             biases,
             tuple(plans),
             config.get("i_unit"),
-            bias_step(config),
+            bias_grid(config),
             config.get("bias_denominator"),
             calibrations,
         )
@@ -217,7 +231,7 @@ class Realisation:
                 out[name] = (positive - negative) / denominator
         for bias in self.biases:
             amperes = np.asarray(arrays[bias.name], np.float64) * bias.i_unit
-            out[bias.name] = grid_units(amperes, self.step) * self.step * np.where(amperes >= 0, 1, -1) / self.i_unit
+            out[bias.name] = self.grid.on_grid(amperes) * np.where(amperes >= 0, 1, -1) / self.i_unit
         for cell in self.cells:
             out.update(self.realise_cell(cell, arrays))
         return {name: np.asarray(value, np.float32) for name, value in out.items()}
@@ -260,7 +274,7 @@ class Realisation:
                 ).reshape(w.shape)
         for bias in self.biases:
             value = np.asarray(realised[bias.name], np.float64)
-            units = grid_units(value * self.i_unit, self.step)
+            units = self.grid.units(value * self.i_unit)
             out[bias.name] = np.array(
                 [
                     tap_sigma("p" if (v > 0) == (bias.accepts == "n") else "n", int(u), self.bias_denominator)
@@ -282,7 +296,7 @@ class Realisation:
         thresh = np.minimum(beta_lo + delta, cell.hi)
         t, w, g = legal_window(thresh, np.minimum(delta, thresh), np.minimum(alpha, cell.hi), cell.lo, cell.ratio)
         calibration = self.calibrations.get(cell.calibration)
-        _, (hi, width, level) = program(t * cell.i_unit, w * cell.i_unit, g * cell.i_unit, calibration, self.step)
+        _, (hi, width, level) = program(t * cell.i_unit, w * cell.i_unit, g * cell.i_unit, calibration, self.grid)
         return {
             f"{cell.layer}.beta_lo": (hi - width) / self.i_unit,
             f"{cell.layer}.delta": width / self.i_unit,

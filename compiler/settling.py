@@ -25,9 +25,9 @@ def keep_alive_name(stage: str) -> str:
     return f"{stage}.keep_alive"
 
 
-def slot_seconds(ir: IR, config) -> float:
-    """The time a signal node has to settle: one phase slot of the frame."""
-    return config.get("frame_period") * phase_slot(ir.meta.phases or 0)
+def slot_seconds(ir: IR) -> float:
+    """The time a signal node has to settle: one phase slot of the frame (compiler/passes/choose_frame.py)."""
+    return ir.meta.frame_period * phase_slot(ir.meta.phases or 0)
 
 
 def gate_capacitance(ir: IR, rx: Receiver) -> list[float]:

@@ -197,6 +197,7 @@ def build_report(build) -> tuple[str, dict]:
         "transistors": {"instances": netlist.get("transistor_instances"), "unit_devices": netlist.get("unit_devices")},
         "cells": netlist.get("by_cell", {}),
         "power_estimate": power,
+        "frame_period_s": ir.meta.frame_period,
         "area_estimate_um2": round(area_um2, 1),
         "gate_area_um2": netlist.get("gate_area_um2"),
         "layout": facts.get("layout"),
@@ -217,6 +218,7 @@ def build_report(build) -> tuple[str, dict]:
         + ", ".join(f"{k} {v * 1e9:.1f} nW" for k, v in power["blocks_W"].items())
         + f" (signal currents: {power['signal_activity']})",
         f"- cell calibration applied: {data['calibrated']}",
+        _frame_line(build),
         *_training_lines(build),
         "",
         "## Cost of realising the model",
@@ -240,6 +242,15 @@ def build_report(build) -> tuple[str, dict]:
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]
     return "\n".join(lines) + "\n", data
+
+
+def _frame_line(build) -> str:
+    """The frame period and who chose it (compiler/passes/choose_frame.py)."""
+    frame = build.ir.meta.frame_period
+    if frame is None:
+        return "- frame period: not chosen"
+    how = "configured" if build.config.get("frame_period") is not None else "chosen by compiler/passes/choose_frame.py"
+    return f"- frame period {frame * 1e3:g} ms ({how}; i_unit {build.ir.meta.i_unit * 1e9:g} nA)"
 
 
 def _training_lines(build) -> list:

@@ -186,7 +186,7 @@ def isolated_bench(
 
     stage = ir.stage(cell)
     i_unit, vdd = ir.meta["i_unit"], ir.meta["vdd"]
-    starve, subckt = bistable.starve_bias(), bistable.subckt()
+    starve, subckt = bistable.starve_bias(i_unit), bistable.subckt()
     lines = [subckt.text, starve.text, f"VDD vdd 0 {vdd:g}", starve.instance("S", ["vdd", "vsp", "vsn"])]
     stimuli = []
     for k in range(stage.size):

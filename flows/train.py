@@ -25,7 +25,9 @@ from models.checkpoint import Checkpoint, check_output_path
 from models.network import init_arrays
 
 # The settings the realisation reads: a network trained for one value of these is realised differently
-# under another.
+# under another. The unit current reads only as the cells' ceiling in units (I_MAX / i_unit): every grid,
+# floor and calibration lookup scales with it, so a network is realised the same at any smaller i_unit
+# (tests/compiler/test_realisation.py), and only a larger one differs.
 REALISATION_KEYS = (
     "i_unit",
     "denominator",
@@ -100,12 +102,22 @@ def settings_mismatch(metadata: dict, config: Config) -> str | None:
         return None
     if not isinstance(trained, dict):
         return "the checkpoint's record of its build settings is unreadable"
-    keys = sorted(set(_flat(trained)) | set(_flat(now)))
-    return "; ".join(
-        f"{key}: trained for {shown(_flat(trained).get(key))}, built with {shown(_flat(now).get(key))}"
-        for key in keys
-        if _flat(trained).get(key) != _flat(now).get(key)
+    was, built = _flat(trained), _flat(now)
+    differ = [key for key in sorted(set(was) | set(built)) if was.get(key) != built.get(key)]
+    return (
+        "; ".join(
+            f"{key}: trained for {shown(was.get(key))}, built with {shown(built.get(key))}"
+            for key in differ
+            if not _smaller_unit(key, was.get(key), built.get(key))
+        )
+        or None
     )
+
+
+def _smaller_unit(key: str, trained, built) -> bool:
+    """A build at a smaller unit current than trained for: it realises the same network."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (trained, built))
+    return key.rsplit(".", 1)[-1] == "i_unit" and numbers and built <= trained
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:

@@ -144,7 +144,9 @@ def verify(
     corners = list(corners or [config.get("corner")])
     temps = [config.get("temp")] if temps is None else list(temps)
     conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
-    frame = config.get("frame_period")
+    frame = (
+        ir.meta["frame_period"] if "frame_period" in ir.meta else config.get("frame_period")
+    )  # builds before choose_frame
     runner = runner or Runner()
     if sim_timeout is not None:
         runner = dataclasses.replace(runner, timeout=sim_timeout)

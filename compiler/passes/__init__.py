@@ -7,6 +7,7 @@ quantise_ratios  mirror ratios as integer counts of identical unit devices
 calibrate        memory cells' bias currents from the cells' SPICE calibration tables, on the bias grid
 size_devices     unit device W/L from the mismatch budget
 schedule_phases  each layer of memory cells gets its slot of the frame, in dataflow order
+choose_frame     the frame period: the configured one, else the shortest that lets every node settle
 keep_alive       a standing, cancelled current in slow receivers of non-negative signals
 assign_biases    every DC current drawn from one reference through the bias generator's taps
 lower_cmru       every FQ-CMRU unit becomes a ladder of K gated bistable stages (DPIs, gating, bias taps)
@@ -33,6 +34,7 @@ PIPELINE = (
     "calibrate",
     "size_devices",
     "schedule_phases",
+    "choose_frame",
     "keep_alive",
     "assign_biases",
     "lower_cmru",

@@ -12,7 +12,7 @@ the sharing a current-mode bias network allows (each current still needs its own
 from __future__ import annotations
 
 from compiler.ir import IR, PROGRAMMED, BiasArray, BiasGenerator, Tap
-from compiler.realisation import bias_step, grid_units
+from compiler.realisation import bias_grid
 
 REQUIRES = ("calibrate", "keep_alive")  # the programmed currents, and every bias array
 
@@ -23,14 +23,14 @@ def node_polarity(ir: IR, stage_name: str) -> str:
 
 
 def run(ir: IR, config) -> IR:
-    step, taps, new = bias_step(config), [], {}
+    grid, taps, new = bias_grid(config), [], {}
     for stage in ir.of_kind(BiasArray):
         (dest,) = ir.successors(stage.name)
         accepted = node_polarity(ir, dest)
         values = []
         for k, value in enumerate(stage.values):
-            units = grid_units(value, step)
-            values.append((units * step) * (1 if value >= 0 else -1))
+            units = grid.units(value)
+            values.append((units * grid.step) * (1 if value >= 0 else -1))
             if units:
                 source_side = (value > 0) == (accepted == "n")  # sourcing a positive into an 'n' node
                 taps.append(Tap(stage.name, "values", k, "p" if source_side else "n", units))
@@ -38,7 +38,8 @@ def run(ir: IR, config) -> IR:
     for cell in ir.memory_cells():
         taps += cell_taps(cell, config)
     for shared in ir.shared_biases().values():  # one pair of bias diodes per chip
-        taps.append(Tap(shared.tap, shared.field, 0, shared.polarity, round(shared.current / step)))
+        units = round(shared.units * config.get("i_unit") / grid.step)
+        taps.append(Tap(shared.tap, shared.field, 0, shared.polarity, units))
     stages = tuple(new.get(s.name, s) for s in ir.stages if s.kind != BiasGenerator.kind)
     if taps:
         stages += (
@@ -56,11 +57,11 @@ def run(ir: IR, config) -> IR:
 
 def cell_taps(cell, config) -> list[Tap]:
     """The taps of a memory cell's programmed currents: per bias port that takes one, per unit."""
-    taps, step = [], bias_step(config)
+    taps, grid = [], bias_grid(config)
     for port in cell.facts.bias_ports:
         if port.field in PROGRAMMED:
             for k, current in enumerate(cell.programmed[port.field]):
-                units = grid_units(current, step)
+                units = grid.units(current)
                 if units:
                     taps.append(Tap(cell.name, port.field, k, port.polarity, units))
     return taps

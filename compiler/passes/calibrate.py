@@ -11,9 +11,8 @@ quantised currents): that is what the behavioural reference and verification exp
 
 from __future__ import annotations
 
-import cells
 from compiler.ir import IR, Programmed
-from compiler.realisation import bias_step, program
+from compiler.realisation import bias_grid, cell_calibration, program
 
 REQUIRES = ("scale_currents",)  # it programs currents in amperes
 
@@ -25,11 +24,11 @@ def run(ir: IR, config) -> IR:
     calibrations = {}
     if config.get("calibrated"):
         for name in dict.fromkeys(cell.facts.calibration for cell in stages):
-            calibrations[name] = cells.load_calibration(name, config.get("corner"), config.get("temp"))
+            calibrations[name] = cell_calibration(name, config)
     new = {}
     for cell in stages:
         calibration = calibrations.get(cell.facts.calibration)
-        bias, realised = program(cell.thresh, cell.width, cell.gain, calibration, bias_step(config))
+        bias, realised = program(cell.thresh, cell.width, cell.gain, calibration, bias_grid(config))
         thresh, width, gain = (_floats(column) for column in realised)
         new[cell.name] = cell.replace(
             thresh=thresh, width=width, gain=gain, programmed=Programmed(*(_floats(column) for column in bias))

@@ -15,13 +15,13 @@ from __future__ import annotations
 from compiler.ir import IR, Receiver
 from compiler.settling import gate_capacitance, settle_with, slot_seconds, smallest_current, standing_currents, turn_on
 
-REQUIRES = ("size_devices", "schedule_phases", "keep_alive")  # gate areas, slots, standing currents
+REQUIRES = ("size_devices", "choose_frame", "keep_alive")  # gate areas, the frame, standing currents
 
 REPORTED = 8  # slowest nodes kept in the report
 
 
 def run(ir: IR, config) -> IR:
-    slot = slot_seconds(ir, config)
+    slot = slot_seconds(ir)
     nodes = []
     for rx in ir.of_kind(Receiver):
         standing = standing_currents(ir, rx)

@@ -11,7 +11,7 @@ most C * n * U_T / I_0 (compiler/settling.py).
 
 For each such receiver whose turn-on estimate exceeds its slot of the frame, I_0 is the smallest current
 that fits SETTLE_TAUS time constants into the slot, rounded up to a whole number of D * grid steps: then
-every cancelling current is a whole number of grid steps, at least I_MIN, and the cancellation is exact
+every cancelling current is a whole number of grid steps, at least the grid's floor, and the cancellation is exact
 on the bias grid. The price is power, which the build report shows; a longer frame costs less.
 Off by default (`keep_alive: true` turns it on): the cancellation is only as good as the mirrors match.
 """
@@ -20,24 +20,23 @@ from __future__ import annotations
 
 import math
 
-from cells.common import I_MIN
 from compiler.ir import IR, BiasArray, CurrentInput, Receiver, WeightArray, for_kind
-from compiler.realisation import bias_step
+from compiler.realisation import bias_grid
 from compiler.settling import KEEP_ALIVE, N_UT, SETTLE_TAUS, gate_capacitance, keep_alive_name, slot_seconds, turn_on
 
-REQUIRES = ("scale_currents", "size_devices", "schedule_phases")  # currents, gate areas and slots
+REQUIRES = ("scale_currents", "size_devices", "choose_frame")  # currents, gate areas and the frame
 
 
 def run(ir: IR, config) -> IR:
     if not config.get("keep_alive"):
         return ir
-    slot, step = slot_seconds(ir, config), bias_step(config)
+    slot, grid = slot_seconds(ir), bias_grid(config)
     added: dict[str, list[tuple[BiasArray, str]]] = {}  # destination -> the arrays that feed it
     for rx in ir.of_kind(Receiver):
         caps = gate_capacitance(ir, rx)
         if not caps or not non_negative(ir, rx.name):
             continue
-        quantum = rx.denominator * step * math.ceil(I_MIN / step)  # cancellations stay >= I_MIN, on grid
+        quantum = rx.denominator * grid.step * math.ceil(grid.floor / grid.step)  # cancellations on grid, >= floor
         standing = [
             0.0 if turn_on(ir, rx, c) <= slot else quantum * math.ceil(SETTLE_TAUS * c * N_UT / slot / quantum)
             for c in caps

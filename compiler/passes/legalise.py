@@ -28,7 +28,7 @@ def run(ir: IR, config) -> IR:
     new = {}
     for cell in ir.memory_cells():
         i_unit, limits = config.get("i_unit", cell), cell.facts.limits
-        lo, hi = limits.i_min / i_unit, limits.i_max / i_unit
+        lo, hi = limits.window(config.get("i_unit"), i_unit)
         ratio = config.get("min_width_ratio", cell)
         thresh, width, gain = list(cell.thresh), list(cell.width), list(cell.gain)
         for k in range(cell.size):

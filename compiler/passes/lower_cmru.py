@@ -16,9 +16,9 @@ import cells
 from cells import cmru
 from compiler.foundation.errors import UsageError
 from compiler.ir import IR, PROGRAMMED, BiasGenerator, Ladder, LadderDesign, Tap
-from compiler.realisation import bias_step, grid_units, on_grid
+from compiler.realisation import bias_grid
 
-REQUIRES = ("assign_biases",)  # it scales and extends the bias generator's taps
+REQUIRES = ("assign_biases", "choose_frame")  # it extends the bias generator's taps; the frame
 # The ladder's own bias ports by the field they take (the others take the programmed stage currents).
 LADDER_PORTS = {port.field: port.name for port in cmru.FACTS.bias_ports if port.field not in PROGRAMMED}
 
@@ -36,11 +36,11 @@ def run(ir: IR, config) -> IR:
         dpi_cal = cells.load_calibration("dpi", config.get("corner"), config.get("temp"))
     new, extra_taps = {}, []
     for stage in ladders:
-        units = [design_unit(stage, k, config, dpi_cal) for k in range(stage.size)]
+        units = [design_unit(stage, k, config, dpi_cal, ir.meta.frame_period) for k in range(stage.size)]
         for k, unit in enumerate(units):
             currents = unit.port_currents()
             extra_taps += [
-                Tap(stage.name, field, k, currents[port][1], grid_units(currents[port][0], bias_step(config)))
+                Tap(stage.name, field, k, currents[port][1], bias_grid(config).units(currents[port][0]))
                 for field, port in LADDER_PORTS.items()
             ]
         new[stage.name] = stage.replace(
@@ -56,8 +56,9 @@ def run(ir: IR, config) -> IR:
     return ir.replace_stages(new)
 
 
-def design_unit(stage: Ladder, k: int, config, dpi_calibration) -> cmru.Params:
-    """The ladder of unit k for the frame period, from its programmed stage currents."""
+def design_unit(stage: Ladder, k: int, config, dpi_calibration, frame: float) -> cmru.Params:
+    """The ladder of unit k for the frame period (the stage's own, else the build's `frame`), from its
+    programmed stage currents."""
     prog = stage.programmed
     if not prog.gain[k]:
         raise InvisibleLevel(
@@ -69,9 +70,9 @@ def design_unit(stage: Ladder, k: int, config, dpi_calibration) -> cmru.Params:
         prog.thresh[k],
         prog.width[k],
         prog.gain[k],
-        frame=config.get("frame_period", stage),
+        frame=config.get("frame_period", stage) or frame,
         dpi_calibration=dpi_calibration,
-        quantize=lambda current: on_grid(current, bias_step(config)),
+        quantize=bias_grid(config).on_grid,
     )
 
 

@@ -34,6 +34,28 @@ def test_cells_bistable_thresholds_and_levels_within_3_percent(runner, report):
         assert 0 < down < up
 
 
+@pytest.mark.parametrize("i_unit", [0.1e-9, 0.05e-9])
+def test_cells_bistable_tables_serve_a_smaller_unit_current(runner, report, i_unit):
+    """A design of a smaller unit current starves its cells with STARVE_UNITS x i_unit; its cells'
+    thresholds and level are then the tables' (measured at I_UNIT) with the current axes scaled
+    (Calibration.at_unit), down to thresholds of 0.3 units, within the library's 3 % and tighter."""
+    scale = i_unit / bistable.common.I_UNIT
+    table = bistable.load_calibration().at_unit(i_unit)
+    params = [
+        bistable.Params(t * scale, r * t * scale, g * scale, i_unit=i_unit)
+        for t, r, g in ((1e-9, 0.25, 1e-9), (0.3e-9, 0.5, 2e-9), (4e-9, 0.15, 0.5e-9))
+    ]
+    for p, m in zip(params, bistable.measure(runner, params, ramp_time=bistable.RAMP_TIME / scale)):
+        up, down, level = table.thresholds(p.I_thresh, p.I_width, p.I_gain)
+        errors = [
+            abs(m["up"] - up) / p.I_thresh,
+            abs(m["down"] - down) / p.I_thresh,
+            abs(m["level"] - level) / p.I_gain,
+        ]
+        report(i_unit=i_unit, I_thresh=p.I_thresh, errors=[round(e, 4) for e in errors])
+        assert max(errors) < 0.015
+
+
 def test_cells_bistable_holds_while_its_phase_is_low(runner, report):
     """Inputs beyond both thresholds in disabled frames must not move the state (the phase keeper)."""
     result = bistable.phase_check(runner)

@@ -54,7 +54,7 @@ def test_pass_designs_each_ladder_and_its_bias_taps():
     for k in range(ladder.size):
         p = lower_cmru.params(ladder, k)
         assert p.pin >= 2 * p.I_thresh and p.delay().tau_ideal() == pytest.approx(
-            cmru.TAU_OVER_FRAME * CONFIG.get("frame_period"), rel=0.25
+            cmru.TAU_OVER_FRAME * after.meta.frame_period, rel=0.25
         )
     assert IR.from_json(after.to_json()) == after
     assert lower_cmru.run(IR(before.stages, before.edges, before.meta), CONFIG) == after  # pure

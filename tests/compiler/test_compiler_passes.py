@@ -124,13 +124,50 @@ def test_check_settling_flags_slow_nodes_and_a_longer_frame_clears_them(small_ck
     assert wider["slowest"][0]["t_on_s"] < slowest["t_on_s"]
 
 
+def test_without_a_configured_frame_the_build_chooses_the_shortest_round_one_every_node_settles_in(small_ckpt):
+    from compiler.passes import run_pipeline
+    from compiler.passes.choose_frame import FLOOR_S, MARGIN, round_down, round_up
+
+    assert [round_up(x) for x in (0.0123, 0.039, 0.04, 0.0401, 0.9, 12.0)] == [0.015, 0.04, 0.04, 0.05, 1.0, 10.0]
+    assert [round_down(x) for x in (0.0123, 0.0119, 0.5)] == [0.01, 0.01, 0.5]
+
+    def chosen(**options):
+        ir, _ = run_pipeline(lower(load_network(small_ckpt)), Config(model=options))
+        return ir.meta.frame_period, ir.meta.settling
+
+    configured, _ = chosen(frame_period=1e-4)
+    assert configured == 1e-4
+    for i_unit in (1e-9, 0.1e-9):  # a tenth of the current: ten times slower nodes, a longer frame
+        frame, settling = chosen(i_unit=i_unit)
+        slowest = settling["slowest"][0]["t_on_s"]
+        assert settling["slow_nodes"] == 0 and settling["slot_s"] == pytest.approx(frame / 4)
+        assert frame >= max(MARGIN * slowest * 4, FLOOR_S) and frame == round_up(max(MARGIN * slowest * 4, FLOOR_S))
+    assert chosen(i_unit=0.1e-9)[0] > chosen()[0]
+
+
+def test_the_starving_bias_and_every_floor_scale_with_the_unit_current(small_ckpt):
+    """A tenth of i_unit: the same tap unit devices (every current a tenth), the starving tap included."""
+    from cells.bistable import STARVE_UNITS
+    from compiler.passes import run_pipeline
+
+    def generator(i_unit):
+        ir, _ = run_pipeline(lower(load_network(small_ckpt)), Config(model={"i_unit": i_unit}))
+        (bias,) = ir.of_kind(BiasGenerator)
+        return bias
+
+    one, tenth = generator(1e-9), generator(0.1e-9)
+    assert one.taps == tenth.taps and tenth.i_ref == pytest.approx(one.i_ref / 10)
+    (starve,) = [t for t in tenth.taps if t.field == "starve"]
+    assert tenth.current(starve.units) == pytest.approx(STARVE_UNITS * 0.1e-9)
+
+
 def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_the_bias_grid(small_ckpt):
     """Slow receivers of non-negative signals carry a standing current; every mirror output's share of it
     is sunk again at the destination, on the bias grid, so the network computes the same thing."""
     from compiler.backends.behavioural import arrays_from_ir
     from compiler.passes import run_pipeline
     from compiler.passes.keep_alive import non_negative
-    from compiler.realisation import bias_step
+    from compiler.realisation import bias_grid
     from compiler.settling import keep_alive_name
 
     config = Config(model={"frame_period": 1e-4, "keep_alive": True})
@@ -138,7 +175,7 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     kept, _ = run_pipeline(lower(load_network(small_ckpt)), config)
     receivers = [rx for rx in kept.of_kind(Receiver) if keep_alive_name(rx.name) in kept.predecessors(rx.name)]
     assert receivers and all(non_negative(plain, rx.name) for rx in receivers)  # no ReLU is shifted
-    step = bias_step(config)
+    step = bias_grid(config).step
     for rx in receivers:
         standing = np.asarray(kept.stage(keep_alive_name(rx.name)).values)
         assert np.all(standing >= 0) and np.allclose(

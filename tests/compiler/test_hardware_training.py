@@ -22,8 +22,8 @@ TINY = TrainConfig(task="flipflop", cell="fq_bmru", d=2, steps=60, eps_hold=10, 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny hardware-aware flip-flop, trained for a build with i_unit = 2 nA, saved."""
-    config = Config(model={"i_unit": 2e-9})
+    """A tiny hardware-aware flip-flop, trained for a build with 8 unit devices per mirror diode, saved."""
+    config = Config(model={"denominator": 8})
     result = train(TINY, progress=False, hardware=hardware(graph_of(TINY), config))
     path = tmp_path_factory.mktemp("hw") / "hw.ckpt"
     save_checkpoint(path, result.checkpoint)
@@ -48,11 +48,15 @@ def test_the_checkpoint_records_its_build_settings_and_a_build_with_others_warns
     assert record["build_settings"] == realisation_settings(config)
     assert settings_mismatch({"hardware_aware": record}, config) is None
     other = settings_mismatch({"hardware_aware": record}, Config())
-    assert "model.i_unit: trained for 2e-09, built with 1e-09" in other
+    assert other == "model.denominator: trained for 8, built with 16"
+    smaller = Config(model={"denominator": 8, "i_unit": 0.2e-9})  # realises the same network
+    assert settings_mismatch({"hardware_aware": record}, smaller) is None
+    larger = settings_mismatch({"hardware_aware": record}, Config(model={"denominator": 8, "i_unit": 2e-9}))
+    assert larger == "model.i_unit: trained for 1e-09, built with 2e-09"
     build(path, tmp_path / "b", layout=False)
     assert "trained for other build settings" in capsys.readouterr().err
     assert "trained hardware-aware for other build settings" in (tmp_path / "b/reports/build.md").read_text()
-    (tmp_path / "c.yaml").write_text("model:\n  i_unit: 2.0e-9\n")
+    (tmp_path / "c.yaml").write_text("model:\n  denominator: 8\n  i_unit: 5.0e-10\n")
     build(path, tmp_path / "c", tmp_path / "c.yaml", layout=False)
     assert "trained hardware-aware for these build settings" in (tmp_path / "c/reports/build.md").read_text()
 

@@ -58,6 +58,7 @@ def test_the_joints_are_typed_and_ir_json_keeps_its_shape(small_ckpt):
         "phases",
         "settling",
         "sizing",
+        "frame_period",
         "task",
         "units",
         "vdd",

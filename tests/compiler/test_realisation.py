@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cells.common import I_UNIT_MIN
 from compiler.backends.behavioural import arrays_from_ir
-from compiler.config import load_config
+from compiler.config import Config, load_config
 from compiler.frontend import load_network
 from compiler.lower import lower
 from compiler.passes import run_pipeline
@@ -27,6 +28,20 @@ def test_realising_the_arrays_equals_the_compiled_circuit_bit_for_bit(name):
     assert sorted(realised) == sorted(want)
     for key, value in want.items():
         np.testing.assert_array_equal(realised[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", FQ_ZOO)
+def test_the_realisation_does_not_depend_on_the_unit_current(name):
+    """Grids, floors, starving bias and calibration lookups all scale with i_unit, so a model trained at
+    1 nA realises bit for bit the same down to the smallest unit current (so a build at a smaller i_unit
+    than the checkpoint was trained for does not warn, flows/train.py)."""
+    network = load_network(zoo_path(name))
+    arrays = dict(network.checkpoint.arrays)
+    at_one = Realisation.of(lower(network), Config()).realise(arrays)
+    for i_unit in (0.5e-9, 0.2e-9, 0.1e-9, I_UNIT_MIN):
+        realised = Realisation.of(lower(network), Config(model={"i_unit": i_unit})).realise(arrays)
+        for key, value in at_one.items():
+            np.testing.assert_array_equal(realised[key], value, err_msg=f"{key} at i_unit {i_unit:g}")
 
 
 @pytest.mark.parametrize("threshold", [1.09, 3.262, 4.644])
