@@ -12,7 +12,7 @@ import sys
 import threading
 
 from compiler.foundation.errors import CompilerError, file_label
-from flows import build, characterize, drc, lvs, parasitics, starter_config, train, verify
+from flows import build, characterize, drc, explore, lvs, parasitics, starter_config, train, verify
 from models.errors import UsageError as ModelUsageError
 
 SUBCOMMANDS = {
@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "characterize": (characterize, "SPICE-characterise cells and write calibration tables"),
     "drc": (drc, "design-rule check of the built layout (the sky130 rule table, then the official KLayout decks)"),
     "lvs": (lvs, "compare the built layout's extracted netlist with the built SPICE netlist (KLayout, netgen)"),
+    "explore": (explore, "sweep build settings over checkpoints: accuracy, power, area, transistors; the Pareto front"),
     "extract": (parasitics, "extract the wiring capacitance of every net from the layout into an extracted netlist"),
 }
 

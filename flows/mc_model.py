@@ -31,14 +31,15 @@ def predictions(outputs: np.ndarray, task) -> np.ndarray | None:
     return None
 
 
-def statistics(ir: IR, task, x, output: str, draws: int, seed: int = 0) -> dict:
+def statistics(ir: IR, task, x, output: str, draws: int, seed: int = 0, labels=None) -> dict:
     """The model's Monte Carlo on inputs x: per-draw measures and per-sequence prediction yield (each
-    chunk of draws reduced as it comes, so memory does not grow with the draws)."""
+    chunk of draws reduced as it comes, so memory does not grow with the draws); with the inputs' `labels`,
+    also each draw's task metric (`task_metric`: the chip's accuracy, for a classifier)."""
     start = time.perf_counter()
     _, traces = reference(ir, x)
     nominal = np.asarray(traces[output]["y"])
     nominal_pred = predictions(nominal, task)
-    per_draw = {measure: [] for measure in MEASURES}
+    per_draw = {measure: [] for measure in (*MEASURES, *(("task_metric",) if labels is not None else ()))}
     kept = np.zeros(len(x))
     for outputs, states in monte_carlo(ir, x, output, draws, seed):
         n = len(outputs)
@@ -48,6 +49,9 @@ def statistics(ir: IR, task, x, output: str, draws: int, seed: int = 0) -> dict:
         per_draw["output_rms_units"].append(
             np.sqrt(np.mean((outputs - nominal[None]) ** 2, axis=tuple(range(1, outputs.ndim))))
         )
+        if labels is not None:
+            pooled = outputs.mean(axis=-2) if task.pool else outputs  # the network's output per draw
+            per_draw["task_metric"].append([float(task.metrics(o, labels)[task.metric]) for o in pooled])
         if nominal_pred is not None:
             keep = predictions(outputs, task) == nominal_pred[None]
             per_draw["prediction_agreement"].append(keep.mean(axis=1))

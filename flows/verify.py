@@ -95,7 +95,7 @@ def _load(directory: Path) -> tuple[IR, Config]:
     return ir, config
 
 
-def _per_frame_layer(ir: IR) -> str:
+def per_frame_layer(ir: IR) -> str:
     """The layer whose per-frame values the output pins carry (the readout before time pooling)."""
     graph, output = ir.meta["graph"], ir.of_kind(CurrentOutput)[0]
     layer = next(l for l in graph["layers"] if l["name"] == output.source)
@@ -444,7 +444,7 @@ def _isolated_readout(
     if not done:
         return None, failed
     got = np.stack([samples(results[k], benches[k][1], readout.ir)["outputs"] for k in done])
-    want = np.asarray(traces[_per_frame_layer(ir)]["y"])[[sequences[k] for k in done]]
+    want = np.asarray(traces[per_frame_layer(ir)]["y"])[[sequences[k] for k in done]]
     return float(np.sqrt(np.mean((got - want) ** 2))), failed
 
 
@@ -471,7 +471,7 @@ SUMMARY = (
 def _compare(ir: IR, task, traces, got: list, y, sequences: list) -> dict:
     """The verification metrics of one condition's samples against the reference traces (`sequences`:
     the test sequence each sample is of)."""
-    ref_out = np.asarray(traces[_per_frame_layer(ir)]["y"])
+    ref_out = np.asarray(traces[per_frame_layer(ir)]["y"])
     spice_out = np.stack([g["outputs"] for g in got])
     cells = list(got[0]["states"])
     agree = {c: np.stack([g["states"][c] for g in got]) == np.asarray(traces[c]["q"]) for c in cells}
@@ -547,7 +547,7 @@ def _write_reports(out: Path, metrics: dict, got: list, traces, ir: IR, conditio
     state_spice = {c: np.stack([g["states"][c] for g in got]) for c in cells}
     state_ref = {c: np.asarray(traces[c]["q"]) for c in cells}
     spice_out = np.stack([g["outputs"] for g in got])
-    _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[_per_frame_layer(ir)]["y"]), first)
+    _plot(out / "traces.png", state_spice, state_ref, spice_out, np.asarray(traces[per_frame_layer(ir)]["y"]), first)
     if len(conditions) > 1:
         _plot_conditions(out / "conditions.png", conditions)
 
@@ -852,7 +852,7 @@ def _statistical(args, metrics: dict) -> int:
     x = task.test.x[: args.sequences]
     if args.frames is not None:
         x = x[:, : args.frames]
-    model = mc_model.statistics(ir, task, x, _per_frame_layer(ir), args.mc_model)
+    model = mc_model.statistics(ir, task, x, per_frame_layer(ir), args.mc_model)
     spice = mc_model.spice_draws(metrics.get("conditions", []))
     text = mc_model.markdown(model, spice)
     (directory / "verify").mkdir(parents=True, exist_ok=True)
