@@ -176,16 +176,20 @@ def ideal(params: Params) -> tuple[float, float, float]:
     return params.I_thresh, params.I_thresh - params.I_width, params.I_gain
 
 
-def supply_current(bias: dict, candidates=None) -> float:
+def supply_current(bias: dict, candidates=None, xp=np):
     """Current (A) cells draw from VDD through their own devices, given the per-unit currents of each bias
     field (``bias["thresh"]``: every unit's I_thresh): I_thresh through the pfet diode on ``ith``, and
     through its copy onto ``a`` as much of I_thresh as the input copy sinks there, min(h, I_thresh) for
     candidates h ([samples, units], A; all of I_thresh when they are not given). I_width and I_gain come
-    from the bias generator's pfets; the starving inverters draw only while they switch."""
-    thresh = np.asarray(bias["thresh"], np.float64)
+    from the bias generator's pfets; the starving inverters draw only while they switch. `xp`: numpy
+    (a float) or jax.numpy (traceable, for training)."""
+    dtype = np.float64 if xp is np else xp.float32
+    thresh = xp.asarray(bias["thresh"], dtype)
     if candidates is None:
-        return float(2 * thresh.sum())
-    return float(thresh.sum() + np.mean(np.minimum(np.asarray(candidates, np.float64), thresh), axis=0).sum())
+        total = 2 * thresh.sum()
+    else:
+        total = thresh.sum() + xp.mean(xp.minimum(xp.asarray(candidates, dtype), thresh), axis=0).sum()
+    return float(total) if xp is np else total
 
 
 def state_nodes(levels: int = 1) -> tuple[str, ...]:

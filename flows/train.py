@@ -20,6 +20,7 @@ from compiler.foundation.errors import UsageError, shown
 from compiler.frontend import check_design_rules, network_of
 from compiler.ir import STAGE_TYPES
 from compiler.lower import lower
+from compiler.power import PowerModel
 from compiler.realisation import Realisation
 from models.checkpoint import Checkpoint, check_output_path
 from models.network import init_arrays
@@ -71,12 +72,20 @@ def hardware(
     margin: float = DEFAULT_MARGIN,
     margin_weight: float = DEFAULT_MARGIN_WEIGHT,
     mismatch: bool = False,
+    power_weight: float = 0.0,
 ):
     """The `Hardware` of a model graph under a build configuration, for models.train.train; `mismatch`
-    draws one chip's device mismatch per training step (the statistical model's sigmas)."""
+    draws one chip's device mismatch per training step (the statistical model's sigmas); `power_weight`
+    adds that times the circuit's supply current, in unit currents, to the loss (compiler/power.py)."""
+    import jax.numpy as jnp
+
     from models.train import Hardware
 
-    for name, value, high in (("--margin", margin, 0.5), ("--margin-weight", margin_weight, 100.0)):
+    for name, value, high in (
+        ("--margin", margin, 0.5),
+        ("--margin-weight", margin_weight, 100.0),
+        ("--power-weight", power_weight, 1.0),
+    ):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= high):
             raise BadMargin(f"{name} must be a number in [0, {high:g}], got {shown(value)}")
     network = network_of(Checkpoint(graph, init_arrays(graph, 0), {}), "<training>")
@@ -88,8 +97,14 @@ def hardware(
         "build_settings": realisation_settings(config),
         "mismatch_noise": mismatch,
         "margin_weight": margin_weight,
+        **({"power_weight": power_weight} if power_weight else {}),
     }
-    return Hardware(plan.settle, margin, margin_weight, record, plan.spread if mismatch else None)
+    supply = PowerModel.of(lowered)
+
+    def power(params, traces, x):
+        return sum(supply.supply(params, traces, x, xp=jnp).values())
+
+    return Hardware(plan.settle, margin, margin_weight, record, plan.spread if mismatch else None, power, power_weight)
 
 
 def settings_mismatch(metadata: dict, config: Config) -> str | None:
@@ -153,6 +168,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--margin-weight", type=float, default=DEFAULT_MARGIN_WEIGHT)
     parser.add_argument(
+        "--power-weight",
+        type=float,
+        default=0.0,
+        help="loss per unit current of the circuit's supply current (compiler/power.py; 0: no power term)",
+    )
+    parser.add_argument(
         "--mismatch",
         action="store_true",
         help="train under device mismatch: one draw of the cells' mismatch sigmas per step (more robust chips)",
@@ -196,7 +217,12 @@ def run(args) -> int:
         args.seed = 0 if args.seed is None else args.seed
         cfg = train_config(args)
         output, config_path = args.output, args.config
-        settings = {"margin": args.margin, "margin_weight": args.margin_weight, "mismatch": args.mismatch}
+        settings = {
+            "margin": args.margin,
+            "margin_weight": args.margin_weight,
+            "mismatch": args.mismatch,
+            "power_weight": args.power_weight,
+        }
     check_output_path(output)
     config = load_config(config_path)
     chip = hardware(graph_of(cfg), config, **settings)

@@ -135,13 +135,16 @@ class Hardware:
     threshold, that a memory cell's candidate should keep from a threshold whose comparison changes its
     state (`margin_loss`), with the loss weight `margin_weight`; `record` goes into the checkpoint's
     metadata (the build configuration trained for); with `spread`, each step draws one chip's device
-    mismatch (models/mismatch.py) on the realised values."""
+    mismatch (models/mismatch.py) on the realised values; with `power`, the loss adds `power_weight` times
+    the circuit's supply current (in its unit current) that `power(params, traces, x)` returns (JAX)."""
 
     realise: Callable[[dict], dict]
     margin: float = 0.0
     margin_weight: float = 1.0
     record: dict = field(default_factory=dict)
     spread: Callable[[dict], dict] | None = None  # realised arrays -> element sigmas (models.mismatch)
+    power: Callable | None = None  # (params, traces, x) -> supply current in unit currents (traceable)
+    power_weight: float = 0.0
 
 
 @dataclass
@@ -252,6 +255,8 @@ def _make_chunk(graph, task, optimizer, eps_schedule, hardware=None):
         loss = task.loss(out, y)
         if hardware.margin > 0:
             loss = loss + hardware.margin_weight * margin_loss(graph, params, traces, hardware.margin)
+        if hardware.power is not None and hardware.power_weight > 0:
+            loss = loss + hardware.power_weight * hardware.power(params, traces, x)
         return loss
 
     def one_step(carry, batch):
