@@ -9,9 +9,10 @@ numpy or jax.numpy (so a loss can differentiate it), in units of i_unit:
                     I_gain (the cells' bias ports, cells/facts.py)
     memory cells    each cell kind's own supply current (its facts' `supply_current`) at its thresholds
                     and candidates
-    weight mirrors  each receiver's mean signal times its pfet devices over its diode: its diode (or the
-                    copy of an nfet diode) and every pfet output reading it, the positive weights into
-                    nodes that take sourced current and the negative ones into nodes that take sunk current
+    weight mirrors  each receiver's mean signal times its pfet devices over its diode: its pfet diode and
+                    pfet copies (compiler/backends/spice.py `mirror_pfet_copies`) and every pfet output
+                    reading it, the positive weights into nodes that take sourced current and the negative
+                    ones into nodes that take sunk current
 
 It reads model values where the report reads programmed ones (within the calibration's few percent and
 the bias grid's step; tests/compiler/test_power.py compares the two on the zoo).
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.backends.spice import mirror_pfet_copies
 from compiler.ir import IR, BiasArray, CurrentInput, Receiver
 
 BLOCKS = ("bias generator", "bistable cells", "weight mirrors")
@@ -31,11 +33,12 @@ BLOCKS = ("bias generator", "bistable cells", "weight mirrors")
 @dataclass(frozen=True)
 class Reader:
     """A mirror array reading a receiver: its model array (None for a 1:1 copy, whose ratios are fixed),
-    the sign of the weights its pfets realise, and a copy's fixed pfet units per input."""
+    the sign of the weights its pfets realise, and a copy's fixed pfet units and nfet use per input."""
 
     array: str | None
     sign: float
-    fixed: tuple = ()
+    sourcing: tuple = ()
+    sinking: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,11 @@ class PowerModel:
                 if array.source == array.name:
                     readers.append(Reader(array.source, sign))
                 else:
-                    fixed = np.maximum(sign * np.asarray(array.weights, np.float64), 0.0).sum(axis=0)
-                    readers.append(Reader(None, sign, tuple(float(v) for v in fixed)))
+                    weights = sign * np.asarray(array.weights, np.float64)
+                    sourcing = tuple(float(v) for v in np.maximum(weights, 0.0).sum(axis=0))
+                    readers.append(Reader(None, sign, sourcing, tuple(bool(v) for v in (weights < 0).any(axis=0))))
             signal = "input" if inputs & set(ir.predecessors(rx.name)) else rx.source
-            receivers.append((signal, tuple(readers)))
+            receivers.append((signal, rx.polarity, tuple(readers)))
         return cls(constant, biases, cells, tuple(receivers))
 
     def supply(self, arrays: dict, traces: dict, x, xp=np) -> dict:
@@ -83,16 +87,20 @@ class PowerModel:
                     generator = generator + fields[port.field].sum()
             h = xp.asarray(traces[layer]["h"])
             cells = cells + facts.supply_current(fields, h.reshape(-1, h.shape[-1]), xp=xp)
-        for signal, readers in self.receivers:
+        for signal, primary, readers in self.receivers:
             values = xp.asarray(x) if signal == "input" else xp.maximum(xp.asarray(traces[signal]["y"]), 0.0)
             mean = values.reshape(-1, values.shape[-1]).mean(axis=0)
-            pfets = 1.0
+            sourcing, sinking = 0.0, False
             for reader in readers:
                 if reader.array is None:
-                    pfets = pfets + xp.asarray(reader.fixed)
+                    sourcing = sourcing + xp.asarray(reader.sourcing)
+                    sinking = sinking | xp.asarray(reader.sinking)
                 else:
-                    pfets = pfets + xp.maximum(reader.sign * xp.asarray(arrays[reader.array]), 0.0).sum(axis=0)
-            mirrors = mirrors + (mean * pfets).sum()
+                    weights = reader.sign * xp.asarray(arrays[reader.array])
+                    sourcing = sourcing + xp.maximum(weights, 0.0).sum(axis=0)
+                    sinking = sinking | (weights < 0).any(axis=0)
+            copies = mirror_pfet_copies(primary, xp.asarray(sourcing) > 0, xp.asarray(sinking))
+            mirrors = mirrors + (mean * (copies + sourcing)).sum()
         return dict(zip(BLOCKS, (generator, cells, mirrors)))
 
 

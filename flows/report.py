@@ -3,8 +3,9 @@
 Power is an estimate before simulation: every current drawn from VDD passes through exactly one pfet
 whose source is on VDD, so the supply current is the sum of those pfets' currents: bias outputs and
 reference, the memory cells' own supply current and that of the bias they share (each cell's facts,
-cells/facts.py), and the signal copies and positive weights of the mirrors (their signal currents taken
-as the mean over the task's test inputs, from the behavioural reference). Area is the laid-out area
+cells/facts.py), and the mirrors' pfet diodes, pfet copies and pfet outputs (compiler/backends/spice.py
+`mirror_pfet_copies`), each at its signal current's mean over the task's test inputs, from the behavioural
+reference. Area is the laid-out area
 (layout/top.gds: the top cell's outline, each block's outline) when the build drew a layout, else the gate
 area of every device times a layout overhead.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.backends.behavioural import reference
+from compiler.backends.spice import mirror_pfet_copies
 from compiler.ir import PROGRAMMED, BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray, for_kind
 from compiler.passes.assign_biases import node_polarity
 from compiler.settling import KEEP_ALIVE, standing_currents
@@ -55,9 +57,14 @@ def mean_signals(ir, x, traces) -> dict:
     return out
 
 
-def power_estimate(build) -> dict:
-    ir, vdd = build.ir, build.ir.meta.vdd
-    x, traces = test_activity(build)
+# The build's power blocks by the name of the SPICE supply that measures each (compiler/backends/spice.py).
+SPICE_BLOCKS = {"bias generator": "bias", "bistable cells": "cells", "weight mirrors": "arrays"}
+
+
+def power_estimate(ir, x, traces) -> dict:
+    """The supply power of a built IR with the signal currents of the reference on inputs x (None: without
+    signal currents), per block and in total (module docstring)."""
+    vdd = ir.meta.vdd
     signals = mean_signals(ir, x, traces)
     blocks = {"bias generator": 0.0, "bistable cells": 0.0, "weight mirrors": 0.0}
     shared = ir.shared_biases()
@@ -82,14 +89,17 @@ def power_estimate(build) -> dict:
             continue
         mean = mean + np.asarray(standing_currents(ir, rx))  # a kept-alive node carries its standing current too
         for j in range(rx.size):
-            pfet_units = rx.denominator  # the pfet diode: primary on 'p' nodes, the copy on 'n' nodes
+            sourcing, sinking = 0, False  # pfet output units; whether any nfet output reads the signal
             for name in ir.successors(rx.name):
                 array = ir.stage(name)
                 (dest,) = ir.successors(name)
                 accepted = node_polarity(ir, dest)
                 for k in range(array.size):
-                    pfet_units += array.pos_ratios[k][j] if accepted == "n" else array.neg_ratios[k][j]
-            blocks["weight mirrors"] += float(mean[j]) * pfet_units / rx.denominator
+                    pos, neg = array.pos_ratios[k][j], array.neg_ratios[k][j]
+                    sourcing += pos if accepted == "n" else neg
+                    sinking = sinking or bool(neg if accepted == "n" else pos)
+            pfet_copies = mirror_pfet_copies(rx.polarity, sourcing > 0, sinking)
+            blocks["weight mirrors"] += float(mean[j]) * (pfet_copies + sourcing / rx.denominator)
     total = sum(blocks.values())
     return {
         "vdd": vdd,
@@ -187,7 +197,7 @@ def build_report(build) -> tuple[str, dict]:
     netlist = facts.get("netlist", {})
     rows = mapping_rows(ir)
     _original_values(build, rows)
-    power = power_estimate(build)
+    power = power_estimate(build.ir, *test_activity(build))
     area_um2 = area_estimate_um2(netlist)
     quant = facts.get("quantisation", {})
     data = {

@@ -37,6 +37,7 @@ from flows import mc_model, parasitics
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
 from flows.partition import READOUT, partitions, replay_waveform
+from flows.report import SPICE_BLOCKS, power_estimate
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
 from flows.tolerances import ToleranceFileError, load_tolerances  # noqa: F401 (ToleranceFileError: re-exported)
@@ -199,9 +200,11 @@ def verify(
             "wall_s_per_sequence": round(wall / len(flat), 2),
             "reference_s": round(reference_s, 3),  # the behavioural model on the same sequences
             "energy_per_inference_J": nominal["power_W"] * x.shape[1] * frame,
-            "power_estimate_W": _build_estimate(directory),
         }
     )
+    estimate = power_estimate(ir, x[done], _take(traces, done))  # the build's model, on these sequences
+    nominal["power_estimate_W"] = estimate["total_W"]
+    nominal["power_estimate_by_block_W"] = {SPICE_BLOCKS[k]: v for k, v in estimate["blocks_W"].items()}
     if task.pool:
         float_pred = np.argmax(np.asarray(apply(*_float_model(directory), x)[0]), -1)
         nominal["float_accuracy"] = float(np.mean(float_pred == y))
@@ -524,14 +527,6 @@ def _disagreements(ref_scores, spice_pred, agree: dict, sequences: list) -> list
     return rows
 
 
-def _build_estimate(directory: Path) -> float | None:
-    """The build report's power estimate, shown next to the simulated power."""
-    try:
-        return json.loads((directory / "reports" / "build.json").read_text())["power_estimate"]["total_W"]
-    except (OSError, KeyError, ValueError):
-        return None
-
-
 def _float_model(directory: Path):
     """The trained model, from the build's own copy of its checkpoint."""
     ckpt = load_checkpoint(directory / "model.ckpt")
@@ -586,14 +581,20 @@ def markdown(metrics: dict) -> str:
         )
         for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()
     ]
-    rows.append(("power from SPICE (mean supply current x VDD)", f"{metrics['power_W'] * 1e9:.1f} nW"))
-    rows += [
-        (f"power from SPICE: {block}", f"{watts * 1e9:.1f} nW") for block, watts in metrics["power_by_block_W"].items()
-    ]
-    if metrics.get("power_estimate_W"):
-        rows.append(
-            ("power estimated by the build (bias currents x VDD)", f"{metrics['power_estimate_W'] * 1e9:.1f} nW")
+    estimate = metrics.get("power_estimate_by_block_W", {})
+    rows.append(
+        (
+            "power from SPICE (mean supply current x VDD) / the build's estimate on the same sequences",
+            f"{metrics['power_W'] * 1e9:.1f} / {metrics['power_estimate_W'] * 1e9:.1f} nW",
         )
+    )
+    rows += [
+        (
+            f"power from SPICE / estimate: {block}",
+            f"{watts * 1e9:.1f} / {estimate.get(block, float('nan')) * 1e9:.1f} nW",
+        )
+        for block, watts in metrics["power_by_block_W"].items()
+    ]
     rows.append(("energy per inference", f"{metrics['energy_per_inference_J'] * 1e9:.2f} nJ"))
     rows.append(
         (

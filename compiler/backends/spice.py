@@ -167,6 +167,14 @@ def _mirror_pair(
         nl.instance(mirror.subckt(params), ports, f"{label}_{polarity}")
 
 
+def mirror_pfet_copies(primary: str, sourcing, sinking):
+    """How many pfet branches of a signal's mirror pair (`_mirror_pair`) carry the whole signal from VDD:
+    a pfet primary diode, and its pfet copy into the nfet diode when nfet outputs read it; an nfet primary
+    diode's pfet copy when pfet outputs read it. Each pfet output adds its own ratio on top. `sourcing`,
+    `sinking`: whether pfet / nfet outputs read it (bools, or boolean arrays for one count per input)."""
+    return 1 + 1 * sinking if primary == "p" else 1 * sourcing
+
+
 def emit_signal(nl: Netlist, rx: Receiver) -> None:
     """A receiver and the weights read from it: per unit, a mirror pair whose outputs feed each array's node."""
     arrays = nl.ir.readers(rx.name)

@@ -48,6 +48,9 @@ def test_circuit_matches_the_reference_frame_by_frame(small_ckpt, tmp_path):
     blocks = metrics["power_by_block_W"]  # every block takes VDD through its own probe: they add up
     assert set(blocks) == {"arrays", "cells", "bias"} and min(blocks.values()) > 0
     assert sum(blocks.values()) == pytest.approx(metrics["power_W"], rel=0.02)
+    estimate = metrics["power_estimate_by_block_W"]  # the build's model on the same sequences
+    assert set(estimate) == set(blocks) and sum(estimate.values()) == pytest.approx(metrics["power_estimate_W"])
+    assert metrics["power_estimate_W"] == pytest.approx(metrics["power_W"], rel=0.15)
 
 
 @pytest.mark.tools

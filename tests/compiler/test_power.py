@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import types
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,9 +28,10 @@ def test_the_model_arrays_give_the_build_reports_power_per_block(name):
     """Model values against programmed (calibrated, on the bias grid) ones: within 2 % per block."""
     network = load_network(zoo_path(name))
     ir, _ = run_pipeline(lower(network), load_config(build_config(zoo_path(name))))
-    report = power_estimate(types.SimpleNamespace(ir=ir, network=network))
     x = get_task(network.checkpoint.metadata["task"]).test.x[:POWER_SEQUENCES]
-    supply = PowerModel.of(lower(network)).supply(arrays_from_ir(ir), reference(ir, x)[1], x)
+    traces = reference(ir, x)[1]
+    report = power_estimate(ir, x, traces)
+    supply = PowerModel.of(lower(network)).supply(arrays_from_ir(ir), traces, x)
     for block, units in supply.items():
         watts = float(units) * ir.meta.i_unit * ir.meta.vdd
         assert watts == pytest.approx(report["blocks_W"][block], rel=0.02), block
