@@ -176,19 +176,26 @@ def ideal(params: Params) -> tuple[float, float, float]:
     return params.I_thresh, params.I_thresh - params.I_width, params.I_gain
 
 
-def supply_current(bias: dict, candidates=None, xp=np):
+def supply_current(bias: dict, candidates=None, states=None, enabled: float = 1.0, xp=np):
     """Current (A) cells draw from VDD through their own devices, given the per-unit currents of each bias
     field (``bias["thresh"]``: every unit's I_thresh): I_thresh through the pfet diode on ``ith``, and
-    through its copy onto ``a`` as much of I_thresh as the input copy sinks there, min(h, I_thresh) for
-    candidates h ([samples, units], A; all of I_thresh when they are not given). I_width and I_gain come
-    from the bias generator's pfets; the starving inverters draw only while they switch. `xp`: numpy
-    (a float) or jax.numpy (traceable, for training)."""
+    through its copy onto ``a``: while the cell is enabled, as much of I_thresh as the input copy sinks
+    there, min(h, I_thresh), for candidates h ([samples, units], A; all of I_thresh when not given); while
+    its phase keeper holds it (the share 1 - `enabled` of the frame), all of I_thresh when set (``a`` held at
+    ground) and h when reset (the keeper's pfet feeds the input copy), given the units' `states` ([samples,
+    units], > 0: set). I_width and I_gain come from the bias generator's pfets; the starving inverters draw
+    only while they switch. `xp`: numpy (a float) or jax.numpy (traceable, for training)."""
     dtype = np.float64 if xp is np else xp.float32
     thresh = xp.asarray(bias["thresh"], dtype)
     if candidates is None:
         total = 2 * thresh.sum()
     else:
-        total = thresh.sum() + xp.mean(xp.minimum(xp.asarray(candidates, dtype), thresh), axis=0).sum()
+        h = xp.asarray(candidates, dtype)
+        copy = xp.minimum(h, thresh)
+        if states is not None and enabled < 1:
+            held = xp.where(xp.asarray(states) > 0, thresh, h)
+            copy = enabled * copy + (1 - enabled) * held
+        total = thresh.sum() + xp.mean(copy, axis=0).sum()
     return float(total) if xp is np else total
 
 

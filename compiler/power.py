@@ -7,8 +7,8 @@ numpy or jax.numpy (so a loss can differentiate it), in units of i_unit:
     bias generator  its reference and the reference's nfet copy, each shared bias's branches, and every
                     sourcing tap: the part of each bias its node takes sourced, each cell's I_width and
                     I_gain (the cells' bias ports, cells/facts.py)
-    memory cells    each cell kind's own supply current (its facts' `supply_current`) at its thresholds
-                    and candidates
+    memory cells    each cell kind's own supply current (its facts' `supply_current`) at its thresholds,
+                    candidates and states, enabled for its phase slot of the frame
     weight mirrors  each receiver's mean signal times its pfet devices over its diode: its pfet diode and
                     pfet copies (compiler/backends/spice.py `mirror_pfet_copies`) and every pfet output
                     reading it, the positive weights into nodes that take sourced current and the negative
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.backends.spice import mirror_pfet_copies
+from compiler.foundation.timing import slot as phase_slot
 from compiler.ir import IR, BiasArray, CurrentInput, Receiver
+from compiler.passes import schedule_phases
 
 BLOCKS = ("bias generator", "bistable cells", "weight mirrors")
 
@@ -44,13 +46,15 @@ class Reader:
 @dataclass(frozen=True)
 class PowerModel:
     constant: float  # reference branches and shared biases (units)
+    enabled: float  # the share of a frame each memory cell follows its input (its phase slot)
     biases: tuple  # (model array "<layer>.b", +1 if its node takes sourced current else -1)
     cells: tuple  # (layer, facts): each memory-cell layer
     receivers: tuple  # (signal: "input" or the layer it carries, readers)
 
     @classmethod
-    def of(cls, ir: IR) -> PowerModel:
-        """The model of a lowered IR (software units, before any pass)."""
+    def of(cls, ir: IR, config) -> PowerModel:
+        """The model of a lowered IR (software units, before any pass) built with `config`."""
+        phases = schedule_phases.run(ir, config).meta.phases
         cells = tuple((cell.name, cell.facts) for cell in ir.memory_cells())
         shared = sum(s.units * s.branches for s in ir.shared_biases().values())
         constant = (2.0 if cells else 1.0) + shared
@@ -72,7 +76,7 @@ class PowerModel:
                     readers.append(Reader(None, sign, sourcing, tuple(bool(v) for v in (weights < 0).any(axis=0))))
             signal = "input" if inputs & set(ir.predecessors(rx.name)) else rx.source
             receivers.append((signal, rx.polarity, tuple(readers)))
-        return cls(constant, biases, cells, tuple(receivers))
+        return cls(constant, phase_slot(phases) if phases else 1.0, biases, cells, tuple(receivers))
 
     def supply(self, arrays: dict, traces: dict, x, xp=np) -> dict:
         """Supply current (units of i_unit) per block of a network with these arrays, whose traces on
@@ -85,8 +89,9 @@ class PowerModel:
             for port in facts.bias_ports:
                 if port.polarity == "p" and port.field in fields:
                     generator = generator + fields[port.field].sum()
-            h = xp.asarray(traces[layer]["h"])
-            cells = cells + facts.supply_current(fields, h.reshape(-1, h.shape[-1]), xp=xp)
+            h, q = (xp.asarray(traces[layer][key]) for key in ("h", "q"))
+            rows = (-1, h.shape[-1])
+            cells = cells + facts.supply_current(fields, h.reshape(rows), q.reshape(rows), self.enabled, xp=xp)
         for signal, primary, readers in self.receivers:
             values = xp.asarray(x) if signal == "input" else xp.maximum(xp.asarray(traces[signal]["y"]), 0.0)
             mean = values.reshape(-1, values.shape[-1]).mean(axis=0)

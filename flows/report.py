@@ -16,6 +16,7 @@ import numpy as np
 
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import mirror_pfet_copies
+from compiler.foundation.timing import slot as phase_slot
 from compiler.ir import PROGRAMMED, BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray, for_kind
 from compiler.passes.assign_biases import node_polarity
 from compiler.settling import KEEP_ALIVE, standing_currents
@@ -77,12 +78,14 @@ def power_estimate(ir, x, traces) -> dict:
                 blocks["bias generator"] += shared[tap.stage].branches * current
             elif tap.polarity == "p":
                 blocks["bias generator"] += current
+    enabled = phase_slot(ir.meta.phases) if ir.meta.phases else 1.0  # the share of a frame a cell follows
     for cell in ir.memory_cells():
-        candidates = None
+        candidates = states = None
         if cell.name in traces:
             candidates = np.asarray(traces[cell.name]["h"]).reshape(-1, cell.size) * ir.meta.i_unit
+            states = np.asarray(traces[cell.name]["q"]).reshape(-1, cell.size)
         bias = {field: cell.programmed[field] for field in PROGRAMMED}
-        blocks["bistable cells"] += cell.facts.supply_current(bias, candidates)
+        blocks["bistable cells"] += cell.facts.supply_current(bias, candidates, states, enabled)
     for rx in ir.of_kind(Receiver):
         mean = signals.get(rx.name)
         if mean is None:

@@ -99,7 +99,7 @@ def hardware(
         "margin_weight": margin_weight,
         **({"power_weight": power_weight} if power_weight else {}),
     }
-    supply = PowerModel.of(lowered)
+    supply = PowerModel.of(lowered, config)
 
     def power(params, traces, x):
         return sum(supply.supply(params, traces, x, xp=jnp).values())

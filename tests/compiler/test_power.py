@@ -27,11 +27,12 @@ BMRU_ZOO = sorted(name for name, cfg in ZOO.items() if cfg.cell == "fq_bmru")
 def test_the_model_arrays_give_the_build_reports_power_per_block(name):
     """Model values against programmed (calibrated, on the bias grid) ones: within 2 % per block."""
     network = load_network(zoo_path(name))
-    ir, _ = run_pipeline(lower(network), load_config(build_config(zoo_path(name))))
+    config = load_config(build_config(zoo_path(name)))
+    ir, _ = run_pipeline(lower(network), config)
     x = get_task(network.checkpoint.metadata["task"]).test.x[:POWER_SEQUENCES]
     traces = reference(ir, x)[1]
     report = power_estimate(ir, x, traces)
-    supply = PowerModel.of(lower(network)).supply(arrays_from_ir(ir), traces, x)
+    supply = PowerModel.of(lower(network), config).supply(arrays_from_ir(ir), traces, x)
     for block, units in supply.items():
         watts = float(units) * ir.meta.i_unit * ir.meta.vdd
         assert watts == pytest.approx(report["blocks_W"][block], rel=0.02), block
@@ -42,7 +43,7 @@ TINY = TrainConfig(task="flipflop", cell="fq_bmru", d=2, steps=40, eps_hold=5, e
 
 def test_the_power_term_is_differentiable_and_training_with_it_lowers_the_power():
     graph = graph_of(TINY)
-    model = PowerModel.of(lower(load_network_of(graph)))
+    model = PowerModel.of(lower(load_network_of(graph)), Config())
     x = get_task("flipflop").train.x[:16]
 
     def supply(arrays):
