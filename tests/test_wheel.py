@@ -69,6 +69,18 @@ def test_a_missing_data_package_is_a_named_error():
         package_path("no_such_data", "x.yaml")
 
 
+def test_the_command_line_without_its_data_package_exits_2_without_a_traceback():
+    """The commands read the sky130 tables' paths at import: an install without them is named, exit 2."""
+    hide = (
+        "import importlib.util as u, runpy; real = u.find_spec; "
+        "u.find_spec = lambda name, *a: None if name == 'fqrnn_sky130' else real(name, *a); "
+        "runpy.run_module('compiler', run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-c", hide, "build", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert "PackageDataMissing" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_characterize_refuses_a_read_only_calibration_folder(monkeypatch, capsys):
     """Without -o the tables go to the calibration folder the compiler reads; an installed package's may be
     read-only (root writes anywhere, so the check itself is stubbed): a named error before any simulation."""
