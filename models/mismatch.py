@@ -30,8 +30,9 @@ def perturb(arrays: dict, spread: dict, key, draws: int | None = None) -> dict:
         k: (v if draws is None else jnp.broadcast_to(jnp.asarray(v), (draws, *jnp.shape(v)))) for k, v in arrays.items()
     }
     cells = {name.rsplit(".", 1)[0] for name in spread if name.endswith(".set")}
+    thresholds = {f"{cell}.{sigma}" for cell in cells for sigma in CELL_SIGMAS}  # drawn per cell below
     for name, sigma in spread.items():
-        if name.rsplit(".", 1)[0] not in cells:
+        if name not in thresholds:  # every mirror output and bias tap, a memory-cell layer's own W and b too
             out[name] = drawn(arrays[name], sigma)
     for cell in cells:
         beta_lo, delta = arrays[f"{cell}.beta_lo"], arrays[f"{cell}.delta"]

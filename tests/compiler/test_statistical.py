@@ -47,6 +47,13 @@ def test_draws_spread_as_their_sigmas_and_keep_every_reset_threshold_below_its_s
     np.testing.assert_allclose(hi.std(0) / want, m.set, rtol=0.1)
     np.testing.assert_allclose(hi.mean(0), want, rtol=0.01)
     assert np.all(np.asarray(drawn["cell1.delta"]) >= 0)
+    spread = sigmas(ir)
+    arrays = [k for k in spread if k.rsplit(".", 1)[1] in ("W", "b")]
+    assert "cell1.W" in arrays and "cell1.b" in arrays  # a memory-cell layer's own mirrors and taps draw too
+    for name in arrays:
+        used = np.nonzero(np.asarray(nominal[name]) * np.asarray(spread[name]))
+        spread_drawn = np.asarray(drawn[name]).std(0)[used] / np.abs(np.asarray(nominal[name])[used])
+        np.testing.assert_allclose(spread_drawn, np.asarray(spread[name])[used], rtol=0.1, err_msg=name)
 
 
 def test_without_draws_spread_the_model_is_the_reference(ir, monkeypatch):
