@@ -144,8 +144,11 @@ NODE_NETS = {  # stage kind -> the net of its node (default: its own net)
 
 
 def _chunks(units: int) -> list[int]:
-    """A current of `units` unit devices as outputs of at most MAX_UNITS each."""
-    return [MAX_UNITS] * (units // MAX_UNITS) + ([units % MAX_UNITS] if units % MAX_UNITS else [])
+    """A current of `units` unit devices as the fewest outputs of at most MAX_UNITS each, as equal as they
+    can be (65 units: 33 and 32, never 64 and a 1-unit output below the bias generator's floor)."""
+    count = -(-units // MAX_UNITS)
+    size, larger = divmod(units, count)
+    return [size + 1] * larger + [size] * (count - larger)
 
 
 def _mirror_pair(

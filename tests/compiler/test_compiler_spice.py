@@ -79,3 +79,16 @@ def test_netlist_instantiates_one_bistable_cell_per_unit(small_ckpt, tmp_path):
     assert summary["transistor_instances"] >= 8 * 18
     weights = sum(1 for a in ir.of_kind(WeightArray) for row in a.pos_ratios + a.neg_ratios for r in row if r)
     assert summary["unit_devices"] > weights  # every realised weight is at least one unit device
+
+
+def test_a_tap_above_one_output_is_split_evenly_and_builds(tmp_path):
+    """A bias of 65 grid steps (4.0625 units) is two outputs of 33 and 32, not 64 and a 1-step output under
+    the bias generator's floor (which refused the netlist)."""
+    from compiler.backends.spice import _chunks
+
+    assert [_chunks(u) for u in (1, 64, 65, 128, 129)] == [[1], [64], [33, 32], [64, 64], [43, 43, 43]]
+    path = _linear_model(tmp_path / "m.ckpt", np.array([[0.5, 0.25]]), np.array([65 / 16]))
+    config = Config()
+    ir, _ = run_pipeline(lower(load_network(path)), config)
+    write_netlist(ir, tmp_path / "n", config)
+    assert " m=33" in (tmp_path / "n" / "cells.spice").read_text()
