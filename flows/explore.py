@@ -6,8 +6,10 @@ per head width or state size to sweep those). Each point reports its accuracy (t
 metric, and its mean over statistical mismatch draws, compiler/backends/statistical.py), the build's power
 estimate, its area estimate, its transistors and its frame period. A point is on the Pareto front when no
 other point is at least as good on every objective (accuracy under mismatch up, power, area, transistors
-and frame period down) and better on one. `--spice K` verifies K front points in ngspice on a few test
-sequences: SPICE power, state and prediction agreement beside the estimates. Outputs in -o DIR:
+and frame period down) and better on one; `--max-frame` leaves out the points whose frame is longer than
+the application allows (power alone always favours the smallest i_unit, whose frame is the longest).
+`--spice K` verifies K front points in ngspice on a few test sequences: SPICE power, state and prediction
+agreement beside the estimates. Outputs in -o DIR:
 explore.md, explore.json, explore.png and each point's build.
 """
 
@@ -27,7 +29,7 @@ from compiler.config import Config, ConfigError, load_config
 from compiler.foundation.errors import UsageError, file_label, shown
 from compiler.ir import IR
 from flows import mc_model
-from flows.arguments import count
+from flows.arguments import count, number
 from flows.build import build
 from flows.verify import per_frame_layer
 from models.tasks import get_task
@@ -52,6 +54,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frame-period", default="", help="comma-separated frame periods (s); empty: the build's")
     parser.add_argument("--mc-draws", type=count(0, 10_000), default=200, help="mismatch draws per point")
     parser.add_argument("--sequences", type=count(1, 100_000), default=None, help="test sequences (all)")
+    parser.add_argument(
+        "--max-frame",
+        type=number(1e-5, 10.0),
+        default=None,
+        help="longest frame period (s) a point may need to count (the latency the application allows)",
+    )
     parser.add_argument("--spice", type=count(0, 16), default=0, help="front points to verify in ngspice")
     parser.add_argument("--spice-sequences", type=count(1, 1000), default=2)
     parser.add_argument("-j", "--jobs", type=count(1, 256), default=1)
@@ -85,13 +93,18 @@ def explore(args, grid: list[dict], base, out: Path) -> None:
             point = out / "points" / f"{c:02d}_{k:03d}"
             points.append(explore_point(checkpoint, point, base, settings, args.mc_draws, args.sequences))
             print(f"  {point.name}: {_describe(points[-1])}")
-    mark_front(points)
+    mark_front(points, args.max_frame)
     chosen = lowest_power_within(points, WITHIN)
     for point in spot_checks(points, chosen, args.spice):
         point["spice"] = spice_check(out / point["build"], args.spice_sequences, args.jobs)
-    summary = {"points": points, "lowest_power_within_one_point": chosen and chosen["id"], "swept": SWEPT}
+    summary = {
+        "points": points,
+        "lowest_power_within_one_point": chosen and chosen["id"],
+        "swept": SWEPT,
+        "max_frame_s": args.max_frame,
+    }
     (out / "explore.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    (out / "explore.md").write_text(markdown(points, chosen))
+    (out / "explore.md").write_text(markdown(points, chosen, args.max_frame))
     plot(points, out / "explore.png")
 
 
@@ -163,11 +176,13 @@ def dominates(a: dict, b: dict) -> bool:
     return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
 
 
-def mark_front(points: list[dict]) -> None:
+def mark_front(points: list[dict], max_frame: float | None = None) -> None:
+    """Mark the Pareto front among the points whose frame period is within `max_frame` (None: all)."""
+    allowed = [
+        p for p in points if p["accuracy"] is not None and (max_frame is None or p["frame_period_s"] <= max_frame)
+    ]
     for point in points:
-        point["front"] = point["accuracy"] is not None and not any(
-            other["accuracy"] is not None and dominates(other, point) for other in points
-        )
+        point["front"] = point in allowed and not any(dominates(other, point) for other in allowed)
 
 
 def lowest_power_within(points: list[dict], within: float) -> dict | None:
@@ -211,7 +226,7 @@ def _describe(point: dict) -> str:
     )
 
 
-def markdown(points: list[dict], chosen: dict | None) -> str:
+def markdown(points: list[dict], chosen: dict | None, max_frame: float | None = None) -> str:
     lines = [
         "# Design-space exploration",
         "",
@@ -235,6 +250,8 @@ def markdown(points: list[dict], chosen: dict | None) -> str:
             f"{p['frame_period_s'] * 1e3:g} | {'yes' if p['front'] else ''} | {sp_power} | {agree} |"
         )
     lines.append("")
+    if max_frame is not None:
+        lines += [f"Points whose frame is longer than {max_frame * 1e3:g} ms are left out of the front.", ""]
     if chosen:
         lines.append(
             f"Lowest power on the front with accuracy within {WITHIN * 100:g} point of the best: point "

@@ -34,6 +34,8 @@ def test_the_front_keeps_every_point_nothing_beats_and_the_choice_is_the_cheapes
     mark_front(points)
     assert [p["id"] for p in points if p["front"]] == ["a", "b", "c", "e"]
     assert lowest_power_within(points, 0.01)["id"] == "b"
+    mark_front(points, max_frame=0.005)  # only e's frame is short enough
+    assert [p["id"] for p in points if p["front"]] == ["e"] and lowest_power_within(points, 0.01)["id"] == "e"
 
 
 @pytest.mark.tools  # each point is a build, which records the ngspice version
