@@ -80,7 +80,7 @@ class Params:
         object.__setattr__(self, "sources", tuple(self.sources))
         object.__setattr__(self, "sinks", tuple(self.sinks))
         common.check_int(NAME, "den", self.den, 1, mirror.MAX_UNITS)
-        common.check_int(NAME, "starve", self.starve, 0, 4 * mirror.MAX_UNITS)
+        common.check_int(NAME, "starve", self.starve, 0, 16 * mirror.MAX_UNITS)  # 10 i_unit at 64 per i_unit
         for label, ms in (("sources", self.sources), ("sinks", self.sinks)):
             for k, m in enumerate(ms):
                 common.check_int(NAME, f"{label}[{k}]", m, 1, mirror.MAX_UNITS)

@@ -162,7 +162,7 @@ def subckt(params: Params | None = None) -> Subckt:
 def starve_bias(i_unit: float = common.I_UNIT) -> Subckt:
     """The shared starving bias of a design whose unit current is `i_unit` (ideal sources of STARVE_UNITS
     i_unit; a chip takes them from the bias generator)."""
-    current = I_STARVE if i_unit == common.I_UNIT else STARVE_UNITS * i_unit
+    current = STARVE_UNITS * i_unit
     return Subckt("bistable_starve_bias", ("vdd", "vsp", "vsn"), common.render(STARVE_BIAS, i=f"{current:g}"))
 
 
@@ -191,11 +191,11 @@ def supply_current(bias: dict, candidates=None, states=None, enabled: float = 1.
         total = 2 * thresh.sum()
     else:
         h = xp.asarray(candidates, dtype)
-        copy = xp.minimum(h, thresh)
+        through_copy = xp.minimum(h, thresh)
         if states is not None and enabled < 1:
             held = xp.where(xp.asarray(states) > 0, thresh, h)
-            copy = enabled * copy + (1 - enabled) * held
-        total = thresh.sum() + xp.mean(copy, axis=0).sum()
+            through_copy = enabled * through_copy + (1 - enabled) * held
+        total = thresh.sum() + xp.mean(through_copy, axis=0).sum()
     return float(total) if xp is np else total
 
 
@@ -338,10 +338,10 @@ def _delay_sim(p: Params, up: float, corner, temp) -> tuple[Simulation, float]:
     t0, t_end = 0.2e-3, 0.2e-3 + 2e-3 * (1e-9 / p.I_thresh)
     lines = [
         subckt().text,
-        starve_bias().text,
+        starve_bias(p.i_unit).text,
         "Vdd vdd 0 1.8",
         "Vbias vddb 0 1.8",
-        starve_bias().instance("S", ["vddb", "vsp", "vsn"]),
+        starve_bias(p.i_unit).instance("S", ["vddb", "vsp", "vsn"]),
     ]
     stimuli = []
     for k, d in enumerate(OVERDRIVES):

@@ -117,6 +117,7 @@ class Params:
     C: float
     I_x: float
     n_pin: int = 8
+    i_unit: float = common.I_UNIT  # the design's unit current: its stages' floor and starving bias
 
     def __post_init__(self):
         common.check_int(NAME, "K", self.K, 2, K_MAX)
@@ -126,7 +127,7 @@ class Params:
         common.check_current(NAME, "I_x", self.I_x, 10e-12, common.I_MAX)
 
     def stage(self) -> bistable.Params:
-        return bistable.Params(self.I_thresh, self.I_width, self.I_gain)
+        return bistable.Params(self.I_thresh, self.I_width, self.I_gain, i_unit=self.i_unit)
 
     def delay(self) -> dpi.Params:
         return dpi.Params(self.I_tau, self.I_th, self.C)
@@ -188,11 +189,15 @@ def state_nodes(levels: int) -> tuple[str, ...]:
     return tuple(state_node(k) for k in range(1, levels + 1))
 
 
-def longest_frame(K: int, gains) -> float:
-    """The longest frame period (s) whose ladders `design` can build for these stage gains (A): the DPI
-    capacitor tops out at C_MAX, so tau, hence the frame, does too (ideal DPI, 20 % spare for the
-    calibrated tau and the bias grid)."""
-    i_tau = max(max(K * max(30e-12, g / X_RISE), common.I_MIN) / K for g in gains if g > 0)  # the fastest DPI
+def longest_frame(K: int, gains, i_unit: float = common.I_UNIT) -> float:
+    """The longest frame period (s) whose ladders `design` can build for these stage gains (A) in a design of
+    unit current `i_unit`: the DPI capacitor tops out at C_MAX, so tau, hence the frame, does too (ideal DPI,
+    20 % spare for the calibrated tau and the bias grid). Without a stage current: any frame."""
+    floor = common.min_current(i_unit)
+    taus = [max(K * max(30e-12, g / X_RISE), floor) / K for g in gains if g > 0]
+    if not taus:
+        return math.inf
+    i_tau = max(taus)  # the fastest DPI
     return 0.8 * C_RANGE[1] * common.thermal_voltage(27.0) / (dpi.KAPPA * i_tau) / TAU_OVER_FRAME
 
 
@@ -290,7 +295,7 @@ def ladder_power(result, params_list) -> float:
 # ----------------------------------------------------------------------------------------------
 # Testbenches
 
-FRAME = 10e-3  # s, the compiler's default frame period
+FRAME = 10e-3  # s, the frame period of the ladder characterisation (the shortest a build chooses)
 SAMPLE_AT = 0.97  # fraction of the frame at which a level is read (flows/testbench.py)
 EDGE = 10e-6  # s, input and phase edges: 1 us edges stopped ngspice ("timestep too small")
 SUPPLY = current("vdd")
@@ -415,7 +420,8 @@ def random_frames(n: int, beta_hi: float, beta_lo: float, rng, p_up=0.35, p_down
 
 
 TAU_OVER_FRAME = 0.6  # DPI time constant / frame period (timing rules in the module docstring)
-G_NOMINAL = 1e-9  # settled DPI output: the gating comparators switch at G/2 and G/4
+G_NOMINAL = 1e-9  # settled DPI output: the gating comparators switch at G/2 and G/4 (at any i_unit: the DPI's
+# range, 10 pA up, would not hold its currents scaled to the smallest unit currents)
 X_RISE = 33.0  # I_gain / I_tau of every DPI: a larger ratio shortens t_up below the window
 C_RANGE = (dpi.C_MIN, dpi.C_MAX)
 
@@ -429,6 +435,7 @@ def design(
     tau_over_frame: float = TAU_OVER_FRAME,
     dpi_calibration=None,
     quantize=None,
+    i_unit: float = common.I_UNIT,
 ) -> Params:
     """Ladder parameters for a cell and a frame period (the compiler's inversion).
 
@@ -441,7 +448,8 @@ def design(
     q = quantize or (lambda current: current)
     # I_gain / I_tau sets the DPI's rise (t_up, `characterize`): hold it near X_RISE so t_up does not fall
     # below the window for large alpha; port currents stay in the bias generator's range
-    I_tau = q(max(K * max(30e-12, I_gain / X_RISE), common.I_MIN)) / K
+    floor = common.min_current(i_unit)
+    I_tau = q(max(K * max(30e-12, I_gain / X_RISE), floor)) / K
     tau = tau_over_frame * frame
     if dpi_calibration is not None:
         lowest = dpi_calibration.table["fit"]["grid_tau"][0]  # below the table, tau scales as 1 / I_tau
@@ -456,16 +464,16 @@ def design(
             "Choose a frame period with tau_over_frame * frame_period in about 1.5-60 ms."
         )
     C = round(C * 1e13) / 1e13  # 0.1 pF grid: few distinct DPI subcircuits
-    I_th = q(max(K * min(max(G_NOMINAL / max(I_gain / I_tau - 1.0, 1.0), dpi.I_LO), 30 * I_tau), common.I_MIN)) / K
+    I_th = q(max(K * min(max(G_NOMINAL / max(I_gain / I_tau - 1.0, 1.0), dpi.I_LO), 30 * I_tau), floor)) / K
     delay = dpi.Params(I_tau, I_th, C)
     G = (
         dpi_calibration.dc_gain(delay, I_gain) * I_gain
         if dpi_calibration is not None
         else I_th * (I_gain / I_tau - 1.0)
     )
-    I_x = q(max(G / 4, common.I_MIN))
+    I_x = q(max(G / 4, floor))
     n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / I_x))))
-    return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_pin)
+    return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_pin, i_unit)
 
 
 NOMINAL = dict(K=4, I_thresh=1e-9, I_width=0.4e-9, I_gain=1e-9)
@@ -625,7 +633,7 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
 
 def _power(runner: Runner, p: Params, corner, temp) -> float:
     """Mean power of one ladder over 8 frames (up, hold, down): its supply pin plus its bias port currents, at
-    VDD (W). The starving bias (10 nA x 2, one per chip, shared by every bistable stage) is not included."""
+    VDD (W). The starving bias (10 i_unit x 2, one per chip, shared by every bistable stage) is not included."""
     h = np.array([1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3]) * p.I_thresh
     res = runner.run(_frames_sim([p], [h], corner=corner, temp=temp))
     return ladder_power(res, [p])

@@ -95,14 +95,16 @@ class Mismatch:
 class MemoryCell:
     """The facts of a memory cell kind (see the module docstring).
 
-    `supply_current(bias, candidates=None)` takes the per-unit currents of each programmed bias field
-    ({field: currents}) and, where known, the units' candidate currents over samples ([samples, units], A)
-    and returns the current the cells draw from VDD through their own devices (the bias generator's
+    `supply_current(bias, candidates=None, states=None, enabled=1.0, xp=np)` takes the per-unit currents of
+    each programmed bias field ({field: currents}) and, where known, the units' candidate currents and
+    states over samples ([samples, units]; A, and > 0 when set) and the share of a frame the cells are
+    enabled, in numpy or (`xp`) jax.numpy, and returns the current the cells draw from VDD through their own
+    devices (the bias generator's
     outputs count as its own).
     `state_nodes(levels)` are the internal nodes of one unit whose count set is its level (1..levels).
     `subckt()` is the subcircuit of every unit, or None when each unit's depends on its design.
-    `longest_frame(levels, gains)`, where a unit's design depends on the frame period, is the longest
-    frame (s) it can be designed for at these programmed gains (A)."""
+    `longest_frame(levels, gains, i_unit)`, where a unit's design depends on the frame period, is the
+    longest frame (s) it can be designed for at these programmed gains (A) and unit current (A)."""
 
     name: str
     ports: tuple[Port, ...]
@@ -113,7 +115,7 @@ class MemoryCell:
     shared: SharedBias | None = None
     subckt: Callable[[], Subckt] | None = None
     mismatch: Mismatch | None = None
-    longest_frame: Callable[[int, tuple], float] | None = None
+    longest_frame: Callable[[int, tuple, float], float] | None = None
 
     def __post_init__(self):
         names = [p.name for p in self.ports]

@@ -66,7 +66,7 @@ RANGES = {
 }
 CORNERS = ("tt", "ff", "ss", "sf", "fs")
 CHOICES = {"corner": CORNERS, "pin_layer": ("met3", "met4"), "pin_side": ("top", "bottom", "left", "right")}
-LAYOUT_WIDE = frozenset({"pin_layer", "pin_side", "cell_prefix"})  # options of the whole layout: model only
+CHIP_WIDE = frozenset({"pin_layer", "pin_side", "cell_prefix", "frame_period"})  # options of the whole chip: model only
 CELL_PREFIX = re.compile(r"(|[A-Za-z][A-Za-z0-9]{0,7})")  # GDS, LEF and Verilog safe; cell names stay short
 SECTIONS = ("model", "stage_types", "stages")
 
@@ -171,8 +171,8 @@ def _check_option(where: str, key, value) -> None:
     default = DEFAULTS[key]
     if value is None and default is None:  # null: the build chooses (as when the option is not set)
         return
-    if key in LAYOUT_WIDE and where != "model":
-        raise ConfigError(f"config {where}: {key} applies to the whole layout; set it under model:")
+    if key in CHIP_WIDE and where != "model":
+        raise ConfigError(f"config {where}: {key} applies to the whole chip; set it under model:")
     if key in CHOICES:
         if value not in CHOICES[key]:
             raise ConfigError(f"config {where}: {key} must be one of {', '.join(CHOICES[key])}, not {shown(value)}")

@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from compiler.config import Config, ConfigError, load_config
-from compiler.foundation.errors import UsageError, file_label, shown
+from compiler.foundation.errors import CompilerError, UsageError, file_label, shown
 from compiler.ir import IR
 from flows import mc_model
 from flows.arguments import count, number
@@ -91,7 +91,13 @@ def explore(args, grid: list[dict], base, out: Path) -> None:
     for c, checkpoint in enumerate(args.checkpoints):
         for k, settings in enumerate(grid):
             point = out / "points" / f"{c:02d}_{k:03d}"
-            points.append(explore_point(checkpoint, point, base, settings, args.mc_draws, args.sequences))
+            try:
+                points.append(explore_point(checkpoint, point, base, settings, args.mc_draws, args.sequences))
+            except CompilerError as error:  # a point the compiler refuses is reported, not fatal
+                refused = f"{type(error).__name__}: {error}"
+                points.append({"id": point.name, "checkpoint": str(checkpoint), "settings": settings, "error": refused})
+                print(f"  {point.name}: {settings} refused: {refused}")
+                continue
             print(f"  {point.name}: {_describe(points[-1])}")
     mark_front(points, args.max_frame)
     chosen = lowest_power_within(points, WITHIN)
@@ -159,6 +165,8 @@ def explore_point(checkpoint, directory: Path, base, settings: dict, draws: int,
         "frame_period_s": report["frame_period_s"],
     }
     point["accuracy"] = point["realised"]
+    if point["realised"] is not None and not get_task(report["task"]["task"]).higher_is_better:
+        raise ExploreRequestError(f"explore ranks by accuracy (higher is better); {report['task']['metric']} is not")
     if draws and point["realised"] is not None:
         ir = IR.from_json((directory / "build" / "ir.json").read_text())
         task = get_task(ir.meta.task)
@@ -179,7 +187,9 @@ def dominates(a: dict, b: dict) -> bool:
 def mark_front(points: list[dict], max_frame: float | None = None) -> None:
     """Mark the Pareto front among the points whose frame period is within `max_frame` (None: all)."""
     allowed = [
-        p for p in points if p["accuracy"] is not None and (max_frame is None or p["frame_period_s"] <= max_frame)
+        p
+        for p in points
+        if "error" not in p and p["accuracy"] is not None and (max_frame is None or p["frame_period_s"] <= max_frame)
     ]
     for point in points:
         point["front"] = point in allowed and not any(dominates(other, point) for other in allowed)
@@ -231,7 +241,8 @@ def markdown(points: list[dict], chosen: dict | None, max_frame: float | None = 
         "# Design-space exploration",
         "",
         "Accuracy: the task metric of the realised network, as the mean over statistical mismatch draws where "
-        "they ran (`realised` without mismatch). Power: the build's estimate (SPICE where checked). Area: the "
+        "they ran, on the first --sequences test sequences (`realised`: without mismatch, the whole test split). "
+        "Power: the build's estimate (SPICE where checked). Area: the "
         "build's estimate before layout. Front: the Pareto front, the points no other point matches or beats on "
         "every objective (accuracy, power, area, transistors, frame period).",
         "",
@@ -239,7 +250,7 @@ def markdown(points: list[dict], chosen: dict | None, max_frame: float | None = 
         "transistors | frame (ms) | front | SPICE power (nW) | SPICE state / prediction agreement |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for p in sorted(points, key=lambda p: (p["power_W"], p["id"])):
+    for p in sorted((p for p in points if "error" not in p), key=lambda p: (p["power_W"], p["id"])):
         spice = p.get("spice") or {}
         sp_power = f"{spice['power_W'] * 1e9:.1f}" if "power_W" in spice else ""
         agree = f"{spice.get('state_agreement', 'n/a')} / {spice.get('prediction_agreement', 'n/a')}" if spice else ""
@@ -250,6 +261,7 @@ def markdown(points: list[dict], chosen: dict | None, max_frame: float | None = 
             f"{p['frame_period_s'] * 1e3:g} | {'yes' if p['front'] else ''} | {sp_power} | {agree} |"
         )
     lines.append("")
+    lines += [f"- {p['id']} {p['settings']}: refused, {p['error']}" for p in points if "error" in p]
     if max_frame is not None:
         lines += [f"Points whose frame is longer than {max_frame * 1e3:g} ms are left out of the front.", ""]
     if chosen:
@@ -267,7 +279,7 @@ def plot(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measured = [p for p in points if p["accuracy"] is not None]
+    measured = [p for p in points if "error" not in p and p["accuracy"] is not None]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, scale, label in ((axes[0], "power_W", 1e9, "power (nW)"), (axes[1], "area_um2", 1e-6, "area (mm^2)")):
         for front, style in ((False, dict(color="0.6", marker="o")), (True, dict(color="tab:red", marker="D"))):

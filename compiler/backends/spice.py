@@ -146,6 +146,8 @@ NODE_NETS = {  # stage kind -> the net of its node (default: its own net)
 def _chunks(units: int) -> list[int]:
     """A current of `units` unit devices as the fewest outputs of at most MAX_UNITS each, as equal as they
     can be (65 units: 33 and 32, never 64 and a 1-unit output below the bias generator's floor)."""
+    if units <= 0:
+        return []
     count = -(-units // MAX_UNITS)
     size, larger = divmod(units, count)
     return [size + 1] * larger + [size] * (count - larger)
@@ -250,7 +252,7 @@ def _port_net(port, base: str, by_role: dict) -> str:
 def emit_ladder(nl: Netlist, cell: Ladder) -> None:
     """FQ-CMRU units: each a ladder of cells/cmru.py designed for it (`lower_cmru`)."""
     cmru = cells.get("cmru")
-    emit_memory_cell(nl, cell, lambda k: cmru.subckt(ladder_params(cell, k)))
+    emit_memory_cell(nl, cell, lambda k: cmru.subckt(ladder_params(cell, k, nl.ir.meta.i_unit)))
 
 
 def emit_bias_generator(nl: Netlist, generator: BiasGenerator) -> None:

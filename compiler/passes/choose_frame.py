@@ -35,7 +35,7 @@ def run(ir: IR, config) -> IR:
     slowest = max((turn_on(ir, rx, c) for rx in ir.of_kind(Receiver) for c in gate_capacitance(ir, rx)), default=0.0)
     longest = min(
         (
-            cell.facts.longest_frame(cell.levels, cell.programmed.gain)
+            cell.facts.longest_frame(cell.levels, cell.programmed.gain, ir.meta.i_unit)
             for cell in ir.memory_cells()
             if cell.facts.longest_frame is not None
         ),

@@ -57,8 +57,7 @@ def run(ir: IR, config) -> IR:
 
 
 def design_unit(stage: Ladder, k: int, config, dpi_calibration, frame: float) -> cmru.Params:
-    """The ladder of unit k for the frame period (the stage's own, else the build's `frame`), from its
-    programmed stage currents."""
+    """The ladder of unit k for the build's frame period, from its programmed stage currents."""
     prog = stage.programmed
     if not prog.gain[k]:
         raise InvisibleLevel(
@@ -70,14 +69,16 @@ def design_unit(stage: Ladder, k: int, config, dpi_calibration, frame: float) ->
         prog.thresh[k],
         prog.width[k],
         prog.gain[k],
-        frame=config.get("frame_period", stage) or frame,
+        frame=frame,
         dpi_calibration=dpi_calibration,
         quantize=bias_grid(config).on_grid,
+        i_unit=config.get("i_unit"),
     )
 
 
-def params(stage: Ladder, k: int) -> cmru.Params:
-    """The cell parameters of unit k of a lowered ladder stage (what the netlist instantiates)."""
+def params(stage: Ladder, k: int, i_unit: float) -> cmru.Params:
+    """The cell parameters of unit k of a lowered ladder stage in a design of unit current `i_unit` (what
+    the netlist instantiates)."""
     lad, prog = stage.ladder, stage.programmed
     return cmru.Params(
         stage.levels,
@@ -89,4 +90,5 @@ def params(stage: Ladder, k: int) -> cmru.Params:
         lad.C[k],
         lad.I_x[k],
         int(lad.n_pin[k]),
+        i_unit,
     )

@@ -52,7 +52,7 @@ def test_pass_designs_each_ladder_and_its_bias_taps():
     for field in lower_cmru.LADDER_PORTS:
         assert all((ladder.name, field, k) in taps_after for k in range(ladder.size))
     for k in range(ladder.size):
-        p = lower_cmru.params(ladder, k)
+        p = lower_cmru.params(ladder, k, after.meta.i_unit)
         assert p.pin >= 2 * p.I_thresh and p.delay().tau_ideal() == pytest.approx(
             cmru.TAU_OVER_FRAME * after.meta.frame_period, rel=0.25
         )
@@ -87,3 +87,16 @@ def test_ladder_benches_tie_every_node_weakly_to_ground(tmp_path, small_ckpt):
         write_netlist(ir, tmp_path / path.stem, CONFIG)
         sim, _ = bench(ir, tmp_path / path.stem, np.zeros((2, ir.of_kind(CurrentInput)[0].size)), 0.01)
         assert sim.options == options and ("rshunt" in sim.deck()) == bool(options)
+
+
+@pytest.mark.parametrize("i_unit", [0.1e-9, 0.05e-9])
+def test_the_ladders_build_at_a_smaller_unit_current(tmp_path, i_unit):
+    """Their stages' currents and floor follow i_unit (the DPI and comparator biases keep their 1 nA
+    design, inside the DPI's range): the zoo's event counter builds down to the smallest unit current."""
+    config = Config(model={"i_unit": i_unit})
+    ir, _ = run_pipeline(lower(load_network(ZOO)), config)
+    write_netlist(ir, tmp_path / "n", config)
+    at_one, _ = run_pipeline(lower(load_network(ZOO)), CONFIG)
+    for low, one in zip(ir.of_kind(Ladder), at_one.of_kind(Ladder)):
+        scaled = np.asarray(one.programmed.thresh) * (i_unit / 1e-9)
+        np.testing.assert_allclose(np.asarray(low.programmed.thresh), scaled, rtol=1e-9)

@@ -376,7 +376,8 @@ def test_starter_config_cli_exit_status_is_2_on_a_directory(small_ckpt, tmp_path
         ({"model": {"cell_prefix": "9abc"}}, "cell_prefix must be a letter"),
         ({"model": {"cell_prefix": "abcdefghi"}}, "cell_prefix must be a letter"),
         ({"model": {"cell_prefix": "a-b"}}, "cell_prefix must be a letter"),
-        ({"stages": {"cell1": {"pin_side": "left"}}}, "applies to the whole layout"),
+        ({"stages": {"cell1": {"pin_side": "left"}}}, "applies to the whole chip"),
+        ({"stage_types": {"ladder": {"frame_period": 0.02}}}, "applies to the whole chip"),
     ],
 )
 def test_layout_options_are_checked_and_model_wide(options, match):

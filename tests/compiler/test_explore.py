@@ -54,6 +54,17 @@ def test_explore_builds_every_point_and_writes_the_front(tmp_path):
     assert (out / tenth["build"] / "ir.json").is_file()
 
 
+@pytest.mark.tools  # each point is a build
+def test_a_point_the_compiler_refuses_is_listed_and_the_rest_explored(tmp_path):
+    """At a unit current of 10 nA the flip-flop's cell currents exceed the cells' ceiling (UnrealisableCurrent)."""
+    out = tmp_path / "ex"
+    args = ["explore", str(zoo_path("fq_bmru_d4_flipflop")), "-o", str(out), "--i-unit", "1e-8,1e-9", "--mc-draws", "0"]
+    assert main(args) == 0
+    points = {p["settings"]["i_unit"]: p for p in json.loads((out / "explore.json").read_text())["points"]}
+    assert "UnrealisableCurrent" in points[1e-8]["error"] and points[1e-9]["front"]
+    assert "refused, UnrealisableCurrent" in (out / "explore.md").read_text()
+
+
 def test_bad_explore_requests_exit_2_and_write_nothing(tmp_path, capsys):
     checkpoint = str(zoo_path("fq_bmru_d4_flipflop"))
     (tmp_path / "full").mkdir()

@@ -65,7 +65,7 @@ TOY_FACTS = MemoryCell(
     PORTS,
     Limits(0.1e-9, 10e-9),
     calibration="bistable",
-    supply_current=lambda bias, candidates=None: 3 * sum(bias["thresh"]),
+    supply_current=lambda bias, candidates=None, states=None, enabled=1.0, xp=None: 3 * sum(bias["thresh"]),
     state_nodes=lambda levels: ("q",),
     shared=bistable.STARVE,
     subckt=toy_subckt,
