@@ -123,16 +123,21 @@ def settings_mismatch(metadata: dict, config: Config) -> str | None:
         "; ".join(
             f"{key}: trained for {shown(was.get(key))}, built with {shown(built.get(key))}"
             for key in differ
-            if not _smaller_unit(key, was.get(key), built.get(key))
+            if not _scaled_down(was, built) or key.rsplit(".", 1)[-1] != "i_unit"
         )
         or None
     )
 
 
-def _smaller_unit(key: str, trained, built) -> bool:
-    """A build at a smaller unit current than trained for: it realises the same network."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (trained, built))
-    return key.rsplit(".", 1)[-1] == "i_unit" and numbers and built <= trained
+def _scaled_down(trained: dict, built: dict) -> bool:
+    """Whether every unit current (the model's and each override's) is built at the same fraction, at most
+    1, of what it was trained for: the grids and floors then scale together and realise the same network."""
+    units = sorted({key for key in (*trained, *built) if key.rsplit(".", 1)[-1] == "i_unit"})
+    pairs = [(trained.get(key), built.get(key)) for key in units]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for pair in pairs for v in pair):
+        return False
+    ratios = [b / t for t, b in pairs]
+    return all(r <= 1 and math.isclose(r, ratios[0], rel_tol=1e-9) for r in ratios)
 
 
 def _flat(settings: dict, prefix: str = "") -> dict:

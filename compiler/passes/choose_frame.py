@@ -7,9 +7,8 @@ estimate, MARGIN times over (the estimate is rough: verification measures), fill
 rounds the frame up to the next value of ROUND_STEPS (x 10^n), at least FLOOR_S, so that a model needs no
 configuration file to verify. A memory cell whose design depends on the frame (the FQ-CMRU ladder's
 DPI capacitors) bounds it from above (its facts' `longest_frame`): there the frame is the longest round
-period within the bound, and check_settling reports any node it leaves slow. The chosen period is
-`meta.frame_period`, which the later passes and
-verification read; check_settling then reports the margin each node has.
+period within the bound. The chosen period is `meta.frame_period`, which the later passes and
+verification read; check_settling then reports each node's estimate against its slot.
 """
 
 from __future__ import annotations

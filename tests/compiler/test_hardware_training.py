@@ -53,6 +53,8 @@ def test_the_checkpoint_records_its_build_settings_and_a_build_with_others_warns
     assert settings_mismatch({"hardware_aware": record}, smaller) is None
     larger = settings_mismatch({"hardware_aware": record}, Config(model={"denominator": 8, "i_unit": 2e-9}))
     assert larger == "model.i_unit: trained for 1e-09, built with 2e-09"
+    override = Config(model={"denominator": 8, "i_unit": 0.2e-9}, stages={"cell1": {"i_unit": 1e-9}})
+    assert "stages.cell1.i_unit" in settings_mismatch({"hardware_aware": record}, override)  # not scaled alike
     build(path, tmp_path / "b", layout=False)
     assert "trained for other build settings" in capsys.readouterr().err
     assert "trained hardware-aware for other build settings" in (tmp_path / "b/reports/build.md").read_text()
