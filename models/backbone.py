@@ -1,8 +1,8 @@
 """Backbone graphs: residual stacks of memory-cell blocks, built as plain data for any cell.
 
-Each block is ``cell -> [linear -> relu] -> residual add`` (the residual once widths match), followed
-by an optional ``linear -> relu`` head and a linear readout giving per-frame logits and, for
-sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable
+An optional ``linear -> relu`` encoder comes first. Each block is ``cell -> [linear -> relu] ->
+residual add`` (the residual once widths match), followed by an optional ``linear -> relu`` head and a
+linear readout giving per-frame logits and, for sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable
 (mirror arrays, diode ReLU, current summing, no normalisation); with the other cells the same skeleton
 gives the comparison models.
 """
@@ -43,10 +43,12 @@ def build_graph(
     mlp: bool = False,
     K: int = 4,
     head: int = 0,
+    encoder: int = 0,
 ) -> dict:
-    """A stacked network: ``layers`` blocks of width d, an optional ``head``-wide linear+ReLU
-    layer on the residual stream (per-frame nonlinear features of the latched states and the
-    current input before pooling), readout to n_out, optional time pooling."""
+    """A stacked network: an optional ``encoder``-wide linear+ReLU layer on the inputs (features the
+    first cells can latch, as in the published FC 4 -> ReLU), ``layers`` blocks of width d, an optional
+    ``head``-wide linear+ReLU layer on the residual stream (per-frame nonlinear features of the latched
+    states and the current input before pooling), readout to n_out, optional time pooling."""
     if layers < 1:
         raise InvalidGraph("a network needs at least one recurrent layer")
     nodes = [{"name": "x", "type": "input", "features": n_in}]
@@ -57,6 +59,11 @@ def build_graph(
         nodes.append(node)
         edges.extend([s, node["name"]] for s in srcs)
         return node["name"]
+
+    if encoder:
+        prev = add({"name": "encoder", "type": "linear", "in": n_in, "out": encoder}, prev)
+        prev = add({"name": "encoder_relu", "type": "relu"}, prev)
+        width = encoder
 
     for i in range(1, layers + 1):
         block_in, block_width = prev, width

@@ -48,6 +48,7 @@ def train_config(args):
         K=args.K,
         batch=args.batch,
         head=args.head,
+        encoder=args.encoder,
         eps_hold=args.eps_hold,
         eps_decay=args.eps_decay,
         patience=args.patience,
@@ -172,6 +173,9 @@ def add_train_arguments(t) -> None:
     t.add_argument("--K", type=int, default=4, help="levels of an FQ-CMRU")
     t.add_argument("--mlp", action="store_true", help="add linear+ReLU after each cell")
     t.add_argument("--head", type=int, default=0, help="width of a linear+ReLU layer before the readout (0: none)")
+    t.add_argument(
+        "--encoder", type=int, default=0, help="width of a linear+ReLU layer on the inputs, before the cells (0: none)"
+    )
     t.add_argument("--eps-hold", type=int, default=1000, help="steps at eps = 1 before annealing (bistable cells)")
     t.add_argument(
         "--eps-decay",

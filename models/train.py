@@ -52,6 +52,7 @@ INT_RANGES = {
     "d": (1, 1024),
     "layers": (1, 16),
     "head": (0, 1024),
+    "encoder": (0, 1024),
     "K": (1, 16),
     "batch": (1, 1024),
     "steps": (0, MAX_STEPS),
@@ -106,6 +107,7 @@ class TrainConfig:
     mlp: bool = False
     K: int = 4
     head: int = 0  # width of a linear+ReLU layer before the readout (0: none)
+    encoder: int = 0  # width of a linear+ReLU layer on the inputs, before the first cells (0: none)
 
     def __post_init__(self):
         """Refuse a config that cannot train (BadTrainConfig), before any data or compilation."""
@@ -280,7 +282,16 @@ def graph_of(cfg: TrainConfig) -> dict:
     """The layer graph a training config builds."""
     task = get_task(cfg.task)
     return build_graph(
-        cfg.cell, task.n_in, cfg.d, task.n_out, layers=cfg.layers, pool=task.pool, mlp=cfg.mlp, K=cfg.K, head=cfg.head
+        cfg.cell,
+        task.n_in,
+        cfg.d,
+        task.n_out,
+        layers=cfg.layers,
+        pool=task.pool,
+        mlp=cfg.mlp,
+        K=cfg.K,
+        head=cfg.head,
+        encoder=cfg.encoder,
     )
 
 

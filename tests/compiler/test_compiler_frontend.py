@@ -62,3 +62,16 @@ def test_signed_linear_inside_the_network_is_rejected(tmp_path):
     with pytest.raises(NotFirstQuadrant, match="mix"):
         load_network(path)
     assert np.all(np.isfinite(arrays["mix.W"]))
+
+
+def test_an_input_encoder_lowers_to_a_mirror_array_whose_diode_relu_feeds_the_first_cells(tmp_path):
+    from compiler.lower import lower
+
+    graph = build_graph("fq_bmru", 8, 4, 3, layers=2, pool=True, encoder=5)
+    path = tmp_path / "encoder.ckpt"
+    save_checkpoint(path, Checkpoint(graph, init_arrays(graph, 0), {"task": "digits_rows"}))
+    ir = lower(load_network(path))
+    encoder = ir.stage("encoder.W")
+    assert (encoder.size, encoder.n_in) == (5, 8) and "x.rx" in ir.predecessors("encoder.W")
+    assert "encoder.rx" in ir.predecessors("cell1.W")
+    assert "x.rx" not in ir.predecessors("cell1.W")
