@@ -2,9 +2,9 @@
 
 An optional ``linear -> relu`` encoder comes first. Each block is ``cell -> [linear -> relu] ->
 residual add`` (the residual once widths match), followed by an optional ``linear -> relu`` head and a
-linear readout giving per-frame logits and, for sequence classification, a ``mean_time`` pooling. With an FQ cell every layer is hardware-mappable
-(mirror arrays, diode ReLU, current summing, no normalisation); with the other cells the same skeleton
-gives the comparison models.
+linear readout giving per-frame logits and, for sequence classification, a ``mean_time`` pooling. With
+an FQ cell every layer is hardware-mappable (mirror arrays, diode ReLU, current summing, no
+normalisation); with the other cells the same skeleton gives the comparison models.
 """
 
 from __future__ import annotations
