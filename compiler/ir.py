@@ -6,11 +6,12 @@ A *signal* is a vector of non-negative currents. Stages either produce currents 
 weighted sums and residual additions are computed for free. A `Receiver` is a diode-connected device:
 it only conducts current flowing into it, so it is also the ReLU.
 
-Values are in SI units once the `scale_currents` pass has run (amperes); before that they are in
-software units. `source` names the model parameter(s) a stage realises, for the build report and the
-behavioural model. What crosses between passes is typed: per-unit records (`Programmed`,
-`LadderDesign`), bias taps (`Tap`) and the circuit-wide facts (`Meta`). `IR.to_json` / `IR.from_json`
-round-trip without loss, each record in ir.json in the shape of a plain mapping or list.
+Values are in SI units once the `scale_currents` pass has run (amperes; memory cells from
+`program_cells` on); before that they are in software units. `source` names the model parameter(s) a
+stage realises, for the build report and the behavioural model. What crosses between passes is typed:
+per-unit records (`Programmed`, `LadderDesign`), bias taps (`Tap`) and the circuit-wide facts (`Meta`).
+`IR.to_json` / `IR.from_json` round-trip without loss, each record in ir.json in the shape of a plain
+mapping or list.
 
 Stage kinds are found through tables keyed by stage class (`STAGE_TYPES` by kind name for ir.json,
 `for_kind` for the tables of the passes and backends); what a stage is for the circuit is a class
@@ -82,7 +83,7 @@ class UnitValues:
 
 @dataclass(frozen=True)
 class Programmed(UnitValues):
-    """The bias currents (A) that program each unit of a threshold memory cell, chosen by `calibrate`:
+    """The bias currents (A) that program each unit of a threshold memory cell, chosen by `program_cells`:
     `thresh` is I_thresh, `width` I_width and `gain` I_gain (cells/bistable.py), each on the bias grid.
     The cell's bias ports name these fields (cells/facts.py `Port.field`)."""
 
@@ -91,7 +92,7 @@ class Programmed(UnitValues):
     gain: tuple
 
 
-PROGRAMMED = tuple(f.name for f in dataclasses.fields(Programmed))  # the bias fields `calibrate` chooses
+PROGRAMMED = tuple(f.name for f in dataclasses.fields(Programmed))  # the bias fields `program_cells` chooses
 
 
 @dataclass(frozen=True)
@@ -278,9 +279,9 @@ class Bistable(Stage):
     """Bistable memory cells (FQ-BMRU): per unit a Schmitt trigger on its input current.
 
     The threshold has one name per meaning: `thresh` is the input current at which a unit sets
-    (the model's beta_hi = beta_lo + delta; after `calibrate`, what the programmed cell realises), and it
+    (the model's beta_hi = beta_lo + delta; after `program_cells`, what the programmed cell realises), and it
     resets below `thresh - width`; its output is `gain` (= alpha) when set, 0 when reset. The bias
-    currents that realise them are `programmed` (set by `calibrate`): I_thresh is `programmed.thresh`.
+    currents that realise them are `programmed` (set by `program_cells`): I_thresh is `programmed.thresh`.
     The cell's circuit facts (ports, shared bias, limits, power) are `facts` (cells/bistable.py).
     """
 
@@ -417,11 +418,11 @@ class Meta(Mapping):
     model: str | None = None  # lower: the checkpoint compiled
     graph: dict | None = None  # lower: its layer graph (the behavioural reference runs it)
     task: str | None = None  # lower: its task (None: the checkpoint names none)
-    adjustments: list | None = None  # legalise: every unit it clamped (stage, unit, reason, from, to)
+    adjustments: list | None = None  # program_cells: every unit it clamped (stage, unit, reason, from, to)
     units: str | None = None  # scale_currents: "A" once currents are amperes
     i_unit: float | None = None  # scale_currents: amperes per software unit
     vdd: float | None = None  # scale_currents: the supply voltage
-    calibrated: bool | None = None  # calibrate: whether the cells' calibration tables chose the currents
+    calibrated: bool | None = None  # program_cells: whether the cells' calibration tables chose the currents
     sizing: list | None = None  # size_devices: receivers whose mirrors miss the mismatch budget
     phases: int | None = None  # schedule_phases: layers of memory cells, each with its slot
     frame_period: float | None = None  # choose_frame: seconds per input frame

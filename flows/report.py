@@ -250,7 +250,7 @@ def build_report(build) -> tuple[str, dict]:
     lines += _ties_section(quant.get("ties"))
     lines += _layout_section(data["layout"])
     lines += _settling_section(ir.meta.settling)
-    lines += ["", f"## Adjustments by legalise ({len(data['adjustments'])})", ""]
+    lines += ["", f"## Adjustments to the cells' windows ({len(data['adjustments'])})", ""]
     lines += [f"- {a['stage']}[{a['unit']}]: {a['reason']}" for a in data["adjustments"]] or ["none"]
     lines += ["", "## Parameter mapping", "", "| parameter | trained | element | realised |", "|---|---|---|---|"]
     lines += [f"| {r['parameter']} | {r['value']:.4g} | {r['element']} | {r['realised']:.4g} |" for r in rows]

@@ -1,10 +1,10 @@
 """IR -> IR passes, one per file, each a pure function `run(ir, config) -> IR`, applied in PIPELINE order.
 
-legalise         clamp cell parameters into what the cells realise, recording every change
+program_cells    memory cells' windows legalised (every change recorded), in amperes, and the bias currents
+                 that realise them, from the cells' SPICE calibration tables, on the bias grid
 split_signs      W = positive - negative: sourcing pfet and sinking nfet mirrors
 scale_currents   software units -> amperes (1 unit = i_unit)
 quantise_ratios  mirror ratios as integer counts of identical unit devices
-calibrate        memory cells' bias currents from the cells' SPICE calibration tables, on the bias grid
 size_devices     unit device W/L from the mismatch budget
 schedule_phases  each layer of memory cells gets its slot of the frame, in dataflow order
 choose_frame     the frame period: the configured one, else the shortest that lets every node settle
@@ -27,11 +27,10 @@ from types import ModuleType
 from compiler.foundation.errors import UsageError, clip
 
 PIPELINE = (
-    "legalise",
+    "program_cells",
     "split_signs",
     "scale_currents",
     "quantise_ratios",
-    "calibrate",
     "size_devices",
     "schedule_phases",
     "choose_frame",

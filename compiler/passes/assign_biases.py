@@ -14,7 +14,7 @@ from __future__ import annotations
 from compiler.ir import IR, PROGRAMMED, BiasArray, BiasGenerator, Tap
 from compiler.realisation import bias_grid
 
-REQUIRES = ("calibrate", "keep_alive")  # the programmed currents, and every bias array
+REQUIRES = ("program_cells", "keep_alive")  # the programmed currents, and every bias array
 
 
 def node_polarity(ir: IR, stage_name: str) -> str:

@@ -19,7 +19,7 @@ from compiler.foundation.timing import slot as phase_slot
 from compiler.ir import IR, Receiver
 from compiler.settling import gate_capacitance, turn_on
 
-REQUIRES = ("calibrate", "size_devices", "schedule_phases")  # cell gains, gate areas and slots
+REQUIRES = ("program_cells", "size_devices", "schedule_phases")  # cell gains, gate areas and slots
 
 MARGIN = 1.5  # slot / slowest turn-on estimate
 FLOOR_S = 0.01  # shortest chosen frame

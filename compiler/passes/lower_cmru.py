@@ -1,6 +1,6 @@
 """Lower CMRU: every FQ-CMRU unit becomes a ladder of K bistable stages gated through DPIs (cells/cmru.py).
 
-Runs after `assign_biases`: by then `calibrate` has programmed each unit's stage currents (the ladder's
+Runs after `assign_biases`: by then `program_cells` has programmed each unit's stage currents (the ladder's
 thresholds are its stages', so the bistable calibration applies unchanged) and the bias generator has
 one tap per stage current. This pass
 * designs each unit's ladder for the frame period (`cells.cmru.design`: DPI time constant, gain and

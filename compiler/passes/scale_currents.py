@@ -1,14 +1,15 @@
 """Scale to currents: every software-unit value that is a current becomes amperes (1 unit = i_unit).
 
 Weights stay dimensionless (mirror ratios); each stage kind names its fields that are currents
-(`CURRENTS`: a bias array's values, a memory cell's threshold, width and gain).
+(`CURRENTS`: a bias array's values, a memory cell's threshold, width and gain). Memory cells are in
+amperes already: `program_cells` scales their windows on the way to their bias currents.
 """
 
 from __future__ import annotations
 
 from compiler.ir import IR
 
-REQUIRES = ("legalise",)  # legalise compares software units with the cells' limits
+REQUIRES = ("program_cells",)  # it compares the cells' software units with their limits
 
 
 def run(ir: IR, config) -> IR:
@@ -16,7 +17,7 @@ def run(ir: IR, config) -> IR:
         return ir
     new = {}
     for stage in ir.stages:
-        if stage.CURRENTS:
+        if stage.CURRENTS and not stage.memory:
             i_unit = config.get("i_unit", stage)
             new[stage.name] = stage.replace(
                 **{name: tuple(v * i_unit for v in getattr(stage, name)) for name in stage.CURRENTS}

@@ -8,8 +8,8 @@ from compiler.config import Config
 from compiler.frontend import load_network
 from compiler.ir import BiasArray, BiasGenerator, Bistable, Receiver, WeightArray
 from compiler.lower import lower
-from compiler.passes import legalise, quantise_ratios, scale_currents, size_devices, split_signs
-from compiler.passes.legalise import UnrealisableCurrent
+from compiler.passes import program_cells, quantise_ratios, scale_currents, size_devices, split_signs
+from compiler.passes.program_cells import UnrealisableCurrent
 
 
 @pytest.fixture
@@ -17,22 +17,25 @@ def lowered(small_ckpt):
     return lower(load_network(small_ckpt))
 
 
-def test_legalise_widens_narrow_windows_about_their_centre_and_records_it(tmp_path, checkpoint_factory):
+def test_program_cells_widens_narrow_windows_about_their_centre_and_records_it(tmp_path, checkpoint_factory):
     def narrow(graph, arrays):
         arrays["cell1.beta_lo"] = np.array([1.0, 1.0, 1.0, 1.0], np.float32)
         arrays["cell1.delta"] = np.array([0.02, 0.5, 0.5, 0.5], np.float32)
         arrays["cell1.alpha"] = np.array([1.0, 0.01, 0.08, 1.0], np.float32)
 
     ir = lower(load_network(checkpoint_factory(tmp_path / "n.ckpt", edit=narrow)))
-    out = legalise.run(ir, Config(model={"min_width_ratio": 0.25}))
-    cell = out.stage("cell1")
-    assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0])
-    assert (cell.thresh[0] + cell.thresh[0] - cell.width[0]) / 2 == pytest.approx(1.01, rel=1e-6)  # centre kept
-    assert cell.width[1:] == pytest.approx((0.5, 0.5, 0.5))
-    assert cell.gain[1] == 0.0  # 10 pA: too small, switched off
-    assert cell.gain[2] == pytest.approx(0.1)  # 80 pA: raised to the 100 pA minimum
-    units = sorted((a["stage"], a["unit"]) for a in out.meta["adjustments"])
-    assert units == [("cell1", 0), ("cell1", 1), ("cell1", 2)]
+    out = program_cells.run(ir, Config(model={"min_width_ratio": 0.25}))
+    legal = {a["unit"]: a["to"] for a in out.meta["adjustments"] if a["stage"] == "cell1"}  # software units
+    assert sorted((a["stage"], a["unit"]) for a in out.meta["adjustments"]) == [("cell1", k) for k in range(3)]
+    (thresh, width, _), one, two = legal[0], legal[1], legal[2]
+    assert width == pytest.approx(0.25 * thresh)
+    assert (thresh + thresh - width) / 2 == pytest.approx(1.01, rel=1e-6)  # centre kept
+    assert one[1] == two[1] == pytest.approx(0.5)
+    assert one[2] == 0.0  # 10 pA: too small, switched off
+    assert two[2] == pytest.approx(0.1)  # 80 pA: raised to the 100 pA minimum
+    cell = out.stage("cell1")  # programmed in amperes: what the calibrated cell realises on the bias grid
+    assert cell.gain[1] == 0.0 and cell.programmed.gain[1] == 0.0
+    assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0], rel=0.1)
 
 
 def test_legalise_rejects_currents_above_weak_inversion(tmp_path, checkpoint_factory):
@@ -41,8 +44,10 @@ def test_legalise_rejects_currents_above_weak_inversion(tmp_path, checkpoint_fac
 
     ir = lower(load_network(checkpoint_factory(tmp_path / "b.ckpt", edit=big)))
     with pytest.raises(UnrealisableCurrent, match="(?i)lower i_unit"):
-        legalise.run(ir, Config())
-    assert legalise.run(ir, Config(model={"i_unit": 1e-10})).stage("cell1").gain[0] == 20.0
+        program_cells.run(ir, Config())
+    assert program_cells.run(ir, Config(model={"i_unit": 1e-10})).stage("cell1").gain[0] == pytest.approx(
+        2e-9, rel=0.05
+    )
 
 
 def test_split_signs_gives_non_negative_parts_whose_difference_is_w(lowered):
@@ -56,7 +61,7 @@ def test_split_signs_gives_non_negative_parts_whose_difference_is_w(lowered):
 def test_scale_currents_turns_units_into_amperes_once(lowered):
     out = scale_currents.run(lowered, Config(model={"i_unit": 2e-9}))
     assert out.meta["units"] == "A"
-    assert out.stage("cell1").thresh == pytest.approx(tuple(2e-9 * t for t in lowered.stage("cell1").thresh))
+    assert out.stage("cell1") == lowered.stage("cell1")  # a memory cell is program_cells' to scale
     assert out.stage("cell1.b").values == pytest.approx(tuple(2e-9 * v for v in lowered.stage("cell1.b").values))
     assert scale_currents.run(out, Config(model={"i_unit": 2e-9})) == out  # idempotent
 

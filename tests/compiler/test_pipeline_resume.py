@@ -19,8 +19,8 @@ QUIET = dict(layout=False, log=lambda *_: None)
 def test_every_pass_declares_what_it_requires_and_the_pipeline_honours_it():
     check_order(PIPELINE)
     assert all(set(module(name).REQUIRES) <= set(PIPELINE) for name in PIPELINE)
-    swapped = ("legalise", "split_signs", "quantise_ratios", "calibrate", "scale_currents")
-    with pytest.raises(PassOrderError, match="'calibrate' reads what scale_currents computes"):
+    swapped = ("split_signs", "scale_currents", "program_cells", "quantise_ratios")
+    with pytest.raises(PassOrderError, match="'scale_currents' reads what program_cells computes"):
         check_order(swapped)
 
 
@@ -86,9 +86,9 @@ def test_a_build_resumed_at_a_pass_is_the_same_build(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, **QUIET)
     first = {p: (out / p).read_bytes() for p in ("ir.json", "netlist/network.spice", "netlist/cells.spice")}
-    manifest = build(small_ckpt, out, start="calibrate", **QUIET)
+    manifest = build(small_ckpt, out, start="size_devices", **QUIET)
     assert {p: (out / p).read_bytes() for p in first} == first
-    assert list(manifest["facts"]["pass_seconds"])[0] == "calibrate"
+    assert list(manifest["facts"]["pass_seconds"])[0] == "size_devices"
     assert "ir/00_lower.json" in manifest["outputs"]["compile"]  # the IR it did not redo stays recorded
     assert check_output_directory(out) is not None
     build(small_ckpt, out, **QUIET)  # and a plain build resumes it
@@ -98,25 +98,25 @@ def test_a_build_resumed_at_a_pass_is_the_same_build(small_ckpt, tmp_path):
 def test_resuming_without_an_intact_saved_ir_is_refused(small_ckpt, tmp_path):
     out = tmp_path / "b"
     with pytest.raises(CannotResume, match="no intact ir/04_quantise_ratios.json"):
-        build(small_ckpt, out, start="calibrate", **QUIET)
+        build(small_ckpt, out, start="size_devices", **QUIET)
     assert not out.exists()
     build(small_ckpt, out, **QUIET)
     with pytest.raises(CannotResume, match="-f"):
-        build(small_ckpt, out, start="calibrate", force=True, **QUIET)
+        build(small_ckpt, out, start="size_devices", force=True, **QUIET)
     saved = out / "ir" / "04_quantise_ratios.json"
     saved.write_text(saved.read_text().replace('"units": "A"', '"units": "mA"'))
     with pytest.raises(CannotResume, match="04_quantise_ratios"):
-        build(small_ckpt, out, start="calibrate", **QUIET)
+        build(small_ckpt, out, start="size_devices", **QUIET)
     saved.unlink()
     with pytest.raises(CannotResume):
-        build(small_ckpt, out, start="calibrate", **QUIET)
+        build(small_ckpt, out, start="size_devices", **QUIET)
     assert (out / "ir.json").is_file()  # nothing of the build was touched
 
 
 @pytest.mark.tools  # builds: the ngspice version in the manifest
 def test_the_command_line_names_an_unknown_pass_with_status_2(small_ckpt, tmp_path):
     command = [sys.executable, "-m", "compiler", "build", str(small_ckpt), "-o", str(tmp_path / "b"), "--no-layout"]
-    for start, error in (("nope", "UnknownPass"), ("calibrate", "CannotResume")):
+    for start, error in (("nope", "UnknownPass"), ("size_devices", "CannotResume")):
         result = subprocess.run(command + ["--from", start], capture_output=True, text=True)
         assert result.returncode == 2 and f"error: {error}:" in result.stderr
     assert not (tmp_path / "b").exists()
