@@ -46,6 +46,7 @@ def test_the_power_term_is_differentiable_and_training_with_it_lowers_the_power(
     model = PowerModel.of(lower(load_network_of(graph)), Config())
     x = get_task("flipflop").train.x[:16]
 
+    @jax.jit
     def supply(arrays):
         return sum(model.supply(arrays, apply(graph, arrays, x)[1], x, xp=jnp).values())
 
@@ -55,7 +56,7 @@ def test_the_power_term_is_differentiable_and_training_with_it_lowers_the_power(
         trained[weight] = {
             k: jnp.asarray(v) for k, v in train(TINY, progress=False, hardware=chip).checkpoint.arrays.items()
         }
-    grads = jax.grad(supply)(trained[0.0])
+    grads = jax.jit(jax.grad(supply))(trained[0.0])
     assert all(np.all(np.isfinite(g)) for g in grads.values()) and any(np.any(g != 0) for g in grads.values())
     assert float(supply(trained[0.05])) < float(supply(trained[0.0]))
 
