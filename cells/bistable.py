@@ -468,6 +468,12 @@ class Calibration:
         level = I_gain * xp.interp(xp.log(I_gain), xp.asarray(self.log_gain), xp.asarray(self.level_tab))
         return up, up - width, level
 
+    @property
+    def leakage(self) -> float:
+        """The largest output current measured in the reset state (A): leakage, which does not scale
+        with the unit current as the table's current axes do."""
+        return max(row["low"] for row in self.table["data"]["level"])
+
     def at_unit(self, i_unit: float) -> "Calibration":
         """The table for a design whose unit current is `i_unit` (A): measured with the starving bias at
         STARVE_UNITS x I_UNIT, it serves a starving bias of STARVE_UNITS x i_unit with its current axes

@@ -29,6 +29,7 @@ import cells
 from cells.bias import tap_sigma
 from cells.common import min_current
 from cells.mirror import UNIT_DEVICES, output_sigma
+from compiler.foundation.errors import CalibrationMissing
 from compiler.ir import IR, BiasArray, Receiver
 
 MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive reset level to compare against
@@ -85,6 +86,30 @@ def bias_grid(config) -> BiasGrid:
     """The bias grid of a build configuration."""
     i_unit = config.get("i_unit")
     return BiasGrid(i_unit / config.get("bias_denominator"), min_current(i_unit))
+
+
+LEAKAGE_MARGIN = 10  # the cells' floor should stay this many times above their leakage
+
+
+def leakage_warning(calibration_names, config) -> str | None:
+    """What to do where the floor (0.1 unit) is within LEAKAGE_MARGIN of a memory cell's measured
+    reset-state leakage at the configured corner and temperature, or None (also where no table is)."""
+    i_unit = config.get("i_unit")
+    floor = min_current(i_unit)
+    for name in dict.fromkeys(calibration_names):
+        try:
+            leak = cells.load_calibration(name, config.get("corner"), config.get("temp")).leakage
+        except CalibrationMissing:
+            continue
+        if leak * LEAKAGE_MARGIN > floor:
+            needed = i_unit * leak * LEAKAGE_MARGIN / floor
+            return (
+                f"the {name} cell leaks {leak * 1e12:.3g} pA at {config.get('corner')}, {config.get('temp'):g} C, "
+                f"more than 1/{LEAKAGE_MARGIN} of the {floor * 1e12:.3g} pA floor (0.1 i_unit): a reset cell's "
+                f"output is no longer negligible against the smallest currents. Raise i_unit to "
+                f"{needed * 1e9:.2g} nA or more."
+            )
+    return None
 
 
 def cell_calibration(name: str, config):

@@ -40,6 +40,7 @@ from compiler.frontend import Network, load_network
 from compiler.ir import IR, STAGE_TYPES
 from compiler.lower import lower
 from compiler.passes import PIPELINE, check_name, run_pipeline
+from compiler.realisation import leakage_warning
 from flows.train import settings_mismatch
 
 TOOL_VERSION = "0.1.0"
@@ -115,6 +116,10 @@ def step_compile(build: Build) -> None:
         build.write(saved_ir(number[name], name), ir.to_json())
 
     build.ir, timings = run_pipeline(ir, build.config, start=build.start, after_pass=save)
+    leaking = leakage_warning((cell.facts.calibration for cell in build.ir.memory_cells()), build.config)
+    if leaking:
+        build.facts["leakage"] = leaking
+        print(f"warning: {leaking}", file=sys.stderr)
     build.facts["pass_seconds"] = {k: round(v, 4) for k, v in timings.items()}
     build.write("ir.json", build.ir.to_json())
 

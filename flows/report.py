@@ -232,6 +232,7 @@ def build_report(build) -> tuple[str, dict]:
         + f" (signal currents: {power['signal_activity']})",
         f"- cell calibration applied: {data['calibrated']}",
         _frame_line(build),
+        *([f"- **leakage**: {build.facts['leakage']}"] if build.facts.get("leakage") else []),
         *_training_lines(build),
         "",
         "## Cost of realising the model",

@@ -71,3 +71,14 @@ def test_rules_on_hand_values():
     t, w, g = legal_window(1.0, 0.05, 0.04, lo=0.1, ratio=0.15)
     assert float(w) == pytest.approx(0.15 * float(t)) and float(t - w / 2) == pytest.approx(0.975)
     assert float(g) == 0.0  # below half the minimum current: switched off
+
+
+def test_a_floor_near_the_cells_leakage_is_a_warning_that_says_which_unit_current_to_use():
+    from compiler.config import Config
+    from compiler.realisation import leakage_warning
+
+    hot = leakage_warning(["bistable"], Config(model={"i_unit": 1e-10, "temp": 85.0}))
+    assert "2.62 pA at tt, 85 C" in hot and "Raise i_unit to 0.26 nA" in hot
+    assert leakage_warning(["bistable"], Config(model={"i_unit": 3e-10, "temp": 85.0})) is None
+    assert leakage_warning(["bistable"], Config(model={"i_unit": 5e-11})) is None  # 0.13 pA at 27 C
+    assert leakage_warning(["bistable"], Config(model={"corner": "ss", "temp": 85.0})) is None  # no table
