@@ -61,6 +61,8 @@ PORT_ROLES = (
 PORTS = tuple(p.name for p in PORT_ROLES)
 K_MAX = 16
 W_GATE, L_GATE = 2.0, 4.0  # gating mirrors: only their sign matters (saturating comparators)
+G_OVER_X = 4  # the settled DPI output G over the gating current I_x (`design`: I_x = G / 4)
+BLOCK_RATIO = 2  # a block node's level in I_x (G / 2); a pin node's is I_x (G / 4)
 MAX_RATIO = 64
 W_CLEAR, L_CLEAR = 1.0, 4.0  # DPI clear switch on the capacitor side: long, for a small off leak into the DPI
 # The simulator option of every deck holding a ladder (on top of the mandatory ones): 1e-13 S from each
@@ -201,15 +203,59 @@ def longest_frame(K: int, gains, i_unit: float = common.I_UNIT) -> float:
     return 0.8 * C_RANGE[1] * common.thermal_voltage(27.0) / (dpi.KAPPA * i_tau) / TAU_OVER_FRAME
 
 
+def supply_current(bias: dict, candidates=None, states=None, enabled: float = 1.0, xp=np):
+    """Current (A) ladders draw from VDD through their own devices (SPICE's cells block), each frame booked
+    at its level n (`states`, 0..K) with every set stage's DPI settled at G = G_OVER_X I_x.
+
+    `bias` holds per unit the stage currents ``thresh``, ``gain`` and the design: ``levels`` (K), ``x``
+    (I_x) and ``pin`` (n_pin I_x). The terms, as the ladder's pfets carry them:
+    * always: the K threshold diodes on ``ith`` and the gating diode on ``ix``;
+    * each set stage: its threshold copy (I_thresh) and its output three times (the DPI's input diode and
+      tail, the copy into the output sum);
+    * the live stage n + 1 as a bistable cell's copy: min(h, I_thresh) enabled, h held by its keeper;
+    * the candidate's diode and its copies into stage 1 and the min(n, K - 1) stages a set stage unblocks;
+    * the gating: BLOCK_RATIO I_x into each unblocking node, a pin current plus I_x per pinned stage
+      (n - 1), 2 G per set middle DPI (stages 2..K - 1: its fan-out pair).
+    Without candidates h = I_thresh, without states n = 0; without ``levels`` (compiler/power.py passes
+    model arrays only) one bistable stage per unit. `xp`: numpy (a float) or jax.numpy (traceable)."""
+    if "levels" not in bias:
+        return bistable.supply_current(bias, candidates, states, enabled, xp)
+    dtype = np.float64 if xp is np else xp.float32
+    thresh, gain, x, pin = (xp.asarray(bias[key], dtype) for key in ("thresh", "gain", "x", "pin"))
+    K = xp.asarray(bias["levels"], dtype) * xp.ones_like(thresh)
+    h = thresh[None, :] if candidates is None else xp.asarray(candidates, dtype)
+    n = xp.zeros_like(h) if states is None else xp.clip(xp.asarray(states, dtype), 0.0, K)
+    unblocked = xp.minimum(n, K - 1)  # set stages below the top: each passes h to the stage above it
+    pinned = xp.maximum(n - 1, 0.0)
+    middle = xp.clip(n - 1, 0.0, K - 2)
+    live = xp.where(n < K, enabled * xp.minimum(h, thresh) + (1 - enabled) * h, 0.0)
+    per_frame = (
+        n * (thresh + 3 * gain)
+        + live
+        + h * (2 + unblocked)
+        + pinned * (pin + x)
+        + BLOCK_RATIO * x * unblocked
+        + 2 * G_OVER_X * x * middle
+    )
+    total = (K * thresh + x).sum() + xp.mean(per_frame, axis=0).sum()
+    return float(total) if xp is np else total
+
+
+def supply_bias(params_list) -> dict:
+    """The `supply_current` bias of ladders (one Params per unit)."""
+    keys = {"thresh": "I_thresh", "gain": "I_gain", "width": "I_width", "x": "I_x", "pin": "pin", "levels": "K"}
+    return {key: np.array([getattr(p, name) for p in params_list], float) for key, name in keys.items()}
+
+
 # Each unit's subcircuit depends on its design (`design`), so the compiler builds it per unit. The
-# ladder's thresholds are its stages', so the bistable calibration programs it; its power estimate
-# before simulation is its stage's threshold branch (`ladder_power` measures a whole ladder).
+# ladder's thresholds are its stages', so the bistable calibration programs it; its supply current is
+# its K stages' with their gating (`supply_current`; `ladder_power` measures a whole ladder).
 FACTS = MemoryCell(
     NAME,
     PORT_ROLES,
     bistable.FACTS.limits,
     calibration=bistable.NAME,
-    supply_current=bistable.supply_current,
+    supply_current=supply_current,
     state_nodes=state_nodes,
     shared=bistable.STARVE,
     mismatch=bistable.FACTS.mismatch,  # its thresholds and level are its stages'
@@ -249,7 +295,9 @@ def _parts(params: Params) -> dict:
         "delay": dpi.subckt(params.delay()),
         "hin": mirror.subckt(mirror.Params("n", (1,))),
         "hout": mirror.subckt(mirror.Params("p", (1,) * K)),
-        "xmir": mirror.subckt(mirror.Params("p", (2,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)),
+        "xmir": mirror.subckt(
+            mirror.Params("p", (BLOCK_RATIO,) * (K - 1) + (1,) * (K - 1) + (params.n_pin,) * (K - 1), **gate)
+        ),
         "fan_p": mirror.subckt(mirror.Params("p", (1,), **gate)),
         "fan_n": mirror.subckt(mirror.Params("n", (1, 1), **gate)),
         "yout": mirror.subckt(mirror.Params("n", (1,))),
@@ -471,7 +519,7 @@ def design(
         if dpi_calibration is not None
         else I_th * (I_gain / I_tau - 1.0)
     )
-    I_x = q(max(G / 4, floor))
+    I_x = q(max(G / G_OVER_X, floor))
     n_pin = int(min(MAX_RATIO, max(1, math.ceil(2 * I_thresh / I_x))))
     return Params(K, I_thresh, I_width, I_gain, I_tau, I_th, C, I_x, n_pin, i_unit)
 
@@ -631,10 +679,13 @@ def characterize(runner: Runner, corner: str = "tt", temp: float = 27.0, jobs: i
     return data, fit, {"power": power}
 
 
+POWER_FRAMES = (1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3)  # `_power`'s inputs in I_thresh: up, hold, down
+
+
 def _power(runner: Runner, p: Params, corner, temp) -> float:
     """Mean power of one ladder over 8 frames (up, hold, down): its supply pin plus its bias port currents, at
     VDD (W). The starving bias (10 i_unit x 2, one per chip, shared by every bistable stage) is not included."""
-    h = np.array([1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3]) * p.I_thresh
+    h = np.array(POWER_FRAMES) * p.I_thresh
     res = runner.run(_frames_sim([p], [h], corner=corner, temp=temp))
     return ladder_power(res, [p])
 

@@ -85,6 +85,9 @@ def power_estimate(ir, x, traces) -> dict:
             candidates = np.asarray(traces[cell.name]["h"]).reshape(-1, cell.size) * ir.meta.i_unit
             states = np.asarray(traces[cell.name]["q"]).reshape(-1, cell.size)
         bias = {field: cell.programmed[field] for field in PROGRAMMED}
+        design = getattr(cell, "ladder", None)  # an FQ-CMRU unit's ladder: its supply depends on it too
+        if design is not None:
+            bias.update(levels=cell.levels, x=design.I_x, pin=np.multiply(design.n_pin, design.I_x))
         blocks["bistable cells"] += cell.facts.supply_current(bias, candidates, states, enabled)
     for rx in ir.of_kind(Receiver):
         mean = signals.get(rx.name)

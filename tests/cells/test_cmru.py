@@ -1,9 +1,11 @@
 """The FQ-CMRU ladder (cells/cmru.py): parameters, netlist, and SPICE frames against the model's counter."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cells import cmru, dpi
+from cells import bistable, cmru, common, dpi
 from compiler.foundation.errors import CellParameterError
 
 
@@ -45,6 +47,54 @@ def test_port_currents_tie_the_stages():
     currents = p.port_currents()
     assert currents["ith"] == (p.K * p.I_thresh, "n") and currents["ig"] == (p.K * p.I_gain, "p")
     assert currents["ix"] == (p.I_x, "n")
+
+
+def _supply(p, h, levels, enabled=1 / 3, xp=np):
+    """One ladder's supply current (A) over frames of candidates h and levels."""
+    bias = cmru.supply_bias([p])
+    return cmru.FACTS.supply_current(bias, np.reshape(h, (-1, 1)), np.reshape(levels, (-1, 1)), enabled, xp)
+
+
+def test_supply_current_at_rest_is_the_bias_the_ladder_draws():
+    """Level 0, no candidate: only the pfet diodes on the drawn-out ports (K threshold diodes, the gating one)."""
+    for p in (nominal(), *(cmru.design(**d) for d in cmru.HELD_OUT)):
+        drawn = sum(value for value, direction in p.port_currents().values() if direction == "n")
+        assert _supply(p, 0.0, 0) == pytest.approx(drawn, rel=1e-9)
+
+
+def test_supply_current_counts_every_stage_and_rises_with_level():
+    p, q = nominal(), nominal(K=8)
+    hold = p.I_thresh - 0.5 * p.I_width
+    by_level = [_supply(p, hold, n) for n in range(p.K + 1)]
+    assert np.all(np.diff(by_level) > 0)
+    # each set stage: its threshold branch and diode, and its output into the DPI's diode, tail and the sum
+    assert _supply(p, 0.0, p.K) >= p.K * (2 * p.I_thresh + 3 * p.I_gain)
+    # below the top, the stages above the live one draw only their threshold diodes
+    for n in range(p.K - 1):
+        assert _supply(q, hold, n) - _supply(p, hold, n) == pytest.approx((q.K - p.K) * p.I_thresh, rel=1e-9)
+    # without the ladder's design (model arrays): one bistable stage per unit
+    bias = {k: v for k, v in cmru.supply_bias([p]).items() if k in ("thresh", "width", "gain")}
+    assert cmru.supply_current(bias, [[hold]], [[2]]) == bistable.supply_current(bias, [[hold]], [[2]])
+
+
+def test_supply_current_traces_with_jax():
+    p = nominal()
+    h = np.array([1.5, 0.7, 0.3, 1.2]) * p.I_thresh
+    levels = np.array([1, 1, 0, 1])
+    traced = jax.jit(lambda h: _supply(p, h, levels, xp=jnp))(h)
+    assert float(traced) == pytest.approx(_supply(p, h, levels), rel=1e-5)
+
+
+def test_supply_current_meets_the_calibrated_ladder_power():
+    """The calibration's one-ladder power (SPICE, `_power`): its supply pin, as `ladder_power` books it with
+    every bias port current on top."""
+    p = cmru.design(**cmru.NOMINAL, dpi_calibration=dpi.load_calibration("tt", 27.0))
+    table = common.load_table(cmru.NAME, "tt", 27.0)["power"]
+    assert (table["K"], table["I_gain"]) == (p.K, p.I_gain)
+    pin = table["watts"] / common.VDD - sum(value for value, _ in p.port_currents().values())
+    h = np.array(cmru.POWER_FRAMES) * p.I_thresh
+    rise, fall = cmru.window()
+    assert _supply(p, h, cmru.model_levels(p, h), fall - rise) == pytest.approx(pin, rel=0.05)
 
 
 def test_frames_move_one_level_at_a_time(runner, report):
