@@ -38,10 +38,15 @@ MAX_WIDTH_RATIO = 0.9  # widest hysteresis window / threshold: keeps a positive 
 # ---------------------------------------------------------------------------------------------- rules
 
 
+FLOAT32_SLACK = 1e-6  # relative: a realised weight stored in float32 sits up to 6e-8 off its grid point
+
+
 def ratio_denominator(largest: float, wanted: int, max_units: int) -> int:
     """A receiver's diode size: `wanted` unit devices, fewer where its largest weight would need more than
-    `max_units` devices in one output."""
-    return wanted if largest * wanted <= max_units else max(1, int(max_units // largest))
+    `max_units` devices in one output. A largest weight of exactly max_units / D, as a checkpoint stores it
+    in float32, keeps D: so realised weights realise to themselves."""
+    fits = max_units * (1 + FLOAT32_SLACK)
+    return wanted if largest * wanted <= fits else max(1, int(fits // largest))
 
 
 def ratio_units(weights, denominator: int, max_units: int) -> np.ndarray:

@@ -82,3 +82,15 @@ def test_a_floor_near_the_cells_leakage_is_a_warning_that_says_which_unit_curren
     assert leakage_warning(["bistable"], Config(model={"i_unit": 3e-10, "temp": 85.0})) is None
     assert leakage_warning(["bistable"], Config(model={"i_unit": 5e-11})) is None  # 0.13 pA at 27 C
     assert leakage_warning(["bistable"], Config(model={"corner": "ss", "temp": 85.0})) is None  # no table
+
+
+def test_a_weight_realised_at_the_largest_output_keeps_its_denominator_when_stored_in_float32():
+    """A realised largest weight of max_units / D, stored in float32 (a hair above it for most D), must
+    realise on D again: otherwise a checkpoint of realised weights builds onto another grid."""
+    from compiler.realisation import ratio_denominator, ratio_units
+
+    for d in range(1, 16):
+        stored = float(np.float32(64 / d))
+        assert ratio_denominator(stored, 16, 64) == d
+        assert ratio_units(stored, d, 64) == 64
+    assert ratio_denominator(64 / 13 * 1.001, 16, 64) == 12  # a weight truly above it still does not fit
