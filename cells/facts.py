@@ -96,11 +96,11 @@ class MemoryCell:
     """The facts of a memory cell kind (see the module docstring).
 
     `supply_current(bias, candidates=None, states=None, enabled=1.0, xp=np)` takes the per-unit currents of
-    each programmed bias field ({field: currents}) and, where known, the units' candidate currents and
-    states over samples ([samples, units]; A, and > 0 when set) and the share of a frame the cells are
+    each programmed bias field ({field: currents}, plus what the IR stage's `supply_bias` adds: an FQ-CMRU
+    ladder's levels, I_x and pin currents) and, where known, the units' candidate currents and states over
+    samples ([samples, units]; A, and the level: > 0 when set) and the share of a frame the cells are
     enabled, in numpy or (`xp`) jax.numpy, and returns the current the cells draw from VDD through their own
-    devices (the bias generator's
-    outputs count as its own).
+    devices (the bias generator's outputs count as its own).
     `state_nodes(levels)` are the internal nodes of one unit whose count set is its level (1..levels).
     `subckt()` is the subcircuit of every unit, or None when each unit's depends on its design.
     `longest_frame(levels, gains, i_unit)`, where a unit's design depends on the frame period, is the

@@ -317,6 +317,10 @@ class Bistable(Stage):
         """The highest level a unit holds (a bistable unit: 1, set)."""
         return 1
 
+    def supply_bias(self) -> dict:
+        """The per-unit currents its facts' `supply_current` takes: the programmed bias currents."""
+        return {field: self.programmed[field] for field in PROGRAMMED}
+
 
 @dataclass(frozen=True)
 class Ladder(Bistable):
@@ -343,6 +347,14 @@ class Ladder(Bistable):
     @property
     def top_level(self) -> int:
         return self.levels
+
+    def supply_bias(self) -> dict:
+        """The programmed currents and, once designed, each ladder's levels, I_x and pin current."""
+        bias = super().supply_bias()
+        if self.ladder is not None:
+            pin = tuple(n * x for n, x in zip(self.ladder.n_pin, self.ladder.I_x))
+            bias.update(levels=self.levels, x=self.ladder.I_x, pin=pin)
+        return bias
 
 
 @dataclass(frozen=True)

@@ -98,22 +98,34 @@ LEAKAGE_MARGIN = 10  # the cells' floor should stay this many times above their 
 
 def leakage_warning(calibration_names, config) -> str | None:
     """What to do where the floor (0.1 unit) is within LEAKAGE_MARGIN of a memory cell's measured
-    reset-state leakage at the configured corner and temperature, or None (also where no table is)."""
+    reset-state leakage at the configured corner and temperature (tt's at that temperature where the
+    corner has no table), or None (also where neither has one)."""
     i_unit = config.get("i_unit")
     floor = min_current(i_unit)
     for name in dict.fromkeys(calibration_names):
-        try:
-            leak = cells.load_calibration(name, config.get("corner"), config.get("temp")).leakage
-        except CalibrationMissing:
+        measured = _leakage(name, config.get("corner"), config.get("temp"))
+        if measured is None:
             continue
+        leak, corner = measured
         if leak * LEAKAGE_MARGIN > floor:
             needed = i_unit * leak * LEAKAGE_MARGIN / floor
             return (
-                f"the {name} cell leaks {leak * 1e12:.3g} pA at {config.get('corner')}, {config.get('temp'):g} C, "
+                f"the {name} cell leaks {leak * 1e12:.3g} pA at {corner}, {config.get('temp'):g} C, "
                 f"more than 1/{LEAKAGE_MARGIN} of the {floor * 1e12:.3g} pA floor (0.1 i_unit): a reset cell's "
                 f"output is no longer negligible against the smallest currents. Raise i_unit to "
-                f"{needed * 1e9:.2g} nA or more."
+                f"{needed * 1e9:.2g} nA or more (and any per-stage i_unit by the same factor)."
             )
+    return None
+
+
+def _leakage(name: str, corner: str, temp: float) -> tuple[float, str] | None:
+    """A cell's measured leakage (A) at the corner and temperature, else tt's at that temperature, and the
+    corner it was measured at."""
+    for table_corner in dict.fromkeys((corner, "tt")):
+        try:
+            return cells.load_calibration(name, table_corner, temp).leakage, table_corner
+        except CalibrationMissing:
+            continue
     return None
 
 

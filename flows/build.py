@@ -117,6 +117,7 @@ def step_compile(build: Build) -> None:
 
     build.ir, timings = run_pipeline(ir, build.config, start=build.start, after_pass=save)
     leaking = leakage_warning((cell.facts.calibration for cell in build.ir.memory_cells()), build.config)
+    build.facts.pop("leakage", None)  # a resumed build's facts start from the previous manifest's
     if leaking:
         build.facts["leakage"] = leaking
         print(f"warning: {leaking}", file=sys.stderr)
@@ -213,6 +214,7 @@ def _inputs(checkpoint: Path, config: Config) -> dict:
         "checkpoint_sha256": _sha256(checkpoint),
         "config_sha256": hashlib.sha256(json.dumps(config.resolved(), sort_keys=True).encode()).hexdigest(),
         "tool_version": TOOL_VERSION,
+        "passes": list(PIPELINE),  # the saved IRs (ir/NN_<pass>.json) mean what this pipeline makes them
     }
 
 
@@ -233,7 +235,7 @@ def build(
     previous = check_output_directory(out)
     if previous is not None and not force and previous.get("inputs") != inputs:
         raise BuildExists(
-            f"{out} holds a build of other inputs (checkpoint or config changed); "
+            f"{out} holds a build of other inputs (checkpoint, config or the compiler's passes changed); "
             "use -f to rebuild it or choose another -o directory."
         )
     if start is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from compiler.backends.behavioural import reference
 from compiler.backends.spice import mirror_pfet_copies
 from compiler.foundation.timing import slot as phase_slot
-from compiler.ir import PROGRAMMED, BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray, for_kind
+from compiler.ir import BiasArray, BiasGenerator, Bistable, CurrentInput, Receiver, WeightArray, for_kind
 from compiler.passes.assign_biases import node_polarity
 from compiler.settling import KEEP_ALIVE, standing_currents
 from flows.quantisation import TIE
@@ -84,11 +84,7 @@ def power_estimate(ir, x, traces) -> dict:
         if cell.name in traces:
             candidates = np.asarray(traces[cell.name]["h"]).reshape(-1, cell.size) * ir.meta.i_unit
             states = np.asarray(traces[cell.name]["q"]).reshape(-1, cell.size)
-        bias = {field: cell.programmed[field] for field in PROGRAMMED}
-        design = getattr(cell, "ladder", None)  # an FQ-CMRU unit's ladder: its supply depends on it too
-        if design is not None:
-            bias.update(levels=cell.levels, x=design.I_x, pin=np.multiply(design.n_pin, design.I_x))
-        blocks["bistable cells"] += cell.facts.supply_current(bias, candidates, states, enabled)
+        blocks["bistable cells"] += cell.facts.supply_current(cell.supply_bias(), candidates, states, enabled)
     for rx in ir.of_kind(Receiver):
         mean = signals.get(rx.name)
         if mean is None:
@@ -214,6 +210,7 @@ def build_report(build) -> tuple[str, dict]:
         "cells": netlist.get("by_cell", {}),
         "power_estimate": power,
         "frame_period_s": ir.meta.frame_period,
+        "leakage_warning": facts.get("leakage"),
         "area_estimate_um2": round(area_um2, 1),
         "gate_area_um2": netlist.get("gate_area_um2"),
         "layout": facts.get("layout"),
@@ -235,7 +232,7 @@ def build_report(build) -> tuple[str, dict]:
         + f" (signal currents: {power['signal_activity']})",
         f"- cell calibration applied: {data['calibrated']}",
         _frame_line(build),
-        *([f"- **leakage**: {build.facts['leakage']}"] if build.facts.get("leakage") else []),
+        *([f"- **leakage**: {data['leakage_warning']}"] if data["leakage_warning"] else []),
         *_training_lines(build),
         "",
         "## Cost of realising the model",

@@ -3,7 +3,7 @@
 program_cells    memory cells' windows legalised (every change recorded), in amperes, and the bias currents
                  that realise them, from the cells' SPICE calibration tables, on the bias grid
 split_signs      W = positive - negative: sourcing pfet and sinking nfet mirrors
-scale_currents   software units -> amperes (1 unit = i_unit)
+scale_currents   software units -> amperes (1 unit = i_unit; memory cells: program_cells)
 quantise_ratios  mirror ratios as integer counts of identical unit devices
 size_devices     unit device W/L from the mismatch budget
 schedule_phases  each layer of memory cells gets its slot of the frame, in dataflow order

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from compiler.ir import IR
 
-REQUIRES = ("program_cells",)  # it compares the cells' software units with their limits
+REQUIRES = ("program_cells",)  # `units: A` holds for the cells once program_cells has scaled them
 
 
 def run(ir: IR, config) -> IR:

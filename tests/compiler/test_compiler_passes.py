@@ -38,7 +38,7 @@ def test_program_cells_widens_narrow_windows_about_their_centre_and_records_it(t
     assert cell.width[0] == pytest.approx(0.25 * cell.thresh[0], rel=0.1)
 
 
-def test_legalise_rejects_currents_above_weak_inversion(tmp_path, checkpoint_factory):
+def test_program_cells_rejects_currents_above_weak_inversion(tmp_path, checkpoint_factory):
     def big(graph, arrays):
         arrays["cell1.alpha"] = np.array([20.0, 1, 1, 1], np.float32)
 
@@ -202,7 +202,7 @@ def test_keep_alive_adds_standing_currents_its_destinations_cancel_exactly_on_th
     assert "keep_alive" not in {s.name.rsplit(".", 1)[-1] for s in plain.stages}  # off by default
 
 
-def test_calibrate_keeps_every_reset_level_above_zero_on_the_bias_grid(tmp_path, checkpoint_factory):
+def test_program_cells_keeps_every_reset_level_above_zero_on_the_bias_grid(tmp_path, checkpoint_factory):
     """Windows reaching almost to zero input: rounding onto the bias grid must not make width = threshold."""
     from compiler.passes import run_pipeline
 

@@ -81,7 +81,9 @@ def test_a_floor_near_the_cells_leakage_is_a_warning_that_says_which_unit_curren
     assert "2.62 pA at tt, 85 C" in hot and "Raise i_unit to 0.26 nA" in hot
     assert leakage_warning(["bistable"], Config(model={"i_unit": 3e-10, "temp": 85.0})) is None
     assert leakage_warning(["bistable"], Config(model={"i_unit": 5e-11})) is None  # 0.13 pA at 27 C
-    assert leakage_warning(["bistable"], Config(model={"corner": "ss", "temp": 85.0})) is None  # no table
+    ss = leakage_warning(["bistable"], Config(model={"i_unit": 1e-10, "corner": "ss", "temp": 85.0}))
+    assert "2.62 pA at tt, 85 C" in ss  # no ss table at 85 C: tt's leakage at 85 C
+    assert leakage_warning(["bistable"], Config(model={"i_unit": 1e-10, "temp": 60.0})) is None  # no table
 
 
 def test_a_weight_realised_at_the_largest_output_keeps_its_denominator_when_stored_in_float32():

@@ -67,3 +67,16 @@ def test_validation_errors():
         validate_graph(wide)
     with pytest.raises(InvalidGraph, match="hyperparameter"):
         validate_graph({**g, "layers": [g["layers"][0], {**g["layers"][1], "K": 3}, *g["layers"][2:]]})
+
+
+def test_an_encoder_comes_before_the_first_cells_and_the_residual_starts_at_its_width():
+    from models.backbone import build_graph
+
+    graph = build_graph("fq_bmru", 16, 4, 10, layers=2, pool=True, encoder=4, head=8)
+    names = [layer["name"] for layer in graph["layers"]]
+    assert names[:4] == ["x", "encoder", "encoder_relu", "cell1"]
+    assert ["encoder_relu", "res1"] in graph["edges"]  # the encoder's width is d: the block adds its input
+    assert ["x", "cell1"] not in graph["edges"]
+    assert (
+        build_graph("fq_bmru", 16, 4, 10, layers=2, pool=True, encoder=6)["edges"].count(["encoder_relu", "res1"]) == 0
+    )

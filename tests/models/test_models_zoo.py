@@ -27,7 +27,7 @@ def test_zoo_build_configs_load_and_belong_to_a_shipped_model(tmp_path):
     assert configs and {c.stem for c in configs} <= set(ZOO)
     for config in configs:
         load_config(config)  # validates: a misspelt option raises ConfigError
-    assert load_config(build_config(zoo_path("fq_bmru_d4_digits_clock"))).get("i_unit") == 2e-10  # low power
+    assert load_config(build_config(zoo_path("fq_bmru_d4_digits_clock"))).get("i_unit") == 1.5e-10  # low power
     assert build_config(zoo_path("fq_cmru_d8_event_count")) is None
     assert build_config(tmp_path / "fq_bmru_d4_digits_clock.ckpt") is None  # a namesake outside the zoo
 
