@@ -21,6 +21,7 @@ bit-identical values.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,8 +287,21 @@ class Realisation:
         for _ in range(rounds):
             again = self.realise({**arrays, **realised})
             if all(np.array_equal(again[name], value) for name, value in realised.items()):
-                break
+                return realised
             realised = again
+        moving = sorted(
+            name
+            for name, value in self.realise({**arrays, **realised}).items()
+            if not np.array_equal(value, realised[name])
+        )
+        if not moving:  # it settled in the last round
+            return realised
+        warnings.warn(
+            f"the realised values of {', '.join(moving)} still move after {rounds} rounds: a checkpoint of them "
+            "may build onto other values than it holds",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return realised
 
     def spread(self, realised: dict) -> dict:

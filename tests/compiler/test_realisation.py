@@ -3,6 +3,8 @@ exactly the model the compiled IR realises, and realised values realise to thems
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,20 @@ def test_a_weight_realised_at_the_largest_output_keeps_its_denominator_when_stor
         assert ratio_denominator(stored, 16, 64) == d
         assert ratio_units(stored, d, 64) == 64
     assert ratio_denominator(64 / 13 * 1.001, 16, 64) == 12  # a weight truly above it still does not fit
+
+
+def test_settle_warns_when_the_realised_values_keep_moving(monkeypatch):
+    import itertools
+
+    from compiler.realisation import Realisation
+
+    plan = Realisation((), (), (), 1e-9, None, 16, {})
+    flip = itertools.cycle([{"cell1.W": np.float32([1.0])}, {"cell1.W": np.float32([2.0])}])
+    monkeypatch.setattr(Realisation, "realise", lambda self, arrays: next(flip))
+    with pytest.warns(RuntimeWarning, match=r"cell1\.W still move after 8 rounds"):
+        plan.settle({})
+    steady = itertools.repeat({"cell1.W": np.float32([1.0])})
+    monkeypatch.setattr(Realisation, "realise", lambda self, arrays: next(steady))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan.settle({})["cell1.W"] == 1.0
