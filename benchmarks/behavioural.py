@@ -32,7 +32,7 @@ def run(settings: Settings) -> list[dict]:
                 "frames": metrics["frames"],
                 "spice_s": rounded(metrics["wall_s"]),
                 "behavioural_s": rounded(metrics["reference_s"]),
-                "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]),
+                "speed_ratio": rounded(metrics["wall_s"] / metrics["reference_s"]) if metrics["reference_s"] else None,
                 "state_agreement": rounded(metrics["state_agreement"]),
                 "prediction_agreement": whole_sequence_prediction(metrics, frames),
                 "output_rms_units": rounded(metrics["output_rms_units"]),
