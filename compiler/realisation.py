@@ -286,16 +286,10 @@ class Realisation:
         realised = self.realise(arrays)
         for _ in range(rounds):
             again = self.realise({**arrays, **realised})
-            if all(np.array_equal(again[name], value) for name, value in realised.items()):
+            moving = sorted(name for name, value in realised.items() if not np.array_equal(again[name], value))
+            if not moving:
                 return realised
             realised = again
-        moving = sorted(
-            name
-            for name, value in self.realise({**arrays, **realised}).items()
-            if not np.array_equal(value, realised[name])
-        )
-        if not moving:  # it settled in the last round
-            return realised
         warnings.warn(
             f"the realised values of {', '.join(moving)} still move after {rounds} rounds: a checkpoint of them "
             "may build onto other values than it holds",

@@ -41,13 +41,11 @@ def run(ir: IR, config) -> IR:
     if config.get("calibrated"):
         for name in dict.fromkeys(cell.facts.calibration for cell in cells):
             calibrations[name] = cell_calibration(name, config)
-    new = {}
+    grid, new = bias_grid(config), {}
     for cell in cells:
         i_unit = config.get("i_unit", cell)
-        window = _legalised(cell, config, adjustments)
-        scaled = {name: tuple(v * i_unit for v in values) for name, values in zip(cell.CURRENTS, window)}
-        calibration = calibrations.get(cell.facts.calibration)
-        bias, realised = program(scaled["thresh"], scaled["width"], scaled["gain"], calibration, bias_grid(config))
+        thresh, width, gain = (tuple(v * i_unit for v in values) for values in _legalised(cell, config, adjustments))
+        bias, realised = program(thresh, width, gain, calibrations.get(cell.facts.calibration), grid)
         thresh, width, gain = (_floats(column) for column in realised)
         new[cell.name] = cell.replace(
             thresh=thresh, width=width, gain=gain, programmed=Programmed(*(_floats(column) for column in bias))
