@@ -362,15 +362,24 @@ class CurrentOutput(Stage):
     """Output pins held at a fixed voltage; the current into each is the output (may be signed).
 
     `pooling` is 'none' (per-frame outputs) or 'mean_time' (a classifier: mean over frames).
+    `polarity` is the direction the pins take, as a Receiver's: 'n' sourced currents (the readout),
+    'p' sunk ones (a simulation partition's stand-in for a pfet receiver, flows/partition.py).
     """
 
     pooling: str = "none"
+    polarity: str = "n"
     kind: ClassVar[str] = "current_output"
     receives: ClassVar[bool] = True
 
     def check(self) -> None:
         if self.pooling not in ("none", "mean_time"):
             raise IRError(f"stage {self.name!r}: pooling must be 'none' or 'mean_time'")
+        if self.polarity not in ("n", "p"):
+            raise IRError(f"stage {self.name!r}: polarity must be 'n' or 'p', not {self.polarity!r}")
+
+    @property
+    def accepts(self) -> str:
+        return self.polarity
 
 
 @dataclass(frozen=True)

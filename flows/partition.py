@@ -1,14 +1,18 @@
 """Partitions of a network for simulation: one per layer of memory cells, plus the readout.
 
 A monolithic transient of N cells that switch at different times costs about N^2 (every timestep the
-slowest cell needs is paid by all of them). The network is current-mode: a layer of cells talks to
-the next only through the currents its outputs sink, and those outputs are cascoded current sources,
-nearly blind to the voltage of the node they drive. So the network is cut at the outputs of its
-memory cells. Partition p holds the cells of one stage and everything upstream of them back to the
-previous cells: receivers, weight and bias arrays, and the bias taps they use. The cells it reads
-from are replaced by inputs that replay their recorded output currents; its own cells drive output
-pins held at the harness voltage, where their currents are recorded for the partitions downstream.
-The last partition is the readout: everything between the last cells and the output pins.
+slowest cell needs is paid by all of them). The network is current-mode: stages talk through the
+currents summed at receiver nodes, and the currents into a node come from cascoded or long-channel
+current sources, nearly blind to its voltage. So the network is cut at the receivers that sum the
+outputs of memory cells (the residual sums of a backbone). Partition p simulates the cells of one
+stage and everything between them and the cut receivers upstream: those receivers, whose summed input
+it replays, the arrays reading them and the bias taps they use. It records the input of the receiver
+its own cells feed: that node becomes output pins held at the harness voltage, into which its cells
+and every other current into the node (a residual copy) flow. No partition reaches further back than
+one cut, so each holds about one layer however deep the network. The last partition is the readout.
+
+`readout_alone` cuts at the memory cells themselves: the readout with the cells' outputs replayed and
+every other stage upstream simulated, which the readout-alone diagnostic feeds with reference outputs.
 
 Partitions run in dependency order; within one, every sequence and condition runs in parallel. Each
 partition is an ordinary IR, so the SPICE backend and the test benches are the ones of a whole build.
@@ -20,64 +24,116 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput
+from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput, IRError, Receiver
 
 READOUT = "readout"
 
 
 @dataclass(frozen=True)
 class Partition:
-    """A sub-network: its IR, the cells it simulates and the upstream cells whose outputs it replays."""
+    """A sub-network: its IR, the CurrentInput stages it replays, and the one whose current it records."""
 
     name: str  # the cell stage it simulates, or READOUT
     ir: IR
-    replays: tuple  # names of upstream cell stages, now CurrentInput stages of the same name
+    replays: tuple  # names of its CurrentInput stages recorded upstream
+    records: str | None = None  # the replayed input its load pins record (a cut receiver's), None for the readout
 
 
-def load_name(cell: str) -> str:
-    """The CurrentOutput stage that holds a partition's cell outputs."""
-    return f"{cell}.load"
+def replay_name(receiver: str) -> str:
+    """The CurrentInput stage that replays the summed input of a cut receiver."""
+    return f"{receiver}.in"
+
+
+def load_name(receiver: str) -> str:
+    """The CurrentOutput stage that records the summed input of a cut receiver."""
+    return f"{receiver}.load"
 
 
 def partitions(ir: IR) -> list[Partition]:
-    """The partitions of `ir` in dependency order (cells in dataflow order, then the readout)."""
-    targets = [c.name for c in ir.memory_cells()] + [ir.of_kind(CurrentOutput)[0].name]
-    return [_partition(ir, target) for target in targets]
+    """The partitions of `ir` in dependency order: each layer of cells, then the readout."""
+    cuts = _cut_receivers(ir)
+    return [_layer(ir, cell.name, cuts) for cell in ir.memory_cells()] + [_readout(ir, cuts)]
 
 
-def _partition(ir: IR, target: str) -> Partition:
-    members, boundary, todo = {target}, set(), list(ir.predecessors(target))
+def _cut_receivers(ir: IR) -> dict[str, str]:
+    """The receiver each memory cell's outputs flow into, by cell."""
+    cuts = {}
+    for cell in ir.memory_cells():
+        successors = [ir.stage(s) for s in ir.successors(cell.name)]
+        if len(successors) != 1 or not isinstance(successors[0], Receiver):
+            raise IRError(f"stage {cell.name!r}: a partition needs a memory cell's outputs summed at one receiver")
+        cuts[cell.name] = successors[0].name
+    return cuts
+
+
+def _upstream(ir: IR, starts, stop) -> set:
+    """The stages `starts` and everything upstream of them, not walking past the stages `stop` holds."""
+    members, todo = set(), list(starts)
     while todo:
         name = todo.pop()
-        if name in members or name in boundary:
-            continue
-        if ir.stage(name).memory:
-            boundary.add(name)  # an upstream cell: replayed, not simulated
-            continue
-        members.add(name)
-        todo.extend(ir.predecessors(name))
-    stages, edges = [], [e for e in ir.edges if e[1] in members and (e[0] in members or e[0] in boundary)]
-    for stage in ir.stages:
-        if stage.name in boundary:
-            stages.append(CurrentInput(stage.name, stage.size, source=stage.source))
-        elif stage.name in members:
-            stages.append(stage)
-    target_stage = ir.stage(target)
-    shared = ()  # the chip-wide bias the target cells share (their cell's facts)
-    if target_stage.memory:
-        load = load_name(target)
-        stages.append(CurrentOutput(load, target_stage.size, source=target_stage.source))
-        edges.append((target, load))
-        shared = (target_stage.facts.shared.tap,) if target_stage.facts.shared else ()
-    used = members | {load_name(target)} | set(shared)
-    for generator in ir.of_kind(BiasGenerator):
-        taps = tuple(tap for tap in generator.taps if tap.stage in used)
-        if taps:
-            stages.append(generator.replace(taps=taps, size=len(taps)))
-    name = target if target_stage.memory else READOUT
-    return Partition(
-        name, IR(tuple(stages), tuple(edges), ir.meta), tuple(s.name for s in ir.stages if s.name in boundary)
+        if name not in members:
+            members.add(name)
+            todo.extend(() if name in stop else ir.predecessors(name))
+    return members
+
+
+def _layer(ir: IR, cell: str, cuts: dict) -> Partition:
+    """One layer of cells, from the cut receivers before it to the one it feeds (recorded at its load)."""
+    fed = cuts[cell]
+    senders = ir.predecessors(fed)  # the cell and every other current into its receiver
+    if any(ir.stage(s).memory and s != cell for s in senders):
+        raise IRError(f"stage {fed!r}: a partition needs one memory-cell stage per cut receiver")
+    stop = set(cuts.values()) - {fed}
+    members = _upstream(ir, senders, stop)
+    load = CurrentOutput(
+        load_name(fed), ir.stage(fed).size, source=ir.stage(fed).source, polarity=ir.stage(fed).polarity
     )
+    extra = ([load], [(s, load.name) for s in senders])
+    shared = ir.stage(cell).facts.shared
+    return _subnetwork(ir, cell, members, stop, extra, {shared.tap} if shared else set(), replay_name(fed))
+
+
+def _readout(ir: IR, cuts: dict) -> Partition:
+    """Everything from the last cut receivers to the output pins."""
+    (out,) = ir.of_kind(CurrentOutput)
+    stop = set(cuts.values())
+    return _subnetwork(ir, READOUT, _upstream(ir, [out.name], stop), stop, ([], []), set(), None)
+
+
+def _subnetwork(ir: IR, name: str, members: set, stop: set, extra: tuple, shared: set, records) -> Partition:
+    """The IR of `members` whose cut receivers (in `stop`) take a replayed input, plus `extra` (stages,
+    edges), and the bias generator's taps that the stages use."""
+    cut = members & stop
+    stages, edges = [], [e for e in ir.edges if e[0] in members and e[1] in members and e[1] not in cut]
+    for stage in ir.stages:
+        if stage.name in cut:
+            stages.append(CurrentInput(replay_name(stage.name), stage.size, source=stage.source))
+            edges.append((replay_name(stage.name), stage.name))
+        if stage.name in members:
+            stages.append(stage)
+    stages += extra[0] + _taps(ir, members | shared | {s.name for s in extra[0]})
+    replays = tuple(replay_name(s.name) for s in ir.stages if s.name in cut)
+    return Partition(name, IR(tuple(stages), tuple(edges + extra[1]), ir.meta), replays, records)
+
+
+def _taps(ir: IR, used: set) -> list:
+    """The bias generator cut down to the taps of the stages in `used` (none if it has none of them)."""
+    kept = [(g, tuple(t for t in g.taps if t.stage in used)) for g in ir.of_kind(BiasGenerator)]
+    return [g.replace(taps=taps, size=len(taps)) for g, taps in kept if taps]
+
+
+def readout_alone(ir: IR) -> Partition:
+    """The readout with every memory cell it reads replaced by a CurrentInput of the cell's name (their
+    outputs replayed) and every other stage upstream simulated."""
+    (out,) = ir.of_kind(CurrentOutput)
+    cells = {c.name for c in ir.memory_cells()}
+    members = _upstream(ir, [out.name], cells)
+    stages = [
+        CurrentInput(s.name, s.size, source=s.source) if s.name in cells else s for s in ir.stages if s.name in members
+    ]
+    edges = tuple(e for e in ir.edges if e[0] in members and e[1] in members)
+    replays = tuple(s.name for s in ir.stages if s.name in members & cells)
+    return Partition(READOUT, IR(tuple(stages + _taps(ir, members - cells)), edges, ir.meta), replays)
 
 
 def replay_waveform(time: np.ndarray, current: np.ndarray, tolerance: float) -> tuple[tuple, tuple]:

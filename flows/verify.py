@@ -36,7 +36,7 @@ from compiler.ir import IR, CurrentOutput
 from flows import mc_model, parasitics
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
-from flows.partition import READOUT, partitions, replay_waveform
+from flows.partition import READOUT, partitions, readout_alone, replay_waveform
 from flows.report import SPICE_BLOCKS, power_estimate
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
@@ -309,7 +309,7 @@ REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed cell current follow
 
 
 def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
-    """Partition by partition (flows/partition.py), each replaying the cell currents recorded upstream.
+    """Partition by partition (flows/partition.py), each replaying the receiver inputs recorded upstream.
     Power is the sum over partitions: each has its own copy of the bias reference, so it reads high.
     A run whose partition fails is not carried into the partitions after it."""
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
@@ -340,9 +340,10 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
             into["cached"] = into["cached"] and result.cached
             if part.name == READOUT:
                 into["outputs"] = got["outputs"]
-            else:  # the current each cell output sinks, replayed by the partitions downstream
-                recorded[i][part.name] = [
-                    replay_waveform(result[TIME], -result[name], tolerance) for name in where.outputs
+            else:  # the current into the receiver its cells feed, replayed by the partition downstream
+                sign = -1.0 if part.ir.of_kind(CurrentOutput)[0].polarity == "p" else 1.0  # sunk / sourced
+                recorded[i][part.records] = [
+                    replay_waveform(result[TIME], sign * result[name], tolerance) for name in where.outputs
                 ]
     return merged
 
@@ -418,7 +419,7 @@ def _isolated_readout(
     """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
     error the readout makes by itself, next to the one it shows inside the network; and the simulations
     that failed."""
-    readout = partitions(ir)[-1]
+    readout = readout_alone(ir)
     if not readout.replays or not sequences:
         return None, []
     netlist = directory / "verify" / "isolated" / READOUT

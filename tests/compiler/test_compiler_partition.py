@@ -12,7 +12,7 @@ from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, We
 from compiler.lower import lower
 from compiler.passes import run_pipeline
 from flows.build import build
-from flows.partition import READOUT, load_name, partitions, replay_waveform
+from flows.partition import READOUT, load_name, partitions, readout_alone, replay_waveform
 from flows.sweep import run_all
 from flows.verify import ToleranceFileError, failures, load_tolerances, verify
 
@@ -38,18 +38,20 @@ def test_phase_windows_are_ordered_and_leave_the_frame_ends_free():
         assert rise < fall < next_rise  # never two layers enabled at once
 
 
-def test_partitions_cut_at_cell_outputs(small_ckpt, tmp_path):
+def test_partitions_cut_at_the_receivers_of_cell_outputs(small_ckpt, tmp_path):
     ir, config = _ir(small_ckpt)
     parts = partitions(ir)
     assert [p.name for p in parts] == ["cell1", "cell2", READOUT]
-    assert parts[0].replays == () and parts[1].replays == ("cell1",)
-    assert set(parts[2].replays) == {"cell1", "cell2"}  # the residual reads cell1 too
-    for part in parts:
+    assert [p.replays for p in parts] == [(), ("cell1.rx.in",), ("res2.rx.in",)]  # one cut back, not every layer
+    assert [p.records for p in parts] == ["cell1.rx.in", "res2.rx.in", None]
+    for part, fed in zip(parts, ("cell1.rx", "res2.rx", None)):
         cells = part.ir.of_kind(Bistable)
         assert [c.name for c in cells] == ([] if part.name == READOUT else [part.name])
         assert all(isinstance(part.ir.stage(r), CurrentInput) for r in part.replays)
-        if part.name != READOUT:
-            assert part.ir.of_kind(CurrentOutput)[0].name == load_name(part.name)
+        (out,) = part.ir.of_kind(CurrentOutput)
+        if fed:  # the cells and the residual copy flow into the load that stands for the receiver
+            assert out.name == load_name(fed) and out.polarity == ir.stage(fed).polarity
+            assert set(part.ir.predecessors(out.name)) == set(ir.predecessors(fed))
         for gen in part.ir.of_kind(BiasGenerator):
             assert set(gen.taps) <= set(ir.of_kind(BiasGenerator)[0].taps)
         write_netlist(part.ir, tmp_path / part.name, config)
@@ -58,6 +60,14 @@ def test_partitions_cut_at_cell_outputs(small_ckpt, tmp_path):
     assert arrays == {s.name for s in ir.of_kind(WeightArray)}  # every weight is simulated somewhere
     taps = {t for p in parts for g in p.ir.of_kind(BiasGenerator) for t in g.taps}
     assert taps == set(ir.of_kind(BiasGenerator)[0].taps)
+    alone = readout_alone(ir)  # the diagnostic's cut: at the cells, every other stage simulated
+    assert alone.replays == ("cell1", "cell2") and "cell1.rx" in {s.name for s in alone.ir.stages}
+
+
+def test_partitions_stay_one_layer_deep(checkpoint_factory, tmp_path):
+    ir, _ = _ir(checkpoint_factory(tmp_path / "deep.ckpt", layers=5))
+    sizes = [len(p.ir.stages) for p in partitions(ir)]
+    assert len(sizes) == 6 and len(set(sizes[1:-1])) == 1  # every layer after the first holds as much
 
 
 def test_replayed_waveform_stays_within_tolerance_with_few_corners(rng):
