@@ -20,7 +20,7 @@ from compiler.foundation.errors import (
     SimulationTimeout,
     UsageError,
 )
-from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, parse_raw
+from compiler.foundation.ngspice import MANDATORY_OPTIONS, Runner, Simulation, Stimulus, ngspice_version, parse_raw
 from compiler.foundation.simcache import SimCache
 
 U_T = 0.025865  # kT/q at 27 C
@@ -190,6 +190,19 @@ def test_missing_ngspice_is_a_named_error_with_the_install_command(tmp_path):
     runner = Runner(cache=SimCache(tmp_path), executable="ngspice-not-installed")
     with pytest.raises(NgspiceNotFound, match="apt-get install ngspice"):
         runner.run(Simulation("R1 a 0 1k\n.op"))
+
+
+@pytest.mark.tools
+def test_the_ngspice_variable_picks_the_executable(tmp_path, monkeypatch):
+    wrapper = tmp_path / "my-ngspice"  # another ngspice beside the system's, as a newer build would be
+    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ngspice")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FQRNN_NGSPICE", str(wrapper))
+    assert Runner(cache=None).executable == str(wrapper)
+    assert ngspice_version().startswith("ngspice-")
+    monkeypatch.setenv("FQRNN_NGSPICE", str(tmp_path / "missing"))
+    with pytest.raises(NgspiceNotFound, match="FQRNN_NGSPICE names .*missing"):
+        Runner(cache=None).run(Simulation("R1 a 0 1k\n.op"))
 
 
 def test_netlist_error_quotes_ngspice_and_the_offending_line(fresh_runner):

@@ -73,6 +73,7 @@ SPICEINIT = "set ngbehavior=hsa\n"
 INSTALL_HINT = "install it with `sudo apt-get install ngspice` (Debian/Ubuntu) or run `make setup`"
 
 
+EXECUTABLE_VARIABLE = "FQRNN_NGSPICE"  # the ngspice to run, a name on PATH or a path (default: ngspice)
 CORES_VARIABLE = "FQRNN_NGSPICE_CORES"  # cores one command's ngspice runs share (default: those it may use)
 MAX_CORES = 1024  # the most FQRNN_NGSPICE_CORES may say: far above any one machine, low enough to catch a typo
 STALE_AFTER = 3600.0  # s: a dead program's run directory younger than this is left alone (see remove_stale_runs)
@@ -267,7 +268,7 @@ class Runner:
 
     cache: SimCache | None = field(default_factory=default_cache)
     library: ModelLibrary | None = None
-    executable: str = "ngspice"
+    executable: str = field(default_factory=lambda: default_executable())
     spiceinit: str = SPICEINIT
     timeout: float | None = None  # s, caps every simulation's own limit (a sweep's budget per simulation)
     threads: int | None = None  # OpenMP threads per ngspice; None: the cores, shared among the runs at once
@@ -347,13 +348,26 @@ def simulate(circuit: str, **kwargs) -> SimResult:
     return Runner().run(Simulation(circuit, **kwargs))
 
 
-@functools.cache
-def ngspice_version(executable: str = "ngspice") -> str:
-    """ngspice's version and build date, e.g. 'ngspice-39 (Sun Feb  5 13:44:35 UTC 2023)'."""
+def default_executable() -> str:
+    """The ngspice that runs: $FQRNN_NGSPICE (a newer build beside the system's, say), else `ngspice`."""
+    return os.environ.get(EXECUTABLE_VARIABLE) or "ngspice"
+
+
+def _found(executable: str) -> str:
+    """The path of `executable`, or NgspiceNotFound saying where it was looked for."""
     path = shutil.which(executable)
     if path is None:
-        raise NgspiceNotFound(f"ngspice was not found on PATH; {INSTALL_HINT}.")
-    out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30).stdout
+        where = f"${EXECUTABLE_VARIABLE} names {executable!r}, which" if executable != "ngspice" else "ngspice"
+        raise NgspiceNotFound(f"{where} was not found (a path, or a name on PATH); {INSTALL_HINT}.")
+    return path
+
+
+@functools.cache
+def ngspice_version(executable: str | None = None) -> str:
+    """ngspice's version and build date, e.g. 'ngspice-39 (Sun Feb  5 13:44:35 UTC 2023)'."""
+    out = subprocess.run(
+        [_found(executable or default_executable()), "-v"], capture_output=True, text=True, timeout=30
+    ).stdout
     name = re.search(r"(ngspice-[\w.+-]+)", out)
     built = re.search(r"Creation Date:\s*(.+)", out)
     return f"{name.group(1) if name else 'ngspice-unknown'} ({built.group(1).strip() if built else 'unknown build'})"
@@ -383,9 +397,7 @@ def kill_running(drain: bool = True) -> None:
 def _run_deck(deck: str, timeout: float, executable: str, spiceinit: str) -> tuple[str, bytes, float]:
     """Run one deck in a directory of its own, waiting on ngspice until it has exited (which the
     parent-death signal of `_tied_to_this_thread` relies on): (log, raw bytes, wall time)."""
-    path = shutil.which(executable)
-    if path is None:
-        raise NgspiceNotFound(f"ngspice was not found on PATH; {INSTALL_HINT}.")
+    path = _found(executable)
     _remove_stale_runs_once()
     with tempfile.TemporaryDirectory(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-") as tmp:
         cir, raw = Path(tmp) / "deck.cir", Path(tmp) / "out.raw"
