@@ -19,6 +19,9 @@ Tasks
   the answer is the number of supra-threshold pulses (0..4), read at the last frame (trained on the
   running count at every frame). A counter (CMRU) can solve it; a bistable cell can only tell 0 from
   >= 1. Metric: last-frame accuracy.
+* ``kws_yes``      keyword spotting: 'yes' against nine other command words, synthesised by espeak-ng
+  across accents, voices, speeds, pitches and noise, as 16 frames of 13 log-mel bands
+  (``models/speech.py``; stored in ``models/data/kws_yes.npz``). Metric: accuracy.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ SHAPES = {
     "digits_pixels": TaskShape(1, 10, True),
     "flipflop": TaskShape(4, 2, False),
     "event_count": TaskShape(1, 5, False),
+    "kws_yes": TaskShape(13, 2, True),
 }
 
 
@@ -250,6 +254,12 @@ def _make(name: str) -> Task:
             "acc",
             True,
         )
+    if name == "kws_yes":
+        from models import speech
+
+        train, val, test = (Split(*split) for split in speech.load().values())
+        about = "keyword spotting: 'yes' vs 9 other words (espeak-ng, 16 frames x 13 log-mel bands)"
+        return Task(name, about, *_shape(name), train, val, test, _ce_loss, _acc, "acc", True)
     raise KeyError(f"unknown task {str(name)[:80]!r}; choose one of {TASKS}")
 
 
