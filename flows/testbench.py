@@ -18,7 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from cells import cmru
-from compiler.backends.spice import BLOCKS, TOP, V_OUT, input_offsets, net, phase_pins, pins, power_probe, probe
+from compiler.backends.spice import (
+    BLOCKS,
+    TOP,
+    V_OUT,
+    input_offsets,
+    net,
+    phase_pins,
+    phases_used,
+    pins,
+    power_probe,
+    probe,
+)
 from compiler.foundation.simulation import TIME, InitialCondition, Pwl, Simulation, Tran, current, voltage
 from compiler.foundation.timing import window
 from compiler.ir import IR, CurrentInput, CurrentOutput, Ladder
@@ -104,9 +115,9 @@ def bench(
             pin = f"in_{first + k}"  # a pfet receiver takes the current sunk out of its node
             plus, minus = (pin, "0") if ir.stage(receiver).polarity == "p" else ("0", pin)
             stimuli.append(Pwl(f"IN{first + k}", plus, minus, tuple(times), tuple(levels)))
-    phases = ir.meta.get("phases", 0)
-    for p, pin in enumerate(phase_pins(ir), 1):
-        times, levels = _phase_pwl(p, phases, frames, frame_period, vdd)
+    phases, used = ir.meta.get("phases", 0), phases_used(ir)
+    for p, pin in enumerate(phase_pins(ir), 1):  # a pin no cell here uses stays low: no edges to step through
+        times, levels = _phase_pwl(p, phases, frames, frame_period, vdd) if p in used else ((0.0,), (0.0,))
         stimuli.append(Pwl(pin.upper(), pin, "0", times, levels, kind="V"))
     cells = ir.memory_cells()
     states = {c.name: [_state_nodes(c, k) for k in range(c.size)] for c in cells}

@@ -59,6 +59,12 @@ def phase_count(ir: IR) -> int:
     return max((c.phase for c in ir.memory_cells()), default=0)
 
 
+def phases_used(ir: IR) -> list[int]:
+    """The phases whose cells the IR holds: all of 1..phase_count in a whole network, one in a simulation
+    partition (flows/partition.py), whose other phase pins drive nothing."""
+    return sorted({c.phase for c in ir.memory_cells() if c.phase})
+
+
 def phase_pin(p: int) -> str:
     """The input pin of phase p: high while the cells of that layer may switch."""
     return f"ph_{p}"
@@ -211,7 +217,7 @@ def emit_signal(nl: Netlist, rx: Receiver) -> None:
 def emit_phase_drivers(nl: Netlist) -> None:
     """The phase driver of each layer of memory cells (cells/bistable.py): en_p, enb_p from pin ph_p."""
     bistable = cells.get("bistable")
-    for p in range(1, phase_count(nl.ir) + 1):
+    for p in phases_used(nl.ir):
         nl.instance(bistable.phase_driver(), [nl.vdd("cells"), phase_pin(p), f"en_{p}", f"enb_{p}"], f"phase_{p}")
 
 
