@@ -22,7 +22,7 @@ from models.catalog import build_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "models" / "zoo"
-PUBLISHED_MODEL = "fq_bmru_d4_digits_clock"  # the d=4 digits network next to the published figures
+PUBLISHED_MODEL = "fq_bmru_d4_kws_yes"  # the keyword spotter of the published topology, next to its figures
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,11 @@ CHAIN = {
     "trained_prediction_agreement": "trained_prediction_agreement",
 }
 
-# Published figures: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network.
+# Published figures: 180 nm CMOS, Spectre, schematic only: a d=4, 2-layer keyword-spotting network ('yes'
+# against other words of recorded speech; its software accuracy is the float column).
 PUBLISHED = {
     "benchmark": "zoo_figures",
-    "model": "published d=4, 2 layers (180 nm, schematic)",
+    "model": "published d=4, 2 layers, keyword spotting on recorded speech (180 nm, schematic)",
     "transistors": 768,
     "unit_transistors": "",
     "area_mm2": "",
@@ -45,7 +46,7 @@ PUBLISHED = {
     "arrays_nW": "",
     "bias_nW": "",
     "energy_per_inference_nJ": "",
-    "float_acc": "",
+    "float_acc": 0.942,
     "realised_acc": "",
     "circuit_acc": "",
     "prediction_agreement": "",
