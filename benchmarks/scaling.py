@@ -3,7 +3,7 @@
 Synthetic FQ-BMRU networks (random weights, seed 0) of 1, 4 and 16 layers of 4 cells (4, 16, 64 cells;
 64 only with --full) on the flip-flop task's inputs (4 channels), one test sequence each, from an
 empty cache. Layers of a fixed width keep every partition the same size, so the partitioned exponent
-shows what cutting the network at its cell outputs buys against one transient of all the cells.
+shows what cutting the network layer by layer buys against one transient of all the cells.
 """
 
 from __future__ import annotations
