@@ -15,19 +15,11 @@ from models.train import TrainConfig
 
 ZOO_DIR = package_path("models", "zoo")
 
-# Settings shared by the FQ-BMRU digit models: the rows with a frame clock (a bistable layer cannot
-# otherwise tell which row it reads), two layers with a residual, and no eps-annealing (on this task
-# annealing from the counter regime ended at a worse bistable solution; see zoo/README.md).
-DIGITS_FQ = dict(
-    task="digits_rows_clock",
-    cell="fq_bmru",
-    layers=2,
-    lr=1e-2,
-    eps_hold=0,
-    eps_decay=0,
-    steps=10000,
-    patience=20,
-)
+# Settings shared by the two-layer FQ-BMRU models (a residual between the layers) and no eps-annealing
+# (on the digits, annealing from the counter regime ended at a worse bistable solution; see zoo/README.md).
+FQ_TWO_LAYERS = dict(cell="fq_bmru", layers=2, lr=1e-2, eps_hold=0, eps_decay=0, steps=10000, patience=20)
+# The digit models read the rows with a frame clock (a bistable layer cannot otherwise tell which row it reads).
+DIGITS_FQ = dict(task="digits_rows_clock", **FQ_TWO_LAYERS)
 _CMP = dict(layers=1, lr=3e-3)
 
 ZOO: dict[str, TrainConfig] = {
@@ -36,19 +28,7 @@ ZOO: dict[str, TrainConfig] = {
     "fq_bmru_d4_digits_clock": TrainConfig(d=4, seed=2, encoder=4, head=8, **DIGITS_FQ),
     # the published topology (13 inputs -> FC 4 -> ReLU -> 2 x [FQ-BMRU 4 + skip] -> FC out) on the published
     # kind of task, keyword spotting; seed 1 of 0-2, chosen on validation (docs/measurements.md, "Low power")
-    "fq_bmru_d4_kws_yes": TrainConfig(
-        task="kws_yes",
-        cell="fq_bmru",
-        d=4,
-        layers=2,
-        encoder=4,
-        lr=1e-2,
-        eps_hold=0,
-        eps_decay=0,
-        steps=10000,
-        patience=20,
-        seed=1,
-    ),
+    "fq_bmru_d4_kws_yes": TrainConfig(task="kws_yes", d=4, seed=1, encoder=4, **FQ_TWO_LAYERS),
     "fq_bmru_d8_digits_clock": TrainConfig(d=8, seed=1, **DIGITS_FQ),  # seed 0 tested 0.839
     "fq_bmru_d16_digits_clock": TrainConfig(d=16, **DIGITS_FQ),
     "fq_bmru_d4_flipflop": TrainConfig(
