@@ -305,7 +305,7 @@ def _take(traces: dict, sequences: list) -> dict:
     return {layer: {k: np.asarray(v)[sequences] for k, v in signals.items()} for layer, signals in traces.items()}
 
 
-REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed cell current follows the recorded one
+REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed current follows the recorded one
 
 
 def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
@@ -416,7 +416,7 @@ def _isolated(
 def _isolated_readout(
     ir: IR, directory: Path, config, traces, x, sequences: list, frame: float, corner: str, temp: float, sweep: _Sweep
 ) -> tuple[float | None, list]:
-    """The readout alone (its partition, flows/partition.py) on the reference's cell outputs: the output
+    """The readout alone (flows/partition.py `readout_alone`) on the reference's cell outputs: the output
     error the readout makes by itself, next to the one it shows inside the network; and the simulations
     that failed."""
     readout = readout_alone(ir)
