@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).parent / "data" / "kws_yes.npz"
+from compiler.foundation.data import package_path
+
+DATA = package_path("models", "data") / "kws_yes.npz"
 KEYWORD = "yes"
 OTHERS = ("no", "up", "down", "left", "right", "on", "off", "stop", "go")
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
