@@ -10,6 +10,10 @@ it replays, the arrays reading them and the bias taps they use. It records the i
 its own cells feed: that node becomes output pins held at the harness voltage, into which its cells
 and every other current into the node (a residual copy) flow. No partition reaches further back than
 one cut, so each holds about one layer however deep the network. The last partition is the readout.
+With phased cells a recording is replayed as one step per frame (`held_replay`): the value where the
+downstream reads it, reached as the upstream cells' slot begins. A residual sum steps in the slot of
+every layer upstream, so replayed as recorded a deep layer's input would cost its partition a burst of
+timesteps per layer above it.
 
 `readout_alone` cuts at the memory cells themselves: the readout with the cells' outputs replayed and
 every other stage upstream simulated, which the readout-alone diagnostic feeds with reference outputs.
@@ -24,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.foundation.timing import slot, window
 from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput, IRError, Receiver
+from flows.testbench import SAMPLE_AT, frame_pwl
 
 READOUT = "readout"
 
@@ -134,6 +140,34 @@ def readout_alone(ir: IR) -> Partition:
     edges = tuple(e for e in ir.edges if e[0] in members and e[1] in members)
     replays = tuple(s.name for s in ir.stages if s.name in members & cells)
     return Partition(READOUT, IR(tuple(stages + _taps(ir, members - cells)), edges, ir.meta), replays)
+
+
+def held_replay(
+    time: np.ndarray, current: np.ndarray, period: float, frames: int, timing: tuple[float, float]
+) -> tuple[tuple, tuple]:
+    """A recorded current as one step per frame: its value at `sample_at` of each frame, reached an edge
+    after `change_at` of the same frame (`timing` = (change_at, sample_at), fractions of the frame).
+
+    The cells downstream read their input only in their own slot, and whatever reaches the readout
+    only when the frame is sampled. What the recording did before then (a residual sum steps in the slot
+    of every layer upstream) they need not see; replayed step by step it costs the downstream partition
+    a burst of timesteps per upstream layer, so a deep layer's partition would grow with its depth.
+    """
+    samples = np.interp((np.arange(frames) + timing[1]) * period, time, current)
+    return frame_pwl(samples, period, 1.0, timing[0], initial=float(current[0]))
+
+
+def replay_timing(upstream: Partition, downstream: Partition) -> tuple[float, float] | None:
+    """(change_at, sample_at) of the held replay from `upstream` into `downstream`: it changes when the
+    upstream cells' slot begins, so it settles for a whole slot before the next phase, as their own
+    outputs do, and it is sampled where the downstream reads it: at the end of its cells' window, or where
+    the frame is sampled for the readout. None for free-running cells (no slots): replay the waveform."""
+    phases = upstream.ir.meta.get("phases", 0)
+    phase = max((c.phase for c in upstream.ir.memory_cells()), default=0)
+    if not phases or not phase:
+        return None
+    later = [c.phase for c in downstream.ir.memory_cells()]
+    return phase * slot(phases), window(max(later), phases)[1] if later else SAMPLE_AT
 
 
 def replay_waveform(time: np.ndarray, current: np.ndarray, tolerance: float) -> tuple[tuple, tuple]:

@@ -55,10 +55,14 @@ class Bench:
     blocks: dict  # supply block -> vector of its supply current (compiler/backends/spice.py BLOCKS)
 
 
-def _pwl(values: np.ndarray, period: float, scale: float, at: float = 0.0) -> tuple[tuple, tuple]:
-    """Piecewise-constant frames: each value is reached an edge after `at` (a fraction of the frame) into
-    its frame and held until as far into the next."""
-    times, levels = [0.0], [0.0]
+def frame_pwl(
+    values: np.ndarray, period: float, scale: float, at: float = 0.0, initial: float = 0.0
+) -> tuple[tuple, tuple]:
+    """Piecewise-constant frames: `initial` until `at` (a fraction of the frame) into the first frame, then
+    each value (times `scale`) reached an edge after `at` into its frame and held until as far into the next."""
+    times, levels = [0.0], [initial]
+    if at > 0:
+        times, levels = [0.0, at * period], [initial, initial]
     for t, v in enumerate(values):
         times += [(t + at) * period + _edge(period), (t + 1 + at) * period]
         levels += [float(v) * scale] * 2
@@ -74,7 +78,7 @@ def golden_outputs(ir: IR, cell: str, q: np.ndarray, period: float) -> list[tupl
     window (the latest the circuit may): replayed into the partition downstream, its isolated error."""
     stage = ir.stage(cell)
     at = window(stage.phase, ir.meta.get("phases", 0))[1]
-    waves = [_pwl(np.asarray(q)[:, k], period, stage.gain[k], at) for k in range(stage.size)]
+    waves = [frame_pwl(np.asarray(q)[:, k], period, stage.gain[k], at) for k in range(stage.size)]
     return [(times, tuple(max(level, OFF_CURRENT) for level in levels)) for times, levels in waves]
 
 
@@ -111,7 +115,7 @@ def bench(
         first = offsets[stage.name]
         (receiver,) = ir.successors(stage.name)
         for k in range(stage.size):
-            times, levels = replay[stage.name][k] if stage.name in replay else _pwl(x[:, k], frame_period, i_unit)
+            times, levels = replay[stage.name][k] if stage.name in replay else frame_pwl(x[:, k], frame_period, i_unit)
             pin = f"in_{first + k}"  # a pfet receiver takes the current sunk out of its node
             plus, minus = (pin, "0") if ir.stage(receiver).polarity == "p" else ("0", pin)
             stimuli.append(Pwl(f"IN{first + k}", plus, minus, tuple(times), tuple(levels)))
@@ -223,7 +227,7 @@ def isolated_bench(
                 },
             ),
         ]
-        times, levels = _pwl(h[:, k], frame_period, i_unit)
+        times, levels = frame_pwl(h[:, k], frame_period, i_unit)
         stimuli.append(Pwl(f"H{k}", "0", f"in{k}", times, levels))
     states = [voltage(f"xc{k}", "b") for k in range(stage.size)]
     sim = Simulation(

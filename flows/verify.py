@@ -36,7 +36,7 @@ from compiler.ir import IR, CurrentOutput
 from flows import mc_model, parasitics
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
-from flows.partition import READOUT, partitions, readout_alone, replay_waveform
+from flows.partition import READOUT, held_replay, partitions, readout_alone, replay_timing, replay_waveform
 from flows.report import SPICE_BLOCKS, power_estimate
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
@@ -316,7 +316,9 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
     merged = [{"states": {}, "candidates": {}, "power_W": 0.0, "power_by_block_W": {}, "cached": True} for _ in runs]
     recorded = [{} for _ in runs]
     tolerance = REPLAY_TOLERANCE * ir.meta["i_unit"]
-    for part in partitions(ir):
+    parts = partitions(ir)
+    consumer = {replayed: part for part in parts for replayed in part.replays}
+    for part in parts:
         netlist = directory / "verify" / "partitions" / part.name
         write_netlist(part.ir, netlist, config, supply_probes=True)
         live = [i for i in range(len(runs)) if "error" not in merged[i]]
@@ -342,8 +344,12 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
                 into["outputs"] = got["outputs"]
             else:  # the current into the receiver its cells feed, replayed by the partition downstream
                 sign = -1.0 if part.ir.of_kind(CurrentOutput)[0].polarity == "p" else 1.0  # sunk / sourced
+                timing = replay_timing(part, consumer[part.records])
                 recorded[i][part.records] = [
-                    replay_waveform(result[TIME], sign * result[name], tolerance) for name in where.outputs
+                    held_replay(result[TIME], sign * result[name], frame, x.shape[1], timing)
+                    if timing
+                    else replay_waveform(result[TIME], sign * result[name], tolerance)
+                    for name in where.outputs
                 ]
     return merged
 

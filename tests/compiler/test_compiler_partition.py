@@ -6,13 +6,21 @@ import pytest
 from compiler.backends.spice import phase_pins, write_netlist
 from compiler.config import Config
 from compiler.foundation.ngspice import Runner, Simulation
-from compiler.foundation.timing import window
+from compiler.foundation.timing import slot, window
 from compiler.frontend import load_network
 from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
 from compiler.lower import lower
 from compiler.passes import run_pipeline
 from flows.build import build
-from flows.partition import READOUT, load_name, partitions, readout_alone, replay_waveform
+from flows.partition import (
+    READOUT,
+    held_replay,
+    load_name,
+    partitions,
+    readout_alone,
+    replay_timing,
+    replay_waveform,
+)
 from flows.sweep import run_all
 from flows.verify import ToleranceFileError, failures, load_tolerances, verify
 
@@ -76,6 +84,28 @@ def test_replayed_waveform_stays_within_tolerance_with_few_corners(rng):
     times, values = replay_waveform(t, i, 1e-12)
     assert len(times) < 40 and times[0] == t[0] and times[-1] == t[-1]
     assert np.max(np.abs(np.interp(t, times, values) - i)) <= 1.01e-12
+
+
+def test_held_replay_steps_once_per_frame_to_where_the_downstream_reads(small_ckpt):
+    ir, _ = _ir(small_ckpt)
+    first, second, readout = partitions(ir)
+    change, sample = replay_timing(first, second)  # cell1 switches in slot 1, cell2 reads in phase 2
+    assert change == pytest.approx(slot(2)) and sample == pytest.approx(window(2, 2)[1])
+    assert replay_timing(second, readout)[1] > window(2, 2)[1]  # the readout's: where the frame is sampled
+    period, frames = 0.1, 3
+    t = np.linspace(0, frames * period, 3001)
+    # a residual sum that steps in the input slot and in the cells' slot of every frame
+    i = 1e-9 * (1 + np.floor(t / period) + ((t / period) % 1 > 0.3))
+    times, values = held_replay(t, i, period, frames, (change, sample))
+    assert len(times) == 2 + 2 * frames and values[0] == i[0]  # one edge per frame, no burst per step
+    for f in range(frames):
+        read = (f + sample) * period
+        assert np.interp(read, times, values) == pytest.approx(np.interp(read, t, i))  # where it is read
+        assert np.interp((f + change) * period - 1e-9, times, values) == pytest.approx(
+            i[0] if f == 0 else values[2 * f]
+        )
+    free, _ = _ir(small_ckpt, phased=False)
+    assert replay_timing(*partitions(free)[:2]) is None  # free-running cells: the waveform is replayed
 
 
 def test_tolerance_files_replace_defaults_and_reject_mistakes(tmp_path):
