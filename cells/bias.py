@@ -8,7 +8,7 @@ Topology
   (``den`` units), copied by cascoded nfets of ``sinks[k]`` units (the pfet bias diodes: bistable ``ith``);
 * optional starving biases (``starve`` > 0): ``vsn`` is an nfet 1/1 diode fed by a pfet output of
   ``starve`` units, ``vsp`` a pfet 1/1 diode drained by a cascoded nfet output of ``starve`` units;
-  with I_ref = 1 nA, den = 1 and starve = 10 they are the 10 nA the bistable cells share.
+  with I_ref = 1 nA, den = 1 and starve = 1 they are the 1 nA the bistable cells share.
 
 Ports: ``vdd ref src1..srcK snk1..snkM [vsp vsn]``.
 Ideal: every output = I_ref * m / den. Calibrated: the measured relative error of each output kind

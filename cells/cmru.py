@@ -684,7 +684,8 @@ POWER_FRAMES = (1.5, 1.5, 0.7, 1.5, 0.3, 0.7, 0.3, 0.3)  # `_power`'s inputs in 
 
 def _power(runner: Runner, p: Params, corner, temp) -> float:
     """Mean power of one ladder over 8 frames (up, hold, down): its supply pin plus its bias port currents, at
-    VDD (W). The starving bias (10 i_unit x 2, one per chip, shared by every bistable stage) is not included."""
+    VDD (W). The starving bias (STARVE_UNITS i_unit x 2, one per chip, shared by every bistable stage) is not
+    included."""
     h = np.array(POWER_FRAMES) * p.I_thresh
     res = runner.run(_frames_sim([p], [h], corner=corner, temp=temp))
     return ladder_power(res, [p])

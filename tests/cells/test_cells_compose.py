@@ -8,8 +8,9 @@ from compiler.foundation.ngspice import Simulation, Stimulus
 
 def test_cells_bias_generator_drives_a_bistable_cell_as_calibrated(runner, report):
     """I_ref = 1 nA over 4 units: I_thresh = 1 nA (sink), I_width = 0.25 nA and I_gain = 1 nA (sources),
-    10 nA starving biases; the thresholds must match the two calibrated models chained, within 3 %."""
-    gen = bias.Params(sources=(1, 4), sinks=(4,), den=4, starve=40)
+    the starving bias as a chip has it (STARVE_UNITS x 1 nA); the thresholds must match the two calibrated
+    models chained, within 3 %."""
+    gen = bias.Params(sources=(1, 4), sinks=(4,), den=4, starve=4 * bistable.STARVE_UNITS)
     gen_sub, cell = bias.subckt(gen), bistable.subckt()
     bcal, ccal = bias.load_calibration(), bistable.load_calibration()
     i_th = bcal.current("sink", 1e-9, 4, 4)

@@ -22,6 +22,7 @@ TARGETS = {  # (key in the validation result, bound)
     "bistable": lambda r: r["calibrated_max_rel_error"] < 0.03 and r["frames"]["agreement"] == 1.0,
     "dpi": lambda r: r["calibrated_max_rms_of_peak"] < 0.02,
     "wta": lambda r: r["calibrated_rms_of_bias"] < 0.02,
+    "cmru": lambda r: r["level_agreement"] == 1.0 and r["calibrated_level_error_max"] < 0.02,
 }
 
 

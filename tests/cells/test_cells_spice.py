@@ -36,7 +36,7 @@ def test_cells_bistable_thresholds_and_levels_within_3_percent(runner, report):
 
 @pytest.mark.parametrize("i_unit", [0.1e-9, 0.05e-9])
 def test_cells_bistable_tables_serve_a_smaller_unit_current(runner, report, i_unit):
-    """A design of a smaller unit current starves its cells with STARVE_UNITS x i_unit; its cells'
+    """A design of a smaller unit current feeds its starving bias STARVE_UNITS x i_unit; its cells'
     thresholds and level are then the tables' (measured at I_UNIT) with the current axes scaled
     (Calibration.at_unit), down to thresholds of 0.3 units, within the library's 3 % and tighter."""
     scale = i_unit / bistable.common.I_UNIT

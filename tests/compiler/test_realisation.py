@@ -46,7 +46,7 @@ def test_the_realisation_does_not_depend_on_the_unit_current(name):
             np.testing.assert_array_equal(realised[key], value, err_msg=f"{key} at i_unit {i_unit:g}")
 
 
-@pytest.mark.parametrize("threshold", [1.09, 3.262, 4.644])
+@pytest.mark.parametrize("threshold", [1.144, 2.586, 3.951])
 def test_settled_values_realise_to_themselves(threshold):
     """A window legalised to the widest allowed (0.9 of its threshold) can come out of the calibration a
     little wider, which a second realisation narrows again: at these thresholds one realisation moves,

@@ -106,7 +106,9 @@ def test_a_toy_memory_cell_compiles_to_a_netlist_of_its_subcircuit(toy_kind, sma
         for tap in (t for t in taps if t.stage == cell.name):
             port = TOY_FACTS.bias_port(tap.field).name
             assert f"{spice.net(cell.name, tap.unit)}_{port}" in bias_line.split()
-    assert Tap("bistable_starve", "starve", 0, "p", 160) in taps and bias_line.split()[-3:-1] == ["vsp", "vsn"]
+    assert Tap("bistable_starve", "starve", 0, "p", 16 * bistable.STARVE_UNITS) in taps and bias_line.split()[
+        -3:-1
+    ] == ["vsp", "vsn"]
     assert IR.from_json(ir.to_json()) == ir  # the registered kind reads back from ir.json
 
 
