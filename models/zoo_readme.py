@@ -32,7 +32,7 @@ CI re-evaluates the shipped files on their test split instead of retraining them
 settings its circuit needs to verify (`python -m compiler build models/zoo/<name>.ckpt --config
 models/zoo/<name>.yaml`); `make demo` and `make bench` build with it. Without one the build chooses a
 frame period its signal nodes settle in. `fq_bmru_d4_digits_clock.yaml` builds the published network size
-at low power: a unit current of 0.15 nA (68 nW in SPICE over 50 test sequences, 500 ms frames);
+at low power: a unit current of 0.15 nA (63 nW in SPICE over 50 test sequences, 500 ms frames);
 `fq_bmru_d4_flipflop.yaml` sets the 20 ms frames it was verified with.
 
 **Hardware-aware.** The FQ entries are trained for the circuit the compiler builds from them with that
