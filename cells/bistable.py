@@ -66,8 +66,8 @@ W_SRC, L_SRC = 4.0, 8.0  # current sources and mirrors (threshold mismatch sigma
 L_CASCODE = 4.0
 # Inverter starving current (shared bias), in units of the design's i_unit. It sets how fast the state
 # node slews and, through the inverter's trip points, where the thresholds fall (calibrated), not the
-# static current of a cell; the chip pays it twice (two diodes). 1 unit against 10 before: the set delay
-# at 5 % overdrive grew from 200 to 309 us at 1 nA (docs/measurements.md, "Low power").
+# static current of a cell; the chip pays it twice (two diodes). Its choice: docs/measurements.md,
+# "Low power".
 STARVE_UNITS = 1
 I_STARVE = STARVE_UNITS * common.I_UNIT  # the starving current the calibration tables are measured with
 MIN_WIDTH_RATIO = 0.1  # I_width / I_thresh below this loses the hysteresis to mismatch
