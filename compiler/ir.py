@@ -364,10 +364,13 @@ class CurrentOutput(Stage):
     `pooling` is 'none' (per-frame outputs) or 'mean_time' (a classifier: mean over frames).
     `polarity` is the direction the pins take, as a Receiver's: 'n' sourced currents (the readout),
     'p' sunk ones (a simulation partition's stand-in for a pfet receiver, flows/partition.py).
+    `diode` (a partition's stand-in only): (unit devices, W, L in um) of the receiver diode each pin
+    flows into instead of the fixed voltage, so the currents into it see the receiver's own voltage.
     """
 
     pooling: str = "none"
     polarity: str = "n"
+    diode: tuple = ()
     kind: ClassVar[str] = "current_output"
     receives: ClassVar[bool] = True
 
@@ -376,6 +379,8 @@ class CurrentOutput(Stage):
             raise IRError(f"stage {self.name!r}: pooling must be 'none' or 'mean_time'")
         if self.polarity not in ("n", "p"):
             raise IRError(f"stage {self.name!r}: polarity must be 'n' or 'p', not {self.polarity!r}")
+        if self.diode and len(self.diode) != 3:
+            raise IRError(f"stage {self.name!r}: diode must be (unit devices, W, L), not {self.diode!r}")
 
     @property
     def accepts(self) -> str:

@@ -2,18 +2,21 @@
 
 A monolithic transient of N cells that switch at different times costs about N^2 (every timestep the
 slowest cell needs is paid by all of them). The network is current-mode: stages talk through the
-currents summed at receiver nodes, and the currents into a node come from cascoded or long-channel
-current sources, nearly blind to its voltage. So the network is cut at the receivers that sum the
-outputs of memory cells (the residual sums of a backbone). Partition p simulates the cells of one
-stage and everything between them and the cut receivers upstream: those receivers, whose summed input
-it replays, the arrays reading them and the bias taps they use. It records the input of the receiver
-its own cells feed: that node becomes output pins held at the harness voltage, into which its cells
-and every other current into the node (a residual copy) flow. No partition reaches further back than
-one cut, so each holds about one layer however deep the network. The last partition is the readout.
-With phased cells a recording is replayed as one step per frame (`held_replay`): the value where the
-downstream reads it, reached as the upstream cells' slot begins. A residual sum steps in the slot of
-every layer upstream, so replayed as recorded a deep layer's input would cost its partition a burst of
-timesteps per layer above it.
+currents summed at receiver nodes. So the network is cut at the receivers that sum the outputs of
+memory cells (the residual sums of a backbone). Partition p simulates the cells of one stage and
+everything between them and the cut receivers upstream: those receivers, whose summed input it
+replays, the arrays reading them and the bias taps they use. It records the input of the receiver its
+own cells feed: that node becomes output pins, each into a copy of the receiver's own diode, and its
+cells and every other current into the node (a residual copy) flow into them at the voltage they see
+in the whole network. No partition reaches further back than one cut, so each holds about one layer
+however deep the network. The last partition is the readout.
+
+A recording is replayed as recorded (`replay_waveform`), which gives the whole netlist's results within
+the simulator's own noise, or held (`held_replay`, phased cells only): one step per frame, the value
+where the downstream reads it, reached as the upstream cells' slot begins. A residual sum steps in the
+slot of every layer upstream, so replayed as recorded a deep layer's input costs its partition a burst
+of timesteps per layer above it; held it costs one, but a node that settles slowly downstream then
+sees another history, and the outputs move (docs/measurements.md).
 
 `readout_alone` cuts at the memory cells themselves: the readout with the cells' outputs replayed and
 every other stage upstream simulated, which the readout-alone diagnostic feeds with reference outputs.
@@ -30,7 +33,7 @@ import numpy as np
 
 from compiler.foundation.timing import slot, window
 from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput, IRError, Receiver
-from flows.testbench import SAMPLE_AT, frame_pwl
+from flows.testbench import SAMPLE_AT, edge, frame_pwl
 
 READOUT = "readout"
 
@@ -56,19 +59,20 @@ def load_name(receiver: str) -> str:
 
 
 def partitions(ir: IR) -> list[Partition]:
-    """The partitions of `ir` in dependency order: each layer of cells, then the readout."""
-    cuts = _cut_receivers(ir)
-    return [_layer(ir, cell.name, cuts) for cell in ir.memory_cells()] + [_readout(ir, cuts)]
+    """The partitions of `ir` in dependency order: one per cut receiver (`cut_receivers`), then the readout."""
+    cuts = cut_receivers(ir)
+    return [_recording(ir, fed, cuts) for fed in cuts] + [_readout(ir, cuts)]
 
 
-def _cut_receivers(ir: IR) -> dict[str, str]:
-    """The receiver each memory cell's outputs flow into, by cell."""
-    cuts = {}
+def cut_receivers(ir: IR) -> list[str]:
+    """The receivers the network is cut at, in dependency order: the one each memory cell's outputs
+    flow into. (Cutting at the other receivers too was slower and less exact: docs/measurements.md.)"""
+    cuts = []
     for cell in ir.memory_cells():
         successors = [ir.stage(s) for s in ir.successors(cell.name)]
         if len(successors) != 1 or not isinstance(successors[0], Receiver):
             raise IRError(f"stage {cell.name!r}: a partition needs a memory cell's outputs summed at one receiver")
-        cuts[cell.name] = successors[0].name
+        cuts.append(successors[0].name)
     return cuts
 
 
@@ -83,26 +87,32 @@ def _upstream(ir: IR, starts, stop) -> set:
     return members
 
 
-def _layer(ir: IR, cell: str, cuts: dict) -> Partition:
-    """One layer of cells, from the cut receivers before it to the one it feeds (recorded at its load)."""
-    fed = cuts[cell]
-    senders = ir.predecessors(fed)  # the cell and every other current into its receiver
-    if any(ir.stage(s).memory and s != cell for s in senders):
+def _recording(ir: IR, fed: str, cuts: list) -> Partition:
+    """Everything from the cut receivers before `fed` to `fed`, whose input its load pins record. It is
+    named after the memory cell among the currents into `fed`, if one is, else after `fed`."""
+    senders = ir.predecessors(fed)  # a layer's cells and every other current into the receiver
+    cells = [s for s in senders if ir.stage(s).memory]
+    if len(cells) > 1:
         raise IRError(f"stage {fed!r}: a partition needs one memory-cell stage per cut receiver")
-    stop = set(cuts.values()) - {fed}
+    stop = set(cuts) - {fed}
     members = _upstream(ir, senders, stop)
+    receiver, reader = ir.stage(fed), ir.readers(fed)[0]
     load = CurrentOutput(
-        load_name(fed), ir.stage(fed).size, source=ir.stage(fed).source, polarity=ir.stage(fed).polarity
+        load_name(fed),
+        receiver.size,
+        source=receiver.source,
+        polarity=receiver.polarity,
+        diode=(receiver.denominator, reader.unit_w, reader.unit_l),
     )
     extra = ([load], [(s, load.name) for s in senders])
-    shared = ir.stage(cell).facts.shared
-    return _subnetwork(ir, cell, members, stop, extra, {shared.tap} if shared else set(), replay_name(fed))
+    shared = {ir.stage(c).facts.shared.tap for c in cells if ir.stage(c).facts.shared}
+    return _subnetwork(ir, cells[0] if cells else fed, members, stop, extra, shared, replay_name(fed))
 
 
-def _readout(ir: IR, cuts: dict) -> Partition:
+def _readout(ir: IR, cuts: list) -> Partition:
     """Everything from the last cut receivers to the output pins."""
     (out,) = ir.of_kind(CurrentOutput)
-    stop = set(cuts.values())
+    stop = set(cuts)
     return _subnetwork(ir, READOUT, _upstream(ir, [out.name], stop), stop, ([], []), set(), None)
 
 
@@ -170,13 +180,23 @@ def replay_timing(upstream: Partition, downstream: Partition) -> tuple[float, fl
     return phase * slot(phases), window(max(later), phases)[1] if later else SAMPLE_AT
 
 
-def replay_waveform(time: np.ndarray, current: np.ndarray, tolerance: float) -> tuple[tuple, tuple]:
-    """A recorded current as few PWL points as keep every sample within `tolerance` (swing-door).
+def replay_start(period: float) -> float:
+    """Where a replayed waveform starts to follow its recording: a tenth of an input edge in. Before it
+    the upstream took its start-up steps (from 1e-13 s), corners a downstream transient cannot step to."""
+    return edge(period) / 10
+
+
+def replay_waveform(time: np.ndarray, current: np.ndarray, tolerance: float, start: float = 0.0) -> tuple[tuple, tuple]:
+    """A recorded current as few PWL points as keep every sample within `tolerance` (swing-door), from
+    `start` on (`replay_start`; the first value held until then).
 
     Each PWL corner is a simulator breakpoint, so replaying every recorded timepoint would make the
     downstream partition step as finely as the upstream one everywhere; a cell output is flat between
     its switching events, and this keeps only the corners that carry its shape.
     """
+    later = time >= start
+    later[0] = True
+    time, current = time[later], current[later]
     keep, origin = [0], 0
     low, high = -np.inf, np.inf
     for i in range(1, len(time)):

@@ -1,7 +1,8 @@
 """Transient test benches of a built network: frame-synchronous input currents in, per-frame samples out.
 
 Each input feature is a piecewise-constant current (x * i_unit) per frame of `frame_period`, with a short
-edge. Output pins are held at 0.9 V and their currents measured; every bistable cell's candidate current
+edge. Output pins are held at 0.9 V (a partition's stand-in for a receiver: its diode) and their
+currents measured; every bistable cell's candidate current
 is read through the 0 V source in series with its input, and its state from its internal node `b`.
 At t = 0 every cell is reset (an initial condition on `b`, a power-on reset), matching the model's initial state.
 An FQ-CMRU unit's state is its level: the number of set stages of its ladder (a thermometer code,
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cells import cmru
+from cells import cmru, mirror
 from compiler.backends.spice import (
     BLOCKS,
     TOP,
@@ -64,12 +65,13 @@ def frame_pwl(
     if at > 0:
         times, levels = [0.0, at * period], [initial, initial]
     for t, v in enumerate(values):
-        times += [(t + at) * period + _edge(period), (t + 1 + at) * period]
+        times += [(t + at) * period + edge(period), (t + 1 + at) * period]
         levels += [float(v) * scale] * 2
     return tuple(times), tuple(levels)
 
 
-def _edge(period: float) -> float:
+def edge(period: float) -> float:
+    """The rise and fall time of an input frame and a phase pin (EDGE, at most EDGE_SHARE of a frame)."""
     return min(EDGE, EDGE_SHARE * period)
 
 
@@ -88,7 +90,7 @@ def _phase_pwl(phase: int, phases: int, frames: int, period: float, vdd: float) 
     times, levels = [0.0], [0.0]
     for t in range(frames):
         for at, level in ((rise, vdd), (fall, 0.0)):
-            times += [(t + at) * period, (t + at) * period + _edge(period)]
+            times += [(t + at) * period, (t + at) * period + edge(period)]
             levels += [levels[-1], level]
     return tuple(times), tuple(levels)
 
@@ -131,12 +133,13 @@ def bench(
     blocks = {b: current("xnet", f"v{power_probe(b)}".lower()) for b in BLOCKS if f"V{power_probe(b)} " in network}
     saves = [v for group in candidates.values() for v in group] + outputs + [SUPPLY, *blocks.values()]
     nodes = [v for group in states.values() for unit in group for v in unit]
+    cell_text = (netlist_dir / "cells.spice").read_text()
     lines = [
-        (netlist_dir / "cells.spice").read_text(),
+        cell_text,
         network,
         f"VDD vdd 0 {vdd:g}",
         f"IREF iref 0 {i_unit:g}",
-        *[f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(n_out)],
+        *_output_loads(ir.of_kind(CurrentOutput)[0], cell_text),
         f"XNET {' '.join(pins(ir))} {TOP}",
     ]
     sim = Simulation(
@@ -154,6 +157,24 @@ def bench(
     )
     sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
     return sim, Bench(states, candidates, outputs, sample_times, blocks)
+
+
+def _output_loads(out: CurrentOutput, cell_text: str) -> list[str]:
+    """What each output pin flows into, through the 0 V source VOUT<k> that measures it: the fixed
+    voltage V_OUT, or for a partition's stand-in for a receiver (flows/partition.py) a copy of the
+    receiver's diode (cells/mirror.py with no outputs), so the currents into it see its own voltage.
+    `cell_text` holds the subcircuits already defined."""
+    if not out.diode:
+        return [f"VOUT{k} out_{k} 0 {V_OUT:g}" for k in range(out.size)]
+    units, w, l = out.diode
+    diode = mirror.subckt(mirror.Params(out.polarity, (), n_in=units, w=w, l=l))
+    lines = [] if f".subckt {diode.name} " in cell_text else [diode.text]
+    for k in range(out.size):
+        lines += [
+            f"VOUT{k} out_{k} load_{k} 0",
+            diode.instance(f"LOAD{k}", ["vdd"] * (out.polarity == "p") + [f"load_{k}"]),
+        ]
+    return lines
 
 
 def _transient(frames: int, frame_period: float) -> Tran:

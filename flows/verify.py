@@ -36,7 +36,15 @@ from compiler.ir import IR, CurrentOutput
 from flows import mc_model, parasitics
 from flows.arguments import JOBS, SECONDS, TEMPERATURE, count
 from flows.build import check_build_outputs
-from flows.partition import READOUT, held_replay, partitions, readout_alone, replay_timing, replay_waveform
+from flows.partition import (
+    READOUT,
+    held_replay,
+    partitions,
+    readout_alone,
+    replay_start,
+    replay_timing,
+    replay_waveform,
+)
 from flows.report import SPICE_BLOCKS, power_estimate
 from flows.sweep import EXECUTORS, run_all
 from flows.testbench import bench, golden_outputs, isolated_bench, isolated_states, samples
@@ -115,6 +123,7 @@ def verify(
     runner: Runner | None = None,
     log=print,
     partitioned: bool = False,
+    replay: str = "exact",
     executor: str = "local",
     scheduler: str | None = None,
     tolerances: dict | None = None,
@@ -125,7 +134,8 @@ def verify(
 ) -> dict:
     """Verify a build at every corner x temperature asked for (default: the build's) and over `mc` seeded
     PDK mismatch draws at the first of them. The first condition is nominal: it sets the verdict.
-    `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once.
+    `partitioned` simulates layer by layer (flows/partition.py) instead of the whole netlist at once,
+    each partition replaying the currents recorded upstream as `replay` says (REPLAYS).
     `sim_timeout` (s) caps each simulation; one that fails is reported and left out of the metrics.
     `diagnose` picks the sequences simulated again piece by piece (`_diagnosed`).
     `post_layout` simulates the netlist with the layout's wiring capacitance (flows/parasitics.py) and
@@ -134,6 +144,8 @@ def verify(
     ir, config = _load(directory)
     if post_layout and partitioned:
         raise PostLayoutUnsupported("--post-layout simulates the whole netlist; leave out --partitioned.")
+    if replay not in REPLAYS:
+        raise UsageError(f"unknown replay {replay!r}; choose from {', '.join(REPLAYS)}")
     if post_layout:  # the isolated benches are of schematic cells: nothing for a post-layout run to add
         diagnose = "none"
     out = directory / (POST_LAYOUT if post_layout else "verify")
@@ -158,7 +170,7 @@ def verify(
     with tqdm(total=total, desc="ngspice", unit="sim", disable=log is None) as bar:
         sweep = _Sweep(runner, jobs, executor, scheduler, lambda _: bar.update())
         if partitioned:
-            flat = _partitioned(ir, directory, config, x, frame, conditions, sweep)
+            flat = _partitioned(ir, directory, config, x, frame, conditions, sweep, replay)
         else:
             flat = _monolithic(ir, out / "netlist", config, x, frame, conditions, sweep, extraction)
         wall = time.perf_counter() - start
@@ -195,6 +207,7 @@ def verify(
             "frames": int(x.shape[1]),
             "frame_period_s": frame,
             "simulation": "partitioned" if partitioned else "monolithic",
+            "replay": replay if partitioned else None,
             "partitions": rounds,
             "wall_s": round(wall, 2),
             "wall_s_per_sequence": round(wall / len(flat), 2),
@@ -305,10 +318,16 @@ def _take(traces: dict, sequences: list) -> dict:
     return {layer: {k: np.asarray(v)[sequences] for k, v in signals.items()} for layer, signals in traces.items()}
 
 
-REPLAY_TOLERANCE = 1e-3  # of i_unit: how closely a replayed current follows the recorded one
+# How a partition replays the currents recorded upstream (flows/partition.py): 'exact' the recorded
+# waveform, within REPLAY_TOLERANCE; 'held' one step per frame where the downstream reads it (phased
+# cells; free-running ones get the waveform), far cheaper in deep networks, not exact (docs/measurements.md).
+REPLAYS = ("exact", "held")
+REPLAY_TOLERANCE = 1e-6  # of i_unit: how closely a replayed waveform follows the recorded one
 
 
-def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep) -> list[dict]:
+def _partitioned(
+    ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep, replay: str = "exact"
+) -> list[dict]:
     """Partition by partition (flows/partition.py), each replaying the receiver inputs recorded upstream.
     Power is the sum over partitions: each has its own copy of the bias reference, so it reads high.
     A run whose partition fails is not carried into the partitions after it."""
@@ -318,6 +337,7 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
     tolerance = REPLAY_TOLERANCE * ir.meta["i_unit"]
     parts = partitions(ir)
     consumer = {replayed: part for part in parts for replayed in part.replays}
+    start = replay_start(frame)
     for part in parts:
         netlist = directory / "verify" / "partitions" / part.name
         write_netlist(part.ir, netlist, config, supply_probes=True)
@@ -344,11 +364,11 @@ def _partitioned(ir: IR, directory: Path, config, x, frame: float, conditions, s
                 into["outputs"] = got["outputs"]
             else:  # the current into the receiver its cells feed, replayed by the partition downstream
                 sign = -1.0 if part.ir.of_kind(CurrentOutput)[0].polarity == "p" else 1.0  # sunk / sourced
-                timing = replay_timing(part, consumer[part.records])
+                timing = replay_timing(part, consumer[part.records]) if replay == "held" else None
                 recorded[i][part.records] = [
                     held_replay(result[TIME], sign * result[name], frame, x.shape[1], timing)
                     if timing
-                    else replay_waveform(result[TIME], sign * result[name], tolerance)
+                    else replay_waveform(result[TIME], sign * result[name], tolerance, start)
                     for name in where.outputs
                 ]
     return merged
@@ -776,6 +796,14 @@ def add_arguments(parser) -> None:
         help="simulate layer by layer, replaying recorded cell currents (faster on large networks)",
     )
     parser.add_argument(
+        "--replay",
+        choices=REPLAYS,
+        default="exact",
+        help="with --partitioned: replay the recorded currents as recorded (default; the whole netlist's results "
+        "within simulator noise) or held, one step per frame (far faster on deep networks, outputs off by "
+        "up to a few 1e-2 units)",
+    )
+    parser.add_argument(
         "--executor",
         choices=EXECUTORS,
         default="local",
@@ -839,6 +867,7 @@ def run(args) -> int:
         args.temp,
         args.mc,
         partitioned=args.partitioned,
+        replay=args.replay,
         executor=args.executor,
         scheduler=args.scheduler,
         tolerances=tolerances,

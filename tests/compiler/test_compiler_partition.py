@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compiler.backends.spice import phase_pins, write_netlist
+from compiler.backends.spice import V_OUT, phase_pins, write_netlist
 from compiler.config import Config
 from compiler.foundation.ngspice import Runner, Simulation
 from compiler.foundation.timing import slot, window
@@ -11,6 +11,7 @@ from compiler.frontend import load_network
 from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
 from compiler.lower import lower
 from compiler.passes import run_pipeline
+from flows import verify as verify_module
 from flows.build import build
 from flows.partition import (
     READOUT,
@@ -18,10 +19,12 @@ from flows.partition import (
     load_name,
     partitions,
     readout_alone,
+    replay_start,
     replay_timing,
     replay_waveform,
 )
 from flows.sweep import run_all
+from flows.testbench import bench, edge
 from flows.verify import ToleranceFileError, failures, load_tolerances, verify
 
 
@@ -60,6 +63,10 @@ def test_partitions_cut_at_the_receivers_of_cell_outputs(small_ckpt, tmp_path):
         if fed:  # the cells and the residual copy flow into the load that stands for the receiver
             assert out.name == load_name(fed) and out.polarity == ir.stage(fed).polarity
             assert set(part.ir.predecessors(out.name)) == set(ir.predecessors(fed))
+            reader = ir.readers(fed)[0]  # and into a copy of its diode, at the voltage it has in the network
+            assert out.diode == (ir.stage(fed).denominator, reader.unit_w, reader.unit_l)
+        else:
+            assert out.diode == ()  # the real output pins: held at the harness voltage
         for gen in part.ir.of_kind(BiasGenerator):
             assert set(gen.taps) <= set(ir.of_kind(BiasGenerator)[0].taps)
         write_netlist(part.ir, tmp_path / part.name, config)
@@ -84,6 +91,36 @@ def test_replayed_waveform_stays_within_tolerance_with_few_corners(rng):
     times, values = replay_waveform(t, i, 1e-12)
     assert len(times) < 40 and times[0] == t[0] and times[-1] == t[-1]
     assert np.max(np.abs(np.interp(t, times, values) - i)) <= 1.01e-12
+
+
+def test_replayed_waveform_skips_the_upstream_start_up_steps(rng):
+    t = np.concatenate([[0.0, 4e-13, 7.8e-11, 2e-6], np.linspace(1e-3, 1.0, 50)])
+    i = 1e-9 + 1e-12 * rng.standard_normal(t.size)
+    start = replay_start(0.1)
+    assert 0 < start < 1e-3 and start < edge(0.1)
+    times, values = replay_waveform(t, i, 1e-15, start)
+    assert times[0] == 0.0 and values[0] == i[0]  # the first value, held until the recording is followed
+    assert min(times[1:]) >= start and times[-1] == t[-1]
+    assert np.allclose(np.interp(t[4:], times, values), i[4:], rtol=0, atol=1e-15)
+
+
+def test_a_partition_bench_terminates_its_load_in_the_receivers_diode(small_ckpt, tmp_path):
+    ir, config = _ir(small_ckpt)
+    first, readout = partitions(ir)[0], partitions(ir)[-1]
+    x = np.zeros((2, ir.stage("x").size))
+    for part in (first, readout):
+        write_netlist(part.ir, tmp_path / part.name, config)
+        sim, _ = bench(
+            part.ir, tmp_path / part.name, x, 0.01, replay={r: [((0.0,), (1e-10,))] * 8 for r in part.replays}
+        )
+        (out,) = part.ir.of_kind(CurrentOutput)
+        lines = sim.circuit.splitlines()
+        if out.diode:
+            assert "VOUT0 out_0 load_0 0" in lines  # a 0 V probe into the diode, no fixed voltage
+            diode = next(line for line in lines if line.startswith("XLOAD0 "))
+            assert f"m={out.diode[0]}" in sim.circuit and diode.split()[-1] in sim.circuit
+        else:
+            assert f"VOUT0 out_0 0 {V_OUT:g}" in lines
 
 
 def test_held_replay_steps_once_per_frame_to_where_the_downstream_reads(small_ckpt):
@@ -136,12 +173,25 @@ def test_dask_executor_gives_the_local_results(tmp_path):
 
 
 @pytest.mark.tools
-def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path):
+def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path, monkeypatch):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
-    whole = verify(out, sequences=1, jobs=2, log=None)
-    split = verify(out, sequences=1, jobs=2, log=None, partitioned=True)
-    assert split["simulation"] == "partitioned" and split["partitions"] == 3
-    assert split["state_agreement"] == pytest.approx(whole["state_agreement"], abs=1 / 32)
-    assert split["prediction_agreement"] == whole["prediction_agreement"]
-    assert abs(split["output_rms_units"] - whole["output_rms_units"]) < 0.05
+    runs = {}
+    compare = verify_module._compare
+
+    def spy(ir, task, traces, got, y, done):  # the sampled states and outputs of each run
+        runs[len(runs)] = got
+        return compare(ir, task, traces, got, y, done)
+
+    monkeypatch.setattr(verify_module, "_compare", spy)
+    whole = verify(out, sequences=1, jobs=2, log=None, diagnose="none")
+    exact = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True)
+    held = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True, replay="held")
+    assert exact["simulation"] == "partitioned" and exact["partitions"] == 3 and exact["replay"] == "exact"
+    (w,), (e,) = runs[0], runs[1]
+    for cell in w["states"]:  # replayed as recorded into the receivers' own diodes: the same circuit
+        assert np.array_equal(w["states"][cell], e["states"][cell])
+    assert np.max(np.abs(w["outputs"] - e["outputs"])) < 1e-3  # units; simulator noise is about 1e-4
+    assert held["state_agreement"] == pytest.approx(whole["state_agreement"], abs=1 / 32)
+    assert held["prediction_agreement"] == whole["prediction_agreement"]
+    assert abs(held["output_rms_units"] - whole["output_rms_units"]) < 0.05
