@@ -42,6 +42,7 @@ class Settings:
     figure_sequences: int  # ... on their first test sequences ...
     figure_frames: int | None  # ... and their first frames (None: all)
     cmru_limits: tuple  # cmru_limits: plans (Ks, tau / T_f values, frame periods in ms, mismatch draws)
+    replay_model: tuple = ("fq_bmru_d4_flipflop", 2, 2)  # replay: zoo model, sequences, frames (None: all)
 
     @classmethod
     def of(cls, mode: str) -> "Settings":
@@ -88,6 +89,7 @@ MODES = {
         8,
         None,
         CMRU_LIMITS_FULL,
+        ("fq_bmru_d4_digits_clock", 2, None),
     ),
 }
 
@@ -133,22 +135,28 @@ def built(checkpoint: Path, layout: bool) -> tuple[Path, dict, float]:
     return _BUILDS[key]
 
 
-def verified(directory: Path, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False):
-    """(verify metrics, the cache directory it filled) of a verification from an empty cache, once per run."""
-    key = (Path(directory), sequences, frames, jobs, partitioned)
+def verified(directory: Path, sequences: int, frames: int, jobs: int = 1, replay: str | None = None):
+    """(verify metrics, the cache directory it filled) of a verification from an empty cache, once per run:
+    of the whole netlist (`replay` None) or partitioned with that replay (flows/verify.py REPLAYS)."""
+    key = (Path(directory), sequences, frames, jobs, replay)
     if key not in _VERIFIED:
         cache = workdir("cache")
-        _VERIFIED[key] = (_verify(directory, sequences, frames, jobs, partitioned, cache), cache)
+        _VERIFIED[key] = (_verify(directory, sequences, frames, jobs, replay, cache), cache)
     return _VERIFIED[key]
 
 
 def reverified(directory: Path, sequences: int, frames: int) -> tuple[dict, dict]:
     """(cold, repeated) metrics: a monolithic verification, then the same one again on its cache."""
     cold, cache = verified(directory, sequences, frames)
-    return cold, _verify(directory, sequences, frames, 1, False, cache)
+    return cold, _verify(directory, sequences, frames, 1, None, cache)
 
 
-def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dict:
+def simulation(replay: str | None) -> str:
+    """How a verification simulated, for the tables: the whole netlist, or partitioned with a replay."""
+    return f"partitioned, {replay} replay" if replay else "monolithic"
+
+
+def _verify(directory, sequences, frames, jobs, replay, cache: Path) -> dict:
     from compiler.backends.behavioural import compiled
     from flows.verify import verify
 
@@ -159,7 +167,8 @@ def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dic
         sequences,
         jobs,
         frames=frames,
-        partitioned=partitioned,
+        partitioned=replay is not None,
+        replay=replay or "exact",
         runner=Runner(cache=SimCache(cache)),
         log=None,
     )
@@ -172,10 +181,10 @@ def _verify(directory, sequences, frames, jobs, partitioned, cache: Path) -> dic
 
 
 def verify_command(
-    checkpoint: str, sequences: int, frames: int, jobs: int = 1, partitioned: bool = False, cache: str = "$(mktemp -d)"
+    checkpoint: str, sequences: int, frames: int, jobs: int = 1, replay: str | None = None, cache: str = "$(mktemp -d)"
 ) -> str:
     """The command line that measures a verification figure; `checkpoint` a zoo model's name or a path."""
-    part = " --partitioned" if partitioned else ""
+    part = (" --partitioned" + (f" --replay {replay}" if replay != "exact" else "")) if replay else ""
     frames = f" --frames {frames}" if frames else ""
     return (
         f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "

@@ -23,7 +23,17 @@ from benchmarks.common import Settings
 from compiler.foundation.ngspice import ngspice_version
 
 # The slowest and least certain last: an interrupted run has saved the others.
-BENCHMARKS = ("model_load", "build", "zoo_figures", "cache", "verification", "behavioural", "cmru_limits", "scaling")
+BENCHMARKS = (
+    "model_load",
+    "build",
+    "zoo_figures",
+    "cache",
+    "verification",
+    "behavioural",
+    "replay",
+    "cmru_limits",
+    "scaling",
+)
 HERE = Path(__file__).resolve().parent
 
 

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from benchmarks.common import Settings, built, rounded, verified, verify_command, workdir
+from benchmarks.common import Settings, built, rounded, simulation, verified, verify_command, workdir
 from compiler.foundation.errors import CompilerError
 
 WIDTH = 4  # cells per layer
@@ -42,19 +42,24 @@ def synthetic_checkpoint(path, cells: int, width: int = WIDTH, seed: int = 0):
 
 def run(settings: Settings):
     """Rows as they are measured (the 64-cell runs take minutes), each fit after its sizes."""
-    for partitioned, sizes in ((False, settings.monolithic_cells), (True, settings.partitioned_cells)):
+    plans = (
+        (None, settings.monolithic_cells),
+        ("exact", settings.partitioned_cells),
+        ("held", settings.partitioned_cells),
+    )
+    for replay, sizes in plans:
         measured = {}
         for cells in sizes:
             try:
-                metrics, _ = verified(_network(cells), 1, settings.scaling_frames, 1, partitioned)
+                metrics, _ = verified(_network(cells), 1, settings.scaling_frames, 1, replay)
             except CompilerError as error:  # a failed size is reported; the fit uses the others
-                yield _row(cells, settings, partitioned, note=f"{type(error).__name__}: {str(error)[:80]}")
+                yield _row(cells, settings, replay, note=f"{type(error).__name__}: {str(error)[:80]}")
                 continue
             measured[cells] = metrics["wall_s"]
-            yield _row(cells, settings, partitioned, wall_s=rounded(metrics["wall_s"]), cached=metrics["cached"])
+            yield _row(cells, settings, replay, wall_s=rounded(metrics["wall_s"]), cached=metrics["cached"])
         if len(measured) >= 2:
             _, b = fit_exponent(list(measured), list(measured.values()))
-            yield _row("fit " + ", ".join(map(str, measured)), settings, partitioned, exponent=round(b, 2))
+            yield _row("fit " + ", ".join(map(str, measured)), settings, replay, exponent=round(b, 2))
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,16 +69,16 @@ def _network(cells: int):
     return built(ckpt, layout=False)[0]
 
 
-def _row(cells, settings: Settings, partitioned: bool, **figures) -> dict:
+def _row(cells, settings: Settings, replay: str | None, **figures) -> dict:
     if isinstance(cells, int):
         command = f"python -m benchmarks.scaling {cells} C{cells}.ckpt && " + verify_command(
-            f"C{cells}.ckpt", 1, settings.scaling_frames, 1, partitioned
+            f"C{cells}.ckpt", 1, settings.scaling_frames, 1, replay
         )
     else:
         command = "least squares log(wall_s) = a + b log(cells) over the rows above (benchmarks.scaling.fit_exponent)"
     return {
         "benchmark": "scaling",
-        "simulation": "partitioned" if partitioned else "monolithic",
+        "simulation": simulation(replay),
         "cells": cells,
         "layers": cells // WIDTH if isinstance(cells, int) else "",
         "frames": settings.scaling_frames,

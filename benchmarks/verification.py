@@ -4,21 +4,21 @@ The speedup is against the monolithic simulation in one process."""
 
 from __future__ import annotations
 
-from benchmarks.common import ZOO, Settings, built, rounded, verified, verify_command
+from benchmarks.common import ZOO, Settings, built, rounded, simulation, verified, verify_command
 
 
 def run(settings: Settings) -> list[dict]:
     directory, _, _ = built(ZOO / f"{settings.timing_model}.ckpt", layout=True)
     rows, baseline = [], None
-    for partitioned in (False, True):
+    for replay in (None, "exact", "held"):
         for jobs in (1, 2):
-            metrics, _ = verified(directory, settings.sequences, settings.frames, jobs, partitioned)
+            metrics, _ = verified(directory, settings.sequences, settings.frames, jobs, replay)
             baseline = baseline or metrics["wall_s"]  # monolithic, one process
             rows.append(
                 {
                     "benchmark": "verification",
                     "model": settings.timing_model,
-                    "simulation": metrics["simulation"],
+                    "simulation": simulation(replay),
                     "partitions": metrics["partitions"],
                     "jobs": jobs,
                     "sequences": metrics["sequences"],
@@ -28,9 +28,7 @@ def run(settings: Settings) -> list[dict]:
                     "speedup": rounded(baseline / metrics["wall_s"]),
                     "cached": metrics["cached"],
                     "state_agreement": rounded(metrics["state_agreement"]),
-                    "command": verify_command(
-                        settings.timing_model, settings.sequences, settings.frames, jobs, partitioned
-                    ),
+                    "command": verify_command(settings.timing_model, settings.sequences, settings.frames, jobs, replay),
                 }
             )
     return rows

@@ -61,7 +61,7 @@ def load_name(receiver: str) -> str:
 def partitions(ir: IR) -> list[Partition]:
     """The partitions of `ir` in dependency order: one per cut receiver (`cut_receivers`), then the readout."""
     cuts = cut_receivers(ir)
-    return [_recording(ir, fed, cuts) for fed in cuts] + [_readout(ir, cuts)]
+    return [_layer(ir, fed, cuts) for fed in cuts] + [_readout(ir, cuts)]
 
 
 def cut_receivers(ir: IR) -> list[str]:
@@ -87,9 +87,9 @@ def _upstream(ir: IR, starts, stop) -> set:
     return members
 
 
-def _recording(ir: IR, fed: str, cuts: list) -> Partition:
-    """Everything from the cut receivers before `fed` to `fed`, whose input its load pins record. It is
-    named after the memory cell among the currents into `fed`, if one is, else after `fed`."""
+def _layer(ir: IR, fed: str, cuts: list) -> Partition:
+    """One layer of cells: everything from the cut receivers before `fed` to `fed`, whose input its load
+    pins record. It is named after the memory cell among the currents into `fed`."""
     senders = ir.predecessors(fed)  # a layer's cells and every other current into the receiver
     cells = [s for s in senders if ir.stage(s).memory]
     if len(cells) > 1:
@@ -105,8 +105,8 @@ def _recording(ir: IR, fed: str, cuts: list) -> Partition:
         diode=(receiver.denominator, reader.unit_w, reader.unit_l),
     )
     extra = ([load], [(s, load.name) for s in senders])
-    shared = {ir.stage(c).facts.shared.tap for c in cells if ir.stage(c).facts.shared}
-    return _subnetwork(ir, cells[0] if cells else fed, members, stop, extra, shared, replay_name(fed))
+    shared = ir.stage(cells[0]).facts.shared
+    return _subnetwork(ir, cells[0], members, stop, extra, {shared.tap} if shared else set(), replay_name(fed))
 
 
 def _readout(ir: IR, cuts: list) -> Partition:

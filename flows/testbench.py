@@ -2,13 +2,14 @@
 
 Each input feature is a piecewise-constant current (x * i_unit) per frame of `frame_period`, with a short
 edge. Output pins are held at 0.9 V (a partition's stand-in for a receiver: its diode) and their
-currents measured; every bistable cell's candidate current
-is read through the 0 V source in series with its input, and its state from its internal node `b`.
+currents measured; every bistable cell's candidate current is read through the 0 V source in series
+with its input, and its state from its internal node `b`.
 At t = 0 every cell is reset (an initial condition on `b`, a power-on reset), matching the model's initial state.
 An FQ-CMRU unit's state is its level: the number of set stages of its ladder (a thermometer code,
 cells/cmru.py), read from each stage's node `b`.
 Each phase pin is high in its slot of every frame (compiler/passes/schedule_phases.py), so the layers
-switch one after the other. Samples are taken at the end of each frame, after the cells have settled.
+switch one after the other. Samples are taken at the end of each frame, after the cells have settled,
+at timepoints the simulator is made to take (`sample_breakpoints`).
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def bench(
     for p, pin in enumerate(phase_pins(ir), 1):  # a pin no cell here uses stays low: no edges to step through
         times, levels = _phase_pwl(p, phases, frames, frame_period, vdd) if p in used else ((0.0,), (0.0,))
         stimuli.append(Pwl(pin.upper(), pin, "0", times, levels, kind="V"))
+    sample_times = _sample_times(frames, frame_period)
+    stimuli.append(sample_breakpoints(sample_times))
     cells = ir.memory_cells()
     states = {c.name: [_state_nodes(c, k) for k in range(c.size)] for c in cells}
     candidates = {c.name: [current("xnet", f"v{probe(c.name, k)}".lower()) for k in range(c.size)] for c in cells}
@@ -155,8 +158,20 @@ def bench(
         mc_seed=mc_seed,
         timeout=3600,
     )
-    sample_times = (np.arange(frames) + SAMPLE_AT) * frame_period
     return sim, Bench(states, candidates, outputs, sample_times, blocks)
+
+
+def _sample_times(frames: int, frame_period: float) -> np.ndarray:
+    return (np.arange(frames) + SAMPLE_AT) * frame_period
+
+
+def sample_breakpoints(sample_times: np.ndarray) -> Pwl:
+    """A 0 V source on a node of its own whose corners are the sample times: ngspice takes a timepoint
+    at every corner of a voltage source (not of a current source), so each sample is simulated, not
+    interpolated across a timepoint after it. Without it a replayed current whose change started just
+    after a sample (flows/partition.py) moved that sample by up to 0.26 units (docs/measurements.md)."""
+    times = (0.0, *(float(t) for t in sample_times))
+    return Pwl("SAMPLE", "sample_at", "0", times, (0.0,) * len(times), kind="V")
 
 
 def _output_loads(out: CurrentOutput, cell_text: str) -> list[str]:
@@ -250,6 +265,7 @@ def isolated_bench(
         ]
         times, levels = frame_pwl(h[:, k], frame_period, i_unit)
         stimuli.append(Pwl(f"H{k}", "0", f"in{k}", times, levels))
+    stimuli.append(sample_breakpoints(_sample_times(h.shape[0], frame_period)))
     states = [voltage(f"xc{k}", "b") for k in range(stage.size)]
     sim = Simulation(
         "\n".join(lines),
@@ -266,5 +282,5 @@ def isolated_bench(
 
 def isolated_states(result, states: list, frames: int, frame_period: float, vdd: float) -> np.ndarray:
     """States [T, units] sampled at the end of each frame."""
-    times = (np.arange(frames) + SAMPLE_AT) * frame_period
+    times = _sample_times(frames, frame_period)
     return np.stack([np.interp(times, result[TIME], result[s]) > vdd / 2 for s in states], -1).astype(float)

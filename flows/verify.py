@@ -144,8 +144,7 @@ def verify(
     ir, config = _load(directory)
     if post_layout and partitioned:
         raise PostLayoutUnsupported("--post-layout simulates the whole netlist; leave out --partitioned.")
-    if replay not in REPLAYS:
-        raise UsageError(f"unknown replay {replay!r}; choose from {', '.join(REPLAYS)}")
+    _check_replay(replay)
     if post_layout:  # the isolated benches are of schematic cells: nothing for a post-layout run to add
         diagnose = "none"
     out = directory / (POST_LAYOUT if post_layout else "verify")
@@ -157,9 +156,7 @@ def verify(
     corners = list(corners or [config.get("corner")])
     temps = [config.get("temp")] if temps is None else list(temps)
     conditions = [(c, t, None) for c in corners for t in temps] + [(corners[0], temps[0], s) for s in range(1, mc + 1)]
-    frame = (
-        ir.meta["frame_period"] if "frame_period" in ir.meta else config.get("frame_period")
-    )  # builds before choose_frame
+    frame = _frame_period(ir, config)
     runner = runner or Runner()
     if sim_timeout is not None:
         runner = dataclasses.replace(runner, timeout=sim_timeout)
@@ -311,6 +308,40 @@ def _failed(error: SimulationError, bench_name: str, corner: str, temp: float, s
         "bench": bench_name,
         "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}",
     }
+
+
+def _check_replay(replay: str) -> None:
+    if replay not in REPLAYS:
+        raise UsageError(f"unknown replay {replay!r}; choose from {', '.join(REPLAYS)}")
+
+
+def _frame_period(ir: IR, config) -> float:
+    """The build's frame period (from its config for builds before choose_frame set it in the IR)."""
+    return ir.meta["frame_period"] if "frame_period" in ir.meta else config.get("frame_period")
+
+
+def simulate(
+    directory,
+    sequences: int,
+    frames: int | None = None,
+    jobs: int = 1,
+    partitioned: bool = False,
+    replay: str = "exact",
+    runner: Runner | None = None,
+) -> list[dict]:
+    """The SPICE samples of the build's first test sequences (their first `frames`) at its own condition,
+    one dict per sequence (states, candidates and outputs per frame in units, power): the whole netlist or
+    partitioned, without the reference. What `verify` compares; for comparing simulations with each other
+    (benchmarks/replay.py)."""
+    _check_replay(replay)
+    directory = Path(directory)
+    ir, config = _load(directory)
+    x = get_task(ir.meta["task"]).test.x[:sequences, :frames]
+    conditions = [(config.get("corner"), config.get("temp"), None)]
+    sweep = _Sweep(runner or Runner(), jobs, "local", None, None)
+    if partitioned:
+        return _partitioned(ir, directory, config, x, _frame_period(ir, config), conditions, sweep, replay)
+    return _monolithic(ir, directory / "verify" / "netlist", config, x, _frame_period(ir, config), conditions, sweep)
 
 
 def _take(traces: dict, sequences: list) -> dict:
@@ -627,7 +658,8 @@ def markdown(metrics: dict) -> str:
     rows.append(("energy per inference", f"{metrics['energy_per_inference_J'] * 1e9:.2f} nJ"))
     rows.append(
         (
-            f"SPICE wall time per sequence ({metrics['simulation']}, {metrics['partitions']} partitions)",
+            f"SPICE wall time per sequence ({metrics['simulation']}, {metrics['partitions']} partitions"
+            + (f", {metrics['replay']} replay)" if metrics.get("replay") else ")"),
             f"{metrics['wall_s_per_sequence']} s ({metrics['cached']} cached)",
         )
     )

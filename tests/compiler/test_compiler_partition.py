@@ -11,7 +11,6 @@ from compiler.frontend import load_network
 from compiler.ir import BiasGenerator, Bistable, CurrentInput, CurrentOutput, WeightArray
 from compiler.lower import lower
 from compiler.passes import run_pipeline
-from flows import verify as verify_module
 from flows.build import build
 from flows.partition import (
     READOUT,
@@ -25,7 +24,7 @@ from flows.partition import (
 )
 from flows.sweep import run_all
 from flows.testbench import bench, edge
-from flows.verify import ToleranceFileError, failures, load_tolerances, verify
+from flows.verify import ToleranceFileError, failures, load_tolerances, simulate, verify
 
 
 def _ir(path, **options):
@@ -173,25 +172,17 @@ def test_dask_executor_gives_the_local_results(tmp_path):
 
 
 @pytest.mark.tools
-def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path, monkeypatch):
+def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_path):
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
-    runs = {}
-    compare = verify_module._compare
-
-    def spy(ir, task, traces, got, y, done):  # the sampled states and outputs of each run
-        runs[len(runs)] = got
-        return compare(ir, task, traces, got, y, done)
-
-    monkeypatch.setattr(verify_module, "_compare", spy)
-    whole = verify(out, sequences=1, jobs=2, log=None, diagnose="none")
-    exact = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True)
+    (whole,) = simulate(out, 1, jobs=2)
+    (exact,) = simulate(out, 1, jobs=2, partitioned=True)
+    for cell in whole["states"]:  # replayed as recorded into the receivers' own diodes: the same circuit
+        assert np.array_equal(whole["states"][cell], exact["states"][cell])
+    assert np.max(np.abs(whole["outputs"] - exact["outputs"])) < 1e-3  # units; simulator noise is about 1e-4
+    metrics = verify(out, sequences=1, jobs=2, log=None, diagnose="none")
     held = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True, replay="held")
-    assert exact["simulation"] == "partitioned" and exact["partitions"] == 3 and exact["replay"] == "exact"
-    (w,), (e,) = runs[0], runs[1]
-    for cell in w["states"]:  # replayed as recorded into the receivers' own diodes: the same circuit
-        assert np.array_equal(w["states"][cell], e["states"][cell])
-    assert np.max(np.abs(w["outputs"] - e["outputs"])) < 1e-3  # units; simulator noise is about 1e-4
-    assert held["state_agreement"] == pytest.approx(whole["state_agreement"], abs=1 / 32)
-    assert held["prediction_agreement"] == whole["prediction_agreement"]
-    assert abs(held["output_rms_units"] - whole["output_rms_units"]) < 0.05
+    assert held["simulation"] == "partitioned" and held["partitions"] == 3 and held["replay"] == "held"
+    assert held["state_agreement"] == pytest.approx(metrics["state_agreement"], abs=1 / 32)
+    assert held["prediction_agreement"] == metrics["prediction_agreement"]
+    assert abs(held["output_rms_units"] - metrics["output_rms_units"]) < 0.05
