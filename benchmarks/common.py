@@ -168,7 +168,7 @@ def _verify(directory, sequences, frames, jobs, replay, cache: Path) -> dict:
         jobs,
         frames=frames,
         partitioned=replay is not None,
-        replay=replay or "exact",
+        replay=replay or "held",
         runner=Runner(cache=SimCache(cache)),
         log=None,
     )
@@ -184,7 +184,7 @@ def verify_command(
     checkpoint: str, sequences: int, frames: int, jobs: int = 1, replay: str | None = None, cache: str = "$(mktemp -d)"
 ) -> str:
     """The command line that measures a verification figure; `checkpoint` a zoo model's name or a path."""
-    part = (" --partitioned" + (f" --replay {replay}" if replay != "exact" else "")) if replay else ""
+    part = (" --partitioned" + (f" --replay {replay}" if replay != "held" else "")) if replay else ""
     frames = f" --frames {frames}" if frames else ""
     return (
         f"{build_command(checkpoint)} --no-layout && FQRNN_CACHE_DIR={cache} "

@@ -32,7 +32,7 @@ def run(settings: Settings) -> list[dict]:
     for name, runner, replay in plans:
         before = _children_cpu()
         got = simulate(
-            directory, sequences, frames, 1, replay is not None, replay or "exact", runner(cache=None, threads=1)
+            directory, sequences, frames, 1, replay is not None, replay or "held", runner(cache=None, threads=1)
         )
         cpu = _children_cpu() - before
         baseline, reference = baseline or cpu, reference or got

@@ -44,8 +44,8 @@ def run(settings: Settings):
     """Rows as they are measured (the 64-cell runs take minutes), each fit after its sizes."""
     plans = (
         (None, settings.monolithic_cells),
-        ("exact", settings.partitioned_cells),
         ("held", settings.partitioned_cells),
+        ("exact", settings.partitioned_cells),
     )
     for replay, sizes in plans:
         measured = {}

@@ -11,12 +11,12 @@ cells and every other current into the node (a residual copy) flow into them at 
 in the whole network. No partition reaches further back than one cut, so each holds about one layer
 however deep the network. The last partition is the readout.
 
-A recording is replayed as recorded (`replay_waveform`), which gives the whole netlist's results within
-the simulator's own noise, or held (`held_replay`, phased cells only): one step per frame, the value
-where the downstream reads it, reached as the upstream cells' slot begins. A residual sum steps in the
-slot of every layer upstream, so replayed as recorded a deep layer's input costs its partition a burst
-of timesteps per layer above it; held it costs one, but a node that settles slowly downstream then
-sees another history, and the outputs move (docs/measurements.md).
+A recording is replayed held (`held_replay`, phased cells only): one step per frame, the value where
+the downstream reads it, reached as the upstream cells' slot begins; or as recorded (`replay_waveform`),
+which comes closer to the whole netlist's results. A residual sum steps in the slot of every layer
+upstream, so replayed as recorded a deep layer's input costs its partition a burst of timesteps per
+layer above it; held it costs one, but a node that settles slowly downstream then sees another history,
+and the outputs move (docs/measurements.md).
 
 `readout_alone` cuts at the memory cells themselves: the readout with the cells' outputs replayed and
 every other stage upstream simulated, which the readout-alone diagnostic feeds with reference outputs.

@@ -123,7 +123,7 @@ def verify(
     runner: Runner | None = None,
     log=print,
     partitioned: bool = False,
-    replay: str = "exact",
+    replay: str = "held",
     executor: str = "local",
     scheduler: str | None = None,
     tolerances: dict | None = None,
@@ -326,7 +326,7 @@ def simulate(
     frames: int | None = None,
     jobs: int = 1,
     partitioned: bool = False,
-    replay: str = "exact",
+    replay: str = "held",
     runner: Runner | None = None,
 ) -> list[dict]:
     """The SPICE samples of the build's first test sequences (their first `frames`) at its own condition,
@@ -349,15 +349,16 @@ def _take(traces: dict, sequences: list) -> dict:
     return {layer: {k: np.asarray(v)[sequences] for k, v in signals.items()} for layer, signals in traces.items()}
 
 
-# How a partition replays the currents recorded upstream (flows/partition.py): 'exact' the recorded
-# waveform, within REPLAY_TOLERANCE; 'held' one step per frame where the downstream reads it (phased
-# cells; free-running ones get the waveform), far cheaper in deep networks, not exact (docs/measurements.md).
-REPLAYS = ("exact", "held")
+# How a partition replays the currents recorded upstream (flows/partition.py): 'held' one step per frame
+# where the downstream reads it (phased cells; free-running ones get the waveform), the fast one; 'exact'
+# the recorded waveform within REPLAY_TOLERANCE, closer to the monolithic run and as slow as it from a
+# few layers on (docs/measurements.md).
+REPLAYS = ("held", "exact")
 REPLAY_TOLERANCE = 1e-6  # of i_unit: how closely a replayed waveform follows the recorded one
 
 
 def _partitioned(
-    ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep, replay: str = "exact"
+    ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep, replay: str = "held"
 ) -> list[dict]:
     """Partition by partition (flows/partition.py), each replaying the receiver inputs recorded upstream.
     Power is the sum over partitions: each has its own copy of the bias reference, so it reads high.
@@ -830,10 +831,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--replay",
         choices=REPLAYS,
-        default="exact",
-        help="with --partitioned: replay the recorded currents as recorded (default; the whole netlist's results "
-        "within simulator noise) or held, one step per frame (far faster on deep networks, outputs off by "
-        "up to a few 1e-2 units)",
+        default="held",
+        help="with --partitioned: replay each recorded current held, one step per frame (default; fast at any "
+        "depth, outputs off by up to a few 1e-2 units), or exact, as recorded (closer to the whole netlist, "
+        "as slow as it from a few layers on)",
     )
     parser.add_argument(
         "--executor",

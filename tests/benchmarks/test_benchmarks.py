@@ -71,15 +71,15 @@ def test_zoo_models_picks_by_name():
 
 
 def test_verify_command_reproduces_the_settings():
-    command = verify_command("fq_bmru_d4_digits_clock", 2, 1, jobs=2, replay="exact")
+    command = verify_command("fq_bmru_d4_digits_clock", 2, 1, jobs=2, replay="held")
     assert command == (
         "python -m compiler build models/zoo/fq_bmru_d4_digits_clock.ckpt --config "
         "models/zoo/fq_bmru_d4_digits_clock.yaml -o DIR --no-layout && "
         "FQRNN_CACHE_DIR=$(mktemp -d) python -m compiler verify DIR --sequences 2 --frames 1 -j 2 "
         "--partitioned"
     )
-    held = verify_command("fq_bmru_d4_digits_clock", 2, 1, jobs=2, replay="held")
-    assert held == command + " --replay held" and "--partitioned" not in verify_command("fq_bmru_d4_flipflop", 2, 1)
+    exact = verify_command("fq_bmru_d4_digits_clock", 2, 1, jobs=2, replay="exact")
+    assert exact == command + " --replay exact" and "--partitioned" not in verify_command("fq_bmru_d4_flipflop", 2, 1)
     assert "build C16.ckpt -o DIR" in verify_command("C16.ckpt", 1, 1)
 
 

@@ -176,12 +176,12 @@ def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_p
     out = tmp_path / "b"
     build(small_ckpt, out, log=lambda *_: None)
     (whole,) = simulate(out, 1, jobs=2)
-    (exact,) = simulate(out, 1, jobs=2, partitioned=True)
+    (exact,) = simulate(out, 1, jobs=2, partitioned=True, replay="exact")
     for cell in whole["states"]:  # replayed as recorded into the receivers' own diodes: the same circuit
         assert np.array_equal(whole["states"][cell], exact["states"][cell])
     assert np.max(np.abs(whole["outputs"] - exact["outputs"])) < 1e-3  # units; simulator noise is about 1e-4
     metrics = verify(out, sequences=1, jobs=2, log=None, diagnose="none")
-    held = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True, replay="held")
+    held = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True)  # held by default
     assert held["simulation"] == "partitioned" and held["partitions"] == 3 and held["replay"] == "held"
     assert held["state_agreement"] == pytest.approx(metrics["state_agreement"], abs=1 / 32)
     assert held["prediction_agreement"] == metrics["prediction_agreement"]
