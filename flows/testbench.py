@@ -166,10 +166,10 @@ def _sample_times(frames: int, frame_period: float) -> np.ndarray:
 
 
 def sample_breakpoints(sample_times: np.ndarray) -> Pwl:
-    """A 0 V source on a node of its own whose corners are the sample times: ngspice takes a timepoint
-    at every corner of a voltage source (not of a current source), so each sample is simulated, not
-    interpolated across a timepoint after it. Without it a replayed current whose change started just
-    after a sample (flows/partition.py) moved that sample by up to 0.26 units (docs/measurements.md)."""
+    """A 0 V source on a node of its own whose corners are the sample times, where ngspice then takes a
+    timepoint: each sample is simulated, not interpolated across a timepoint after it. ngspice stepped
+    over some corners of a replayed current (flows/partition.py), and a change that started just after
+    a sample moved that sample by up to 0.26 units (docs/measurements.md)."""
     times = (0.0, *(float(t) for t in sample_times))
     return Pwl("SAMPLE", "sample_at", "0", times, (0.0,) * len(times), kind="V")
 
