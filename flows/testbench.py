@@ -167,9 +167,9 @@ def _sample_times(frames: int, frame_period: float) -> np.ndarray:
 
 def sample_breakpoints(sample_times: np.ndarray) -> Pwl:
     """A 0 V source on a node of its own whose corners are the sample times, where ngspice then takes a
-    timepoint: each sample is simulated, not interpolated across a timepoint after it. ngspice stepped
-    over some corners of a replayed current (flows/partition.py), and a change that started just after
-    a sample moved that sample by up to 0.26 units (docs/measurements.md)."""
+    timepoint: each sample is simulated, not interpolated across a timepoint after it. ngspice steps
+    over some corners of a replayed current (flows/partition.py), and a change that starts just after a
+    sample would move it (docs/measurements.md, "Simulator")."""
     times = (0.0, *(float(t) for t in sample_times))
     return Pwl("SAMPLE", "sample_at", "0", times, (0.0,) * len(times), kind="V")
 
@@ -187,7 +187,7 @@ def _output_loads(out: CurrentOutput, cell_text: str) -> list[str]:
     for k in range(out.size):
         lines += [
             f"VOUT{k} out_{k} load_{k} 0",
-            diode.instance(f"LOAD{k}", ["vdd"] * (out.polarity == "p") + [f"load_{k}"]),
+            diode.instance(f"LOAD{k}", {"vdd": "vdd", "in": f"load_{k}"}),  # an nfet diode has no vdd port
         ]
     return lines
 

@@ -116,8 +116,13 @@ def test_a_partition_bench_terminates_its_load_in_the_receivers_diode(small_ckpt
         lines = sim.circuit.splitlines()
         if out.diode:
             assert "VOUT0 out_0 load_0 0" in lines  # a 0 V probe into the diode, no fixed voltage
-            diode = next(line for line in lines if line.startswith("XLOAD0 "))
-            assert f"m={out.diode[0]}" in sim.circuit and diode.split()[-1] in sim.circuit
+            load = next(line.split() for line in lines if line.startswith("XLOAD0 "))
+            assert load[-2] == "load_0" and (load[1] == "vdd") == (out.polarity == "p")
+            body = sim.circuit.split(f".subckt {load[-1]} ")[1].split(".ends")[0].splitlines()
+            devices = [line for line in body if line.startswith("XM")]
+            units, w, l = out.diode  # one diode of the receiver's unit devices, nothing copying it
+            assert len(devices) == (1 if out.polarity == "p" else 2)
+            assert all(f"W={w} L=" in d and d.endswith(f"m={units}") for d in devices) and f"L={l}" in devices[0]
         else:
             assert f"VOUT0 out_0 0 {V_OUT:g}" in lines
 
