@@ -42,14 +42,20 @@ class Settings:
     figure_sequences: int  # ... on their first test sequences ...
     figure_frames: int | None  # ... and their first frames (None: all)
     cmru_limits: tuple  # cmru_limits: plans (Ks, tau / T_f values, frame periods in ms, mismatch draws)
-    replay_model: tuple = ("fq_bmru_d4_flipflop", 2, 2)  # replay: zoo model, sequences, frames (None: all)
+    replay_model: tuple  # replay: zoo model, its first sequences, their first frames (None: all)
 
     @classmethod
     def of(cls, mode: str) -> "Settings":
         return MODES[mode]
 
+    def command(self, benchmark: str) -> str:
+        """The command line that runs one benchmark at these settings."""
+        mode = next(name for name, settings in MODES.items() if settings == self)
+        return f"python -m benchmarks.run {benchmark}" + ("" if mode == "default" else f" --{mode}")
+
 
 FLIPFLOP = "fq_bmru_d4_flipflop"
+DIGITS_MODEL = "fq_bmru_d4_digits_clock"  # the d=4 sequence whose simulation cost the replay benchmark tracks
 CMRU_LIMITS_FULL = (
     ((2, 4, 8, 12, 16), (0.6,), (10,), 0),
     ((4,), (0.3, 0.45, 0.9), (10,), 0),
@@ -58,7 +64,20 @@ CMRU_LIMITS_FULL = (
 )
 MODES = {
     "quick": Settings(
-        ("tt",), (FLIPFLOP,), (FLIPFLOP,), FLIPFLOP, 2, 1, 1, (4,), (4,), (FLIPFLOP,), 1, 1, (((2,), (0.6,), (10,), 0),)
+        ("tt",),
+        (FLIPFLOP,),
+        (FLIPFLOP,),
+        FLIPFLOP,
+        2,
+        1,
+        1,
+        (4,),
+        (4,),
+        (FLIPFLOP,),
+        1,
+        1,
+        (((2,), (0.6,), (10,), 0),),
+        (FLIPFLOP, 2, 2),
     ),
     "default": Settings(
         ("tt", "ss"),
@@ -74,6 +93,7 @@ MODES = {
         1,
         None,
         (((4,), (0.3, 0.6), (10,), 0),),
+        (DIGITS_MODEL, 1, None),
     ),
     "full": Settings(
         ("tt", "ff", "ss", "sf", "fs"),
@@ -89,7 +109,7 @@ MODES = {
         8,
         None,
         CMRU_LIMITS_FULL,
-        ("fq_bmru_d4_digits_clock", 2, None),
+        (DIGITS_MODEL, 4, None),
     ),
 }
 

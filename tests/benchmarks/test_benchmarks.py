@@ -162,3 +162,25 @@ def test_verify_simulates_only_the_first_frames(tmp_path, fresh_runner):
     metrics = verify(tmp_path / "b", 1, frames=1, runner=fresh_runner, log=None)
     assert metrics["frames"] == 1 and metrics["sequences"] == 1 and metrics["cached"] == 0
     assert metrics["energy_per_inference_J"] == pytest.approx(metrics["power_W"] * metrics["frame_period_s"])
+
+
+def test_settings_command_names_its_mode():
+    assert MODES["default"].command("replay") == "python -m benchmarks.run replay"
+    assert MODES["quick"].command("replay") == "python -m benchmarks.run replay --quick"
+    assert MODES["full"].command("scaling") == "python -m benchmarks.run scaling --full"
+
+
+def test_replay_benchmark_times_the_d4_digits_sequence_by_default():
+    model, sequences, frames = MODES["default"].replay_model
+    assert model == "fq_bmru_d4_digits_clock" and sequences >= 1 and frames is None  # whole sequences
+    assert (ZOO / f"{model}.ckpt").is_file()
+
+
+def test_larger_step_cap_scales_only_the_transients_cap():
+    from benchmarks.replay import STEP_CAP_SCALE, with_larger_step_cap
+    from compiler.foundation.simulation import Op, Simulation, Tran
+
+    sim = Simulation("R1 a 0 1k", analyses=(Op(), Tran(1e-6, 1e-3, tmax=2e-6), Tran(1e-6, 1e-3)), models="none")
+    op, capped, free = with_larger_step_cap(sim).analyses
+    assert op == Op() and free == Tran(1e-6, 1e-3)
+    assert capped == Tran(1e-6, 1e-3, tmax=pytest.approx(2e-6 * STEP_CAP_SCALE)) and STEP_CAP_SCALE > 1
