@@ -27,7 +27,7 @@ PUBLISHED_MODEL = "fq_bmru_d4_kws_yes"  # the keyword spotter of the published t
 
 @dataclass(frozen=True)
 class Settings:
-    """The size of a benchmark run: `quick` to try the runner, `default` (~8 min on 2 cores), `full`."""
+    """The size of a benchmark run: `quick` to try the runner, `default` (~4 min on 2 cores), `full`."""
 
     corners: tuple  # model_load
     build_models: tuple  # build: zoo models built ("*" = all FQ models) ...

@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks, write benchmarks/results.json and benchmarks/results.md.
 
 `python -m benchmarks.run [NAME ...] [--full | --quick]`: NAME picks benchmarks (default: all). The
-default run takes about 8 minutes on an idle 2-core machine; --full adds the slow items (all five
+default run takes about 4 minutes on an idle 2-core machine; --full adds the slow items (all five
 corners, every zoo model's DRC, LVS and power, longer and more sequences, 64 cells, the CMRU ladder's
 whole limits study);
 --quick is a smoke test.
