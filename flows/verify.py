@@ -361,7 +361,8 @@ def _partitioned(
     ir: IR, directory: Path, config, x, frame: float, conditions, sweep: _Sweep, replay: str = "held"
 ) -> list[dict]:
     """Partition by partition (flows/partition.py), each replaying the receiver inputs recorded upstream.
-    Power is the sum over partitions: each has its own copy of the bias reference, so it reads high.
+    Power is the circuit's supply blocks summed over partitions (not the bench's supply, which also feeds
+    the load pins' receiver copies); each partition has its own copy of the bias reference, so bias reads high.
     A run whose partition fails is not carried into the partitions after it."""
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
     merged = [{"states": {}, "candidates": {}, "power_W": 0.0, "power_by_block_W": {}, "cached": True} for _ in runs]
@@ -388,7 +389,7 @@ def _partitioned(
             got, into = samples(result, where, part.ir), merged[i]
             into["states"].update(got["states"])
             into["candidates"].update(got["candidates"])
-            into["power_W"] += got["power_W"]
+            into["power_W"] += sum(got["power_by_block_W"].values())
             for block, watts in got["power_by_block_W"].items():
                 into["power_by_block_W"][block] = into["power_by_block_W"].get(block, 0.0) + watts
             into["cached"] = into["cached"] and result.cached
@@ -641,7 +642,9 @@ def markdown(metrics: dict) -> str:
         for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()
     ]
     estimate = metrics.get("power_estimate_by_block_W", {})
-    summed = " (partitioned: summed over partitions, each with its own bias reference, so bias reads high)"
+    summed = (
+        " (partitioned: the supply blocks summed over partitions, each with its own bias reference, so bias reads high)"
+    )
     rows.append(
         (
             "power from SPICE (mean supply current x VDD) / the build's estimate on the same sequences"

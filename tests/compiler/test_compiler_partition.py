@@ -185,6 +185,14 @@ def test_partitioned_simulation_agrees_with_the_monolithic_one(small_ckpt, tmp_p
     for cell in whole["states"]:  # replayed as recorded into the receivers' own diodes: the same circuit
         assert np.array_equal(whole["states"][cell], exact["states"][cell])
     assert np.max(np.abs(whole["outputs"] - exact["outputs"])) < 1e-3  # units; simulator noise is about 1e-4
+    blocks, parts = whole["power_by_block_W"], exact["power_by_block_W"]
+    for block in ("arrays", "cells"):  # each stage in one partition: the same supply current
+        assert parts[block] == pytest.approx(blocks[block], rel=0.02)
+    assert parts["bias"] > blocks["bias"]  # a bias reference per partition
+    assert exact["power_W"] == pytest.approx(sum(parts.values()))  # not the bench's supply: it feeds the loads
+    assert exact["power_W"] - whole["power_W"] == pytest.approx(
+        parts["bias"] - blocks["bias"], abs=0.01 * whole["power_W"]
+    )
     metrics = verify(out, sequences=1, jobs=2, log=None, diagnose="none")
     held = verify(out, sequences=1, jobs=2, log=None, diagnose="none", partitioned=True)  # held by default
     assert held["simulation"] == "partitioned" and held["partitions"] == 3 and held["replay"] == "held"
