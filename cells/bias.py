@@ -10,7 +10,9 @@ Topology
   ``starve`` units, ``vsp`` a pfet 1/1 diode drained by a cascoded nfet output of ``starve`` units;
   with I_ref = 1 nA, den = 1 and starve = 1 they are the 1 nA the bistable cells share.
 
-Ports: ``vdd ref src1..srcK snk1..snkM [vsp vsn]``.
+Ports: ``vdd [vdd_reference] ref src1..srcK snk1..snkM [vsp vsn]``; ``vdd_reference`` (``reference_port``,
+verification netlists only) supplies the fixed branches: the reference diode, the sink feed and the
+starving diodes.
 Ideal: every output = I_ref * m / den. Calibrated: the measured relative error of each output kind
 (sourcing: one pfet mirror; sinking: pfet copy then nfet cascode) against unit-device current.
 """
@@ -41,12 +43,12 @@ def tap_sigma(polarity: str, units: int, denominator: int) -> float:
 TEMPLATE = """\
 * bias generator: I_ref / {{ den }} per unit; sources {{ sources }}, sinks {{ sinks }}, starve {{ starve }}
 .subckt {{ name }} {{ ports | join(' ') }}
-XMr ref ref vdd vdd {{ PFET }} W={{ w }} L={{ l }} m={{ den }}
+XMr ref ref {{ rsup }} {{ rsup }} {{ PFET }} W={{ w }} L={{ l }} m={{ den }}
 {% for m in sources %}
 XMs{{ loop.index }} src{{ loop.index }} ref vdd vdd {{ PFET }} W={{ w }} L={{ l }} m={{ m }}
 {% endfor %}
 {% if sinks or starve %}
-XMp nd ref vdd vdd {{ PFET }} W={{ w }} L={{ l }} m={{ den }}
+XMp nd ref {{ rsup }} {{ rsup }} {{ PFET }} W={{ w }} L={{ l }} m={{ den }}
 XMn xb xb 0 0 {{ NFET }} W={{ w }} L={{ l }} m={{ den }}
 XMnc nd nd xb 0 {{ NFET }} W={{ w }} L={{ lc }} m={{ den }}
 {% endif %}
@@ -55,11 +57,11 @@ XMk{{ loop.index }} y{{ loop.index }} xb 0 0 {{ NFET }} W={{ w }} L={{ l }} m={{
 XMkc{{ loop.index }} snk{{ loop.index }} nd y{{ loop.index }} 0 {{ NFET }} W={{ w }} L={{ lc }} m={{ m }}
 {% endfor %}
 {% if starve %}
-XMsn vsn ref vdd vdd {{ PFET }} W={{ w }} L={{ l }} m={{ starve }}
+XMsn vsn ref {{ rsup }} {{ rsup }} {{ PFET }} W={{ w }} L={{ l }} m={{ starve }}
 XMsnd vsn vsn 0 0 {{ NFET }} W=1 L=1
 XMsp ysp xb 0 0 {{ NFET }} W={{ w }} L={{ l }} m={{ starve }}
 XMspc vsp nd ysp 0 {{ NFET }} W={{ w }} L={{ lc }} m={{ starve }}
-XMspd vsp vsp vdd vdd {{ PFET }} W=1 L=1
+XMspd vsp vsp {{ rsup }} {{ rsup }} {{ PFET }} W=1 L=1
 {% endif %}
 .ends {{ name }}
 """
@@ -75,6 +77,10 @@ class Params:
     den: int = 1
     starve: int = 0
     i_ref: float = 1e-9
+    # The fixed branches (reference diode, cascode feed, starving diodes) on a supply port of their own,
+    # `vdd_reference`: a verification bench whose partitions each carry a copy of the reference counts
+    # it once (flows/partition.py). The laid-out generator has one supply.
+    reference_port: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "sources", tuple(self.sources))
@@ -101,6 +107,7 @@ class Params:
 def subckt(params: Params) -> Subckt:
     ports = (
         "vdd",
+        *(("vdd_reference",) if params.reference_port else ()),
         "ref",
         *(f"src{k + 1}" for k in range(len(params.sources))),
         *(f"snk{k + 1}" for k in range(len(params.sinks))),
@@ -109,6 +116,8 @@ def subckt(params: Params) -> Subckt:
     name = f"bias_d{params.den}_s{'_'.join(map(str, params.sources)) or 'x'}_k{'_'.join(map(str, params.sinks)) or 'x'}"
     if params.starve:
         name += f"_st{params.starve}"
+    if params.reference_port:
+        name += "_rs"
     if len(name) > 60:
         import hashlib
 
@@ -121,6 +130,7 @@ def subckt(params: Params) -> Subckt:
         sources=list(params.sources),
         sinks=list(params.sinks),
         starve=params.starve,
+        rsup="vdd_reference" if params.reference_port else "vdd",
         w=mirror.W_UNIT,
         l=mirror.L_UNIT,
         lc=mirror.L_CASCODE,

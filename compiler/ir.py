@@ -393,12 +393,15 @@ class BiasGenerator(Stage):
 
     Tap k delivers units/denominator * i_ref (a `Tap`: stage, field, unit, polarity, units), polarity
     'p' sourcing (pfet) or 'n' sinking (nfet). `size` is the number of taps. It has no edges: the
-    netlist backend wires each tap to the port or node of its stage.
+    netlist backend wires each tap to the port or node of its stage. `duplicate_reference` marks a
+    simulation partition's copy of a reference another partition carries (flows/partition.py): a
+    probed netlist leaves its fixed branches out of the bias block's supply.
     """
 
     i_ref: float = 0.0
     denominator: int = 1
     taps: tuple = ()
+    duplicate_reference: bool = False
     kind: ClassVar[str] = "bias_generator"
     RECORDS: ClassVar[dict] = {"taps": _Taps}
 

@@ -27,6 +27,7 @@ partition is an ordinary IR, so the SPICE backend and the test benches are the o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,9 +60,29 @@ def load_name(receiver: str) -> str:
 
 
 def partitions(ir: IR) -> list[Partition]:
-    """The partitions of `ir` in dependency order: one per cut receiver (`cut_receivers`), then the readout."""
+    """The partitions of `ir` in dependency order: one per cut receiver (`cut_receivers`), then the readout.
+    Each carries the bias reference; all but the one with the most of its fixed branches mark their copy
+    a duplicate, so the partitions' bias power sums to the whole network's."""
     cuts = cut_receivers(ir)
-    return [_layer(ir, fed, cuts) for fed in cuts] + [_readout(ir, cuts)]
+    every = [_layer(ir, fed, cuts) for fed in cuts] + [_readout(ir, cuts)]
+    counted = max(every, key=_reference_branches)
+    return [part if part is counted else _duplicate_reference(part) for part in every]
+
+
+def _reference_branches(part: Partition) -> int:
+    """How many fixed branches the bias reference of a partition has (cells/bias.py): the reference diode,
+    the sink feed with any sink or starving output, the starving diodes with a shared bias. They nest.
+    A partition that no tap biases has none."""
+    taps = [t for g in part.ir.of_kind(BiasGenerator) for t in g.taps]
+    shared = part.ir.shared_biases()
+    starve = any(t.stage in shared for t in taps)
+    sinks = any(t.polarity == "n" and t.stage not in shared for t in taps)
+    return (1 + (sinks or starve) + starve) if taps else 0
+
+
+def _duplicate_reference(part: Partition) -> Partition:
+    marked = {g.name: g.replace(duplicate_reference=True) for g in part.ir.of_kind(BiasGenerator)}
+    return dataclasses.replace(part, ir=part.ir.replace_stages(marked))
 
 
 def cut_receivers(ir: IR) -> list[str]:

@@ -362,7 +362,7 @@ def _partitioned(
 ) -> list[dict]:
     """Partition by partition (flows/partition.py), each replaying the receiver inputs recorded upstream.
     Power is the circuit's supply blocks summed over partitions (not the bench's supply, which also feeds
-    the load pins' receiver copies); each partition has its own copy of the bias reference, so bias reads high.
+    the load pins' receiver copies); one partition counts the bias reference they each carry.
     A run whose partition fails is not carried into the partitions after it."""
     runs = [(c, t, seed, n) for c, t, seed in conditions for n in range(len(x))]
     merged = [{"states": {}, "candidates": {}, "power_W": 0.0, "power_by_block_W": {}, "cached": True} for _ in runs]
@@ -642,9 +642,7 @@ def markdown(metrics: dict) -> str:
         for c, v in metrics.get("isolated_state_agreement_by_cell", {}).items()
     ]
     estimate = metrics.get("power_estimate_by_block_W", {})
-    summed = (
-        " (partitioned: the supply blocks summed over partitions, each with its own bias reference, so bias reads high)"
-    )
+    summed = " (partitioned: the supply blocks summed over partitions, the bias reference counted once)"
     rows.append(
         (
             "power from SPICE (mean supply current x VDD) / the build's estimate on the same sequences"

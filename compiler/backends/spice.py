@@ -271,14 +271,17 @@ def emit_bias_generator(nl: Netlist, generator: BiasGenerator) -> None:
             continue
         outputs[tap.polarity].extend((_tap_net(nl, tap), u) for u in _chunks(tap.units))
     bias = cells.get("bias")
+    split = generator.duplicate_reference and nl.vdd("bias") != "vdd"  # a probed netlist: count it once
     params = bias.Params(
         sources=tuple(u for _, u in outputs["p"]),
         sinks=tuple(u for _, u in outputs["n"]),
         den=generator.denominator,
         starve=starve,
         i_ref=generator.i_ref,
+        reference_port=split,
     )
-    nets = [nl.vdd("bias"), "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
+    supplies = [nl.vdd("bias"), "vdd"] if split else [nl.vdd("bias")]
+    nets = [*supplies, "iref", *(t for t, _ in outputs["p"]), *(t for t, _ in outputs["n"])]
     nl.instance(bias.subckt(params), nets + (starve_nets if starve else []), "bias")
 
 
