@@ -27,7 +27,7 @@ PUBLISHED_MODEL = "fq_bmru_d4_kws_yes"  # the keyword spotter of the published t
 
 @dataclass(frozen=True)
 class Settings:
-    """The size of a benchmark run: `quick` to try the runner, `default` (~4 min on 2 cores), `full`."""
+    """The size of a benchmark run: `quick` to try the runner, `default` (4 to 8 min on 2 cores), `full`."""
 
     corners: tuple  # model_load
     build_models: tuple  # build: zoo models built ("*" = all FQ models) ...
@@ -50,7 +50,9 @@ class Settings:
 
     def command(self, benchmark: str) -> str:
         """The command line that runs one benchmark at these settings."""
-        mode = next(name for name, settings in MODES.items() if settings == self)
+        mode = next((name for name, settings in MODES.items() if settings == self), None)
+        if mode is None:
+            return f"benchmarks.{benchmark}.run(Settings(...)) with custom settings"
         return f"python -m benchmarks.run {benchmark}" + ("" if mode == "default" else f" --{mode}")
 
 

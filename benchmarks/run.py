@@ -1,10 +1,9 @@
 """`make bench`: run the benchmarks, write benchmarks/results.json and benchmarks/results.md.
 
 `python -m benchmarks.run [NAME ...] [--full | --quick]`: NAME picks benchmarks (default: all). The
-default run takes about 4 minutes on an idle 2-core machine; --full adds the slow items (all five
-corners, every zoo model's DRC, LVS and power, longer and more sequences, 64 cells, the CMRU ladder's
-whole limits study);
---quick is a smoke test.
+default run takes 4 to 8 minutes on an idle 2-core machine (230 s in the committed results); --full adds
+the slow items (all five corners, every zoo model's DRC, LVS and power, longer and more sequences, 64
+cells, the CMRU ladder's whole limits study); --quick is a smoke test.
 """
 
 from __future__ import annotations

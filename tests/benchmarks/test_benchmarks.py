@@ -1,5 +1,6 @@
 """The benchmark modules on tiny inputs: the exponent fit, the settings, the tables, the commands."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -168,6 +169,8 @@ def test_settings_command_names_its_mode():
     assert MODES["default"].command("replay") == "python -m benchmarks.run replay"
     assert MODES["quick"].command("replay") == "python -m benchmarks.run replay --quick"
     assert MODES["full"].command("scaling") == "python -m benchmarks.run scaling --full"
+    custom = dataclasses.replace(MODES["quick"], sequences=3)
+    assert "custom settings" in custom.command("replay")  # no run flag reproduces it
 
 
 def test_replay_benchmark_times_the_d4_digits_sequence_by_default():
