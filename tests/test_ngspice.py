@@ -247,7 +247,10 @@ def test_an_interrupted_sweep_kills_its_ngspice(fresh_runner):
     quick = Simulation("V1 a 0 1.8\nR1 a 0 1k\n.op")
     groups = []
 
-    def interrupt(_):  # Ctrl-C as the first result comes in, with the slow runs started or queued
+    def interrupt(_):  # Ctrl-C as the first result comes in, once a slow run's ngspice has started
+        deadline = time.monotonic() + 30  # its worker may not have spawned it yet when the quick one is done
+        while not ngspice._RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
         groups.extend(ngspice._RUNNING)
         raise KeyboardInterrupt
 
