@@ -104,6 +104,13 @@ class Params:
         return out
 
 
+def reference_branches(sinks: bool, starve: bool) -> tuple[str, ...]:
+    """The devices that draw the generator's fixed supply current (the reference, not its taps), for a
+    generator with any sinking output and with starving outputs: the reference diode always, the sink
+    feed with either, the starving diodes with the latter. A generator's set holds every smaller one's."""
+    return ("XMr",) + (("XMp",) if sinks or starve else ()) + (("XMsn", "XMspd") if starve else ())
+
+
 def subckt(params: Params) -> Subckt:
     ports = (
         "vdd",

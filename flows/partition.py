@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cells import bias
 from compiler.foundation.timing import slot, window
 from compiler.ir import IR, BiasGenerator, CurrentInput, CurrentOutput, IRError, Receiver
 from flows.testbench import SAMPLE_AT, edge, frame_pwl
@@ -70,14 +71,12 @@ def partitions(ir: IR) -> list[Partition]:
 
 
 def _reference_branches(part: Partition) -> int:
-    """How many fixed branches the bias reference of a partition has (cells/bias.py): the reference diode,
-    the sink feed with any sink or starving output, the starving diodes with a shared bias. They nest.
-    A partition that no tap biases has none."""
+    """How many fixed branches the bias reference of a partition has (cells/bias.py); none without taps."""
     taps = [t for g in part.ir.of_kind(BiasGenerator) for t in g.taps]
     shared = part.ir.shared_biases()
     starve = any(t.stage in shared for t in taps)
     sinks = any(t.polarity == "n" and t.stage not in shared for t in taps)
-    return (1 + (sinks or starve) + starve) if taps else 0
+    return len(bias.reference_branches(sinks, starve)) if taps else 0
 
 
 def _duplicate_reference(part: Partition) -> Partition:
